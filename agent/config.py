@@ -1,0 +1,352 @@
+"""Settings: one model read from AGENT_* env, Downward API env and flags; no I/O."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agent.errors import ConfigError
+from agent.identity import IdentityError, check_dns_name, is_dns_label, parse_pod_name
+
+ENV_PREFIX = "AGENT_"
+VAR_PREFIX = "AGENT_VAR_"
+DEFAULT_CLUSTER_DOMAIN = "cluster.local"
+DEFAULT_PEER_PORTS: dict[str, int] = {"etcd": 2380, "rqlite": 4002, "consul": 8301}
+
+Backend = Literal["rqlite", "etcd", "consul"]
+
+
+class Settings(BaseSettings):
+    """Everything the agent can be told. Each field is an env var and a flag."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    # --- identity (Downward API) -------------------------------------------------
+    pod_name: str | None = Field(
+        default=None,
+        validation_alias="POD_NAME",
+        description="This pod's name (Downward API metadata.name), e.g. consul-2.",
+    )
+    namespace: str | None = Field(
+        default=None,
+        validation_alias="POD_NAMESPACE",
+        description="This pod's namespace (Downward API metadata.namespace).",
+    )
+    pod_ip: str | None = Field(
+        default=None,
+        validation_alias="POD_IP",
+        description="This pod's IP (Downward API status.podIP); init waits until its "
+        "own DNS name resolves to it.",
+    )
+
+    # --- cluster -----------------------------------------------------------------
+    backend: Backend | None = Field(
+        default=None,
+        description="The store this pod runs: rqlite, etcd or consul. Picks default ports.",
+    )
+    service: str | None = Field(
+        default=None,
+        description="Name of the StatefulSet's governing headless Service.",
+    )
+    cluster_domain: str | None = Field(
+        default=None,
+        description="Cluster DNS domain. Default: taken from the 'search' line of "
+        "/etc/resolv.conf (the entry after 'svc.'), else cluster.local.",
+    )
+    bootstrap_expect: int = Field(
+        default=3,
+        ge=1,
+        le=99,
+        description="Pods (ordinals 0..N-1) that form a new cluster; they are always in "
+        "the rendered peer list. Default 3, the smallest cluster surviving one loss.",
+    )
+    peer_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port in rendered peer host:port pairs. Default per backend: etcd "
+        "2380, rqlite 4002, consul 8301.",
+    )
+    srv_port_name: str | None = Field(
+        default=None,
+        description="Named Service port to look up as SRV (_<name>._tcp.<svc>...). "
+        "Unset: discovery uses A/AAAA records only.",
+    )
+
+    # --- rendering ---------------------------------------------------------------
+    templates_dir: Path | None = Field(
+        default=None,
+        description="Directory of templates and configs, usually a read-only ConfigMap.",
+    )
+    output_dir: Path | None = Field(
+        default=None,
+        description="Where rendered files go, usually an emptyDir shared with the store.",
+    )
+    template_suffix: str = Field(
+        default=".j2",
+        min_length=1,
+        description="Files ending in this are Jinja2 templates (suffix dropped on output); "
+        "other files are copied (with the namespace rewrite when enabled).",
+    )
+    namespace_rewrite: str | None = Field(
+        default=None,
+        description="Namespace to rewrite in cluster DNS names of copied files "
+        "(x.<this>.svc.<domain> -> x.<pod ns>.svc.<cluster domain>), typically "
+        "'default'. Unset: files are copied verbatim.",
+    )
+
+    # --- DNS ---------------------------------------------------------------------
+    dns_server: str | None = Field(
+        default=None,
+        description="Resolver to ask instead of /etc/resolv.conf's, as ip[:port] "
+        "([v6]:port for IPv6).",
+    )
+    dns_query_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Budget of one DNS query; a cluster resolver answers in milliseconds.",
+    )
+    dns_wait_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Deadline for init's waits (own name, bootstrap peers). Five minutes "
+        "covers slow endpoint propagation without hiding a broken Service forever.",
+    )
+    wait_for_self: bool = Field(
+        default=True,
+        description="init waits until this pod's FQDN resolves to POD_IP before rendering.",
+    )
+    wait_for_peers: bool = Field(
+        default=False,
+        description="init waits until ordinals 0..bootstrap_expect-1 resolve. Only with "
+        "podManagementPolicy: Parallel; under OrderedReady the later pods cannot exist yet.",
+    )
+
+    resolv_conf_path: Path = Field(
+        default=Path("/etc/resolv.conf"),
+        description="Where to read the search line that gives the default cluster domain.",
+    )
+
+    # --- logging -----------------------------------------------------------------
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="auto: console on a TTY, JSON lines otherwise (as in a pod).",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Lowest level logged."
+    )
+
+    @field_validator("namespace", "service")
+    @classmethod
+    def _label(cls, value: str | None) -> str | None:
+        if value is not None and not is_dns_label(value):
+            raise ValueError(f"{value!r} is not a DNS-1123 label")
+        return value
+
+    @field_validator("pod_name")
+    @classmethod
+    def _pod_name(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_pod_name(value)
+            except IdentityError as exc:
+                raise ValueError(exc.message) from None
+        return value
+
+    @field_validator("cluster_domain")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check_dns_name(value)
+        except IdentityError as exc:
+            raise ValueError(exc.message) from None
+
+    @field_validator("pod_ip")
+    @classmethod
+    def _ip(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address") from None
+
+    @field_validator("dns_server")
+    @classmethod
+    def _dns_server(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_host_port(value, default_port=53)
+        return value
+
+    @field_validator("srv_port_name", "namespace_rewrite")
+    @classmethod
+    def _optional_label(cls, value: str | None) -> str | None:
+        if value is not None and not is_dns_label(value):
+            raise ValueError(f"{value!r} is not a DNS-1123 label")
+        return value
+
+    def nameserver(self) -> tuple[str, int] | None:
+        """The resolver override as (ip, port), or None for the system resolver."""
+        return None if self.dns_server is None else parse_host_port(self.dns_server, 53)
+
+    def effective_peer_port(self) -> int | None:
+        """The configured peer port, else the backend's usual one."""
+        if self.peer_port is not None:
+            return self.peer_port
+        return DEFAULT_PEER_PORTS.get(self.backend) if self.backend else None
+
+
+def parse_host_port(value: str, default_port: int) -> tuple[str, int]:
+    """Parse ``ip``, ``ip:port`` or ``[v6]:port``; the host must be an IP address."""
+    host, port_text = value, ""
+    if value.startswith("["):
+        host, sep, rest = value[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(f"{value!r} is not [ipv6]:port")
+        port_text = rest[1:]
+    elif value.count(":") == 1:
+        host, port_text = value.split(":")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{value!r}: host must be an IP address") from None
+    port = default_port
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(f"{value!r}: port must be 1-65535")
+        port = int(port_text)
+    return str(address), port
+
+
+# Settings each command cannot work without.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "init": ("pod_name", "namespace", "pod_ip", "service", "templates_dir", "output_dir"),
+    "render": ("pod_name", "namespace", "service", "templates_dir", "output_dir"),
+    "peers": ("pod_name", "namespace", "service"),
+}
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    return alias if isinstance(alias, str) else ENV_PREFIX + field.upper()
+
+
+def flag_name(field: str) -> str:
+    """The command-line flag that sets ``field``."""
+    return "--" + field.replace("_", "-")
+
+
+def describe(field: str) -> str:
+    """``ENV (--flag)``, how a problem names a setting."""
+    return f"{env_name(field)} ({flag_name(field)})"
+
+
+def fields() -> dict[str, FieldInfo]:
+    """All settings fields, in declaration order."""
+    return dict(Settings.model_fields)
+
+
+def _field_of(loc: tuple[int | str, ...]) -> str | None:
+    if not loc:
+        return None
+    head = str(loc[0])
+    for name, info in Settings.model_fields.items():
+        if head in (name, info.validation_alias):
+            return name
+    return None
+
+
+def load_settings(
+    command: str, flags: Mapping[str, Any], environ: Mapping[str, str]
+) -> Settings:
+    """Build Settings from flags (winning) and env; raise ConfigError naming every problem.
+
+    ``environ`` must be the process environment the Settings source reads; it is
+    passed in only to check which required settings were given at all.
+    """
+    problems: list[str] = []
+    given = {key: value for key, value in flags.items() if value is not None}
+    settings: Settings | None = None
+    failed: set[str] = set()
+    try:
+        settings = Settings(**given)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            field = _field_of(error["loc"])
+            if field is not None:
+                failed.add(field)
+            where = describe(field) if field else ".".join(map(str, error["loc"]))
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {message} (got {error.get('input')!r})")
+    for field in REQUIRED.get(command, ()):
+        if field in failed:
+            continue
+        if given.get(field) in (None, "") and not environ.get(env_name(field)):
+            problems.append(f"{describe(field)}: required by '{command}' but not set")
+    if settings is not None and not problems:
+        problems.extend(cross_check(settings))
+    if problems:
+        raise ConfigError(f"{len(problems)} configuration problem(s)", problems=problems)
+    assert settings is not None
+    return settings
+
+
+def cross_check(settings: Settings) -> list[str]:
+    """Problems that involve more than one setting."""
+    problems: list[str] = []
+    templates, output = settings.templates_dir, settings.output_dir
+    if templates is not None and output is not None:
+        t, o = templates.resolve(), output.resolve()
+        if t == o or t in o.parents or o in t.parents:
+            problems.append(
+                f"{describe('output_dir')}: must not overlap {describe('templates_dir')} "
+                f"({output} vs {templates})"
+            )
+    if settings.template_suffix in ("/", "."):
+        problems.append(
+            f"{describe('template_suffix')}: {settings.template_suffix!r} is not a suffix"
+        )
+    return problems
+
+
+def cluster_domain_from_resolv_conf(text: str, namespace: str | None = None) -> str | None:
+    """The cluster domain implied by a pod's resolv.conf ``search`` line, if any.
+
+    Kubelet writes ``search <ns>.svc.<domain> svc.<domain> <domain>``.
+    """
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts or parts[0] != "search":
+            continue
+        entries = [entry.rstrip(".").lower() for entry in parts[1:]]
+        # The namespace entry first: a namespace called "svc" would fool the generic rule.
+        prefixes = ([f"{namespace}.svc."] if namespace else []) + ["svc."]
+        for prefix in prefixes:
+            for entry in entries:
+                if entry.startswith(prefix) and len(entry) > len(prefix):
+                    return entry[len(prefix) :]
+    return None
+
+
+def template_vars(environ: Mapping[str, str]) -> dict[str, str]:
+    """``AGENT_VAR_FOO=bar`` env entries as ``{"foo": "bar"}`` for templates."""
+    return {
+        key[len(VAR_PREFIX) :].lower(): value
+        for key, value in environ.items()
+        if key.upper().startswith(VAR_PREFIX) and len(key) > len(VAR_PREFIX)
+    }
