@@ -29,6 +29,7 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX,
         extra="ignore",
         populate_by_name=True,
+        env_ignore_empty=True,
         frozen=True,
     )
 

@@ -264,10 +264,20 @@ def _walk_dirs(
 
 def _preflight(root_fd: int, outputs: Sequence[Output]) -> list[str]:
     problems: list[str] = []
+    files = [output.relpath for output in outputs]
+    parents = {parent for relpath in files for parent in relpath.parents}
+    seen: set[PurePosixPath] = set()
     for output in outputs:
         bad = _check_relpath(output.relpath)
         if bad:
             problems.extend(bad)
+            continue
+        if output.relpath in seen:
+            problems.append(f"{output.relpath}: written twice")
+            continue
+        seen.add(output.relpath)
+        if output.relpath in parents:
+            problems.append(f"{output.relpath}: is both a file and a directory of other files")
             continue
         *dirs, name = output.relpath.parts
         walker = _walk_dirs(root_fd, dirs, create=False)

@@ -1,0 +1,206 @@
+"""Settings: env and flags, every problem named, resolv.conf domain, template vars."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from agent.config import (
+    REQUIRED,
+    Settings,
+    cluster_domain_from_resolv_conf,
+    describe,
+    env_name,
+    flag_name,
+    load_settings,
+    parse_host_port,
+    template_vars,
+)
+from agent.errors import ConfigError
+
+
+def _load(command: str, monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+          **flags: object) -> Settings:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return load_settings(command, flags, os.environ)
+
+
+def _problems(command: str, monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+              **flags: object) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        _load(command, monkeypatch, env, **flags)
+    assert info.value.exit_code == 2
+    return info.value.problems
+
+
+GOOD = {
+    "POD_NAME": "consul-1",
+    "POD_NAMESPACE": "prod",
+    "POD_IP": "10.0.0.7",
+    "AGENT_SERVICE": "consul",
+    "AGENT_TEMPLATES_DIR": "/config-in",
+    "AGENT_OUTPUT_DIR": "/config-out",
+}
+
+
+def test_env_read_with_downward_api_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _load("init", monkeypatch, GOOD)
+    assert settings.pod_name == "consul-1"
+    assert settings.namespace == "prod"
+    assert settings.pod_ip == "10.0.0.7"
+    assert settings.service == "consul"
+    assert settings.templates_dir == Path("/config-in")
+    assert settings.bootstrap_expect == 3
+
+
+def test_flags_win_over_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _load("init", monkeypatch, GOOD | {"AGENT_BOOTSTRAP_EXPECT": "5"},
+                     bootstrap_expect="7", namespace="staging")
+    assert settings.bootstrap_expect == 7
+    assert settings.namespace == "staging"
+
+
+def test_every_problem_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    problems = _problems(
+        "init",
+        monkeypatch,
+        {
+            "POD_NAME": "consul-01",
+            "POD_IP": "10.0.0.300",
+            "AGENT_BOOTSTRAP_EXPECT": "three",
+            "AGENT_DNS_QUERY_TIMEOUT_SECONDS": "-1",
+            "AGENT_BACKEND": "zookeeper",
+            "AGENT_SERVICE": "Consul",
+        },
+    )
+    text = "\n".join(problems)
+    assert len(problems) == 9, text
+    for needle in [
+        "POD_NAME (--pod-name): pod name 'consul-01' is not a StatefulSet pod name",
+        "POD_IP (--pod-ip): '10.0.0.300' is not an IP address",
+        "AGENT_BOOTSTRAP_EXPECT (--bootstrap-expect): Input should be a valid integer",
+        "AGENT_DNS_QUERY_TIMEOUT_SECONDS (--dns-query-timeout-seconds): Input should be "
+        "greater than 0",
+        "AGENT_BACKEND (--backend): Input should be 'rqlite', 'etcd' or 'consul'",
+        "AGENT_SERVICE (--service): 'Consul' is not a DNS-1123 label",
+        "POD_NAMESPACE (--namespace): required by 'init' but not set",
+        "AGENT_TEMPLATES_DIR (--templates-dir): required by 'init' but not set",
+        "AGENT_OUTPUT_DIR (--output-dir): required by 'init' but not set",
+    ]:
+        assert needle in text
+
+
+@pytest.mark.parametrize("command", sorted(REQUIRED))
+def test_required_per_command(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    problems = _problems(command, monkeypatch, {})
+    assert problems == [f"{describe(f)}: required by '{command}' but not set"
+                        for f in REQUIRED[command]]
+
+
+def test_empty_env_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    problems = _problems("peers", monkeypatch, {"POD_NAME": "db-0", "POD_NAMESPACE": "",
+                                                "AGENT_SERVICE": "db"})
+    assert any("POD_NAMESPACE" in p and "required" in p for p in problems)
+
+
+def test_overlapping_dirs_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    problems = _problems("init", monkeypatch, GOOD | {"AGENT_OUTPUT_DIR": "/config-in/out"})
+    assert problems == [
+        "AGENT_OUTPUT_DIR (--output-dir): must not overlap AGENT_TEMPLATES_DIR "
+        "(--templates-dir) (/config-in/out vs /config-in)"
+    ]
+
+
+def test_cluster_domain_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _load("init", monkeypatch, GOOD, cluster_domain="K8S.Example.")
+    assert settings.cluster_domain == "k8s.example"
+
+
+@pytest.mark.parametrize("bad", ["cluster..local", "-x.local", "a_b.local"])
+def test_cluster_domain_rejected(bad: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    problems = _problems("init", monkeypatch, GOOD, cluster_domain=bad)
+    assert len(problems) == 1 and problems[0].startswith("AGENT_CLUSTER_DOMAIN")
+
+
+def test_ipv6_pod_ip_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _load("init", monkeypatch, GOOD | {"POD_IP": "fd00:0:0::0007"})
+    assert settings.pod_ip == "fd00::7"
+
+
+def test_booleans(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _load("init", monkeypatch, GOOD | {"AGENT_WAIT_FOR_PEERS": "true"},
+                     wait_for_self=False)
+    assert settings.wait_for_peers is True
+    assert settings.wait_for_self is False
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("10.96.0.10", ("10.96.0.10", 53)),
+        ("127.0.53.1:5353", ("127.0.53.1", 5353)),
+        ("[fd00::10]:53", ("fd00::10", 53)),
+        ("fd00::10", ("fd00::10", 53)),
+        ("[::1]", ("::1", 53)),
+    ],
+)
+def test_parse_host_port(value: str, expected: tuple[str, int]) -> None:
+    assert parse_host_port(value, 53) == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["kube-dns:53", "1.2.3.4:0", "1.2.3.4:x", "[::1", "1.2.3.4:70000"]
+)
+def test_parse_host_port_rejects(value: str) -> None:
+    with pytest.raises(ValueError, match=r"host must be an IP|port must be|\[ipv6\]"):
+        parse_host_port(value, 53)
+
+
+def test_nameserver_and_peer_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _load("init", monkeypatch, GOOD | {"AGENT_DNS_SERVER": "127.0.53.1:5353",
+                                                  "AGENT_BACKEND": "consul"})
+    assert settings.nameserver() == ("127.0.53.1", 5353)
+    assert settings.effective_peer_port() == 8301
+    assert _load("init", monkeypatch, GOOD, peer_port="9000").effective_peer_port() == 9000
+
+
+@pytest.mark.parametrize(
+    ("text", "namespace", "expected"),
+    [
+        ("search prod.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n",
+         "prod", "cluster.local"),
+        ("nameserver 10.96.0.10\nsearch prod.svc.k8s.example svc.k8s.example k8s.example\n",
+         None, "k8s.example"),
+        ("search svc.svc.corp.internal svc.corp.internal corp.internal\n", "svc",
+         "corp.internal"),
+        ("search prod.svc.cluster.local.\n", "prod", "cluster.local"),
+        ("search example.com\n", "prod", None),
+        ("nameserver 1.1.1.1\n", None, None),
+        ("", None, None),
+    ],
+)
+def test_cluster_domain_from_resolv_conf(text: str, namespace: str | None,
+                                         expected: str | None) -> None:
+    assert cluster_domain_from_resolv_conf(text, namespace) == expected
+
+
+def test_template_vars() -> None:
+    env = {"AGENT_VAR_DATACENTER": "dc1", "AGENT_VAR_": "ignored", "AGENT_SERVICE": "x",
+           "OTHER": "y"}
+    assert template_vars(env) == {"datacenter": "dc1"}
+
+
+def test_names() -> None:
+    assert env_name("pod_name") == "POD_NAME"
+    assert env_name("bootstrap_expect") == "AGENT_BOOTSTRAP_EXPECT"
+    assert flag_name("dns_wait_timeout_seconds") == "--dns-wait-timeout-seconds"
+
+
+def test_every_field_documented() -> None:
+    for name, info in Settings.model_fields.items():
+        assert info.description, name
+        if "timeout" in name or "interval" in name:
+            assert name.endswith("_seconds"), name
