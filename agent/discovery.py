@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -10,7 +11,7 @@ from typing import Any, Protocol
 from agent import identity
 from agent.errors import DeadlineExceeded, DiscoveryError
 from agent.identity import PodIdentity
-from agent.retry import Backoff, Done, Pending, Sleep, poll
+from agent.retry import Backoff, Clock, Done, Pending, Sleep, poll
 
 # Safety bound on ordinal probing: no StatefulSet of a raft store is this large.
 MAX_PROBED_ORDINALS = 256
@@ -224,6 +225,7 @@ class Discovery:
         timeout_seconds: float,
         backoff: Backoff | None = None,
         sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
     ) -> list[str]:
         """Wait until this pod's FQDN resolves to ``pod_ip``; return its addresses."""
         fqdn = self.names.pod_fqdn(pod_ordinal)
@@ -241,7 +243,8 @@ class Discovery:
 
         try:
             return await poll(attempt, what=f"own DNS name {fqdn} -> {pod_ip}",
-                              timeout_seconds=timeout_seconds, backoff=backoff, sleep=sleep)
+                              timeout_seconds=timeout_seconds, backoff=backoff, sleep=sleep,
+                              clock=clock)
         except DeadlineExceeded as exc:
             raise DiscoveryError(exc.message) from None
 
@@ -252,6 +255,7 @@ class Discovery:
         timeout_seconds: float,
         backoff: Backoff | None = None,
         sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
     ) -> list[Peer]:
         """Wait until ordinals 0..count-1 all resolve; return every peer found then."""
 
@@ -268,7 +272,8 @@ class Discovery:
 
         try:
             return await poll(attempt, what=f"{count} bootstrap peers of {self.names.service_fqdn}",
-                              timeout_seconds=timeout_seconds, backoff=backoff, sleep=sleep)
+                              timeout_seconds=timeout_seconds, backoff=backoff, sleep=sleep,
+                              clock=clock)
         except DeadlineExceeded as exc:
             raise DiscoveryError(exc.message) from None
 
