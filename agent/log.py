@@ -12,6 +12,21 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
            "error": logging.ERROR}
 
 
+class _StderrLogger:
+    """Writes each rendered line to whatever ``sys.stderr`` is at call time, flushed."""
+
+    def msg(self, message: str) -> None:
+        stream = sys.stderr
+        stream.write(message + "\n")
+        stream.flush()
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+def _logger_factory(*_args: object) -> _StderrLogger:
+    return _StderrLogger()
+
+
 def configure(
     *,
     level: str = "info",
@@ -35,7 +50,7 @@ def configure(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=_logger_factory,
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.clear_contextvars()

@@ -23,7 +23,8 @@ def test_backoff_grows_caps_and_jitters() -> None:
 
 async def test_poll_returns_value_when_done() -> None:
     time = FakeTime()
-    answers = iter([Pending("a"), Pending("b"), Done(42)])
+    outcomes: list[Done[int] | Pending] = [Pending("a"), Pending("b"), Done(42)]
+    answers = iter(outcomes)
 
     async def attempt() -> Done[int] | Pending:
         return next(answers)
