@@ -1,0 +1,34 @@
+# The two commands of the README are `make demo` and `make test`; each sets itself up.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup lint unit integration test demo bench docs clean
+
+setup:
+	@bash scripts/setup.sh
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(PY) -m pytest tests/unit
+
+integration: setup
+	$(PY) -m pytest tests/integration
+
+# Everything CI runs: lint, types, unit and integration tests with real peers.
+test: setup lint
+	$(PY) -m pytest tests
+
+demo: setup
+	$(PY) -m player.demo
+
+bench: setup
+	$(PY) bench/cold_start.py
+
+docs: setup
+	$(PY) scripts/config_reference.py --write README.md
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

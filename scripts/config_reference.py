@@ -1,0 +1,62 @@
+"""Generate the README's configuration reference from the Settings model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agent.config import Settings, env_name, flag_name  # noqa: E402
+
+START = "<!-- config-reference:start -->"
+END = "<!-- config-reference:end -->"
+
+
+def _default(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"`{value}`"
+
+
+def markdown() -> str:
+    """The reference table, one row per setting, in declaration order."""
+    rows = [
+        "| env | flag | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for name, info in Settings.model_fields.items():
+        description = (info.description or "").replace("|", "\\|")
+        rows.append(
+            f"| `{env_name(name)}` | `{flag_name(name)}` | {_default(info.default)} | "
+            f"{description} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def replace_section(text: str) -> str:
+    """``text`` with the part between the markers replaced by the current table."""
+    head, start, rest = text.partition(START)
+    _, end, tail = rest.partition(END)
+    if not start or not end:
+        raise SystemExit(f"markers {START} / {END} not found")
+    return f"{head}{START}\n{markdown()}{END}{tail}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--write", type=Path, help="file whose marked section to replace")
+    args = parser.parse_args()
+    if args.write is None:
+        sys.stdout.write(markdown())
+        return 0
+    path: Path = args.write
+    path.write_text(replace_section(path.read_text(encoding="utf-8")), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Prepare a fresh machine for the demo and the tests: Debian packages, virtualenv, Python packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+DEBIAN_PACKAGES=(dnsmasq-base)
+BINARIES=(dnsmasq)
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+for i in "${!BINARIES[@]}"; do
+    if ! command -v "${BINARIES[$i]}" >/dev/null 2>&1 && [ ! -x "/usr/sbin/${BINARIES[$i]}" ]; then
+        missing+=("${DEBIAN_PACKAGES[$i]}")
+    fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+
+"$PYTHON" - <<'PY'
+import sys
+if sys.version_info < (3, 11):
+    sys.exit(f"setup: Python >= 3.11 needed, found {sys.version.split()[0]}")
+PY
+
+stamp="$VENV/.installed"
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "setup: creating virtualenv $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
+    echo "setup: installing Python packages"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -c constraints.txt -e '.[dev]'
+    touch "$stamp"
+fi
