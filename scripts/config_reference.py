@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.config import Settings, env_name, flag_name  # noqa: E402
+from agent.config import Settings, env_name, flag_name
 
 START = "<!-- config-reference:start -->"
 END = "<!-- config-reference:end -->"
