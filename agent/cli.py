@@ -32,6 +32,8 @@ COMMANDS = {
     "init": "init container: wait for own DNS, discover peers, render config",
     "render": "render templates only (peers from ordinals; no DNS)",
     "peers": "print the peers DNS knows, as JSON",
+    "run": "sidecar: readiness/liveness probes, status and metrics from a polled view",
+    "status": "print the local sidecar's /status",
 }
 
 
@@ -169,6 +171,23 @@ async def _peers(settings: Settings, domain: str) -> int:
     return 0
 
 
+def _status(settings: Settings) -> int:
+    import urllib.error
+    import urllib.request
+
+    host, port = settings.listen_address()
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    url = f"http://{host}:{port}/status"
+    try:
+        with urllib.request.urlopen(url, timeout=settings.store_timeout_seconds) as response:
+            sys.stdout.write(response.read().decode())
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"sts-agent: cannot read {url}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _print_problems(error: AgentError) -> None:
     kind = type(error).__name__
     if error.problems:
@@ -201,6 +220,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_init(settings, domain))
         if command == "peers":
             return asyncio.run(_peers(settings, domain))
+        if command == "run":
+            from agent.lifecycle import run_sidecar
+
+            return asyncio.run(run_sidecar(settings))
+        if command == "status":
+            return _status(settings)
     except AgentError as exc:
         import structlog
 

@@ -134,6 +134,73 @@ class Settings(BaseSettings):
         "podManagementPolicy: Parallel; under OrderedReady the later pods cannot exist yet.",
     )
 
+    # --- sidecar -------------------------------------------------------------------
+    store_url: str | None = Field(
+        default=None,
+        description="Base URL of this pod's store API. Default per backend: etcd "
+        "http://127.0.0.1:2379, rqlite http://127.0.0.1:4001.",
+    )
+    listen: str = Field(
+        default="0.0.0.0:9090",
+        description="Address of the sidecar's HTTP server (probes, status, metrics).",
+    )
+    poll_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the sidecar reads the store. Probes are answered from "
+        "the last reading, so this bounds how stale readiness can be.",
+    )
+    store_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Budget of one request to a store API; a healthy store answers in "
+        "milliseconds.",
+    )
+    stale_after_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Readiness fails when the local store has not answered for this "
+        "long; shorter blips (one failed poll) do not flap the probe.",
+    )
+    max_lag_entries: int = Field(
+        default=100,
+        ge=0,
+        description="A node is caught up when its applied raft index is at most this "
+        "many entries behind the leader's commit index.",
+    )
+    accept_learner: bool = Field(
+        default=False,
+        description="Report ready as a learner / non-voter too (read replicas).",
+    )
+    liveness_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="/livez fails when the agent's own poll loop has not ticked for "
+        "this long. Never depends on the cluster.",
+    )
+    shutdown_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Deadline for a clean exit after SIGTERM/SIGINT.",
+    )
+    store_username: str | None = Field(
+        default=None, description="Basic-auth user for the store API (rqlite)."
+    )
+    store_password_file: Path | None = Field(
+        default=None,
+        description="File holding the basic-auth password (a mounted Secret); never "
+        "an env value, so it stays out of pod specs and logs.",
+    )
+    store_ca_file: Path | None = Field(
+        default=None, description="CA bundle to verify the store's TLS certificate."
+    )
+    store_cert_file: Path | None = Field(
+        default=None, description="Client certificate for the store API (etcd mTLS)."
+    )
+    store_key_file: Path | None = Field(
+        default=None, description="Key of the client certificate."
+    )
+
     resolv_conf_path: Path = Field(
         default=Path("/etc/resolv.conf"),
         description="Where to read the search line that gives the default cluster domain.",
@@ -192,6 +259,19 @@ class Settings(BaseSettings):
             parse_host_port(value, default_port=53)
         return value
 
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_host_port(value, default_port=9090)
+        return value
+
+    @field_validator("store_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value.rstrip("/") if value is not None else None
+
     @field_validator("srv_port_name", "namespace_rewrite")
     @classmethod
     def _optional_label(cls, value: str | None) -> str | None:
@@ -202,6 +282,10 @@ class Settings(BaseSettings):
     def nameserver(self) -> tuple[str, int] | None:
         """The resolver override as (ip, port), or None for the system resolver."""
         return None if self.dns_server is None else parse_host_port(self.dns_server, 53)
+
+    def listen_address(self) -> tuple[str, int]:
+        """The sidecar's (host, port)."""
+        return parse_host_port(self.listen, 9090)
 
     def effective_peer_port(self) -> int | None:
         """The configured peer port, else the backend's usual one."""
@@ -237,6 +321,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "init": ("pod_name", "namespace", "pod_ip", "service", "templates_dir", "output_dir"),
     "render": ("pod_name", "namespace", "service", "templates_dir", "output_dir"),
     "peers": ("pod_name", "namespace", "service"),
+    "run": ("backend",),
 }
 
 
@@ -318,6 +403,19 @@ def cross_check(settings: Settings) -> list[str]:
                 f"{describe('output_dir')}: must not overlap {describe('templates_dir')} "
                 f"({output} vs {templates})"
             )
+    if (settings.store_cert_file is None) != (settings.store_key_file is None):
+        problems.append(
+            f"{describe('store_cert_file')} and {describe('store_key_file')}: set both or "
+            "neither"
+        )
+    if settings.store_password_file is not None and not settings.store_username:
+        problems.append(f"{describe('store_password_file')}: needs {describe('store_username')}")
+    if settings.stale_after_seconds < settings.poll_interval_seconds:
+        problems.append(
+            f"{describe('stale_after_seconds')}: must be at least "
+            f"{describe('poll_interval_seconds')} ({settings.stale_after_seconds} < "
+            f"{settings.poll_interval_seconds})"
+        )
     if settings.template_suffix in ("/", "."):
         problems.append(
             f"{describe('template_suffix')}: {settings.template_suffix!r} is not a suffix"

@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
-DEBIAN_PACKAGES=(dnsmasq-base)
-BINARIES=(dnsmasq)
+DEBIAN_PACKAGES=(dnsmasq-base etcd-server etcd-client)
+BINARIES=(dnsmasq etcd etcdctl)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -42,3 +42,5 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
     "$VENV/bin/python" -m pip install -q -c constraints.txt -e '.[dev]'
     touch "$stamp"
 fi
+
+bash scripts/build_peers.sh

@@ -1,0 +1,90 @@
+"""etcd through its v3 JSON gateway: member list and maintenance status (3.4 and 3.5)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+import httpx
+
+from agent.backends.base import ClusterView, Member, as_int, decode_json, need, request
+from agent.errors import BackendError
+
+
+def parse_members(payload: Any) -> tuple[str, tuple[Member, ...]]:
+    """(responding member id, members) from a /v3/cluster/member/list answer."""
+    what = "etcd member/list"
+    header = need(payload, "header", what, dict)
+    responder = str(as_int(need(header, "member_id", what), f"{what} header.member_id"))
+    members = []
+    for index, raw in enumerate(need(payload, "members", what, list)):
+        where = f"{what} members[{index}]"
+        member_id = str(as_int(need(raw, "ID", where), f"{where}.ID"))
+        peer_urls = raw.get("peerURLs") or []
+        client_urls = raw.get("clientURLs") or []
+        if not isinstance(peer_urls, list) or not isinstance(client_urls, list):
+            raise BackendError(f"{where}: peerURLs/clientURLs must be lists")
+        members.append(
+            Member(
+                id=member_id,
+                name=str(raw.get("name") or ""),  # empty until an added member first starts
+                address=str(peer_urls[0]) if peer_urls else "",
+                api_url=str(client_urls[0]) if client_urls else None,
+                voter=not bool(raw.get("isLearner", False)),
+            )
+        )
+    return responder, tuple(members)
+
+
+def parse_status(payload: Any) -> dict[str, Any]:
+    """Leader id, applied and committed index, version from /v3/maintenance/status."""
+    what = "etcd maintenance/status"
+    leader = as_int(need(payload, "leader", what), f"{what}.leader")
+    applied_raw = payload.get("raftAppliedIndex")
+    return {
+        "leader_id": str(leader) if leader else None,  # 0 means no leader
+        "commit_index": as_int(need(payload, "raftIndex", what), f"{what}.raftIndex"),
+        "applied_index": (as_int(applied_raw, f"{what}.raftAppliedIndex")
+                          if applied_raw is not None else None),
+        "version": str(payload.get("version") or "") or None,
+        "errors": [str(e) for e in payload.get("errors") or []],
+    }
+
+
+def build_view(members_payload: Any, status_payload: Any) -> ClusterView:
+    """One ClusterView from the two answers of the same member."""
+    responder, members = parse_members(members_payload)
+    status = parse_status(status_payload)
+    return ClusterView(
+        members=members,
+        leader_id=status["leader_id"],
+        self_id=responder,
+        applied_index=status["applied_index"],
+        commit_index=status["commit_index"],
+        version=status["version"],
+        notes=tuple(f"etcd reports: {e}" for e in status["errors"]),
+    )
+
+
+class EtcdBackend:
+    """Reads one etcd member's view; ``api_url`` picks another member to ask."""
+
+    name: ClassVar[str] = "etcd"
+    default_url: ClassVar[str] = "http://127.0.0.1:2379"
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+
+    async def _post(self, base: str, path: str, body: dict[str, Any]) -> Any:
+        url = f"{base.rstrip('/')}{path}"
+        response = await request(self.client, "POST", url, f"etcd {url}", json=body)
+        return decode_json(response, f"etcd {url}")
+
+    async def view(self, api_url: str | None = None) -> ClusterView:
+        base = api_url or self.base_url
+        members, status = await asyncio.gather(
+            self._post(base, "/v3/cluster/member/list", {}),
+            self._post(base, "/v3/maintenance/status", {}),
+        )
+        return build_view(members, status)

@@ -1,0 +1,112 @@
+"""rqlite through its HTTP API: /status for raft state, /nodes for members and reachability."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+import httpx
+
+from agent.backends.base import ClusterView, Member, as_int, decode_json, need, request
+from agent.errors import BackendError
+
+
+def parse_nodes(payload: Any) -> tuple[Member, ...]:
+    """Members from /nodes: the ver=2 list shape or the legacy id-keyed object."""
+    what = "rqlite /nodes"
+    if isinstance(payload, dict) and isinstance(payload.get("nodes"), list):
+        entries = [(None, raw) for raw in payload["nodes"]]
+    elif isinstance(payload, dict):
+        entries = list(payload.items())
+    else:
+        raise BackendError(f"{what}: expected an object, got {type(payload).__name__}")
+    members = []
+    for key, raw in entries:
+        where = f"{what} node {key or '?'}"
+        if not isinstance(raw, dict):
+            raise BackendError(f"{where}: expected an object")
+        node_id = raw.get("id") or key
+        if not isinstance(node_id, str) or not node_id:
+            raise BackendError(f"{where}: no id")
+        members.append(
+            Member(
+                id=node_id,
+                name=node_id,
+                address=str(raw.get("addr") or ""),
+                api_url=str(raw.get("api_addr")) if raw.get("api_addr") else None,
+                voter=bool(raw.get("voter", True)),
+                reachable=bool(raw["reachable"]) if "reachable" in raw else None,
+            )
+        )
+    return tuple(sorted(members, key=lambda m: m.id))
+
+
+def parse_status(payload: Any) -> dict[str, Any]:
+    """This node's id, leader, configuration and raft indexes from /status."""
+    what = "rqlite /status"
+    store = need(payload, "store", what, dict)
+    raft = need(store, "raft", f"{what} store", dict)
+    leader = store.get("leader") or {}
+    leader_id = leader.get("node_id") if isinstance(leader, dict) else None
+    configuration = []
+    for raw in store.get("nodes") or []:
+        if isinstance(raw, dict) and raw.get("id"):
+            configuration.append(
+                Member(id=str(raw["id"]), name=str(raw["id"]), address=str(raw.get("addr") or ""),
+                       voter=raw.get("suffrage", "Voter") == "Voter")
+            )
+    build = payload.get("build") if isinstance(payload.get("build"), dict) else {}
+    return {
+        "self_id": str(need(store, "node_id", f"{what} store", str)),
+        "leader_id": str(leader_id) if leader_id else None,
+        "applied_index": as_int(need(raft, "applied_index", f"{what} raft"), f"{what} applied"),
+        "commit_index": as_int(need(raft, "commit_index", f"{what} raft"), f"{what} commit"),
+        "configuration": tuple(configuration),
+        "version": str(build.get("version")) if build.get("version") else None,
+    }
+
+
+def build_view(status_payload: Any, nodes_payload: Any | None) -> ClusterView:
+    """A ClusterView of the node that answered both requests.
+
+    Members come from /nodes (with API URLs and reachability) when given, else
+    from the raft configuration in /status.
+    """
+    status = parse_status(status_payload)
+    members = parse_nodes(nodes_payload) if nodes_payload is not None else status["configuration"]
+    return ClusterView(
+        members=members,
+        leader_id=status["leader_id"],
+        self_id=status["self_id"],
+        applied_index=status["applied_index"],
+        commit_index=status["commit_index"],
+        version=status["version"],
+    )
+
+
+class RqliteBackend:
+    """Reads one rqlite node's view; ``api_url`` picks another node to ask."""
+
+    name: ClassVar[str] = "rqlite"
+    default_url: ClassVar[str] = "http://127.0.0.1:4001"
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+
+    async def _get(self, base: str, path: str) -> Any:
+        url = f"{base.rstrip('/')}{path}"
+        response = await request(self.client, "GET", url, f"rqlite {url}")
+        return decode_json(response, f"rqlite {url}")
+
+    async def view(self, api_url: str | None = None) -> ClusterView:
+        base = api_url or self.base_url
+        # /nodes contacts every node; bound that below our own request timeout, so one
+        # dead node makes it report "unreachable" instead of timing out the whole call.
+        budget = self.client.timeout.read or 2.0
+        probe_ms = max(50, int(budget * 500))
+        status, nodes = await asyncio.gather(
+            self._get(base, "/status"),
+            self._get(base, f"/nodes?nonvoters&ver=2&timeout={probe_ms}ms"),
+        )
+        return build_view(status, nodes)

@@ -1,0 +1,125 @@
+"""The sidecar's process life: signals set an event, guarded root tasks, bounded shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import ssl
+from collections.abc import Coroutine
+from typing import Any
+
+import httpx
+import structlog
+from aiohttp import web
+
+from agent.backends import backend_class
+from agent.config import Settings
+from agent.errors import ConfigError
+from agent.membership import Membership, Policy
+from agent.metrics import Metrics
+from agent.server import make_app
+
+log = structlog.get_logger("agent.lifecycle")
+
+
+async def guarded(name: str, coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run a root task; log how it ended. The first root task to end stops the others."""
+    try:
+        await coroutine
+        log.info("task_done", task=name)
+    except asyncio.CancelledError:
+        log.debug("task_cancelled", task=name)
+        raise
+    except Exception:
+        log.exception("task_crashed", task=name)
+        raise
+
+
+def http_client(settings: Settings) -> httpx.AsyncClient:
+    """The store client: timeouts, TLS and auth from settings; secrets read from files."""
+    verify: ssl.SSLContext | bool = True
+    if settings.store_ca_file or settings.store_cert_file:
+        context = ssl.create_default_context(
+            cafile=str(settings.store_ca_file) if settings.store_ca_file else None
+        )
+        if settings.store_cert_file and settings.store_key_file:
+            context.load_cert_chain(str(settings.store_cert_file), str(settings.store_key_file))
+        verify = context
+    auth: httpx.BasicAuth | None = None
+    if settings.store_username:
+        password = ""
+        if settings.store_password_file is not None:
+            try:
+                password = settings.store_password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"AGENT_STORE_PASSWORD_FILE: {exc.strerror}") from None
+        auth = httpx.BasicAuth(settings.store_username, password)
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.store_timeout_seconds),
+        verify=verify,
+        auth=auth,
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+        trust_env=False,
+    )
+
+
+async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
+    """Serve probes and poll the store until SIGTERM/SIGINT (or ``stop``)."""
+    assert settings.backend is not None
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    cls = backend_class(settings.backend)
+    store_url = settings.store_url or cls.default_url
+    metrics = Metrics()
+    async with http_client(settings) as client:
+        membership = Membership(
+            cls(client, store_url),
+            policy=Policy(stale_after_seconds=settings.stale_after_seconds,
+                          max_lag_entries=settings.max_lag_entries,
+                          accept_learner=settings.accept_learner),
+            poll_interval_seconds=settings.poll_interval_seconds,
+            # One poll reads this store and the leader (and maybe peers): a few requests.
+            poll_timeout_seconds=settings.store_timeout_seconds * 3,
+            metrics=metrics,
+        )
+        app = make_app(membership, liveness_timeout_seconds=settings.liveness_timeout_seconds,
+                       info={"backend": settings.backend, "store_url": store_url,
+                             "pod": settings.pod_name, "namespace": settings.namespace})
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        host, port = settings.listen_address()
+        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+        await site.start()
+        log.info("sidecar_start", listen=f"{host}:{port}", backend=settings.backend,
+                 store_url=store_url)
+        tasks = [
+            asyncio.create_task(guarded("poll_loop", membership.run(stop)), name="poll_loop"),
+            asyncio.create_task(guarded("stop_signal", _wait(stop)), name="stop_signal"),
+        ]
+        exit_code = 0
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    exit_code = 1
+        finally:
+            stop.set()
+            try:
+                async with asyncio.timeout(settings.shutdown_timeout_seconds):
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    await asyncio.shield(runner.cleanup())
+            except TimeoutError:
+                log.warning("shutdown_timeout", timeout_s=settings.shutdown_timeout_seconds)
+                for task in tasks:
+                    task.cancel()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+    log.info("sidecar_stop", exit_code=exit_code)
+    return exit_code
+
+
+async def _wait(stop: asyncio.Event) -> None:
+    await stop.wait()

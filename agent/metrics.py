@@ -1,0 +1,44 @@
+"""Prometheus metrics of the sidecar, in a registry of its own (one per agent)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CHECKS = ("store_reachable", "leader_known", "member", "caught_up", "not_leaving")
+
+
+class Metrics:
+    """Every metric the agent exports; names are part of the interface."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.ready = Gauge("sts_agent_ready", "1 when /readyz answers 200.",
+                           registry=self.registry)
+        self.check = Gauge("sts_agent_check_ok", "1 when the readiness check passes.",
+                           ["check"], registry=self.registry)
+        self.members = Gauge("sts_agent_members", "Servers in the raft configuration.",
+                             registry=self.registry)
+        self.voters = Gauge("sts_agent_voters", "Voting servers in the raft configuration.",
+                            registry=self.registry)
+        self.leader_changes = Counter("sts_agent_leader_changes",
+                                      "Times the observed leader changed.",
+                                      registry=self.registry)
+        self.lag = Gauge("sts_agent_lag_entries",
+                         "Raft entries this node has yet to apply (-1: unknown).",
+                         registry=self.registry)
+        self.poll_seconds = Histogram(
+            "sts_agent_poll_seconds", "Duration of one poll of the store(s).",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.store_errors = Counter("sts_agent_store_errors",
+                                    "Failed store reads by kind.", ["kind"],
+                                    registry=self.registry)
+        for name in CHECKS:
+            self.check.labels(check=name).set(0)
+        for kind in ("unavailable", "bad_answer", "leader_unreachable", "internal"):
+            self.store_errors.labels(kind=kind)
+
+    def exposition(self) -> bytes:
+        """The text format Prometheus scrapes."""
+        return generate_latest(self.registry)
