@@ -220,8 +220,12 @@ class EtcdCluster:
     def wait_leader(self, timeout: float = 30.0) -> int:
         return wait_until(lambda: self.leader(), what="an etcd leader", timeout=timeout)
 
-    def remove(self, member_id: str) -> None:
-        self.api(None, "/v3/cluster/member/remove", {"ID": member_id})
+    def remove(self, member_id: str, timeout: float = 30.0) -> None:
+        """Remove a member; etcd refuses ("unhealthy cluster") until every remaining
+        member has been up for a few seconds, so retry until ``timeout``."""
+        wait_until(lambda: self.api(None, "/v3/cluster/member/remove", {"ID": member_id}),
+                   what=f"etcd to accept removing member {member_id}", timeout=timeout,
+                   interval=0.25)
 
     def put(self, key: str, value: str) -> None:
         import base64

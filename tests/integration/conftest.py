@@ -32,3 +32,15 @@ def dnsmasq(tmp_path: Path) -> Iterator[Dnsmasq]:
     server = Dnsmasq(tmp_path / "dns", domains=("cluster.local", "k8s.example"), binary=binary)
     with server:
         yield server
+
+
+def require_store(backend: str) -> None:
+    """Fail (CI) or skip when the store binary for ``backend`` is missing."""
+    from player.stores import MissingBinary, etcd_binary, rqlited_binary
+
+    try:
+        (etcd_binary if backend == "etcd" else rqlited_binary)()
+    except MissingBinary as exc:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))

@@ -1,0 +1,209 @@
+"""One interface over a real etcd or rqlite cluster plus a sidecar per node, for scenarios."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from player.sidecar import Sidecar
+from player.stores import EtcdCluster, RqliteCluster
+
+
+class Harness:
+    """A store cluster with one `sts-agent run` sidecar per node (same loopback address)."""
+
+    backend: str
+
+    def __init__(self, workdir: Path, *, election_seconds: float = 1.0,
+                 sidecar_env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.sidecars: dict[int, Sidecar] = {}
+        self.sidecar_env = dict(sidecar_env or {})
+        self.election_seconds = election_seconds
+
+    # store-specific -------------------------------------------------------------------
+    def start_store(self, count: int) -> None:
+        raise NotImplementedError
+
+    def add_store(self, ordinal: int) -> None:
+        raise NotImplementedError
+
+    def store_url(self, ordinal: int) -> str:
+        raise NotImplementedError
+
+    def ip(self, ordinal: int) -> str:
+        raise NotImplementedError
+
+    def leader(self) -> int:
+        raise NotImplementedError
+
+    def remove_through_store(self, ordinal: int) -> None:
+        raise NotImplementedError
+
+    def write_entries(self, count: int, *, size: int = 100) -> None:
+        raise NotImplementedError
+
+    def stop_store(self, ordinal: int) -> None:
+        raise NotImplementedError
+
+    def kill_store(self, ordinal: int) -> None:
+        raise NotImplementedError
+
+    def restart_store(self, ordinal: int) -> None:
+        raise NotImplementedError
+
+    def close_store(self) -> None:
+        raise NotImplementedError
+
+    # shared -----------------------------------------------------------------------------
+    def start_sidecar(self, ordinal: int, *, store_url: str | None = None, port: int = 9090,
+                      name: str | None = None, env: dict[str, str] | None = None) -> Sidecar:
+        sidecar = Sidecar(self.workdir, name=name or f"{self.backend}-{ordinal}",
+                          ip=self.ip(ordinal), port=port, backend=self.backend,
+                          store_url=store_url or self.store_url(ordinal),
+                          extra_env={**self.sidecar_env, **(env or {})})
+        sidecar.start()
+        self.sidecars[ordinal if name is None else 1000 + len(self.sidecars)] = sidecar
+        return sidecar
+
+    def start(self, count: int) -> None:
+        self.start_store(count)
+        for ordinal in range(count):
+            self.start_sidecar(ordinal)
+
+    def close(self) -> None:
+        for sidecar in self.sidecars.values():
+            sidecar.stop()
+        self.close_store()
+
+    def logs(self) -> str:
+        parts = []
+        for path in sorted(self.workdir.rglob("*.log")):
+            lines = path.read_text(errors="replace").splitlines()[-15:]
+            parts.append(f"--- {path.name}\n" + "\n".join(lines))
+        return "\n".join(parts)
+
+
+class EtcdHarness(Harness):
+    backend = "etcd"
+
+    def __init__(self, workdir: Path, **kwargs: Any) -> None:
+        super().__init__(workdir, **kwargs)
+        election_ms = int(self.election_seconds * 1000)
+        self.cluster = EtcdCluster(workdir / "stores", election_ms=election_ms,
+                                   heartbeat_ms=max(50, election_ms // 10))
+
+    def start_store(self, count: int) -> None:
+        self.cluster.start(count)
+
+    def add_store(self, ordinal: int) -> None:
+        self.cluster.add(ordinal)
+
+    def store_url(self, ordinal: int) -> str:
+        return self.cluster.client_url(ordinal)
+
+    def ip(self, ordinal: int) -> str:
+        return self.cluster.ip(ordinal)
+
+    def leader(self) -> int:
+        return self.cluster.wait_leader()
+
+    def remove_through_store(self, ordinal: int) -> None:
+        self.cluster.remove(self.cluster.member_ids()[f"etcd-{ordinal}"])
+
+    def write_entries(self, count: int, *, size: int = 100) -> None:
+        url = self.cluster.client_url(self.leader())
+        value = base64.b64encode(b"x" * size).decode()
+
+        def writer(start: int) -> None:
+            with httpx.Client(timeout=10) as client:
+                for i in range(start, min(count, start + 250)):
+                    key = base64.b64encode(f"key-{i}".encode()).decode()
+                    client.post(url + "/v3/kv/put", json={"key": key, "value": value}
+                                ).raise_for_status()
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(writer, range(0, count, 250)))
+
+    def stop_store(self, ordinal: int) -> None:
+        proc = self.cluster.nodes[ordinal].proc
+        assert proc is not None
+        proc.stop()
+
+    def kill_store(self, ordinal: int) -> None:
+        proc = self.cluster.nodes[ordinal].proc
+        assert proc is not None
+        proc.kill()
+
+    def restart_store(self, ordinal: int) -> None:
+        self.cluster.restart(ordinal)
+
+    def close_store(self) -> None:
+        self.cluster.stop_all()
+
+
+class RqliteHarness(Harness):
+    backend = "rqlite"
+
+    def __init__(self, workdir: Path, **kwargs: Any) -> None:
+        super().__init__(workdir, **kwargs)
+        self.cluster = RqliteCluster(workdir / "stores",
+                                     election_timeout=f"{int(self.election_seconds * 1000)}ms")
+        self._table = False
+
+    def start_store(self, count: int) -> None:
+        self.cluster.start(count)
+
+    def add_store(self, ordinal: int) -> None:
+        self.cluster.add(ordinal)
+
+    def store_url(self, ordinal: int) -> str:
+        return self.cluster.api_url(ordinal)
+
+    def ip(self, ordinal: int) -> str:
+        return self.cluster.ip(ordinal)
+
+    def leader(self) -> int:
+        return self.cluster.wait_leader()
+
+    def remove_through_store(self, ordinal: int) -> None:
+        self.cluster.remove(self.cluster.node_id(ordinal))
+
+    def write_entries(self, count: int, *, size: int = 100) -> None:
+        if not self._table:
+            self.cluster.execute(["CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT)"])
+            self._table = True
+        url = self.cluster.api_url(self.leader())
+        value = "x" * size
+
+        def writer(start: int) -> None:
+            with httpx.Client(timeout=10) as client:
+                for _ in range(start, min(count, start + 250)):
+                    client.post(url + "/db/execute", json=[["INSERT INTO t(v) VALUES(?)", value]]
+                                ).raise_for_status()
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(writer, range(0, count, 250)))
+
+    def stop_store(self, ordinal: int) -> None:
+        proc = self.cluster.nodes[ordinal].proc
+        assert proc is not None
+        proc.stop()
+
+    def kill_store(self, ordinal: int) -> None:
+        proc = self.cluster.nodes[ordinal].proc
+        assert proc is not None
+        proc.kill()
+
+    def restart_store(self, ordinal: int) -> None:
+        self.cluster.restart(ordinal)
+
+    def close_store(self) -> None:
+        self.cluster.stop_all()
+
+
+HARNESSES: dict[str, type[Harness]] = {"etcd": EtcdHarness, "rqlite": RqliteHarness}

@@ -1,0 +1,173 @@
+"""Readiness against real etcd and rqlite clusters: the same scenarios for every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from player.wait import wait_until
+from tests.integration.conftest import require_store
+from tests.integration.harness import HARNESSES, Harness
+from tests.integration.proxy import CountingProxy
+
+pytestmark = pytest.mark.integration
+
+BACKENDS = sorted(HARNESSES)
+
+
+def _harness(backend: str, tmp_path: Path, **kwargs: object) -> Harness:
+    require_store(backend)
+    return HARNESSES[backend](tmp_path, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=BACKENDS)
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    """Three store nodes, each with its sidecar, all ready."""
+    harness = _harness(request.param, tmp_path, election_seconds=2.0)
+    try:
+        harness.start(3)
+        for sidecar in harness.sidecars.values():
+            sidecar.wait_ready(timeout=60)
+        yield harness
+    except BaseException:
+        print(harness.logs())
+        raise
+    finally:
+        harness.close()
+
+
+def _follower(cluster: Harness) -> int:
+    leader = cluster.leader()
+    return next(o for o in sorted(cluster.sidecars) if o != leader)
+
+
+def test_three_nodes_ready_with_view_and_metrics(cluster: Harness) -> None:
+    leader = cluster.leader()
+    for ordinal, sidecar in cluster.sidecars.items():
+        status, body = sidecar.readyz()
+        assert status == 200, body
+        assert [c["name"] for c in body["checks"]] == [
+            "store_reachable", "leader_known", "member", "caught_up", "not_leaving"]
+        view = sidecar.status()["view"]
+        assert len(view["authority"]["members"]) == 3
+        assert view["authority_source"] == ("local" if ordinal == leader else "leader")
+        metrics = sidecar.metrics()
+        assert "sts_agent_ready 1.0" in metrics
+        assert "sts_agent_members 3.0" in metrics
+        assert 'sts_agent_check_ok{check="member"} 1.0' in metrics
+        assert sidecar.livez()[0] == 200
+
+
+def test_stopped_follower_reports_store_unreachable_others_stay_ready(cluster: Harness) -> None:
+    follower = _follower(cluster)
+    others = [s for o, s in cluster.sidecars.items() if o != follower]
+    cluster.stop_store(follower)
+    seen: list[int] = []
+
+    def follower_unreachable() -> bool:
+        seen.extend(s.readyz()[0] for s in others)
+        return any("store unreachable" in r for r in cluster.sidecars[follower].reasons())
+
+    wait_until(follower_unreachable, what="the stopped follower's 503 store unreachable",
+               timeout=30)
+    for _ in range(10):  # and for a few more polls after it
+        seen.extend(s.readyz()[0] for s in others)
+        cluster.sidecars[follower].readyz()
+    assert set(seen) == {200}, "the rest of the cluster must stay ready"
+    assert cluster.sidecars[follower].livez()[0] == 200, "liveness never follows the store"
+    cluster.restart_store(follower)
+    cluster.sidecars[follower].wait_ready(timeout=60)
+
+
+def test_removed_node_reports_not_a_member_within_two_polls(cluster: Harness) -> None:
+    follower = _follower(cluster)
+    sidecar = cluster.sidecars[follower]
+    polls_before = sidecar.status()["polls"]
+    cluster.remove_through_store(follower)
+    polls_at_removal = sidecar.status()["polls"]
+    reasons = sidecar.wait_reason("not a member", timeout=30)
+    polls_after = sidecar.status()["polls"]
+    # The 503 "not a member" was already there when we looked after at most two polls
+    # completed past the removal; a poll in flight at removal time may predate it.
+    assert polls_after - polls_at_removal <= 3, (polls_before, polls_at_removal, polls_after)
+    assert any(r.startswith("not a member") for r in reasons)
+    for ordinal, other in cluster.sidecars.items():
+        if ordinal != follower:
+            wait_until(lambda o=other: len(o.status()["view"]["authority"]["members"]) == 2,
+                       what=f"{other.name} to see two members", timeout=30)
+            assert other.readyz()[0] == 200
+
+
+def test_leader_killed_no_leader_then_ready_after_election(cluster: Harness) -> None:
+    leader = cluster.leader()
+    survivors = {o: s for o, s in cluster.sidecars.items() if o != leader}
+    cluster.kill_store(leader)
+    for sidecar in survivors.values():
+        sidecar.wait_reason("no leader", timeout=30)
+    new_leader = wait_until(lambda: (lambda lead: lead if lead != leader else None)(
+        cluster.leader()), what="a new leader", timeout=60)
+    assert new_leader in survivors
+    for sidecar in survivors.values():
+        sidecar.wait_ready(timeout=60)
+    cluster.sidecars[leader].wait_reason("store unreachable", timeout=30)
+    metrics = survivors[new_leader].metrics()
+    assert "sts_agent_leader_changes_total 1.0" in metrics
+    cluster.restart_store(leader)
+    cluster.sidecars[leader].wait_ready(timeout=60)
+
+
+def test_probes_are_answered_from_cache(cluster: Harness) -> None:
+    """A burst of probes causes no store request: counted at a proxy in front of the store."""
+    follower = _follower(cluster)
+    with CountingProxy(cluster.store_url(follower)) as proxy:
+        sidecar = cluster.start_sidecar(follower, store_url=proxy.url, port=9191,
+                                        name=f"proxied-{cluster.backend}-{follower}",
+                                        env={"AGENT_POLL_INTERVAL_SECONDS": "2",
+                                             "AGENT_STALE_AFTER_SECONDS": "60"})
+        sidecar.wait_ready(timeout=30)
+        polls_before, requests_before = sidecar.status()["polls"], proxy.count
+        answers = [sidecar.readyz()[0] for _ in range(300)]
+        polls_after, requests_after = sidecar.status()["polls"], proxy.count
+    assert set(answers) == {200}
+    per_poll = 2  # each backend reads its local store with two requests per poll
+    assert requests_after - requests_before <= per_poll * (polls_after - polls_before + 1), (
+        f"{requests_after - requests_before} store requests for 300 probes over "
+        f"{polls_after - polls_before} polls"
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_new_node_not_ready_until_caught_up(backend: str, tmp_path: Path) -> None:
+    harness = _harness(backend, tmp_path, sidecar_env={"AGENT_POLL_INTERVAL_SECONDS": "0.1",
+                                                       "AGENT_MAX_LAG_ENTRIES": "10"})
+    try:
+        harness.start(3)
+        harness.write_entries(3000, size=20000 if backend == "rqlite" else 100)
+        sidecar = harness.start_sidecar(3)
+        harness.add_store(3)
+        answers: list[tuple[int, list[str]]] = []
+
+        def ready() -> bool:
+            status, body = sidecar.readyz()
+            answers.append((status, [c["reason"] for c in body["checks"] if not c["ok"]]))
+            return status == 200
+
+        wait_until(ready, what="the new node ready", timeout=120, interval=0.02)
+        reasons = {r for _, rs in answers for r in rs}
+        assert answers[0][0] == 503
+        if backend == "rqlite":
+            # rqlite serves its API while it replays the log: the lag is visible.
+            assert any(r.startswith("catching up") for r in reasons), reasons
+        else:
+            # etcd answers no client request before it has caught up: until then the
+            # agent sees an unreachable store, and it never reported ready while behind.
+            assert any(r.startswith("store unreachable") for r in reasons), reasons
+        view = sidecar.status()["view"]
+        assert view["local"]["applied_index"] >= view["authority"]["commit_index"] - 10
+    except BaseException:
+        print(harness.logs())
+        raise
+    finally:
+        harness.close()
