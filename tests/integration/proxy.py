@@ -41,7 +41,7 @@ class CountingProxy:
 
             do_GET = do_POST = _forward
 
-            def log_message(self, format: str, *args: object) -> None:
+            def log_message(self, fmt: str, *args: object) -> None:
                 pass
 
         self.server = ThreadingHTTPServer((host, 0), Handler)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from player.sidecar import Sidecar
 from player.wait import wait_until
 from tests.integration.conftest import require_store
 from tests.integration.harness import HARNESSES, Harness
@@ -95,8 +96,10 @@ def test_removed_node_reports_not_a_member_within_two_polls(cluster: Harness) ->
     assert any(r.startswith("not a member") for r in reasons)
     for ordinal, other in cluster.sidecars.items():
         if ordinal != follower:
-            wait_until(lambda o=other: len(o.status()["view"]["authority"]["members"]) == 2,
-                       what=f"{other.name} to see two members", timeout=30)
+            def sees_two(sidecar: Sidecar = other) -> bool:
+                return len(sidecar.status()["view"]["authority"]["members"]) == 2
+
+            wait_until(sees_two, what=f"{other.name} to see two members", timeout=30)
             assert other.readyz()[0] == 200
 
 

@@ -1,0 +1,123 @@
+"""rqlite backend: /status and /nodes (ver=2 and legacy) as rqlite 8.36 answers them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from agent.backends.rqlite import RqliteBackend, build_view, parse_nodes, parse_status
+from agent.errors import BackendError, BackendUnavailable
+
+# Trimmed from a real rqlite v8.36.0 node (rqlite-1, follower) in a 3-node cluster.
+STATUS: dict[str, Any] = {
+    "build": {"version": "v8.36.0", "compiler_toolchain": "gc"},
+    "node": {"uptime": "5.07s"},
+    "store": {
+        "addr": "127.0.30.2:4002",
+        "node_id": "rqlite-1",
+        "leader": {"addr": "127.0.30.1:4002", "node_id": "rqlite-0"},
+        "nodes": [
+            {"id": "rqlite-0", "addr": "127.0.30.1:4002", "suffrage": "Voter"},
+            {"id": "rqlite-1", "addr": "127.0.30.2:4002", "suffrage": "Voter"},
+            {"id": "rqlite-3", "addr": "127.0.30.4:4002", "suffrage": "Nonvoter"},
+        ],
+        "raft": {"applied_index": 1200, "commit_index": 1203, "state": "Follower",
+                 "voter": True, "last_log_index": 1203},
+    },
+}
+NODES_V2: dict[str, Any] = {"nodes": [
+    {"id": "rqlite-1", "api_addr": "http://127.0.30.2:4001", "addr": "127.0.30.2:4002",
+     "voter": True, "reachable": True, "leader": False, "time": 1.6e-7},
+    {"id": "rqlite-0", "api_addr": "http://127.0.30.1:4001", "addr": "127.0.30.1:4002",
+     "voter": True, "reachable": True, "leader": True, "time": 3.3e-7},
+    {"id": "rqlite-3", "api_addr": "http://127.0.30.4:4001", "addr": "127.0.30.4:4002",
+     "voter": False, "reachable": False, "leader": False, "error": "timeout"},
+]}
+NODES_LEGACY: dict[str, Any] = {
+    "rqlite-0": {"api_addr": "http://127.0.30.1:4001", "addr": "127.0.30.1:4002",
+                 "reachable": True, "leader": True},
+    "rqlite-1": {"id": "rqlite-1", "api_addr": "http://127.0.30.2:4001",
+                 "addr": "127.0.30.2:4002", "voter": True, "reachable": True},
+}
+
+
+def test_parse_nodes_v2() -> None:
+    members = parse_nodes(NODES_V2)
+    assert [(m.id, m.voter, m.reachable, m.api_url) for m in members] == [
+        ("rqlite-0", True, True, "http://127.0.30.1:4001"),
+        ("rqlite-1", True, True, "http://127.0.30.2:4001"),
+        ("rqlite-3", False, False, "http://127.0.30.4:4001"),
+    ]
+
+
+def test_parse_nodes_legacy_shape() -> None:
+    members = parse_nodes(NODES_LEGACY)
+    assert [(m.id, m.voter, m.address) for m in members] == [
+        ("rqlite-0", True, "127.0.30.1:4002"), ("rqlite-1", True, "127.0.30.2:4002")]
+
+
+def test_build_view() -> None:
+    view = build_view(STATUS, NODES_V2)
+    assert view.self_id == "rqlite-1"
+    assert view.leader_id == "rqlite-0"
+    assert (view.applied_index, view.commit_index) == (1200, 1203)
+    assert view.version == "v8.36.0"
+    assert [m.id for m in view.voters] == ["rqlite-0", "rqlite-1"]
+
+
+def test_view_from_status_configuration_alone() -> None:
+    view = build_view(STATUS, None)
+    assert [(m.id, m.voter) for m in view.members] == [
+        ("rqlite-0", True), ("rqlite-1", True), ("rqlite-3", False)]
+
+
+def test_no_leader() -> None:
+    status = {**STATUS, "store": {**STATUS["store"], "leader": {"addr": "", "node_id": ""}}}
+    assert parse_status(status)["leader_id"] is None
+
+
+@pytest.mark.parametrize(
+    ("status", "nodes", "message"),
+    [
+        ({}, NODES_V2, "missing field 'store'"),
+        ({"store": {"raft": {}}}, NODES_V2, "missing field 'node_id'"),
+        ({"store": {"node_id": "a", "raft": {"applied_index": "x", "commit_index": 1}}},
+         NODES_V2, "expected an integer"),
+        (STATUS, [], "expected an object"),
+        (STATUS, {"nodes": [{"addr": "x"}]}, "no id"),
+        (STATUS, {"n1": "garbage"}, "expected an object"),
+    ],
+)
+def test_garbage_is_a_backend_error(status: Any, nodes: Any, message: str) -> None:
+    with pytest.raises(BackendError, match=message):
+        build_view(status, nodes)
+
+
+URL = "http://rqlite-1:4001"
+
+
+@respx.mock
+async def test_view_requests_and_node_probe_budget() -> None:
+    respx.get(f"{URL}/status").respond(json=STATUS)
+    nodes = respx.get(url__startswith=f"{URL}/nodes").respond(json=NODES_V2)
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        view = await RqliteBackend(client, URL).view()
+    assert view.self_id == "rqlite-1"
+    query = nodes.calls.last.request.url.query.decode()
+    assert "nonvoters" in query and "ver=2" in query and "timeout=1000ms" in query
+
+
+@respx.mock
+async def test_unavailable_and_garbage() -> None:
+    respx.get(f"{URL}/status").mock(side_effect=httpx.ConnectError("refused"))
+    respx.get(url__startswith=f"{URL}/nodes").respond(json=NODES_V2)
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(BackendUnavailable):
+            await RqliteBackend(client, URL).view()
+    respx.get(f"{URL}/status").respond(200, text="not json")
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(BackendError, match="not JSON"):
+            await RqliteBackend(client, URL).view()

@@ -1,0 +1,241 @@
+"""Readiness: the pure verdict, and the poll's choice of whom to believe about membership."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+
+import pytest
+
+from agent.backends.base import ClusterView, Member
+from agent.errors import BackendError, BackendUnavailable
+from agent.membership import Membership, Policy, Snapshot, judge
+
+A, B, C = "node-a", "node-b", "node-c"
+URLS = {A: "http://a:1", B: "http://b:1", C: "http://c:1"}
+
+
+def view(self_id: str, leader: str | None, *, members: tuple[str, ...] = (A, B, C),
+         learners: tuple[str, ...] = (), applied: int = 10, commit: int = 10) -> ClusterView:
+    return ClusterView(
+        members=tuple(Member(id=m, name=m, address=f"{m}:2", api_url=URLS[m],
+                             voter=m not in learners) for m in members),
+        leader_id=leader, self_id=self_id, applied_index=applied, commit_index=commit)
+
+
+POLICY = Policy(stale_after_seconds=5, max_lag_entries=5)
+
+
+def reasons(snapshot: Snapshot, *, now: float = 100.0, leaving: bool = False,
+            policy: Policy = POLICY) -> list[str]:
+    return judge(snapshot, now=now, policy=policy, leaving=leaving).reasons
+
+
+def healthy() -> Snapshot:
+    return Snapshot(local=view(A, B), local_ok_at=99.0, authority=view(B, B),
+                    authority_source="leader", self_id=A)
+
+
+def test_all_checks_pass() -> None:
+    verdict = judge(healthy(), now=100.0, policy=POLICY, leaving=False)
+    assert verdict.ready and verdict.reasons == []
+    assert [c.name for c in verdict.checks] == [
+        "store_reachable", "leader_known", "member", "caught_up", "not_leaving"]
+
+
+def test_startup_before_first_poll() -> None:
+    assert reasons(Snapshot()) == [
+        "store unreachable: not polled yet",
+        "no leader known: store unreachable",
+        "membership unknown: store never answered",
+        "catch-up unknown: no applied or commit index",
+    ]
+
+
+def test_one_failed_poll_within_staleness_keeps_ready() -> None:
+    snapshot = Snapshot(local=view(A, B), local_ok_at=97.0, local_error="timed out",
+                        authority=view(B, B), self_id=A)
+    assert reasons(snapshot) == []
+
+
+def test_stale_store() -> None:
+    snapshot = Snapshot(local=view(A, B), local_ok_at=90.0, local_error="connection refused",
+                        authority=view(B, B), self_id=A)
+    got = reasons(snapshot)
+    assert got[0] == "store unreachable for 10.0s: connection refused"
+    assert "no leader known: store unreachable" in got
+
+
+def test_no_leader_and_unreachable_leader() -> None:
+    assert "no leader" in reasons(Snapshot(local=view(A, None), local_ok_at=99.0, self_id=A))
+    snapshot = Snapshot(local=view(A, B), local_ok_at=99.0, self_id=A,
+                        leader_error="does not answer (timed out)")
+    assert "no leader: leader node-b does not answer (timed out)" in reasons(snapshot)
+
+
+def test_not_a_member_and_learner() -> None:
+    removed = Snapshot(local=view(A, B), local_ok_at=99.0, self_id=A,
+                       authority=view(B, B, members=(B, C)))
+    assert reasons(removed) == ["not a member: node-a is not in the leader's configuration"]
+    learner = Snapshot(local=view(A, B), local_ok_at=99.0, self_id=A,
+                       authority=view(B, B, learners=(A,)))
+    assert reasons(learner) == ["not a voter: node-a is a learner"]
+    assert reasons(learner, policy=Policy(accept_learner=True)) == []
+
+
+def test_catching_up() -> None:
+    snapshot = Snapshot(local=view(A, B, applied=100), local_ok_at=99.0, self_id=A,
+                        authority=view(B, B, commit=106))
+    assert reasons(snapshot) == ["catching up: 6 entries behind the leader (max 5)"]
+    snapshot = Snapshot(local=view(A, B, applied=100), local_ok_at=99.0, self_id=A,
+                        authority=view(B, B, commit=105))
+    assert reasons(snapshot) == []
+
+
+def test_leaving() -> None:
+    assert reasons(healthy(), leaving=True) == ["leaving the cluster"]
+
+
+@dataclass
+class FakeStore:
+    """Views by URL (None = the local store); an exception stands for a failing node."""
+
+    answers: dict[str | None, ClusterView | Exception] = field(default_factory=dict)
+    calls: list[str | None] = field(default_factory=list)
+
+    async def view(self, api_url: str | None = None) -> ClusterView:
+        self.calls.append(api_url)
+        answer = self.answers.get(api_url, BackendUnavailable(f"{api_url} refused"))
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def membership(store: FakeStore, clock: Clock | None = None) -> Membership:
+    return Membership(store, policy=POLICY, poll_interval_seconds=1, poll_timeout_seconds=5,
+                      clock=clock or Clock())
+
+
+async def test_follower_believes_the_leader() -> None:
+    store = FakeStore({None: view(A, B), URLS[B]: view(B, B, members=(B, C))})
+    m = membership(store)
+    snapshot = await m.poll_once()
+    assert snapshot.authority_source == "leader"
+    assert store.calls == [None, URLS[B]]
+    assert m.verdict().reasons == ["not a member: node-a is not in the leader's configuration"]
+
+
+async def test_leader_is_its_own_authority() -> None:
+    store = FakeStore({None: view(B, B)})
+    m = membership(store)
+    assert (await m.poll_once()).authority_source == "local"
+    assert store.calls == [None]
+    assert m.verdict().ready
+
+
+async def test_leader_down_then_peer_tells_membership() -> None:
+    store = FakeStore({None: view(A, B), URLS[C]: view(C, None)})
+    m = membership(store)
+    await m.poll_once()
+    assert m.verdict().reasons[0].startswith("no leader: leader node-b does not answer")
+    assert m.metrics.store_errors.labels(kind="leader_unreachable")._value.get() == 1
+
+
+async def test_stale_leader_that_no_longer_leads() -> None:
+    store = FakeStore({None: view(A, B), URLS[B]: view(B, C)})
+    m = membership(store)
+    await m.poll_once()
+    assert "no leader: leader node-b no longer leads (election in progress)" in m.verdict().reasons
+
+
+async def test_local_store_gone_peers_say_removed() -> None:
+    """etcd stops a removed member: the agent asks the peers it remembers."""
+    store = FakeStore({None: view(A, B), URLS[B]: view(B, B)})
+    clock = Clock()
+    m = membership(store, clock)
+    await m.poll_once()
+    assert m.verdict().ready
+    store.answers = {None: BackendUnavailable("refused"), URLS[B]: view(B, B, members=(B, C)),
+                     URLS[C]: view(C, B, members=(B, C))}
+    clock.now += 10
+    snapshot = await m.poll_once()
+    assert snapshot.self_id == A
+    assert snapshot.authority_source is not None and "peer" in snapshot.authority_source
+    assert "not a member: node-a is not in the leader's configuration" in m.verdict().reasons
+
+
+async def test_garbage_counts_as_bad_answer() -> None:
+    store = FakeStore({None: BackendError("not JSON")})
+    m = membership(store)
+    await m.poll_once()
+    assert m.verdict().reasons[0] == "store unreachable: unusable answer: not JSON"
+    assert m.metrics.store_errors.labels(kind="bad_answer")._value.get() == 1
+
+
+async def test_readiness_body_cached_until_something_changes() -> None:
+    store = FakeStore({None: view(B, B)})
+    clock = Clock()
+    m = membership(store, clock)
+    assert m.readiness()[0] == 503
+    await m.poll_once()
+    status, body = m.readiness()
+    assert status == 200 and json.loads(body)["ready"] is True
+    assert m.readiness()[1] is body, "same bytes object: served from cache"
+    clock.now += 6  # past stale_after without a poll
+    status, body = m.readiness()
+    assert status == 503 and "store unreachable for 6.0s" in body.decode()
+    m.set_leaving()
+    assert "leaving the cluster" in m.readiness()[1].decode()
+
+
+async def test_leader_change_metric_and_gauges() -> None:
+    store = FakeStore({None: view(B, B)})
+    m = membership(store)
+    await m.poll_once()
+    store.answers = {None: view(B, C), URLS[C]: view(C, C)}
+    await m.poll_once()
+    text = m.metrics.exposition().decode()
+    assert "sts_agent_leader_changes_total 1.0" in text
+    assert "sts_agent_members 3.0" in text and "sts_agent_voters 3.0" in text
+    assert 'sts_agent_check_ok{check="leader_known"} 1.0' in text
+
+
+async def test_run_loop_survives_bugs_and_stops() -> None:
+    polled_three_times = asyncio.Event()
+
+    class Broken:
+        calls = 0
+
+        async def view(self, api_url: str | None = None) -> ClusterView:
+            Broken.calls += 1
+            if Broken.calls >= 3:
+                polled_three_times.set()
+            raise ZeroDivisionError("a bug")
+
+    m = Membership(Broken(), policy=POLICY, poll_interval_seconds=0.01,
+                   poll_timeout_seconds=1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(m.run(stop))
+    await asyncio.wait_for(polled_three_times.wait(), 5)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert m.metrics.store_errors.labels(kind="internal")._value.get() >= 3
+    assert m.alive(30)[0]
+
+
+@pytest.mark.parametrize("stale", [False, True])
+def test_verdict_json_shape(stale: bool) -> None:
+    snapshot = healthy()
+    verdict = judge(snapshot, now=200.0 if stale else 100.0, policy=POLICY, leaving=False)
+    body = verdict.as_dict()
+    assert body["ready"] is (not stale)
+    assert all(set(c) == {"name", "ok", "reason"} for c in body["checks"])

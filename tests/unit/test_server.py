@@ -1,0 +1,117 @@
+"""The sidecar's HTTP surface on a real aiohttp server, and the whole `run` lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import respx
+from aiohttp.test_utils import TestClient, TestServer
+
+from agent.backends.base import ClusterView, Member
+from agent.config import Settings
+from agent.lifecycle import run_sidecar
+from agent.membership import Membership, Policy
+from agent.server import make_app
+from tests.unit.test_backend_etcd import MEMBERS_34, STATUS_34
+
+
+class OneNode:
+    """A store that is its own leader."""
+
+    async def view(self, api_url: str | None = None) -> ClusterView:
+        return ClusterView(members=(Member(id="a", name="a", address="a:2"),), leader_id="a",
+                           self_id="a", applied_index=5, commit_index=5)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[tuple[TestClient, Membership]]:  # type: ignore[type-arg]
+    membership = Membership(OneNode(), policy=Policy(), poll_interval_seconds=1,
+                            poll_timeout_seconds=1)
+    app = make_app(membership, liveness_timeout_seconds=30, info={"backend": "test"})
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client, membership
+
+
+async def test_readyz_503_until_first_poll_then_200(
+    client: tuple[TestClient, Membership],  # type: ignore[type-arg]
+) -> None:
+    http, membership = client
+    response = await http.get("/readyz")
+    assert response.status == 503
+    body = await response.json()
+    assert body["ready"] is False and body["checks"][0]["name"] == "store_reachable"
+    await membership.poll_once()
+    response = await http.get("/readyz")
+    assert response.status == 200
+    assert (await http.head("/readyz")).status == 200
+
+
+async def test_livez_status_metrics(client: tuple[TestClient, Membership]) -> None:  # type: ignore[type-arg]
+    http, membership = client
+    await membership.poll_once()
+    livez = await http.get("/livez")
+    assert livez.status == 200 and (await livez.json())["alive"] is True
+    status = await (await http.get("/status")).json()
+    assert status["backend"] == "test" and status["verdict"]["ready"] is True
+    assert status["view"]["self_id"] == "a"
+    metrics = await (await http.get("/metrics")).text()
+    assert "sts_agent_ready 1.0" in metrics and "sts_agent_poll_seconds_bucket" in metrics
+
+
+async def test_livez_fails_when_loop_stalls(client: tuple[TestClient, Membership]) -> None:  # type: ignore[type-arg]
+    http, membership = client
+    membership.heartbeat -= 31
+    response = await http.get("/livez")
+    assert response.status == 503
+
+
+async def test_unknown_paths_and_methods(client: tuple[TestClient, Membership]) -> None:  # type: ignore[type-arg]
+    http, _ = client
+    assert (await http.get("/nope")).status == 404
+    assert (await http.post("/readyz")).status == 405
+    assert (await http.delete("/status")).status == 405
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@respx.mock(assert_all_called=False)
+async def test_run_sidecar_serves_and_stops_cleanly(respx_mock: respx.MockRouter) -> None:
+    port = _free_port()
+    store = "http://127.0.20.2:2379"
+    # The member list's leader etcd-0 is asked for its view too.
+    for base in (store, "http://127.0.20.1:2379"):
+        respx_mock.post(f"{base}/v3/cluster/member/list").respond(json=MEMBERS_34)
+    respx_mock.post(f"{store}/v3/maintenance/status").respond(json=STATUS_34)
+    leader_status = {**STATUS_34, "header": {**STATUS_34["header"],
+                                             "member_id": "2894873590417502950"},
+                     "raftAppliedIndex": "412"}
+    leader_members = {**MEMBERS_34, "header": leader_status["header"]}
+    respx_mock.post("http://127.0.20.1:2379/v3/cluster/member/list").respond(json=leader_members)
+    respx_mock.post("http://127.0.20.1:2379/v3/maintenance/status").respond(json=leader_status)
+    respx_mock.route(host="127.0.0.1").pass_through()
+    settings = Settings(backend="etcd", store_url=store, listen=f"127.0.0.1:{port}",
+                        poll_interval_seconds=0.05, shutdown_timeout_seconds=2)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_sidecar(settings, stop=stop))
+    async with httpx.AsyncClient() as http:
+        for _ in range(200):
+            try:
+                response = await http.get(f"http://127.0.0.1:{port}/readyz")
+                if response.status_code == 200:
+                    break
+            except httpx.ConnectError:
+                pass
+            await asyncio.sleep(0.02)  # poll interval while waiting for the sidecar
+        assert response.status_code == 200, response.text
+        assert json.loads(response.text)["ready"] is True
+    stop.set()
+    assert await asyncio.wait_for(task, 5) == 0
