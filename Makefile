@@ -26,6 +26,7 @@ demo: setup
 
 bench: setup
 	$(PY) bench/cold_start.py
+	$(PY) bench/readyz.py
 
 docs: setup
 	$(PY) scripts/config_reference.py --write README.md

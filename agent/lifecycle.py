@@ -17,7 +17,7 @@ from agent.config import Settings
 from agent.errors import ConfigError
 from agent.membership import Membership, Policy
 from agent.metrics import Metrics
-from agent.server import make_app
+from agent.server import Routes, make_server
 
 log = structlog.get_logger("agent.lifecycle")
 
@@ -85,10 +85,10 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None) 
             poll_timeout_seconds=settings.store_timeout_seconds * 3,
             metrics=metrics,
         )
-        app = make_app(membership, liveness_timeout_seconds=settings.liveness_timeout_seconds,
-                       info={"backend": settings.backend, "store_url": store_url,
-                             "pod": settings.pod_name, "namespace": settings.namespace})
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        routes = Routes(membership, liveness_timeout_seconds=settings.liveness_timeout_seconds,
+                        info={"backend": settings.backend, "store_url": store_url,
+                              "pod": settings.pod_name, "namespace": settings.namespace})
+        runner = web.ServerRunner(make_server(routes), handle_signals=False)
         await runner.setup()
         host, port = settings.listen_address()
         site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)

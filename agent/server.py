@@ -1,68 +1,83 @@
-"""The sidecar's HTTP surface: /readyz, /livez, /status, /metrics (aiohttp)."""
+"""The sidecar's HTTP surface: /readyz, /livez, /status, /metrics on aiohttp's low-level server."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from agent.membership import Membership
 
-MEMBERSHIP: web.AppKey[Membership] = web.AppKey("membership", Membership)
-LIVENESS_TIMEOUT: web.AppKey[float] = web.AppKey("liveness_timeout", float)
-INFO: web.AppKey[dict[str, Any]] = web.AppKey("info")
-
 JSON = "application/json"
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
-async def readyz(request: web.Request) -> web.Response:
-    """200 when every check passes, else 503; from the cached snapshot, no store call."""
-    status, body = request.app[MEMBERSHIP].readiness()
-    return web.Response(status=status, body=body, content_type=JSON)
+class Routes:
+    """Path -> handler dispatch. The low-level server skips aiohttp's router and
+    middleware machinery, which is most of a probe's cost (see BENCHMARKS.md)."""
+
+    def __init__(self, membership: Membership, *, liveness_timeout_seconds: float,
+                 info: dict[str, Any] | None = None) -> None:
+        self.membership = membership
+        self.liveness_timeout_seconds = liveness_timeout_seconds
+        self.info: dict[str, Any] = dict(info or {})
+        self.get: dict[str, Handler] = {
+            "/readyz": self.readyz,
+            "/livez": self.livez,
+            "/status": self.status,
+            "/metrics": self.metrics,
+        }
+        self.post: dict[str, Handler] = {}
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        method = request.method
+        table = self.get if method in ("GET", "HEAD") else self.post if method == "POST" else {}
+        handler = table.get(request.path)
+        if handler is not None:
+            return await handler(request)
+        if request.path in self.get or request.path in self.post:
+            allowed = ["GET", "HEAD"] if request.path in self.get else ["POST"]
+            return web.Response(status=405, headers={"Allow": ", ".join(allowed)},
+                                text=json.dumps({"error": "method not allowed"}),
+                                content_type=JSON)
+        return web.Response(status=404, text=json.dumps({"error": "not found"}),
+                            content_type=JSON)
+
+    async def readyz(self, request: web.BaseRequest) -> web.Response:
+        """200 when every check passes, else 503; from the cached snapshot, no store call."""
+        status, body = self.membership.readiness()
+        return web.Response(status=status, body=body, content_type=JSON)
+
+    async def livez(self, request: web.BaseRequest) -> web.Response:
+        """The agent's own loop ticked recently; never depends on the cluster."""
+        alive, age = self.membership.alive(self.liveness_timeout_seconds)
+        body = json.dumps({"alive": alive, "heartbeat_age_seconds": round(age, 3)})
+        return web.Response(status=200 if alive else 503, text=body, content_type=JSON)
+
+    async def status(self, request: web.BaseRequest) -> web.Response:
+        """Everything the agent knows, for humans and `sts-agent status`."""
+        membership = self.membership
+        snapshot = membership.snapshot
+        now = membership.clock()
+        body = {
+            **self.info,
+            "verdict": membership.verdict(now).as_dict(),
+            "leaving": membership.leaving,
+            "polls": membership.polls,
+            "last_poll_age_seconds": (round(now - snapshot.polled_at, 3)
+                                      if snapshot.polled_at is not None else None),
+            "view": snapshot.as_dict(),
+        }
+        return web.Response(text=json.dumps(body, indent=2), content_type=JSON)
+
+    async def metrics(self, request: web.BaseRequest) -> web.Response:
+        """Prometheus text exposition."""
+        return web.Response(body=self.membership.metrics.exposition(),
+                            headers={"Content-Type": "text/plain; version=0.0.4"})
 
 
-async def livez(request: web.Request) -> web.Response:
-    """The agent's own loop ticked recently; never depends on the cluster."""
-    alive, age = request.app[MEMBERSHIP].alive(request.app[LIVENESS_TIMEOUT])
-    body = json.dumps({"alive": alive, "heartbeat_age_seconds": round(age, 3)})
-    return web.Response(status=200 if alive else 503, text=body, content_type=JSON)
-
-
-async def status(request: web.Request) -> web.Response:
-    """Everything the agent knows, for humans and `sts-agent status`."""
-    membership = request.app[MEMBERSHIP]
-    snapshot = membership.snapshot
-    now = membership.clock()
-    info: dict[str, Any] = request.app[INFO]
-    body = {
-        **info,
-        "verdict": membership.verdict(now).as_dict(),
-        "leaving": membership.leaving,
-        "polls": membership.polls,
-        "last_poll_age_seconds": (round(now - snapshot.polled_at, 3)
-                                  if snapshot.polled_at is not None else None),
-        "view": snapshot.as_dict(),
-    }
-    return web.Response(text=json.dumps(body, indent=2), content_type=JSON)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text exposition."""
-    body = request.app[MEMBERSHIP].metrics.exposition()
-    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
-
-
-def make_app(membership: Membership, *, liveness_timeout_seconds: float,
-             info: dict[str, Any] | None = None) -> web.Application:
-    """The aiohttp application; small request limits, read-only routes."""
-    app = web.Application(client_max_size=64 * 1024)
-    app[MEMBERSHIP] = membership
-    app[LIVENESS_TIMEOUT] = liveness_timeout_seconds
-    details: dict[str, Any] = dict(info or {})
-    app[INFO] = details
-    app.router.add_get("/readyz", readyz, allow_head=True)
-    app.router.add_get("/livez", livez, allow_head=True)
-    app.router.add_get("/status", status)
-    app.router.add_get("/metrics", metrics)
-    return app
+def make_server(routes: Routes) -> web.Server:
+    """aiohttp's low-level server around ``routes``; no access log (probes are frequent)."""
+    return web.Server(routes, access_log=None, max_line_size=8190, max_field_size=8190)

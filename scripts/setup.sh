@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
-DEBIAN_PACKAGES=(dnsmasq-base etcd-server etcd-client)
-BINARIES=(dnsmasq etcd etcdctl)
+DEBIAN_PACKAGES=(dnsmasq-base etcd-server etcd-client wrk)
+BINARIES=(dnsmasq etcd etcdctl wrk)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import respx
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import RawTestServer, TestClient
 
 from agent.backends.base import ClusterView, Member
 from agent.config import Settings
 from agent.lifecycle import run_sidecar
 from agent.membership import Membership, Policy
-from agent.server import make_app
+from agent.server import Routes, make_server
 from tests.unit.test_backend_etcd import MEMBERS_34, STATUS_34
 
 
@@ -32,8 +32,9 @@ class OneNode:
 async def client() -> AsyncIterator[tuple[TestClient, Membership]]:  # type: ignore[type-arg]
     membership = Membership(OneNode(), policy=Policy(), poll_interval_seconds=1,
                             poll_timeout_seconds=1)
-    app = make_app(membership, liveness_timeout_seconds=30, info={"backend": "test"})
-    async with TestClient(TestServer(app)) as test_client:
+    routes = Routes(membership, liveness_timeout_seconds=30, info={"backend": "test"})
+    server = make_server(routes)
+    async with TestClient(RawTestServer(server.request_handler)) as test_client:
         yield test_client, membership
 
 
