@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.cold_start import machine  # noqa: E402
-from tests.integration.harness import EtcdHarness, Harness, RqliteHarness  # noqa: E402
+from bench.cold_start import machine
+from player.harness import EtcdHarness, Harness, RqliteHarness
 
 PRODUCTION_LIKE = {"AGENT_POLL_INTERVAL_SECONDS": "1", "AGENT_STALE_AFTER_SECONDS": "5",
                    "AGENT_STORE_TIMEOUT_SECONDS": "2"}
@@ -118,7 +118,7 @@ def main() -> int:
     print("|---|---|---|---|")
     for name, (rate, p50, p99) in floods.items():
         print(f"| {name} | {rate:,.0f} | {p50} | {p99} |")
-    print(f"\nSidecar resident memory (VmRSS), polling once a second:\n")
+    print("\nSidecar resident memory (VmRSS), polling once a second:\n")
     print("| sidecar | after 1 min | after "
           f"{args.memory_minutes:g} min |")
     print("|---|---|---|")

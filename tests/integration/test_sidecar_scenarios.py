@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from player.harness import HARNESSES, Harness
 from player.sidecar import Sidecar
 from player.wait import wait_until
 from tests.integration.conftest import require_store
-from tests.integration.harness import HARNESSES, Harness
 from tests.integration.proxy import CountingProxy
 
 pytestmark = pytest.mark.integration

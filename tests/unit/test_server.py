@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import respx
+from aiohttp import web
 from aiohttp.test_utils import RawTestServer, TestClient
 
 from agent.backends.base import ClusterView, Member
@@ -18,6 +19,8 @@ from agent.lifecycle import run_sidecar
 from agent.membership import Membership, Policy
 from agent.server import Routes, make_server
 from tests.unit.test_backend_etcd import MEMBERS_34, STATUS_34
+
+Client = TestClient[web.BaseRequest, None]
 
 
 class OneNode:
@@ -29,17 +32,18 @@ class OneNode:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[tuple[TestClient, Membership]]:  # type: ignore[type-arg]
+async def client() -> AsyncIterator[tuple[Client, Membership]]:
     membership = Membership(OneNode(), policy=Policy(), poll_interval_seconds=1,
                             poll_timeout_seconds=1)
     routes = Routes(membership, liveness_timeout_seconds=30, info={"backend": "test"})
     server = make_server(routes)
+    test_client: Client
     async with TestClient(RawTestServer(server.request_handler)) as test_client:
         yield test_client, membership
 
 
 async def test_readyz_503_until_first_poll_then_200(
-    client: tuple[TestClient, Membership],  # type: ignore[type-arg]
+    client: tuple[Client, Membership],
 ) -> None:
     http, membership = client
     response = await http.get("/readyz")
@@ -52,7 +56,7 @@ async def test_readyz_503_until_first_poll_then_200(
     assert (await http.head("/readyz")).status == 200
 
 
-async def test_livez_status_metrics(client: tuple[TestClient, Membership]) -> None:  # type: ignore[type-arg]
+async def test_livez_status_metrics(client: tuple[Client, Membership]) -> None:
     http, membership = client
     await membership.poll_once()
     livez = await http.get("/livez")
@@ -64,14 +68,14 @@ async def test_livez_status_metrics(client: tuple[TestClient, Membership]) -> No
     assert "sts_agent_ready 1.0" in metrics and "sts_agent_poll_seconds_bucket" in metrics
 
 
-async def test_livez_fails_when_loop_stalls(client: tuple[TestClient, Membership]) -> None:  # type: ignore[type-arg]
+async def test_livez_fails_when_loop_stalls(client: tuple[Client, Membership]) -> None:
     http, membership = client
     membership.heartbeat -= 31
     response = await http.get("/livez")
     assert response.status == 503
 
 
-async def test_unknown_paths_and_methods(client: tuple[TestClient, Membership]) -> None:  # type: ignore[type-arg]
+async def test_unknown_paths_and_methods(client: tuple[Client, Membership]) -> None:
     http, _ = client
     assert (await http.get("/nope")).status == 404
     assert (await http.post("/readyz")).status == 405

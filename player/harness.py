@@ -1,4 +1,4 @@
-"""One interface over a real etcd or rqlite cluster plus a sidecar per node, for scenarios."""
+"""One interface over a real etcd or rqlite cluster plus a sidecar per node (tests, benchmarks)."""
 
 from __future__ import annotations
 
