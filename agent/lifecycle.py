@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import ssl
 from collections.abc import Coroutine
@@ -95,6 +96,10 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None) 
         await site.start()
         log.info("sidecar_start", listen=f"{host}:{port}", backend=settings.backend,
                  store_url=store_url)
+        # Everything allocated so far lives as long as the process: move it out of the
+        # collector's reach, so GC passes (which pause probes) stay short.
+        gc.collect()
+        gc.freeze()
         tasks = [
             asyncio.create_task(guarded("poll_loop", membership.run(stop)), name="poll_loop"),
             asyncio.create_task(guarded("stop_signal", _wait(stop)), name="stop_signal"),

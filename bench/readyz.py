@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import http.client
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -25,17 +25,22 @@ PRODUCTION_LIKE = {"AGENT_POLL_INTERVAL_SECONDS": "1", "AGENT_STALE_AFTER_SECOND
 
 
 def probe_once(url: str) -> float:
-    """One probe as a kubelet sends it: a new TCP connection, GET, read the body."""
+    """One probe as a kubelet sends it: a new TCP connection, GET, read to the end.
+
+    A raw socket keeps the client's own cost (and noise) small next to the server's.
+    """
     parts = urlsplit(url)
+    request = (f"GET {parts.path} HTTP/1.1\r\nHost: {parts.hostname}\r\n"
+               "Connection: close\r\n\r\n").encode()
     started = time.perf_counter()
-    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
-    connection.request("GET", parts.path)
-    response = connection.getresponse()
-    response.read()
-    connection.close()
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as connection:
+        connection.sendall(request)
+        head = chunk = connection.recv(65536)
+        while chunk:
+            chunk = connection.recv(65536)
     elapsed = time.perf_counter() - started
-    if response.status not in (200, 503):
-        raise RuntimeError(f"{url}: HTTP {response.status}")
+    if not head.startswith((b"HTTP/1.1 200", b"HTTP/1.1 503")):
+        raise RuntimeError(f"{url}: {head[:40]!r}")
     return elapsed
 
 
@@ -61,6 +66,23 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
+def sequential_and_flood(harness: Harness, endpoint: str, label: str, args: argparse.Namespace,
+                         results: dict[str, tuple[list[float], tuple[float, str, str]]]) -> None:
+    """Measure one backend's sidecar next to the store's own endpoint, alone on the machine."""
+    harness.start(3)
+    for sidecar in harness.sidecars.values():
+        sidecar.wait_ready(timeout=60)
+    targets = {f"sts-agent /readyz ({label} sidecar)": harness.sidecars[1].url + "/readyz",
+               f"{label} {endpoint}": harness.store_url(1) + endpoint}
+    samples: dict[str, list[float]] = {name: [] for name in targets}
+    rounds = 4
+    for _ in range(rounds):  # interleaved rounds, so drift hits both targets alike
+        for name, url in targets.items():
+            samples[name].extend(probe_once(url) for _ in range(args.probes // rounds))
+    for name, url in targets.items():
+        results[name] = (samples[name], flood(url, args.flood_seconds, 32))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--probes", type=int, default=2000, help="sequential probes per target")
@@ -70,62 +92,60 @@ def main() -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian package wrk; `make bench` installs it)")
     workdir = Path(tempfile.mkdtemp(prefix="sts-agent-bench-"))
-    harnesses: list[Harness] = [EtcdHarness(workdir / "etcd", sidecar_env=PRODUCTION_LIKE),
-                                RqliteHarness(workdir / "rqlite", sidecar_env=PRODUCTION_LIKE)]
+    results: dict[str, tuple[list[float], tuple[float, str, str]]] = {}
     try:
-        for harness in harnesses:
-            harness.start(3)
-            for sidecar in harness.sidecars.values():
-                sidecar.wait_ready(timeout=60)
-        started = time.monotonic()
-        etcd, rqlite = harnesses
-        targets = {
-            "sts-agent /readyz (etcd sidecar)": etcd.sidecars[1].url + "/readyz",
-            "etcd /health": etcd.store_url(1) + "/health",
-            "sts-agent /readyz (rqlite sidecar)": rqlite.sidecars[1].url + "/readyz",
-            "rqlite /readyz": rqlite.store_url(1) + "/readyz",
-        }
-        sequential: dict[str, list[float]] = {name: [] for name in targets}
-        rounds = 4
-        for _ in range(rounds):  # interleaved rounds, so drift hits every target alike
-            for name, url in targets.items():
-                sequential[name].extend(probe_once(url) for _ in range(args.probes // rounds))
-        floods = {name: flood(url, args.flood_seconds, 32) for name, url in targets.items()}
-        pid = rqlite.sidecars[1].proc.process.pid  # type: ignore[union-attr]
-        etcd_pid = etcd.sidecars[1].proc.process.pid  # type: ignore[union-attr]
-        minute = 60.0
-        while time.monotonic() - started < minute:
-            time.sleep(1)  # letting the sidecars poll for a minute before the first reading
-        rss_1 = (rss_mib(etcd_pid), rss_mib(pid))
-        while time.monotonic() - started < args.memory_minutes * minute:
-            time.sleep(1)  # and on to the second reading
-        rss_5 = (rss_mib(etcd_pid), rss_mib(pid))
+        kinds: list[tuple[type[Harness], str]] = [(EtcdHarness, "/health"),
+                                                  (RqliteHarness, "/readyz")]
+        for harness_class, endpoint in kinds:
+            alone = harness_class(workdir / harness_class.backend / "latency",
+                                  sidecar_env=PRODUCTION_LIKE)
+            try:
+                sequential_and_flood(alone, endpoint, harness_class.backend, args, results)
+            finally:
+                alone.close()
+        # Memory: both clusters and all six sidecars polling, as in the tests.
+        harnesses: list[Harness] = [
+            EtcdHarness(workdir / "etcd" / "memory", sidecar_env=PRODUCTION_LIKE),
+            RqliteHarness(workdir / "rqlite" / "memory", sidecar_env=PRODUCTION_LIKE),
+        ]
+        try:
+            for both in harnesses:
+                both.start(3)
+            started = time.monotonic()
+            pids = [h.sidecars[1].proc.process.pid for h in harnesses]  # type: ignore[union-attr]
+            minute = 60.0
+            while time.monotonic() - started < minute:
+                time.sleep(1)  # letting the sidecars poll for a minute before the first reading
+            rss_1 = [rss_mib(pid) for pid in pids]
+            while time.monotonic() - started < args.memory_minutes * minute:
+                time.sleep(1)  # and on to the second reading
+            rss_5 = [rss_mib(pid) for pid in pids]
+        finally:
+            for both in harnesses:
+                both.close()
     finally:
-        for harness in harnesses:
-            harness.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"Date: {datetime.date.today().isoformat()}; machine: {machine()}; "
-          f"everything (3 etcd, 3 rqlite, 6 sidecars, the load) on the same 2 cores\n")
-    print(f"Sequential probes, a new connection each (as a kubelet), {args.probes} per target:\n")
+    print(f"Date: {datetime.date.today().isoformat()}; machine: {machine()}\n")
+    print(f"Sequential probes, each on a new connection (as a kubelet sends them), "
+          f"{args.probes} per target; each backend's 3 nodes and 3 sidecars running, "
+          "the other backend stopped:\n")
     print("| target | p50 ms | p99 ms | mean ms |")
     print("|---|---|---|---|")
-    for name, values in sequential.items():
+    for name, (values, _) in results.items():
         print(f"| {name} | {statistics.median(values) * 1000:.3f} | "
               f"{percentile(values, 0.99) * 1000:.3f} | {statistics.mean(values) * 1000:.3f} |")
     print(f"\nFlood: wrk, 2 threads, 32 connections (keep-alive), {args.flood_seconds} s:\n")
     print("| target | requests/s | p50 | p99 |")
     print("|---|---|---|---|")
-    for name, (rate, p50, p99) in floods.items():
+    for name, (_, (rate, p50, p99)) in results.items():
         print(f"| {name} | {rate:,.0f} | {p50} | {p99} |")
-    print("\nSidecar resident memory (VmRSS), polling once a second:\n")
-    print("| sidecar | after 1 min | after "
-          f"{args.memory_minutes:g} min |")
+    print("\nSidecar resident memory (VmRSS), polling once a second, both clusters running:\n")
+    print(f"| sidecar | after 1 min | after {args.memory_minutes:g} min |")
     print("|---|---|---|")
-    print(f"| etcd | {rss_1[0]:.1f} MiB | {rss_5[0]:.1f} MiB |")
-    print(f"| rqlite | {rss_1[1]:.1f} MiB | {rss_5[1]:.1f} MiB |")
+    for backend, before, after in zip(("etcd", "rqlite"), rss_1, rss_5, strict=True):
+        print(f"| {backend} | {before:.1f} MiB | {after:.1f} MiB |")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

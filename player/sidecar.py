@@ -39,8 +39,12 @@ class Sidecar:
 
     def start(self) -> None:
         self.proc.start()
-        wait_until(lambda: self.livez()[0] == 200, what=f"{self.name} sidecar /livez",
-                   timeout=20)
+        try:
+            wait_until(lambda: self.livez()[0] == 200, what=f"{self.name} sidecar /livez",
+                       timeout=20)
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> int | None:
         code = self.proc.stop()
