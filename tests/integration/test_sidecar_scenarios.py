@@ -59,6 +59,8 @@ def test_three_nodes_ready_with_view_and_metrics(cluster: Harness) -> None:
         assert "sts_agent_members 3.0" in metrics
         assert 'sts_agent_check_ok{check="member"} 1.0' in metrics
         assert sidecar.livez()[0] == 200
+    assert cluster.sidecars[0].proc.stop() == 0, "SIGTERM ends the sidecar cleanly, exit 0"
+    assert '"event": "sidecar_stop"' in cluster.sidecars[0].proc.log_path.read_text()
 
 
 def test_stopped_follower_reports_store_unreachable_others_stay_ready(cluster: Harness) -> None:
