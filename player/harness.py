@@ -26,6 +26,9 @@ class Harness:
         self.election_seconds = election_seconds
 
     # store-specific -------------------------------------------------------------------
+    def store_cluster(self) -> EtcdCluster | RqliteCluster:
+        raise NotImplementedError
+
     def start_store(self, count: int) -> None:
         raise NotImplementedError
 
@@ -48,16 +51,20 @@ class Harness:
         raise NotImplementedError
 
     def stop_store(self, ordinal: int) -> None:
-        raise NotImplementedError
+        proc = self.store_cluster().nodes[ordinal].proc
+        assert proc is not None
+        proc.stop()
 
     def kill_store(self, ordinal: int) -> None:
-        raise NotImplementedError
+        proc = self.store_cluster().nodes[ordinal].proc
+        assert proc is not None
+        proc.kill()
 
     def restart_store(self, ordinal: int) -> None:
-        raise NotImplementedError
+        self.store_cluster().restart(ordinal)
 
     def close_store(self) -> None:
-        raise NotImplementedError
+        self.store_cluster().stop_all()
 
     # shared -----------------------------------------------------------------------------
     def start_sidecar(self, ordinal: int, *, store_url: str | None = None, port: int = 9090,
@@ -97,6 +104,9 @@ class EtcdHarness(Harness):
         self.cluster = EtcdCluster(workdir / "stores", election_ms=election_ms,
                                    heartbeat_ms=max(50, election_ms // 10))
 
+    def store_cluster(self) -> EtcdCluster | RqliteCluster:
+        return self.cluster
+
     def start_store(self, count: int) -> None:
         self.cluster.start(count)
 
@@ -129,22 +139,6 @@ class EtcdHarness(Harness):
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             list(pool.map(writer, range(0, count, 250)))
 
-    def stop_store(self, ordinal: int) -> None:
-        proc = self.cluster.nodes[ordinal].proc
-        assert proc is not None
-        proc.stop()
-
-    def kill_store(self, ordinal: int) -> None:
-        proc = self.cluster.nodes[ordinal].proc
-        assert proc is not None
-        proc.kill()
-
-    def restart_store(self, ordinal: int) -> None:
-        self.cluster.restart(ordinal)
-
-    def close_store(self) -> None:
-        self.cluster.stop_all()
-
 
 class RqliteHarness(Harness):
     backend = "rqlite"
@@ -154,6 +148,9 @@ class RqliteHarness(Harness):
         self.cluster = RqliteCluster(workdir / "stores",
                                      election_timeout=f"{int(self.election_seconds * 1000)}ms")
         self._table = False
+
+    def store_cluster(self) -> EtcdCluster | RqliteCluster:
+        return self.cluster
 
     def start_store(self, count: int) -> None:
         self.cluster.start(count)
@@ -188,22 +185,6 @@ class RqliteHarness(Harness):
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             list(pool.map(writer, range(0, count, 250)))
-
-    def stop_store(self, ordinal: int) -> None:
-        proc = self.cluster.nodes[ordinal].proc
-        assert proc is not None
-        proc.stop()
-
-    def kill_store(self, ordinal: int) -> None:
-        proc = self.cluster.nodes[ordinal].proc
-        assert proc is not None
-        proc.kill()
-
-    def restart_store(self, ordinal: int) -> None:
-        self.cluster.restart(ordinal)
-
-    def close_store(self) -> None:
-        self.cluster.stop_all()
 
 
 HARNESSES: dict[str, type[Harness]] = {"etcd": EtcdHarness, "rqlite": RqliteHarness}
