@@ -34,6 +34,7 @@ COMMANDS = {
     "peers": "print the peers DNS knows, as JSON",
     "run": "sidecar: readiness/liveness probes, status and metrics from a polled view",
     "status": "print the local sidecar's /status",
+    "leave": "preStop hook: ask the local sidecar to leave; exit 0 removed, 3 stayed, 1 failed",
 }
 
 
@@ -188,6 +189,30 @@ def _status(settings: Settings) -> int:
     return 0
 
 
+def _leave(settings: Settings) -> int:
+    import urllib.error
+    import urllib.request
+
+    _, port = settings.listen_address()
+    url = f"http://127.0.0.1:{port}/leave"
+    request = urllib.request.Request(url, method="POST", data=b"")
+    timeout = settings.leave_deadline_seconds() + settings.leave_margin_seconds
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read().decode()
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode()
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"sts-agent: cannot reach the sidecar at {url}: {exc}", file=sys.stderr)
+        return 1
+    print(body)
+    try:
+        result = json.loads(body).get("result")
+    except ValueError:
+        return 1
+    return {"removed": 0, "stayed": 3}.get(result, 1)
+
+
 def _print_problems(error: AgentError) -> None:
     kind = type(error).__name__
     if error.problems:
@@ -226,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_sidecar(settings))
         if command == "status":
             return _status(settings)
+        if command == "leave":
+            return _leave(settings)
     except AgentError as exc:
         import structlog
 

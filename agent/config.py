@@ -201,6 +201,48 @@ class Settings(BaseSettings):
         default=None, description="Key of the client certificate."
     )
 
+    # --- leave ---------------------------------------------------------------------
+    leave_policy: Literal["scale-down", "always", "never"] = Field(
+        default="scale-down",
+        description="When a terminating pod removes itself from the cluster: scale-down "
+        "(only when its ordinal >= the StatefulSet's spec.replicas), always, never.",
+    )
+    statefulset: str | None = Field(
+        default=None,
+        description="The owning StatefulSet. Default: derived from the pod name.",
+    )
+    termination_grace_period_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="The pod's terminationGracePeriodSeconds (Kubernetes default 30); the "
+        "leave procedure must end before it.",
+    )
+    leave_margin_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Time kept back from the grace period for the store's own shutdown.",
+    )
+    leave_token_file: Path | None = Field(
+        default=None,
+        description="If set, POST /leave also accepts non-loopback clients that send "
+        "'Authorization: Bearer <this file's content>'.",
+    )
+    kube_api_url: str | None = Field(
+        default=None,
+        description="Kubernetes API URL. Default: in-cluster (KUBERNETES_SERVICE_HOST/PORT "
+        "and the pod's service account).",
+    )
+    kube_token_file: Path = Field(
+        default=Path("/var/run/secrets/kubernetes.io/serviceaccount/token"),
+        description="Service-account token, re-read when the API answers 401 (rotation).",
+    )
+    kube_ca_file: Path | None = Field(
+        default=None, description="CA of the Kubernetes API (with AGENT_KUBE_API_URL)."
+    )
+    kube_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Budget of one Kubernetes API request."
+    )
+
     resolv_conf_path: Path = Field(
         default=Path("/etc/resolv.conf"),
         description="Where to read the search line that gives the default cluster domain.",
@@ -265,14 +307,14 @@ class Settings(BaseSettings):
         parse_host_port(value, default_port=9090)
         return value
 
-    @field_validator("store_url")
+    @field_validator("store_url", "kube_api_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http:// or https:// URL")
         return value.rstrip("/") if value is not None else None
 
-    @field_validator("srv_port_name", "namespace_rewrite")
+    @field_validator("srv_port_name", "namespace_rewrite", "statefulset")
     @classmethod
     def _optional_label(cls, value: str | None) -> str | None:
         if value is not None and not is_dns_label(value):
@@ -282,6 +324,16 @@ class Settings(BaseSettings):
     def nameserver(self) -> tuple[str, int] | None:
         """The resolver override as (ip, port), or None for the system resolver."""
         return None if self.dns_server is None else parse_host_port(self.dns_server, 53)
+
+    def leave_deadline_seconds(self) -> float:
+        """How long the leave procedure may take: the grace period minus the margin."""
+        return self.termination_grace_period_seconds - self.leave_margin_seconds
+
+    def statefulset_name(self) -> str | None:
+        """The configured StatefulSet, else the one the pod name implies."""
+        if self.statefulset:
+            return self.statefulset
+        return parse_pod_name(self.pod_name).statefulset if self.pod_name else None
 
     def listen_address(self) -> tuple[str, int]:
         """The sidecar's (host, port)."""
@@ -415,6 +467,11 @@ def cross_check(settings: Settings) -> list[str]:
             f"{describe('stale_after_seconds')}: must be at least "
             f"{describe('poll_interval_seconds')} ({settings.stale_after_seconds} < "
             f"{settings.poll_interval_seconds})"
+        )
+    if settings.leave_margin_seconds >= settings.termination_grace_period_seconds:
+        problems.append(
+            f"{describe('leave_margin_seconds')}: must be less than "
+            f"{describe('termination_grace_period_seconds')}"
         )
     if settings.template_suffix in ("/", "."):
         problems.append(

@@ -16,6 +16,9 @@ from aiohttp import web
 from agent.backends import backend_class
 from agent.config import Settings
 from agent.errors import ConfigError
+from agent.identity import parse_pod_name
+from agent.kube import Kube
+from agent.leave import Leaver
 from agent.membership import Membership, Policy
 from agent.metrics import Metrics
 from agent.server import Routes, make_server
@@ -69,9 +72,15 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None) 
     """Serve probes and poll the store until SIGTERM/SIGINT (or ``stop``)."""
     assert settings.backend is not None
     stop = stop or asyncio.Event()
+    signalled: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        signalled.append(signum)
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal, signum)
     cls = backend_class(settings.backend)
     store_url = settings.store_url or cls.default_url
     metrics = Metrics()
@@ -86,9 +95,21 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None) 
             poll_timeout_seconds=settings.store_timeout_seconds * 3,
             metrics=metrics,
         )
+        kube = Kube(settings)
+        leaver = Leaver(
+            membership, cls(client, store_url),
+            policy=settings.leave_policy,
+            ordinal=parse_pod_name(settings.pod_name).ordinal if settings.pod_name else None,
+            statefulset=settings.statefulset_name(),
+            replicas=kube if settings.namespace else None,
+            events=kube if settings.namespace and settings.pod_name else None,
+            deadline_seconds=settings.leave_deadline_seconds(),
+        )
         routes = Routes(membership, liveness_timeout_seconds=settings.liveness_timeout_seconds,
                         info={"backend": settings.backend, "store_url": store_url,
-                              "pod": settings.pod_name, "namespace": settings.namespace})
+                              "pod": settings.pod_name, "namespace": settings.namespace,
+                              "leave_policy": settings.leave_policy},
+                        leaver=leaver, leave_token_file=settings.leave_token_file)
         runner = web.ServerRunner(make_server(routes), handle_signals=False)
         await runner.setup()
         host, port = settings.listen_address()
@@ -112,6 +133,12 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None) 
                     exit_code = 1
         finally:
             stop.set()
+            if signalled and signal.SIGTERM in signalled:
+                # A classic sidecar learns of the pod's end only from SIGTERM: same
+                # procedure as POST /leave (and a no-op if that already ran).
+                outcome = await leaver.leave()
+                log.info("leave_on_sigterm", **outcome.as_dict())
+            await kube.aclose()
             try:
                 async with asyncio.timeout(settings.shutdown_timeout_seconds):
                     await asyncio.gather(*tasks, return_exceptions=True)

@@ -2,15 +2,46 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from agent.membership import Membership
 
 JSON = "application/json"
+
+
+class LeaveTrigger(Protocol):
+    """What POST /leave starts (agent.leave.Leaver)."""
+
+    async def leave(self) -> Any: ...
+
+
+def allowed_to_leave(remote: str | None, authorization: str | None,
+                     token_file: Path | None) -> bool:
+    """Loopback clients always; others only with the bearer token from ``token_file``.
+
+    The file is read on every call, so a rotated Secret takes effect at once; the
+    comparison is constant-time.
+    """
+    try:
+        if remote is not None and ipaddress.ip_address(remote.split("%")[0]).is_loopback:
+            return True
+    except ValueError:
+        pass
+    if token_file is None or not authorization or not authorization.startswith("Bearer "):
+        return False
+    try:
+        expected = token_file.read_text(encoding="utf-8").strip()
+    except OSError:
+        return False
+    given = authorization.removeprefix("Bearer ").strip()
+    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
@@ -19,8 +50,11 @@ class Routes:
     middleware machinery, which is most of a probe's cost (see BENCHMARKS.md)."""
 
     def __init__(self, membership: Membership, *, liveness_timeout_seconds: float,
-                 info: dict[str, Any] | None = None) -> None:
+                 info: dict[str, Any] | None = None, leaver: LeaveTrigger | None = None,
+                 leave_token_file: Path | None = None) -> None:
         self.membership = membership
+        self.leaver = leaver
+        self.leave_token_file = leave_token_file
         self.liveness_timeout_seconds = liveness_timeout_seconds
         self.info: dict[str, Any] = dict(info or {})
         self.get: dict[str, Handler] = {
@@ -29,7 +63,7 @@ class Routes:
             "/status": self.status,
             "/metrics": self.metrics,
         }
-        self.post: dict[str, Handler] = {}
+        self.post: dict[str, Handler] = {"/leave": self.leave} if leaver is not None else {}
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         method = request.method
@@ -71,6 +105,18 @@ class Routes:
             "view": snapshot.as_dict(),
         }
         return web.Response(text=json.dumps(body, indent=2), content_type=JSON)
+
+    async def leave(self, request: web.BaseRequest) -> web.Response:
+        """Start (or join) the leave procedure and answer with its outcome."""
+        if not allowed_to_leave(request.remote, request.headers.get("Authorization"),
+                                self.leave_token_file):
+            return web.Response(status=403, text=json.dumps({"error": "forbidden"}),
+                                content_type=JSON)
+        assert self.leaver is not None
+        outcome = await self.leaver.leave()
+        status = 500 if outcome.result == "failed" else 200
+        return web.Response(status=status, text=json.dumps(outcome.as_dict()),
+                            content_type=JSON)
 
     async def metrics(self, request: web.BaseRequest) -> web.Response:
         """Prometheus text exposition."""

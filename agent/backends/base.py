@@ -75,7 +75,26 @@ class ClusterView:
         }
 
 
-class Backend(Protocol):
+class Reconfigurable(Protocol):
+    """Membership changes, for the leave procedure.
+
+    - ``remove(member_id, leader_url=...)`` removes a member through the leader (or any
+      member, where the store forwards). Removing a member that is already gone is
+      success. A rejection the store may lift later (another change in flight, not
+      leader, unhealthy cluster) raises BackendUnavailable, so the caller retries.
+    - ``transfer_leadership(leader_url=..., target_id=...)`` asks the leader to hand
+      off to ``target_id``; ``can_transfer`` says whether the store supports it over
+      its API at all.
+    """
+
+    can_transfer: ClassVar[bool]
+
+    async def remove(self, member_id: str, *, leader_url: str) -> None: ...
+
+    async def transfer_leadership(self, *, leader_url: str, target_id: str) -> None: ...
+
+
+class Backend(Reconfigurable, Protocol):
     """A store adapter. Thin async methods over an injected ``httpx.AsyncClient``.
 
     Contract:

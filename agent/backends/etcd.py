@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import httpx
 
 from agent.backends.base import ClusterView, Member, as_int, decode_json, need, request
-from agent.errors import BackendError
+from agent.errors import BackendError, BackendUnavailable
 
 
 def parse_members(payload: Any) -> tuple[str, tuple[Member, ...]]:
@@ -80,6 +80,31 @@ class EtcdBackend:
         url = f"{base.rstrip('/')}{path}"
         response = await request(self.client, "POST", url, f"etcd {url}", json=body)
         return decode_json(response, f"etcd {url}")
+
+    can_transfer: ClassVar[bool] = True
+
+    async def remove(self, member_id: str, *, leader_url: str) -> None:
+        """``member remove``; etcd forwards it to the leader. "member not found" is success."""
+        url = f"{leader_url.rstrip('/')}/v3/cluster/member/remove"
+        response = await request(self.client, "POST", url, f"etcd {url}",
+                                 json={"ID": member_id})
+        if response.status_code == 200:
+            return
+        text = response.text[:300]
+        if "member not found" in text:
+            return
+        # Unhealthy cluster, not enough started members, a change in flight: retryable.
+        raise BackendUnavailable(f"etcd refused removing {member_id}: HTTP "
+                                 f"{response.status_code}: {text}")
+
+    async def transfer_leadership(self, *, leader_url: str, target_id: str) -> None:
+        """``move-leader`` to ``target_id``; must be sent to the current leader."""
+        url = f"{leader_url.rstrip('/')}/v3/maintenance/transfer-leadership"
+        response = await request(self.client, "POST", url, f"etcd {url}",
+                                 json={"targetID": target_id})
+        if response.status_code != 200:
+            raise BackendUnavailable(f"etcd refused moving leadership to {target_id}: HTTP "
+                                     f"{response.status_code}: {response.text[:300]}")
 
     async def view(self, api_url: str | None = None) -> ClusterView:
         base = api_url or self.base_url

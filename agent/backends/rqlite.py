@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import httpx
 
 from agent.backends.base import ClusterView, Member, as_int, decode_json, need, request
-from agent.errors import BackendError
+from agent.errors import BackendError, BackendUnavailable
 
 
 def parse_nodes(payload: Any) -> tuple[Member, ...]:
@@ -98,6 +98,23 @@ class RqliteBackend:
         url = f"{base.rstrip('/')}{path}"
         response = await request(self.client, "GET", url, f"rqlite {url}")
         return decode_json(response, f"rqlite {url}")
+
+    # rqlite 8.36 has no leadership-transfer endpoint; a leader that removes itself
+    # commits the new configuration and then steps down, which raft handles.
+    can_transfer: ClassVar[bool] = False
+
+    async def remove(self, member_id: str, *, leader_url: str) -> None:
+        """DELETE /remove on the leader; a follower answers with a redirect (retried)."""
+        url = f"{leader_url.rstrip('/')}/remove"
+        response = await request(self.client, "DELETE", url, f"rqlite {url}",
+                                 json={"id": member_id})
+        if response.status_code == 200:
+            return
+        raise BackendUnavailable(f"rqlite refused removing {member_id}: HTTP "
+                                 f"{response.status_code}: {response.text[:300]}")
+
+    async def transfer_leadership(self, *, leader_url: str, target_id: str) -> None:
+        raise BackendError("rqlite has no leadership transfer over its HTTP API")
 
     async def view(self, api_url: str | None = None) -> ClusterView:
         base = api_url or self.base_url

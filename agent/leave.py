@@ -1,0 +1,251 @@
+"""Graceful leave: decide (scale-down or restart), guard quorum, hand off, remove, confirm."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import structlog
+
+from agent.backends.base import ClusterView, Reconfigurable
+from agent.errors import AgentError, KubeError
+from agent.membership import Membership
+
+log = structlog.get_logger("agent.leave")
+
+Result = Literal["removed", "stayed", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a leave ended. ``stayed``: the pod is not going away for good."""
+
+    result: Result
+    reason: str
+    took_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"result": self.result, "reason": self.reason,
+                "took_seconds": round(self.took_seconds, 3)}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    leave: bool
+    reason: str
+
+
+class Replicas(Protocol):
+    """Where the StatefulSet's desired size comes from (the Kubernetes API)."""
+
+    async def statefulset_replicas(self, name: str) -> int: ...
+
+
+class Events(Protocol):
+    async def event(self, *, reason: str, message: str, warning: bool = False) -> None: ...
+
+
+async def decide(policy: str, *, ordinal: int, statefulset: str | None,
+                 replicas: Replicas | None) -> Decision:
+    """Leave only when the pod goes away for good. Any doubt means stay: a restart is
+    the common case, and removing a restarting node costs a rejoin (or crash-loops)."""
+    if policy == "never":
+        return Decision(False, "leave policy is 'never'")
+    if policy == "always":
+        return Decision(True, "leave policy is 'always'")
+    if replicas is None or statefulset is None:
+        return Decision(False, "no Kubernetes API configured: cannot tell scale-down from "
+                               "restart, staying")
+    try:
+        desired = await replicas.statefulset_replicas(statefulset)
+    except KubeError as exc:
+        return Decision(False, f"cannot read StatefulSet {statefulset} ({exc.message}); "
+                               "staying, as for a restart")
+    if ordinal >= desired:
+        return Decision(True, f"scale-down: ordinal {ordinal} >= spec.replicas {desired}")
+    return Decision(False, f"not a scale-down: ordinal {ordinal} < spec.replicas {desired} "
+                           "(restart, eviction or rolling update)")
+
+
+def quorum_guard(view: ClusterView, self_id: str, reachable: set[str]) -> str | None:
+    """Why removing ``self_id`` now would be unsafe, or None when it is safe.
+
+    ``view`` is the leader's own view; ``reachable`` the ids of members that answered.
+    After the removal the remaining voters that answer must be a majority of the
+    remaining voters, or the cluster could not commit anything any more.
+    """
+    if view.leader_id is None:
+        return "no leader"
+    me = view.member(self_id)
+    if me is None:
+        return None  # already gone: nothing to guard
+    if not me.voter:
+        return None  # a learner / non-voter never counts towards quorum
+    remaining = [m for m in view.voters if m.id != self_id]
+    if not remaining:
+        return "this is the last voter; removing it would leave no cluster"
+    answering = [m for m in remaining if m.id in reachable]
+    needed = len(remaining) // 2 + 1
+    if len(answering) < needed:
+        return (f"only {len(answering)} of the {len(remaining)} remaining voters answer; "
+                f"{needed} are needed for quorum after the removal")
+    return None
+
+
+class Leaver:
+    """Runs the leave procedure once; every trigger (POST /leave, SIGTERM) shares it."""
+
+    def __init__(
+        self,
+        membership: Membership,
+        backend: Reconfigurable,
+        *,
+        policy: str,
+        ordinal: int | None,
+        statefulset: str | None,
+        replicas: Replicas | None,
+        events: Events | None,
+        deadline_seconds: float,
+        retry_seconds: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.membership = membership
+        self.backend = backend
+        self.policy = policy
+        self.ordinal = ordinal
+        self.statefulset = statefulset
+        self.replicas = replicas
+        self.events = events
+        self.deadline_seconds = deadline_seconds
+        self.retry_seconds = retry_seconds
+        self.clock = clock
+        self.sleep = sleep
+        self.outcome: Outcome | None = None
+        self._task: asyncio.Task[Outcome] | None = None
+
+    async def leave(self) -> Outcome:
+        """Start the procedure (or join the one running) and return its outcome."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="leave")
+        return await asyncio.shield(self._task)
+
+    async def _run(self) -> Outcome:
+        started = self.clock()
+        self.membership.set_leaving()
+        if self.ordinal is None:
+            decision = Decision(self.policy == "always", "pod ordinal unknown (POD_NAME unset)")
+        else:
+            decision = await decide(self.policy, ordinal=self.ordinal,
+                                    statefulset=self.statefulset, replicas=self.replicas)
+        log.info("leave_decision", leave=decision.leave, reason=decision.reason)
+        if not decision.leave:
+            if "cannot read" in decision.reason and self.events is not None:
+                await self.events.event(reason="LeaveSkipped", message=decision.reason,
+                                        warning=True)
+            self.outcome = Outcome("stayed", decision.reason, self.clock() - started)
+            return self.outcome
+        try:
+            async with asyncio.timeout(self.deadline_seconds - (self.clock() - started)):
+                reason = await self._remove_self()
+            self.outcome = Outcome("removed", reason, self.clock() - started)
+        except TimeoutError:
+            self.outcome = Outcome("failed", f"deadline of {self.deadline_seconds:.1f}s passed: "
+                                             f"{self._last_obstacle}", self.clock() - started)
+        except Exception as exc:  # reported as an outcome; the pod goes away regardless
+            log.exception("leave_crashed")
+            self.outcome = Outcome("failed", f"{type(exc).__name__}: {exc}",
+                                   self.clock() - started)
+        log.info("leave_outcome", **self.outcome.as_dict())
+        if self.events is not None:
+            if self.outcome.result == "removed":
+                await self.events.event(reason="MemberRemoved", message=self.outcome.reason)
+            else:
+                await self.events.event(reason="MemberRemoveFailed",
+                                        message=self.outcome.reason, warning=True)
+        return self.outcome
+
+    _last_obstacle = "not started"
+
+    async def _obstacle(self, reason: str) -> None:
+        if reason != self._last_obstacle:
+            log.info("leave_waiting", reason=reason)
+        self._last_obstacle = reason
+        # Jitter, so two pods leaving at once do not retry in lockstep.
+        await self.sleep(self.retry_seconds * random.uniform(0.5, 1.5))
+
+    async def _reachable(self, view: ClusterView) -> set[str]:
+        known = {m.id for m in view.members if m.reachable}
+        unknown = [m for m in view.members if m.reachable is None and m.api_url]
+
+        async def answers(url: str) -> bool:
+            try:
+                await self.membership.backend.view(url)
+                return True
+            except AgentError:
+                return False
+
+        results = await asyncio.gather(*(answers(m.api_url or "") for m in unknown))
+        return known | {m.id for m, ok in zip(unknown, results, strict=True) if ok}
+
+    async def _remove_self(self) -> str:
+        removed = False
+        while True:
+            snapshot = await self.membership.poll_once()
+            self_id, view = snapshot.self_id, snapshot.authority
+            if self_id is None:
+                await self._obstacle("this node's id is unknown (its store never answered)")
+                continue
+            if view is None:
+                await self._obstacle("no leader to ask")
+                continue
+            if view.member(self_id) is None:
+                confirmed_by = await self._confirm_gone(view, self_id)
+                if confirmed_by is not None:
+                    what = "removed" if removed else "already not a member"
+                    return f"{self_id} {what}; confirmed by {confirmed_by}"
+                await self._obstacle("removal not yet visible on another member")
+                continue
+            leader = view.leader
+            if leader is None or not leader.api_url:
+                await self._obstacle("leader has no API address")
+                continue
+            reachable = await self._reachable(view)
+            obstacle = quorum_guard(view, self_id, reachable)
+            if obstacle is not None:
+                await self._obstacle(obstacle)
+                continue
+            if leader.id == self_id and self.backend.can_transfer:
+                target = next((m for m in view.voters if m.id != self_id
+                               and m.id in reachable), None)
+                if target is not None:
+                    try:
+                        await self.backend.transfer_leadership(leader_url=leader.api_url,
+                                                               target_id=target.id)
+                        log.info("leadership_handed_off", to=target.id)
+                    except AgentError as exc:
+                        await self._obstacle(f"hand-off to {target.id} refused: {exc.message}")
+                    continue
+            try:
+                await self.backend.remove(self_id, leader_url=leader.api_url)
+                removed = True
+                log.info("member_remove_sent", member=self_id, via=leader.api_url)
+            except AgentError as exc:
+                await self._obstacle(exc.message)
+
+    async def _confirm_gone(self, view: ClusterView, self_id: str) -> str | None:
+        """Read membership from a member other than this one; its name if self is absent."""
+        others = sorted((m for m in view.members if m.id != self_id and m.api_url),
+                        key=lambda m: m.id != view.leader_id)
+        for member in others:
+            try:
+                other = await self.membership.backend.view(member.api_url)
+            except AgentError:
+                continue
+            if other.member(self_id) is None:
+                return member.name or member.id
+        return None
