@@ -193,8 +193,10 @@ def _leave(settings: Settings) -> int:
     import urllib.error
     import urllib.request
 
-    _, port = settings.listen_address()
-    url = f"http://127.0.0.1:{port}/leave"
+    host, port = settings.listen_address()
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    url = f"http://{host}:{port}/leave"
     request = urllib.request.Request(url, method="POST", data=b"")
     timeout = settings.leave_deadline_seconds() + settings.leave_margin_seconds
     try:

@@ -1,0 +1,170 @@
+"""Graceful leave against real etcd and rqlite, with a stand-in Kubernetes API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from player.harness import HARNESSES, Harness
+from player.kubeapi import KubeApi, dump
+from player.wait import wait_until
+from tests.integration.conftest import require_store
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class LeaveCluster:
+    harness: Harness
+    api: KubeApi
+
+    @property
+    def name(self) -> str:
+        return self.harness.backend
+
+    def leave_command(self, ordinal: int, **env: str) -> subprocess.CompletedProcess[str]:
+        """`sts-agent leave` as the main container's preStop hook runs it."""
+        environment = {k: v for k, v in os.environ.items()
+                       if not k.startswith(("AGENT_", "POD_"))}
+        environment.update({"AGENT_LISTEN": f"{self.harness.ip(ordinal)}:9090",
+                            "AGENT_LOG_FORMAT": "json", **env})
+        return subprocess.run([sys.executable, "-m", "agent", "leave"], env=environment,
+                              capture_output=True, text=True, timeout=60)
+
+    def members(self) -> list[str]:
+        """Member names as the cluster's leader reports them, via a sidecar still ready."""
+        for sidecar in self.harness.sidecars.values():
+            try:
+                view = sidecar.status()["view"]["authority"]
+            except (httpx.HTTPError, KeyError, TypeError):
+                continue
+            if view is not None:
+                return sorted(m["name"] or m["id"] for m in view["members"])
+        raise AssertionError("no sidecar knows the membership")
+
+    def wait_members(self, expected: list[str]) -> None:
+        """The sidecars' views follow a change within a poll; wait for it, named."""
+        wait_until(lambda: self.members() == expected, what=f"membership {expected}",
+                   timeout=30)
+
+
+@pytest.fixture(params=sorted(HARNESSES))
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LeaveCluster]:
+    backend = request.param
+    require_store(backend)
+    api = KubeApi(tmp_path / "kube").start()
+    api.add_statefulset(backend, replicas=3)
+    harness = HARNESSES[backend](tmp_path, election_seconds=1.0, sidecar_env={
+        **api.env(), "AGENT_TERMINATION_GRACE_PERIOD_SECONDS": "30"})
+    try:
+        harness.start(3)
+        for sidecar in harness.sidecars.values():
+            sidecar.wait_ready(timeout=60)
+        yield LeaveCluster(harness, api)
+    except BaseException:
+        print(harness.logs(), dump(api), sep="\n")
+        raise
+    finally:
+        harness.close()
+        api.stop()
+
+
+def names(cluster: LeaveCluster, *ordinals: int) -> list[str]:
+    return sorted(f"{cluster.name}-{o}" for o in ordinals)
+
+
+def test_scale_down_removes_the_departing_pod(cluster: LeaveCluster) -> None:
+    cluster.api.scale(cluster.name, 2)
+    result = cluster.leave_command(2)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"result": "removed"' in result.stdout
+    for ordinal in (0, 1):
+        cluster.harness.sidecars[ordinal].wait_ready(timeout=30)
+    cluster.wait_members(names(cluster, 0, 1))
+    assert cluster.api.event_reasons() == ["MemberRemoved"]
+    assert "leaving the cluster" in cluster.harness.sidecars[2].reasons()
+    # A second preStop (or SIGTERM after it) is a no-op that reports the same outcome.
+    again = httpx.post(cluster.harness.sidecars[2].url + "/leave", timeout=30)
+    assert again.status_code == 200 and again.json()["result"] == "removed"
+    assert cluster.api.event_reasons() == ["MemberRemoved"]
+
+
+def test_rolling_restart_removes_nothing(cluster: LeaveCluster) -> None:
+    before = cluster.members()
+    result = cluster.leave_command(1)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "not a scale-down: ordinal 1 < spec.replicas 3" in result.stdout
+    # The pod restarts: store and sidecar stop and come back with the same data.
+    cluster.harness.sidecars[1].stop()
+    cluster.harness.stop_store(1)
+    cluster.harness.restart_store(1)
+    cluster.harness.start_sidecar(1)
+    for sidecar in cluster.harness.sidecars.values():
+        sidecar.wait_ready(timeout=60)
+    assert cluster.members() == before
+    assert [r for r in cluster.api.requests if r[0] == "POST"] == []
+
+
+def test_departing_leader_hands_off_and_is_removed(cluster: LeaveCluster) -> None:
+    leader = cluster.harness.leader()
+    # Policy "always" makes the leader's pod the departing one, whatever its ordinal.
+    cluster.harness.sidecars[leader].stop()
+    sidecar = cluster.harness.start_sidecar(leader, env={"AGENT_LEAVE_POLICY": "always"})
+    sidecar.wait_ready(timeout=30)
+    response = httpx.post(sidecar.url + "/leave", timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()["result"] == "removed", response.text
+    survivors = [o for o in range(3) if o != leader]
+
+    def new_leader() -> int | None:
+        current = cluster.harness.leader()
+        return current if current != leader else None
+
+    assert wait_until(new_leader, what="a new leader", timeout=30) in survivors
+    cluster.wait_members(names(cluster, *survivors))
+    if cluster.harness.backend == "etcd":
+        assert "leadership_handed_off" in sidecar.proc.log_path.read_text()
+
+
+def test_kube_api_unreachable_means_stay(cluster: LeaveCluster) -> None:
+    cluster.api.scale(cluster.name, 2)
+    cluster.api.available = False
+    result = cluster.leave_command(2)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "cannot read StatefulSet" in result.stdout
+    assert cluster.members() == names(cluster, 0, 1, 2)
+    assert "leave_decision" in cluster.harness.sidecars[2].proc.log_path.read_text()
+
+
+def test_quorum_lost_gives_up_within_the_deadline(cluster: LeaveCluster) -> None:
+    cluster.api.scale(cluster.name, 2)
+    for ordinal in (0, 1):
+        cluster.harness.stop_store(ordinal)
+    started = time.monotonic()
+    result = cluster.leave_command(2)
+    took = time.monotonic() - started
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "deadline" in result.stdout
+    assert took < 30, "the command ends within the grace period"
+    assert "MemberRemoveFailed" in cluster.api.event_reasons()
+    for ordinal in (0, 1):
+        cluster.harness.restart_store(ordinal)
+    for ordinal in (0, 1):
+        cluster.harness.sidecars[ordinal].wait_ready(timeout=60)
+    assert cluster.members() == names(cluster, 0, 1, 2), "nothing was removed"
+
+
+def test_sigterm_to_a_classic_sidecar_leaves_on_scale_down(cluster: LeaveCluster) -> None:
+    cluster.api.scale(cluster.name, 2)
+    assert cluster.harness.sidecars[2].proc.stop(timeout=40) == 0
+    log = cluster.harness.sidecars[2].proc.log_path.read_text()
+    assert '"event": "leave_on_sigterm"' in log and '"result": "removed"' in log
+    cluster.wait_members(names(cluster, 0, 1))
