@@ -1,0 +1,219 @@
+"""Leave: the decision, the quorum guard, the procedure against a fake store, access rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from agent.backends.base import ClusterView, Member
+from agent.errors import BackendUnavailable, KubeError
+from agent.leave import Leaver, decide, quorum_guard
+from agent.membership import Membership, Policy
+from agent.server import allowed_to_leave
+
+URL = {i: f"http://n{i}:1" for i in range(5)}
+
+
+def members(*ids: int, learners: tuple[int, ...] = ()) -> tuple[Member, ...]:
+    return tuple(Member(id=f"n{i}", name=f"n{i}", address=f"n{i}:2", api_url=URL[i],
+                        voter=i not in learners) for i in ids)
+
+
+def view(self_id: int, leader: int | None, ids: tuple[int, ...] = (0, 1, 2),
+         learners: tuple[int, ...] = ()) -> ClusterView:
+    return ClusterView(members=members(*ids, learners=learners),
+                       leader_id=f"n{leader}" if leader is not None else None,
+                       self_id=f"n{self_id}", applied_index=1, commit_index=1)
+
+
+@pytest.mark.parametrize(
+    ("ids", "learners", "reachable", "expected"),
+    [
+        ((0, 1, 2), (), {"n0", "n1"}, None),
+        ((0, 1, 2), (), {"n0"}, "only 1 of the 2 remaining voters answer; 2 are needed"),
+        ((0, 1, 2, 3, 4), (), {"n0", "n1", "n3"}, None),
+        ((0, 1, 2, 3, 4), (), {"n0", "n1"}, "only 2 of the 4 remaining voters answer; 3"),
+        ((2,), (), set(), "this is the last voter"),
+        ((0, 1, 2), (2,), set(), None),  # a learner leaving never touches quorum
+        ((0, 1), (), set(), None),  # already gone
+    ],
+)
+def test_quorum_guard(ids: tuple[int, ...], learners: tuple[int, ...], reachable: set[str],
+                      expected: str | None) -> None:
+    got = quorum_guard(view(0, 0, ids, learners), "n2", reachable)
+    if expected is None:
+        assert got is None
+    else:
+        assert got is not None and got.startswith(expected)
+
+
+def test_quorum_guard_needs_a_leader() -> None:
+    assert quorum_guard(view(0, None), "n2", {"n0", "n1"}) == "no leader"
+
+
+@dataclass
+class FakeReplicas:
+    replicas: int | Exception
+
+    async def statefulset_replicas(self, name: str) -> int:
+        if isinstance(self.replicas, Exception):
+            raise self.replicas
+        return self.replicas
+
+
+@pytest.mark.parametrize(
+    ("policy", "ordinal", "replicas", "leave", "reason"),
+    [
+        ("scale-down", 2, FakeReplicas(2), True, "scale-down: ordinal 2 >= spec.replicas 2"),
+        ("scale-down", 1, FakeReplicas(3), False, "not a scale-down: ordinal 1 < spec.rep"),
+        ("scale-down", 4, FakeReplicas(KubeError("timed out")), False, "cannot read"),
+        ("scale-down", 4, None, False, "no Kubernetes API configured"),
+        ("always", 0, None, True, "leave policy is 'always'"),
+        ("never", 9, FakeReplicas(0), False, "leave policy is 'never'"),
+    ],
+)
+async def test_decide(policy: str, ordinal: int, replicas: FakeReplicas | None, leave: bool,
+                      reason: str) -> None:
+    decision = await decide(policy, ordinal=ordinal, statefulset="db", replicas=replicas)
+    assert decision.leave is leave
+    assert decision.reason.startswith(reason)
+
+
+@dataclass
+class FakeCluster:
+    """A 3-node store whose membership changes when remove() succeeds."""
+
+    ids: list[int] = field(default_factory=lambda: [0, 1, 2])
+    leader: int = 0
+    refuse_removals: int = 0
+    down: set[int] = field(default_factory=set)
+    removed: list[str] = field(default_factory=list)
+    transfers: list[str] = field(default_factory=list)
+    can_transfer = True
+
+    def _view(self, me: int) -> ClusterView:
+        return view(me, self.leader, tuple(self.ids))
+
+    async def view(self, api_url: str | None = None) -> ClusterView:
+        me = 2 if api_url is None else int(api_url.split("n")[1].split(":")[0])
+        if me in self.down:
+            raise BackendUnavailable(f"n{me} down")
+        if me not in self.ids and api_url is not None:
+            raise BackendUnavailable(f"n{me} removed")
+        return self._view(me)
+
+    async def remove(self, member_id: str, *, leader_url: str) -> None:
+        if self.refuse_removals:
+            self.refuse_removals -= 1
+            raise BackendUnavailable("unhealthy cluster")
+        self.removed.append(member_id)
+        number = int(member_id[1:])
+        if number in self.ids:
+            self.ids.remove(number)
+        if self.leader == number:
+            self.leader = self.ids[0]
+
+    async def transfer_leadership(self, *, leader_url: str, target_id: str) -> None:
+        self.transfers.append(target_id)
+        self.leader = int(target_id[1:])
+
+
+@dataclass
+class Recorder:
+    events: list[tuple[str, bool]] = field(default_factory=list)
+
+    async def event(self, *, reason: str, message: str, warning: bool = False) -> None:
+        self.events.append((reason, warning))
+
+
+async def no_sleep(seconds: float) -> None:
+    return None
+
+
+def leaver(store: FakeCluster, *, replicas: int = 2, deadline: float = 10,
+           events: Recorder | None = None) -> Leaver:
+    membership = Membership(store, policy=Policy(), poll_interval_seconds=1,
+                            poll_timeout_seconds=1)
+    return Leaver(membership, store, policy="scale-down", ordinal=2, statefulset="db",
+                  replicas=FakeReplicas(replicas), events=events, deadline_seconds=deadline,
+                  sleep=no_sleep)
+
+
+async def test_removes_itself_through_the_leader_after_retries() -> None:
+    store = FakeCluster(refuse_removals=2)
+    events = Recorder()
+    outcome = await leaver(store, events=events).leave()
+    assert outcome.result == "removed", outcome
+    assert store.removed == ["n2"] and store.ids == [0, 1]
+    assert "confirmed by n0" in outcome.reason
+    assert events.events == [("MemberRemoved", False)]
+
+
+async def test_leader_hands_off_first() -> None:
+    store = FakeCluster(leader=2)
+    outcome = await leaver(store).leave()
+    assert outcome.result == "removed"
+    assert store.transfers == ["n0"]
+    assert store.removed == ["n2"]
+
+
+async def test_restart_stays_and_readiness_still_drops() -> None:
+    store = FakeCluster()
+    subject = leaver(store, replicas=3)
+    outcome = await subject.leave()
+    assert outcome.result == "stayed"
+    assert store.removed == []
+    assert subject.membership.leaving
+
+
+async def test_idempotent_and_concurrent_triggers_share_one_run() -> None:
+    import asyncio
+
+    store = FakeCluster()
+    subject = leaver(store)
+    first, second = await asyncio.gather(subject.leave(), subject.leave())
+    assert first == second and store.removed == ["n2"]
+    assert await subject.leave() == first
+
+
+async def test_quorum_would_break_gives_up_at_deadline() -> None:
+    store = FakeCluster(down={1})
+    events = Recorder()
+    subject = leaver(store, deadline=0.3, events=events)
+    subject.retry_seconds = 0.01
+
+    async def short_sleep(seconds: float) -> None:
+        import asyncio
+        await asyncio.sleep(0.01)
+
+    subject.sleep = short_sleep
+    outcome = await subject.leave()
+    assert outcome.result == "failed"
+    assert "deadline" in outcome.reason and "remaining voters answer" in outcome.reason
+    assert store.removed == []
+    assert events.events == [("MemberRemoveFailed", True)]
+
+
+@pytest.mark.parametrize(
+    ("remote", "header", "token", "allowed"),
+    [
+        ("127.0.0.1", None, None, True),
+        ("127.0.20.3", None, None, True),
+        ("::1", None, None, True),
+        ("10.1.2.3", None, None, False),
+        ("10.1.2.3", "Bearer s3cret", "s3cret", True),
+        ("10.1.2.3", "Bearer wrong", "s3cret", False),
+        ("10.1.2.3", "s3cret", "s3cret", False),
+        ("10.1.2.3", "Bearer ", "", False),
+        (None, None, None, False),
+    ],
+)
+def test_who_may_ask_to_leave(remote: str | None, header: str | None, token: str | None,
+                              allowed: bool, tmp_path: Path) -> None:
+    token_file = None
+    if token is not None:
+        token_file = tmp_path / "token"
+        token_file.write_text(token + "\n")
+    assert allowed_to_leave(remote, header, token_file) is allowed
