@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -91,7 +92,7 @@ class FakeCluster:
     down: set[int] = field(default_factory=set)
     removed: list[str] = field(default_factory=list)
     transfers: list[str] = field(default_factory=list)
-    can_transfer = True
+    can_transfer: ClassVar[bool] = True
 
     def _view(self, me: int) -> ClusterView:
         return view(me, self.leader, tuple(self.ids))
