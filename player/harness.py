@@ -50,6 +50,17 @@ class Harness:
     def write_entries(self, count: int, *, size: int = 100) -> None:
         raise NotImplementedError
 
+    def put(self, key: str, value: str) -> bool:
+        """One acknowledged write through any running node; False when none took it."""
+        raise NotImplementedError
+
+    def read_all(self) -> dict[str, str]:
+        """Every key written with ``put``, read back through the leader."""
+        raise NotImplementedError
+
+    def running(self) -> list[int]:
+        return [o for o, n in sorted(self.store_cluster().nodes.items()) if n.running]
+
     def stop_store(self, ordinal: int) -> None:
         proc = self.store_cluster().nodes[ordinal].proc
         assert proc is not None
@@ -103,6 +114,7 @@ class EtcdHarness(Harness):
         election_ms = int(self.election_seconds * 1000)
         self.cluster = EtcdCluster(workdir / "stores", election_ms=election_ms,
                                    heartbeat_ms=max(50, election_ms // 10))
+        self._http = httpx.Client(timeout=5)
 
     def store_cluster(self) -> EtcdCluster | RqliteCluster:
         return self.cluster
@@ -124,6 +136,28 @@ class EtcdHarness(Harness):
 
     def remove_through_store(self, ordinal: int) -> None:
         self.cluster.remove(self.cluster.member_ids()[f"etcd-{ordinal}"])
+
+    def put(self, key: str, value: str) -> bool:
+        body = {"key": base64.b64encode(key.encode()).decode(),
+                "value": base64.b64encode(value.encode()).decode()}
+        for ordinal in self.running():
+            try:
+                response = self._http.post(self.cluster.client_url(ordinal) + "/v3/kv/put",
+                                           json=body)
+            except httpx.HTTPError:
+                continue
+            if response.status_code == 200:
+                return True
+        return False
+
+    def read_all(self) -> dict[str, str]:
+        url = self.cluster.client_url(self.leader())
+        start = base64.b64encode(b"w/").decode()
+        end = base64.b64encode(b"w0").decode()  # "/" + 1: the whole w/ prefix
+        answer = self._http.post(url + "/v3/kv/range",
+                                 json={"key": start, "range_end": end}).json()
+        return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]).decode()
+                for kv in answer.get("kvs", [])}
 
     def write_entries(self, count: int, *, size: int = 100) -> None:
         url = self.cluster.client_url(self.leader())
@@ -148,6 +182,31 @@ class RqliteHarness(Harness):
         self.cluster = RqliteCluster(workdir / "stores",
                                      election_timeout=f"{int(self.election_seconds * 1000)}ms")
         self._table = False
+        self._kv = False
+        self._http = httpx.Client(timeout=5, follow_redirects=True)
+
+    def put(self, key: str, value: str) -> bool:
+        statements: list[object] = [["INSERT OR REPLACE INTO kv(k, v) VALUES(?, ?)", key, value]]
+        if not self._kv:
+            statements.insert(0, "CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT)")
+        for ordinal in self.running():
+            try:
+                response = self._http.post(self.cluster.api_url(ordinal) + "/db/execute",
+                                           json=statements)
+            except httpx.HTTPError:
+                continue
+            results = response.json().get("results", []) if response.status_code == 200 else []
+            if results and not any("error" in r for r in results):
+                self._kv = True
+                return True
+        return False
+
+    def read_all(self) -> dict[str, str]:
+        url = self.cluster.api_url(self.leader())
+        answer = self._http.post(url + "/db/query?level=strong",
+                                 json=["SELECT k, v FROM kv"]).json()
+        values = answer["results"][0].get("values") or []
+        return {str(k): str(v) for k, v in values}
 
     def store_cluster(self) -> EtcdCluster | RqliteCluster:
         return self.cluster

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -168,3 +170,113 @@ def test_sigterm_to_a_classic_sidecar_leaves_on_scale_down(cluster: LeaveCluster
     log = cluster.harness.sidecars[2].proc.log_path.read_text()
     assert '"event": "leave_on_sigterm"' in log and '"result": "removed"' in log
     cluster.wait_members(names(cluster, 0, 1))
+
+
+class Writer(threading.Thread):
+    """Writes w/000000, w/000001, ... as fast as the cluster acknowledges them."""
+
+    def __init__(self, harness: Harness) -> None:
+        super().__init__(daemon=True, name="writer")
+        self.harness = harness
+        self.acknowledged: dict[str, str] = {}
+        self.failed = 0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        number = 0
+        while not self.halt.is_set():
+            key, value = f"w/{number:06d}", str(number)
+            if self.harness.put(key, value):
+                self.acknowledged[key] = value
+            else:
+                self.failed += 1
+            number += 1
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(30)
+
+
+def terminate_pod(cluster: LeaveCluster, ordinal: int) -> None:
+    """After preStop: the pod's containers get SIGTERM (the store may have exited already)."""
+    sidecar = cluster.harness.sidecars.pop(ordinal)
+    sidecar.stop()
+    cluster.harness.stop_store(ordinal)
+
+
+@pytest.mark.parametrize("backend", sorted(HARNESSES))
+def test_scale_five_to_one_with_a_writer(backend: str, tmp_path: Path) -> None:
+    require_store(backend)
+    api = KubeApi(tmp_path / "kube").start()
+    api.add_statefulset(backend, replicas=5)
+    harness = HARNESSES[backend](tmp_path, sidecar_env={
+        **api.env(), "AGENT_TERMINATION_GRACE_PERIOD_SECONDS": "60"})
+    cluster = LeaveCluster(harness, api)
+    writer = Writer(harness)
+    try:
+        harness.start(5)
+        for sidecar in harness.sidecars.values():
+            sidecar.wait_ready(timeout=60)
+        writer.start()
+        for ordinal in (4, 3, 2, 1):
+            api.scale(backend, ordinal)
+            result = cluster.leave_command(ordinal)
+            assert result.returncode == 0, result.stdout + result.stderr
+            terminate_pod(cluster, ordinal)
+            def remaining_leads(remaining: int = ordinal) -> bool:
+                return harness.store_cluster().leader() in range(remaining)
+
+            wait_until(remaining_leads, timeout=30,
+                       what=f"a leader among the remaining pods after removing {ordinal}")
+            cluster.wait_members(names(cluster, *range(ordinal)))
+        writer.stop()
+        assert len(writer.acknowledged) > 50, "the writer kept writing"
+        stored = harness.read_all()
+        lost = [k for k, v in writer.acknowledged.items() if stored.get(k) != v]
+        assert lost == [], f"{len(lost)} acknowledged writes lost"
+        assert cluster.members() == names(cluster, 0)
+        harness.sidecars[0].wait_ready(timeout=30)
+    except BaseException:
+        print(harness.logs(), dump(api), sep="\n")
+        raise
+    finally:
+        writer.stop()
+        harness.close()
+        api.stop()
+
+
+@pytest.mark.parametrize("backend", sorted(HARNESSES))
+def test_parallel_scale_down_three_to_one(backend: str, tmp_path: Path) -> None:
+    """podManagementPolicy: Parallel: both departing pods leave at once."""
+    require_store(backend)
+    api = KubeApi(tmp_path / "kube").start()
+    api.add_statefulset(backend, replicas=3)
+    harness = HARNESSES[backend](tmp_path, sidecar_env={
+        **api.env(), "AGENT_TERMINATION_GRACE_PERIOD_SECONDS": "60"})
+    cluster = LeaveCluster(harness, api)
+    writer = Writer(harness)
+    try:
+        harness.start(3)
+        for sidecar in harness.sidecars.values():
+            sidecar.wait_ready(timeout=60)
+        writer.start()
+        api.scale(backend, 1)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(cluster.leave_command, (2, 1)))
+        for result in results:
+            assert result.returncode == 0, result.stdout + result.stderr
+        for ordinal in (2, 1):
+            terminate_pod(cluster, ordinal)
+        wait_until(lambda: harness.store_cluster().leader() == 0,
+                   what="the remaining pod to lead", timeout=30)
+        writer.stop()
+        stored = harness.read_all()
+        assert [k for k, v in writer.acknowledged.items() if stored.get(k) != v] == []
+        cluster.wait_members(names(cluster, 0))
+    except BaseException:
+        print(harness.logs(), dump(api), sep="\n")
+        raise
+    finally:
+        writer.stop()
+        harness.close()
+        api.stop()
