@@ -247,6 +247,7 @@ class RqliteCluster:
     workdir: Path
     subnet: int = 30
     election_timeout: str = "1s"
+    extra_args: dict[int, list[str]] = field(default_factory=dict)
     nodes: dict[int, StoreNode] = field(default_factory=dict)
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=5.0))
 
@@ -270,7 +271,7 @@ class RqliteCluster:
         ]
         if bootstrap_expect:
             command += ["-bootstrap-expect", str(bootstrap_expect)]
-        return [*command, str(node.data_dir)]
+        return [*command, *self.extra_args.get(ordinal, []), str(node.data_dir)]
 
     def _node(self, ordinal: int) -> StoreNode:
         if ordinal not in self.nodes:

@@ -1,0 +1,111 @@
+"""Leave latency: POST /leave to removal confirmed, next to rqlite's own remove-on-shutdown."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.cold_start import machine
+from player.harness import EtcdHarness, Harness, RqliteHarness
+from player.kubeapi import KubeApi
+from player.stores import RqliteCluster
+from player.wait import wait_until
+
+SIDECAR = {"AGENT_POLL_INTERVAL_SECONDS": "1", "AGENT_STALE_AFTER_SECONDS": "5",
+           "AGENT_STORE_TIMEOUT_SECONDS": "2", "AGENT_TERMINATION_GRACE_PERIOD_SECONDS": "30"}
+
+
+def agent_leave(harness_class: type[Harness], workdir: Path, settle_seconds: float
+                ) -> tuple[float, float]:
+    """(server-side seconds from POST /leave to confirmed, `sts-agent leave` wall seconds)."""
+    api = KubeApi(workdir / "kube").start()
+    api.add_statefulset(harness_class.backend, replicas=3)
+    harness = harness_class(workdir, sidecar_env={**SIDECAR, **api.env()})
+    try:
+        harness.start(3)
+        for sidecar in harness.sidecars.values():
+            sidecar.wait_ready(timeout=60)
+        settled = time.monotonic() + settle_seconds
+        while time.monotonic() < settled:
+            time.sleep(0.1)  # etcd refuses removals until members have been up 5 s
+        api.scale(harness_class.backend, 2)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "POD_"))}
+        env["AGENT_LISTEN"] = f"{harness.ip(2)}:9090"
+        started = time.perf_counter()
+        result = subprocess.run([str(Path(sys.executable).with_name("sts-agent")), "leave"],
+                                env=env, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - started
+        outcome = json.loads(result.stdout)
+        if outcome["result"] != "removed":
+            raise RuntimeError(f"leave did not remove: {outcome}")
+        return float(outcome["took_seconds"]), wall
+    finally:
+        harness.close()
+        api.stop()
+
+
+def rqlite_native(workdir: Path) -> float:
+    """SIGTERM to exit of a node started with -raft-cluster-remove-shutdown."""
+    cluster = RqliteCluster(workdir, extra_args={2: ["-raft-cluster-remove-shutdown"]})
+    try:
+        cluster.start(3)
+        wait_until(lambda: all(cluster.status(o)["store"]["leader"]["node_id"]
+                               for o in range(3)), what="all rqlite nodes see a leader",
+                   timeout=30)
+        proc = cluster.nodes[2].proc
+        assert proc is not None and proc.process is not None
+        started = time.perf_counter()
+        proc.signal(15)
+        proc.process.wait(timeout=60)
+        took = time.perf_counter() - started
+        ids = [n["id"] for n in cluster.status(0)["store"]["nodes"]]
+        if "rqlite-2" in ids:
+            raise RuntimeError(f"rqlite did not remove itself: {ids}")
+        return took
+    finally:
+        cluster.stop_all()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="sts-agent-bench-leave-"))
+    samples: dict[str, list[float]] = {}
+    try:
+        for run in range(args.runs):  # interleaved, so drift hits every case alike
+            server, wall = agent_leave(RqliteHarness, workdir / f"rq-agent-{run}", 0)
+            samples.setdefault("rqlite: sts-agent, POST /leave to removal confirmed",
+                               []).append(server)
+            samples.setdefault("rqlite: `sts-agent leave` command, wall", []).append(wall)
+            samples.setdefault("rqlite: own -raft-cluster-remove-shutdown, SIGTERM to exit",
+                               []).append(rqlite_native(workdir / f"rq-native-{run}"))
+            server, wall = agent_leave(EtcdHarness, workdir / f"etcd-agent-{run}", 5.5)
+            samples.setdefault("etcd: sts-agent, POST /leave to removal confirmed",
+                               []).append(server)
+            samples.setdefault("etcd: `sts-agent leave` command, wall", []).append(wall)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"Date: {datetime.date.today().isoformat()}; machine: {machine()}; "
+          f"{args.runs} runs each on a fresh 3-node loopback cluster\n")
+    print("| what | median s | min s | max s |")
+    print("|---|---|---|---|")
+    for name, values in samples.items():
+        print(f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} | "
+              f"{max(values):.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
