@@ -27,6 +27,7 @@ demo: setup
 bench: setup
 	$(PY) bench/cold_start.py
 	$(PY) bench/readyz.py
+	$(PY) bench/leave.py
 
 docs: setup
 	$(PY) scripts/config_reference.py --write README.md
