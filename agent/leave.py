@@ -127,6 +127,7 @@ class Leaver:
         self.sleep = sleep
         self.outcome: Outcome | None = None
         self._task: asyncio.Task[Outcome] | None = None
+        self._events: set[asyncio.Task[None]] = set()
 
     async def leave(self) -> Outcome:
         """Start the procedure (or join the one running) and return its outcome."""
@@ -144,9 +145,8 @@ class Leaver:
                                     statefulset=self.statefulset, replicas=self.replicas)
         log.info("leave_decision", leave=decision.leave, reason=decision.reason)
         if not decision.leave:
-            if "cannot read" in decision.reason and self.events is not None:
-                await self.events.event(reason="LeaveSkipped", message=decision.reason,
-                                        warning=True)
+            if "cannot read" in decision.reason:
+                self._record("LeaveSkipped", decision.reason, warning=True)
             self.outcome = Outcome("stayed", decision.reason, self.clock() - started)
             return self.outcome
         try:
@@ -161,13 +161,25 @@ class Leaver:
             self.outcome = Outcome("failed", f"{type(exc).__name__}: {exc}",
                                    self.clock() - started)
         log.info("leave_outcome", **self.outcome.as_dict())
-        if self.events is not None:
-            if self.outcome.result == "removed":
-                await self.events.event(reason="MemberRemoved", message=self.outcome.reason)
-            else:
-                await self.events.event(reason="MemberRemoveFailed",
-                                        message=self.outcome.reason, warning=True)
+        if self.outcome.result == "removed":
+            self._record("MemberRemoved", self.outcome.reason)
+        else:
+            self._record("MemberRemoveFailed", self.outcome.reason, warning=True)
         return self.outcome
+
+    def _record(self, reason: str, message: str, *, warning: bool = False) -> None:
+        """Post an Event in the background: the preStop hook need not wait for it."""
+        if self.events is None:
+            return
+        task = asyncio.create_task(self.events.event(reason=reason, message=message,
+                                                     warning=warning))
+        self._events.add(task)
+        task.add_done_callback(self._events.discard)
+
+    async def drain(self) -> None:
+        """Wait for Events still being posted (called before the process exits)."""
+        if self._events:
+            await asyncio.gather(*self._events, return_exceptions=True)
 
     _last_obstacle = "not started"
 

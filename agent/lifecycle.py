@@ -138,6 +138,11 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None) 
                 # procedure as POST /leave (and a no-op if that already ran).
                 outcome = await leaver.leave()
                 log.info("leave_on_sigterm", **outcome.as_dict())
+            try:
+                async with asyncio.timeout(settings.kube_timeout_seconds):
+                    await leaver.drain()
+            except TimeoutError:
+                log.warning("events_not_sent", timeout_s=settings.kube_timeout_seconds)
             await kube.aclose()
             try:
                 async with asyncio.timeout(settings.shutdown_timeout_seconds):

@@ -91,7 +91,8 @@ def test_scale_down_removes_the_departing_pod(cluster: LeaveCluster) -> None:
     for ordinal in (0, 1):
         cluster.harness.sidecars[ordinal].wait_ready(timeout=30)
     cluster.wait_members(names(cluster, 0, 1))
-    assert cluster.api.event_reasons() == ["MemberRemoved"]
+    wait_until(lambda: cluster.api.event_reasons() == ["MemberRemoved"],
+               what="the MemberRemoved event", timeout=10)
     assert "leaving the cluster" in cluster.harness.sidecars[2].reasons()
     # A second preStop (or SIGTERM after it) is a no-op that reports the same outcome.
     again = httpx.post(cluster.harness.sidecars[2].url + "/leave", timeout=30)
@@ -156,7 +157,8 @@ def test_quorum_lost_gives_up_within_the_deadline(cluster: LeaveCluster) -> None
     assert result.returncode == 1, result.stdout + result.stderr
     assert "deadline" in result.stdout
     assert took < 30, "the command ends within the grace period"
-    assert "MemberRemoveFailed" in cluster.api.event_reasons()
+    wait_until(lambda: "MemberRemoveFailed" in cluster.api.event_reasons(),
+               what="the MemberRemoveFailed event", timeout=10)
     for ordinal in (0, 1):
         cluster.harness.restart_store(ordinal)
     for ordinal in (0, 1):

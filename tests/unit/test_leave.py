@@ -145,7 +145,9 @@ def leaver(store: FakeCluster, *, replicas: int = 2, deadline: float = 10,
 async def test_removes_itself_through_the_leader_after_retries() -> None:
     store = FakeCluster(refuse_removals=2)
     events = Recorder()
-    outcome = await leaver(store, events=events).leave()
+    subject = leaver(store, events=events)
+    outcome = await subject.leave()
+    await subject.drain()
     assert outcome.result == "removed", outcome
     assert store.removed == ["n2"] and store.ids == [0, 1]
     assert "confirmed by n0" in outcome.reason
@@ -191,6 +193,7 @@ async def test_quorum_would_break_gives_up_at_deadline() -> None:
 
     subject.sleep = short_sleep
     outcome = await subject.leave()
+    await subject.drain()
     assert outcome.result == "failed"
     assert "deadline" in outcome.reason and "remaining voters answer" in outcome.reason
     assert store.removed == []
