@@ -172,14 +172,21 @@ async def _peers(settings: Settings, domain: str) -> int:
     return 0
 
 
+def _local_url(settings: Settings) -> str:
+    """The sidecar's base URL from this container: wildcard listens mean loopback."""
+    host, port = settings.listen_address()
+    if host == "0.0.0.0":
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _status(settings: Settings) -> int:
     import urllib.error
     import urllib.request
 
-    host, port = settings.listen_address()
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"
-    url = f"http://{host}:{port}/status"
+    url = f"{_local_url(settings)}/status"
     try:
         with urllib.request.urlopen(url, timeout=settings.store_timeout_seconds) as response:
             sys.stdout.write(response.read().decode())
@@ -193,11 +200,17 @@ def _leave(settings: Settings) -> int:
     import urllib.error
     import urllib.request
 
-    host, port = settings.listen_address()
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"
-    url = f"http://{host}:{port}/leave"
-    request = urllib.request.Request(url, method="POST", data=b"")
+    url = f"{_local_url(settings)}/leave"
+    headers = {}
+    if settings.leave_token_file is not None:
+        try:
+            token = settings.leave_token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            print(f"sts-agent: cannot read {settings.leave_token_file}: {exc.strerror}",
+                  file=sys.stderr)
+            return 1
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, method="POST", data=b"", headers=headers)
     timeout = settings.leave_deadline_seconds() + settings.leave_margin_seconds
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -233,6 +246,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         _print_problems(exc)
         return exc.exit_code
+
+    if command == "run":
+        from agent.backends import BACKENDS
+
+        if settings.backend not in BACKENDS:
+            print(f"sts-agent: ConfigError: AGENT_BACKEND (--backend): {settings.backend!r} "
+                  f"has no sidecar support yet (available: {', '.join(sorted(BACKENDS))})",
+                  file=sys.stderr)
+            return 2
 
     from agent import log
 

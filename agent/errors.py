@@ -53,6 +53,10 @@ class KubeError(AgentError):
 
     exit_code = 7
 
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable  # timeouts, 5xx, 429: asking again may work
+
 
 class DeadlineExceeded(AgentError):
     """A polled condition did not hold before its deadline."""

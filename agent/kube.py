@@ -50,8 +50,8 @@ class Kube:
                 raise KubeError(f"Kubernetes client: {type(exc).__name__}: {exc}") from None
         return self._client
 
-    async def statefulset_replicas(self, name: str) -> int:
-        """``spec.replicas`` of the StatefulSet ``name`` in the pod's namespace."""
+    async def statefulset_scale(self, name: str) -> tuple[int, int]:
+        """(``spec.replicas``, ``spec.ordinals.start``) of StatefulSet ``name``."""
         from lightkube.resources.apps_v1 import StatefulSet
 
         try:
@@ -60,9 +60,18 @@ class Kube:
         except KubeError:
             raise
         except Exception as exc:
-            raise KubeError(_describe(exc, f"GET statefulset {name}")) from None
-        replicas = statefulset.spec.replicas if statefulset.spec is not None else None
-        return 1 if replicas is None else int(replicas)  # the API's default is 1
+            raise KubeError(_describe(exc, f"GET statefulset {name}"),
+                            retryable=_retryable(exc)) from None
+        spec = statefulset.spec
+        replicas = spec.replicas if spec is not None else None
+        ordinals = getattr(spec, "ordinals", None) if spec is not None else None
+        start = getattr(ordinals, "start", None) if ordinals is not None else None
+        # The API's defaults: 1 replica, ordinals from 0.
+        return (1 if replicas is None else int(replicas), int(start or 0))
+
+    async def statefulset_replicas(self, name: str) -> int:
+        """``spec.replicas`` of StatefulSet ``name`` (see ``statefulset_scale``)."""
+        return (await self.statefulset_scale(name))[0]
 
     async def event(self, *, reason: str, message: str, warning: bool = False) -> None:
         """Record an Event on this pod; failures are logged, never raised."""
@@ -89,6 +98,15 @@ class Kube:
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Transport failures, 5xx and 429 may pass; 401 (after the token re-read), 403 and
+    404 will not."""
+    status = getattr(getattr(exc, "status", None), "code", None)
+    if isinstance(status, int):
+        return status >= 500 or status == 429
+    return True
 
 
 def _describe(exc: BaseException, what: str) -> str:

@@ -12,12 +12,17 @@ from typing import Literal, Protocol
 import structlog
 
 from agent.backends.base import ClusterView, Reconfigurable
-from agent.errors import AgentError, KubeError
+from agent.errors import AgentError, BackendError, BackendUnavailable, KubeError
+from agent.identity import IdentityError, parse_pod_name
 from agent.membership import Membership
 
 log = structlog.get_logger("agent.leave")
 
 Result = Literal["removed", "stayed", "failed"]
+
+
+class RemovalDenied(AgentError):
+    """The store refused the removal for good (no permission): retrying cannot help."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +42,16 @@ class Outcome:
 class Decision:
     leave: bool
     reason: str
+    # The ordinals the StatefulSet keeps, when known: [start, start + replicas).
+    keep: range | None = None
 
 
 class Replicas(Protocol):
     """Where the StatefulSet's desired size comes from (the Kubernetes API)."""
 
-    async def statefulset_replicas(self, name: str) -> int: ...
+    async def statefulset_scale(self, name: str) -> tuple[int, int]:
+        """(spec.replicas, spec.ordinals.start)."""
+        ...
 
 
 class Events(Protocol):
@@ -50,9 +59,14 @@ class Events(Protocol):
 
 
 async def decide(policy: str, *, ordinal: int, statefulset: str | None,
-                 replicas: Replicas | None) -> Decision:
+                 replicas: Replicas | None, retry_seconds: float = 0.0,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> Decision:
     """Leave only when the pod goes away for good. Any doubt means stay: a restart is
-    the common case, and removing a restarting node costs a rejoin (or crash-loops)."""
+    the common case, and removing a restarting node costs a rejoin (or crash-loops).
+
+    A transient API failure (timeout, 5xx) is retried for ``retry_seconds``.
+    """
     if policy == "never":
         return Decision(False, "leave policy is 'never'")
     if policy == "always":
@@ -60,23 +74,48 @@ async def decide(policy: str, *, ordinal: int, statefulset: str | None,
     if replicas is None or statefulset is None:
         return Decision(False, "no Kubernetes API configured: cannot tell scale-down from "
                                "restart, staying")
+    give_up = clock() + retry_seconds
+    while True:
+        try:
+            desired, start = await replicas.statefulset_scale(statefulset)
+            break
+        except KubeError as exc:
+            if not exc.retryable or clock() >= give_up:
+                return Decision(False, f"cannot read StatefulSet {statefulset} "
+                                       f"({exc.message}); staying, as for a restart")
+            await sleep(min(0.5, max(0.0, give_up - clock())))
+    keep = range(start, start + desired)
+    if desired == 0:
+        # Scale to zero parks the whole cluster; its volumes stay and it comes back
+        # with them, so nobody leaves (the last voter could not anyway).
+        return Decision(False, "scale to zero: keeping membership for the way back", keep)
+    if ordinal not in keep:
+        return Decision(True, f"scale-down: ordinal {ordinal} is outside the kept "
+                              f"ordinals {start}..{start + desired - 1}", keep)
+    return Decision(False, f"not a scale-down: ordinal {ordinal} is kept (spec.replicas "
+                           f"{desired}; restart, eviction or rolling update)", keep)
+
+
+def ordinal_of_member(name: str, statefulset: str | None) -> int | None:
+    """The ordinal a member's name implies (``db-2``, ``db-2.db.ns.svc...:4002``), if any."""
+    if not statefulset:
+        return None
+    host = name.split(":", 1)[0].split(".", 1)[0]
     try:
-        desired = await replicas.statefulset_replicas(statefulset)
-    except KubeError as exc:
-        return Decision(False, f"cannot read StatefulSet {statefulset} ({exc.message}); "
-                               "staying, as for a restart")
-    if ordinal >= desired:
-        return Decision(True, f"scale-down: ordinal {ordinal} >= spec.replicas {desired}")
-    return Decision(False, f"not a scale-down: ordinal {ordinal} < spec.replicas {desired} "
-                           "(restart, eviction or rolling update)")
+        identity = parse_pod_name(host)
+    except IdentityError:
+        return None
+    return identity.ordinal if identity.statefulset == statefulset else None
 
 
-def quorum_guard(view: ClusterView, self_id: str, reachable: set[str]) -> str | None:
+def quorum_guard(view: ClusterView, self_id: str, reachable: set[str],
+                 departing: set[str] | None = None) -> str | None:
     """Why removing ``self_id`` now would be unsafe, or None when it is safe.
 
-    ``view`` is the leader's own view; ``reachable`` the ids of members that answered.
-    After the removal the remaining voters that answer must be a majority of the
-    remaining voters, or the cluster could not commit anything any more.
+    ``view`` is the leader's own view; ``reachable`` the ids of members that answered;
+    ``departing`` the other members that are leaving too (a parallel scale-down), which
+    are counted as gone already. After the removals the remaining voters that answer
+    must be a majority of the remaining voters, or the cluster could not commit.
     """
     if view.leader_id is None:
         return "no leader"
@@ -85,7 +124,8 @@ def quorum_guard(view: ClusterView, self_id: str, reachable: set[str]) -> str | 
         return None  # already gone: nothing to guard
     if not me.voter:
         return None  # a learner / non-voter never counts towards quorum
-    remaining = [m for m in view.voters if m.id != self_id]
+    gone = {self_id} | (departing or set())
+    remaining = [m for m in view.voters if m.id not in gone]
     if not remaining:
         return "this is the last voter; removing it would leave no cluster"
     answering = [m for m in remaining if m.id in reachable]
@@ -129,11 +169,21 @@ class Leaver:
         self._task: asyncio.Task[Outcome] | None = None
         self._events: set[asyncio.Task[None]] = set()
 
-    async def leave(self) -> Outcome:
-        """Start the procedure (or join the one running) and return its outcome."""
+    async def leave(self, *, final: bool = False) -> Outcome:
+        """Start the procedure (or join the one running) and return its outcome.
+
+        A "stayed" outcome is undone when the trigger was not ``final`` (a preStop of
+        the main container, which may just be restarting): readiness comes back and the
+        next trigger decides afresh. SIGTERM to the sidecar itself is ``final``.
+        """
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="leave")
-        return await asyncio.shield(self._task)
+        task = self._task
+        outcome = await asyncio.shield(task)
+        if outcome.result == "stayed" and not final and self._task is task:
+            self._task = None
+            self.membership.clear_leaving()
+        return outcome
 
     async def _run(self) -> Outcome:
         started = self.clock()
@@ -142,7 +192,10 @@ class Leaver:
             decision = Decision(self.policy == "always", "pod ordinal unknown (POD_NAME unset)")
         else:
             decision = await decide(self.policy, ordinal=self.ordinal,
-                                    statefulset=self.statefulset, replicas=self.replicas)
+                                    statefulset=self.statefulset, replicas=self.replicas,
+                                    retry_seconds=self.deadline_seconds / 3,
+                                    sleep=self.sleep, clock=self.clock)
+        self._keep = decision.keep
         log.info("leave_decision", leave=decision.leave, reason=decision.reason)
         if not decision.leave:
             if "cannot read" in decision.reason:
@@ -153,6 +206,8 @@ class Leaver:
             async with asyncio.timeout(self.deadline_seconds - (self.clock() - started)):
                 reason = await self._remove_self()
             self.outcome = Outcome("removed", reason, self.clock() - started)
+        except RemovalDenied as exc:
+            self.outcome = Outcome("failed", exc.message, self.clock() - started)
         except TimeoutError:
             self.outcome = Outcome("failed", f"deadline of {self.deadline_seconds:.1f}s passed: "
                                              f"{self._last_obstacle}", self.clock() - started)
@@ -182,6 +237,18 @@ class Leaver:
             await asyncio.gather(*self._events, return_exceptions=True)
 
     _last_obstacle = "not started"
+    _keep: range | None = None
+
+    def _departing(self, view: ClusterView, self_id: str) -> set[str]:
+        """Other members whose pods the StatefulSet no longer keeps."""
+        if self._keep is None:
+            return set()
+        departing = set()
+        for member in view.members:
+            ordinal = ordinal_of_member(member.name or member.id, self.statefulset)
+            if member.id != self_id and ordinal is not None and ordinal not in self._keep:
+                departing.add(member.id)
+        return departing
 
     async def _obstacle(self, reason: str) -> None:
         if reason != self._last_obstacle:
@@ -227,7 +294,7 @@ class Leaver:
                 await self._obstacle("leader has no API address")
                 continue
             reachable = await self._reachable(view)
-            obstacle = quorum_guard(view, self_id, reachable)
+            obstacle = quorum_guard(view, self_id, reachable, self._departing(view, self_id))
             if obstacle is not None:
                 await self._obstacle(obstacle)
                 continue
@@ -246,8 +313,10 @@ class Leaver:
                 await self.backend.remove(self_id, leader_url=leader.api_url)
                 removed = True
                 log.info("member_remove_sent", member=self_id, via=leader.api_url)
-            except AgentError as exc:
+            except BackendUnavailable as exc:
                 await self._obstacle(exc.message)
+            except BackendError as exc:
+                raise RemovalDenied(exc.message) from None
 
     async def _confirm_gone(self, view: ClusterView, self_id: str) -> str | None:
         """Read membership from a member other than this one; its name if self is absent."""

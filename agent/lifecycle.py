@@ -43,11 +43,15 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
     """The store client: timeouts, TLS and auth from settings; secrets read from files."""
     verify: ssl.SSLContext | bool = True
     if settings.store_ca_file or settings.store_cert_file:
-        context = ssl.create_default_context(
-            cafile=str(settings.store_ca_file) if settings.store_ca_file else None
-        )
-        if settings.store_cert_file and settings.store_key_file:
-            context.load_cert_chain(str(settings.store_cert_file), str(settings.store_key_file))
+        try:
+            context = ssl.create_default_context(
+                cafile=str(settings.store_ca_file) if settings.store_ca_file else None
+            )
+            if settings.store_cert_file and settings.store_key_file:
+                context.load_cert_chain(str(settings.store_cert_file),
+                                        str(settings.store_key_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"store TLS files: {exc}") from None
         verify = context
     auth: httpx.BasicAuth | None = None
     if settings.store_username:
@@ -91,8 +95,10 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None) 
                           max_lag_entries=settings.max_lag_entries,
                           accept_learner=settings.accept_learner),
             poll_interval_seconds=settings.poll_interval_seconds,
-            # One poll reads this store and the leader (and maybe peers): a few requests.
-            poll_timeout_seconds=settings.store_timeout_seconds * 3,
+            # One poll reads this store, the leader, maybe the peers and a leader through
+            # them: four rounds at most, each bounded by the store timeout.
+            poll_timeout_seconds=settings.store_timeout_seconds * 4 + 1,
+            request_timeout_seconds=settings.store_timeout_seconds,
             metrics=metrics,
         )
         kube = Kube(settings)
@@ -106,7 +112,7 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None) 
             deadline_seconds=settings.leave_deadline_seconds(),
         )
         routes = Routes(membership, liveness_timeout_seconds=settings.liveness_timeout_seconds,
-                        info={"backend": settings.backend, "store_url": store_url,
+                        info={"backend": settings.backend, "store_url": redact(store_url),
                               "pod": settings.pod_name, "namespace": settings.namespace,
                               "leave_policy": settings.leave_policy},
                         leaver=leaver, leave_token_file=settings.leave_token_file)
@@ -114,9 +120,14 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None) 
         await runner.setup()
         host, port = settings.listen_address()
         site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(f"AGENT_LISTEN (--listen): cannot listen on {host}:{port}: "
+                              f"{exc.strerror}") from None
         log.info("sidecar_start", listen=f"{host}:{port}", backend=settings.backend,
-                 store_url=store_url)
+                 store_url=redact(store_url))
         # Everything allocated so far lives as long as the process: move it out of the
         # collector's reach, so GC passes (which pause probes) stay short.
         gc.collect()
@@ -136,13 +147,18 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None) 
             if signalled and signal.SIGTERM in signalled:
                 # A classic sidecar learns of the pod's end only from SIGTERM: same
                 # procedure as POST /leave (and a no-op if that already ran).
-                outcome = await leaver.leave()
+                outcome = await leaver.leave(final=True)
                 log.info("leave_on_sigterm", **outcome.as_dict())
+                if outcome.result == "failed":
+                    exit_code = 1
+            # Events must not eat into the store's own shutdown: half the margin at most.
+            drain_seconds = min(settings.kube_timeout_seconds,
+                                max(0.5, settings.leave_margin_seconds / 2))
             try:
-                async with asyncio.timeout(settings.kube_timeout_seconds):
+                async with asyncio.timeout(drain_seconds):
                     await leaver.drain()
             except TimeoutError:
-                log.warning("events_not_sent", timeout_s=settings.kube_timeout_seconds)
+                log.warning("events_not_sent", timeout_s=drain_seconds)
             await kube.aclose()
             try:
                 async with asyncio.timeout(settings.shutdown_timeout_seconds):
@@ -156,6 +172,14 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None) 
                 loop.remove_signal_handler(signum)
     log.info("sidecar_stop", exit_code=exit_code)
     return exit_code
+
+
+def redact(url: str) -> str:
+    """``url`` without any user:password part, for logs and /status."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
 
 
 async def _wait(stop: asyncio.Event) -> None:

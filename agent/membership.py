@@ -168,8 +168,12 @@ class Membership:
         poll_timeout_seconds: float,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        request_timeout_seconds: float | None = None,
     ) -> None:
         self.backend = backend
+        # One store read, whatever httpx's per-phase timeouts add up to; a poll makes at
+        # most four rounds of them, so a slow leader cannot time the whole poll out.
+        self.request_timeout_seconds = request_timeout_seconds or poll_timeout_seconds / 4
         self.policy = policy
         self.poll_interval_seconds = poll_interval_seconds
         self.poll_timeout_seconds = poll_timeout_seconds
@@ -206,9 +210,18 @@ class Membership:
                     return leader_view, f"leader {leader.api_url} via peer {url}"
         return None, "no peer knows a reachable leader"
 
+    async def _view(self, url: str | None) -> ClusterView:
+        try:
+            async with asyncio.timeout(self.request_timeout_seconds):
+                return await self.backend.view(url)
+        except TimeoutError:
+            raise BackendUnavailable(
+                f"{url or 'local store'}: no answer within {self.request_timeout_seconds}s"
+            ) from None
+
     async def _try_view(self, url: str) -> ClusterView | str:
         try:
-            return await self.backend.view(url)
+            return await self._view(url)
         except AgentError as exc:
             return exc.message
 
@@ -219,7 +232,7 @@ class Membership:
         local: ClusterView | None = None
         local_error: str | None = None
         try:
-            local = await self.backend.view()
+            local = await self._view(None)
         except BackendUnavailable as exc:
             local_error = exc.message
             self.metrics.store_errors.labels(kind="unavailable").inc()
@@ -321,6 +334,12 @@ class Membership:
                           generation=self.generation, fresh_until=fresh_until)
             self._probe = probe
         return probe.status, probe.body
+
+    def clear_leaving(self) -> None:
+        """Readiness may pass again (the leave ended in "stayed")."""
+        if self.leaving:
+            self.leaving = False
+            self.generation += 1
 
     def set_leaving(self) -> None:
         """Readiness fails from now on (the leave procedure has started)."""

@@ -80,6 +80,8 @@ def scan(templates_dir: Path, *, suffix: str) -> list[Source]:
                 continue
             path = Path(current, filename)
             relative = PurePosixPath(path.relative_to(templates_dir).as_posix())
+            if root not in path.resolve().parents:
+                continue  # a link to a file outside the input is not input
             try:
                 info = path.stat()
             except OSError as exc:

@@ -30,8 +30,11 @@ def allowed_to_leave(remote: str | None, authorization: str | None,
     comparison is constant-time.
     """
     try:
-        if remote is not None and ipaddress.ip_address(remote.split("%")[0]).is_loopback:
-            return True
+        if remote is not None:
+            address = ipaddress.ip_address(remote.split("%")[0])
+            mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+            if address.is_loopback or (mapped is not None and mapped.is_loopback):
+                return True
     except ValueError:
         pass
     if token_file is None or not authorization or not authorization.startswith("Bearer "):

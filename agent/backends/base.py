@@ -140,7 +140,8 @@ async def request(
         raise BackendUnavailable(f"{what}: timed out") from None
     except httpx.TransportError as exc:
         raise BackendUnavailable(f"{what}: {type(exc).__name__}: {exc}") from None
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+        # InvalidURL is not an HTTPError: a member advertising a bad URL lands here.
         raise BackendError(f"{what}: {type(exc).__name__}: {exc}") from None
 
 

@@ -39,11 +39,14 @@ def parse_members(payload: Any) -> tuple[str, tuple[Member, ...]]:
 def parse_status(payload: Any) -> dict[str, Any]:
     """Leader id, applied and committed index, version from /v3/maintenance/status."""
     what = "etcd maintenance/status"
-    leader = as_int(need(payload, "leader", what), f"{what}.leader")
+    if not isinstance(payload, dict):
+        raise BackendError(f"{what}: expected an object, got {type(payload).__name__}")
+    # The gateway leaves zero values out: no "leader" means leader 0, i.e. none.
+    leader = as_int(payload.get("leader", 0), f"{what}.leader")
     applied_raw = payload.get("raftAppliedIndex")
     return {
         "leader_id": str(leader) if leader else None,  # 0 means no leader
-        "commit_index": as_int(need(payload, "raftIndex", what), f"{what}.raftIndex"),
+        "commit_index": as_int(payload.get("raftIndex", 0), f"{what}.raftIndex"),
         "applied_index": (as_int(applied_raw, f"{what}.raftAppliedIndex")
                           if applied_raw is not None else None),
         "version": str(payload.get("version") or "") or None,
@@ -93,6 +96,9 @@ class EtcdBackend:
         text = response.text[:300]
         if "member not found" in text:
             return
+        if response.status_code in (401, 403):
+            raise BackendError(f"etcd denied removing {member_id}: HTTP "
+                               f"{response.status_code}: {text}")
         # Unhealthy cluster, not enough started members, a change in flight: retryable.
         raise BackendUnavailable(f"etcd refused removing {member_id}: HTTP "
                                  f"{response.status_code}: {text}")

@@ -110,6 +110,10 @@ class RqliteBackend:
                                  json={"id": member_id})
         if response.status_code == 200:
             return
+        if response.status_code in (401, 403):
+            raise BackendError(f"rqlite denied removing {member_id}: HTTP "
+                               f"{response.status_code} (the agent's user needs the "
+                               "'remove' permission)")
         raise BackendUnavailable(f"rqlite refused removing {member_id}: HTTP "
                                  f"{response.status_code}: {response.text[:300]}")
 

@@ -104,7 +104,9 @@ def test_rolling_restart_removes_nothing(cluster: LeaveCluster) -> None:
     before = cluster.members()
     result = cluster.leave_command(1)
     assert result.returncode == 3, result.stdout + result.stderr
-    assert "not a scale-down: ordinal 1 < spec.replicas 3" in result.stdout
+    assert "not a scale-down: ordinal 1 is kept" in result.stdout
+    # If only the main container restarts (liveness), the sidecar must not stay unready.
+    cluster.harness.sidecars[1].wait_ready(timeout=30)
     # The pod restarts: store and sidecar stop and come back with the same data.
     cluster.harness.sidecars[1].stop()
     cluster.harness.stop_store(1)

@@ -62,6 +62,12 @@ def test_status_shapes_35_numbers_and_no_leader() -> None:
                                    "errors": ["NOSPACE"]}).notes == ("etcd reports: NOSPACE",)
 
 
+def test_gateway_omits_zero_values() -> None:
+    """etcd's JSON gateway leaves zero fields out: a leaderless member has no "leader"."""
+    view = build_view(MEMBERS_34, {"header": STATUS_34["header"], "raftIndex": "7"})
+    assert view.leader_id is None and view.commit_index == 7
+
+
 def test_status_without_applied_index() -> None:
     assert parse_status({"leader": "5", "raftIndex": "7"})["applied_index"] is None
 
@@ -74,7 +80,7 @@ def test_status_without_applied_index() -> None:
         ({**MEMBERS_34, "members": {"a": 1}}, STATUS_34, "field 'members' has type dict"),
         ({**MEMBERS_34, "members": [{"name": "x"}]}, STATUS_34, "missing field 'ID'"),
         ({**MEMBERS_34, "members": [{"ID": "1", "peerURLs": "x"}]}, STATUS_34, "must be lists"),
-        (MEMBERS_34, {"leader": "1"}, "missing field 'raftIndex'"),
+        (MEMBERS_34, {"leader": "1", "raftIndex": "x"}, "expected an integer"),
         (MEMBERS_34, {"leader": True, "raftIndex": "1"}, "expected an integer"),
         (MEMBERS_34, [], "expected an object"),
     ],

@@ -125,3 +125,28 @@ def test_render_run_imports_nothing_heavy(pod_env: Path) -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             cwd=ROOT, check=True)
     assert result.stdout.strip() == "0 []", result.stderr
+
+
+def test_run_refuses_a_backend_without_sidecar_support(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", "--backend", "consul"]) == 2
+    assert "AGENT_BACKEND (--backend): 'consul' has no sidecar support" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("listen", "url"),
+    [("0.0.0.0:9090", "http://127.0.0.1:9090"), ("[::]:9091", "http://[::1]:9091"),
+     ("127.0.20.3:9090", "http://127.0.20.3:9090")],
+)
+def test_local_sidecar_url(listen: str, url: str) -> None:
+    from agent.cli import _local_url
+
+    assert _local_url(Settings(listen=listen)) == url
+
+
+def test_store_url_credentials_redacted() -> None:
+    from agent.lifecycle import redact
+
+    assert redact("http://agent:s3cret@127.0.0.1:4001") == "http://***@127.0.0.1:4001"
+    assert redact("http://127.0.0.1:4001/a@b") == "http://127.0.0.1:4001/a@b"

@@ -50,6 +50,24 @@ def test_quorum_guard(ids: tuple[int, ...], learners: tuple[int, ...], reachable
         assert got is not None and got.startswith(expected)
 
 
+def test_quorum_guard_counts_parallel_departures_as_gone() -> None:
+    # 4 voters, n1 down, scale 4 -> 2: n3 must not go while n2 is leaving too.
+    got = quorum_guard(view(0, 0, (0, 1, 2, 3)), "n3", {"n0", "n2"}, departing={"n2"})
+    assert got is not None and got.startswith("only 1 of the 2 remaining voters answer")
+    assert quorum_guard(view(0, 0, (0, 1, 2)), "n2", {"n0"}, departing={"n1"}) is None
+
+
+async def test_decide_retries_transient_api_errors() -> None:
+    replicas = FakeReplicas(2, failures=[KubeError("timed out", retryable=True)] * 2)
+    decision = await decide("scale-down", ordinal=2, statefulset="db", replicas=replicas,
+                            retry_seconds=5, sleep=no_sleep)
+    assert decision.leave and replicas.failures == []
+    gone = FakeReplicas(2, failures=[KubeError("forbidden", retryable=False)])
+    decision = await decide("scale-down", ordinal=2, statefulset="db", replicas=gone,
+                            retry_seconds=5, sleep=no_sleep)
+    assert not decision.leave and "forbidden" in decision.reason
+
+
 def test_quorum_guard_needs_a_leader() -> None:
     assert quorum_guard(view(0, None), "n2", {"n0", "n1"}) == "no leader"
 
@@ -57,19 +75,28 @@ def test_quorum_guard_needs_a_leader() -> None:
 @dataclass
 class FakeReplicas:
     replicas: int | Exception
+    start: int = 0
+    failures: list[Exception] = field(default_factory=list)
 
-    async def statefulset_replicas(self, name: str) -> int:
+    async def statefulset_scale(self, name: str) -> tuple[int, int]:
+        if self.failures:
+            raise self.failures.pop(0)
         if isinstance(self.replicas, Exception):
             raise self.replicas
-        return self.replicas
+        return self.replicas, self.start
 
 
 @pytest.mark.parametrize(
     ("policy", "ordinal", "replicas", "leave", "reason"),
     [
-        ("scale-down", 2, FakeReplicas(2), True, "scale-down: ordinal 2 >= spec.replicas 2"),
-        ("scale-down", 1, FakeReplicas(3), False, "not a scale-down: ordinal 1 < spec.rep"),
-        ("scale-down", 4, FakeReplicas(KubeError("timed out")), False, "cannot read"),
+        ("scale-down", 2, FakeReplicas(2), True, "scale-down: ordinal 2 is outside the kept "
+                                                 "ordinals 0..1"),
+        ("scale-down", 1, FakeReplicas(3), False, "not a scale-down: ordinal 1 is kept"),
+        ("scale-down", 4, FakeReplicas(KubeError("forbidden")), False, "cannot read"),
+        ("scale-down", 0, FakeReplicas(0), False, "scale to zero: keeping membership"),
+        ("scale-down", 3, FakeReplicas(3, start=1), False, "not a scale-down"),
+        ("scale-down", 4, FakeReplicas(3, start=1), True, "scale-down: ordinal 4"),
+        ("scale-down", 0, FakeReplicas(3, start=1), True, "scale-down: ordinal 0"),
         ("scale-down", 4, None, False, "no Kubernetes API configured"),
         ("always", 0, None, True, "leave policy is 'always'"),
         ("never", 9, FakeReplicas(0), False, "leave policy is 'never'"),
@@ -162,12 +189,21 @@ async def test_leader_hands_off_first() -> None:
     assert store.removed == ["n2"]
 
 
-async def test_restart_stays_and_readiness_still_drops() -> None:
+async def test_restart_stays_and_readiness_comes_back() -> None:
     store = FakeCluster()
     subject = leaver(store, replicas=3)
     outcome = await subject.leave()
     assert outcome.result == "stayed"
     assert store.removed == []
+    assert not subject.membership.leaving, "a main-container restart must not strand us"
+    # A later real scale-down decides afresh.
+    subject.replicas = FakeReplicas(2)
+    assert (await subject.leave()).result == "removed"
+
+
+async def test_sigterm_stay_is_final() -> None:
+    subject = leaver(FakeCluster(), replicas=3)
+    assert (await subject.leave(final=True)).result == "stayed"
     assert subject.membership.leaving
 
 
@@ -206,6 +242,8 @@ async def test_quorum_would_break_gives_up_at_deadline() -> None:
         ("127.0.0.1", None, None, True),
         ("127.0.20.3", None, None, True),
         ("::1", None, None, True),
+        ("::ffff:127.0.0.1", None, None, True),
+        ("::ffff:10.1.2.3", None, None, False),
         ("10.1.2.3", None, None, False),
         ("10.1.2.3", "Bearer s3cret", "s3cret", True),
         ("10.1.2.3", "Bearer wrong", "s3cret", False),

@@ -172,6 +172,14 @@ def test_input_symlink_leaving_templates_dir_ignored(tmp_path: Path) -> None:
     assert [str(s.relpath) for s in scan(src, suffix=".j2")] == ["a.txt"]
 
 
+def test_input_file_symlink_leaving_templates_dir_ignored(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s")
+    src = _tree(tmp_path / "in", {"a.txt": "a"})
+    (src / "leak.txt").symlink_to(secret)
+    assert [str(s.relpath) for s in scan(src, suffix=".j2")] == ["a.txt"]
+
+
 def test_symlinked_output_subdir_refused(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
