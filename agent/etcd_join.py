@@ -1,0 +1,106 @@
+"""etcd before it starts: new or existing cluster, this member's state, what to do first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from agent.backends.base import Member
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One change to make before etcd starts, in order."""
+
+    kind: Literal["move_data_aside", "remove_member", "add_learner"]
+    target: str = ""  # member id to remove, or the peer URL to add
+
+
+@dataclass(frozen=True, slots=True)
+class JoinPlan:
+    """What init renders (``state``, ``initial_cluster``) and does (``actions``)."""
+
+    state: Literal["new", "existing", "wait"]
+    initial_cluster: str
+    actions: tuple[Action, ...]
+    reason: str
+
+
+def _cluster_string(entries: Sequence[tuple[str, str]]) -> str:
+    return ",".join(f"{name}={url}" for name, url in entries)
+
+
+def plan_join(
+    *,
+    name: str,
+    peer_url: str,
+    bootstrap: Sequence[tuple[str, str]],
+    members: Sequence[Member] | None,
+    has_data: bool,
+) -> JoinPlan:
+    """Decide how this etcd member starts.
+
+    ``bootstrap`` is (name, peer URL) of ordinals 0..bootstrap_expect-1, the same on every
+    pod; ``members`` the member list of a running cluster, or None when no peer answered;
+    ``has_data`` whether this pod's data dir holds a member already. A member "is us"
+    when its name is ours or it carries our peer URL (a member added but never started
+    has no name yet).
+    """
+    if members is None:
+        if has_data:
+            # Everyone restarting at once: etcd starts from its data; flags are ignored.
+            return JoinPlan("new", _cluster_string(bootstrap), (),
+                            "no peer answers; restarting from this member's data")
+        if name not in {n for n, _ in bootstrap}:
+            return JoinPlan("wait", "", (), f"no cluster answers yet and {name} is not one "
+                                            "of the bootstrap members: waiting for them")
+        return JoinPlan("new", _cluster_string(bootstrap), (),
+                        f"no cluster yet: bootstrapping with {len(bootstrap)} members")
+
+    mine = [m for m in members if m.name == name or peer_url == m.address]
+    others = [m for m in members if m not in mine]
+    actions: list[Action] = []
+    if mine:
+        me = mine[0]
+        started = bool(me.name)
+        if has_data and started:
+            reason = f"restart of member {me.id}: no membership change"
+        elif not started and not has_data:
+            reason = f"member {me.id} was added but never started: starting it"
+        else:
+            # Data without a membership entry of ours, or an entry without data (volume
+            # lost): drop the entry and come back as a new learner.
+            actions.append(Action("remove_member", me.id))
+            if has_data:
+                actions.append(Action("move_data_aside"))
+            actions.append(Action("add_learner", peer_url))
+            reason = (f"member {me.id} lost its data: removing it and joining anew"
+                      if not has_data else
+                      f"member {me.id} never started but data exists: joining anew")
+    else:
+        if has_data:
+            actions.append(Action("move_data_aside"))
+            reason = "this member was removed but its data is here: moving it aside, joining"
+        else:
+            reason = "joining the running cluster as a learner"
+        actions.append(Action("add_learner", peer_url))
+    entries = [(m.name, m.address) for m in others if m.address]
+    entries.append((name, peer_url))
+    return JoinPlan("existing", _cluster_string(sorted(entries, key=lambda e: e[0])),
+                    tuple(actions), reason)
+
+
+def quorum_for_add(members: Sequence[Member], answering: set[str]) -> str | None:
+    """Why adding a member now would be unsafe, or None.
+
+    A learner does not count towards quorum, but the add itself must commit: the started
+    voters that answer must be a majority of the voters.
+    """
+    voters = [m for m in members if m.voter]
+    started = [m for m in voters if m.id in answering]
+    needed = len(voters) // 2 + 1
+    if len(started) < needed:
+        return (f"only {len(started)} of {len(voters)} voters answer; {needed} needed "
+                "before a member can be added")
+    return None

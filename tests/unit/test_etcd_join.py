@@ -1,0 +1,84 @@
+"""etcd join planning: every start a StatefulSet can produce, as a table."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.backends.base import Member
+from agent.etcd_join import Action, plan_join, quorum_for_add
+
+
+def url(i: int) -> str:
+    return f"http://etcd-{i}.etcd.prod.svc.cluster.local:2380"
+
+
+BOOT = [(f"etcd-{i}", url(i)) for i in range(3)]
+
+
+def member(i: int, *, started: bool = True, mid: str | None = None,
+           learner: bool = False) -> Member:
+    return Member(id=mid or f"id{i}", name=f"etcd-{i}" if started else "", address=url(i),
+                  voter=not learner)
+
+
+Planned = tuple[str, str, tuple[Action, ...]]
+
+
+def plan(i: int, members: list[Member] | None, has_data: bool) -> Planned:
+    result = plan_join(name=f"etcd-{i}", peer_url=url(i), bootstrap=BOOT, members=members,
+                       has_data=has_data)
+    return result.state, result.initial_cluster, result.actions
+
+
+def test_fresh_bootstrap_same_string_on_every_pod() -> None:
+    strings = {plan(i, None, False)[1] for i in range(3)}
+    assert strings == {",".join(f"etcd-{i}={url(i)}" for i in range(3))}
+    assert plan(0, None, False)[0] == "new"
+
+
+def test_pod_beyond_bootstrap_waits_for_a_cluster() -> None:
+    assert plan(3, None, False)[0] == "wait"
+
+
+def test_whole_cluster_restart_starts_from_data() -> None:
+    state, _, actions = plan(1, None, True)
+    assert state == "new" and actions == ()
+
+
+def test_plain_restart_changes_nothing() -> None:
+    state, cluster, actions = plan(1, [member(0), member(1), member(2)], True)
+    assert (state, actions) == ("existing", ())
+    assert cluster == ",".join(f"etcd-{i}={url(i)}" for i in range(3))
+
+
+def test_scale_up_joins_as_learner() -> None:
+    state, cluster, actions = plan(3, [member(0), member(1), member(2)], False)
+    assert state == "existing"
+    assert actions == (Action("add_learner", url(3)),)
+    assert cluster.endswith(f"etcd-3={url(3)}") and cluster.count("=") == 4
+
+
+def test_removed_member_back_with_old_data() -> None:
+    _, _, actions = plan(2, [member(0), member(1)], True)
+    assert actions == (Action("move_data_aside"), Action("add_learner", url(2)))
+
+
+def test_volume_lost_but_still_a_member() -> None:
+    _, _, actions = plan(2, [member(0), member(1), member(2)], False)
+    assert actions == (Action("remove_member", "id2"), Action("add_learner", url(2)))
+
+
+def test_retried_init_after_add_reuses_the_entry() -> None:
+    state, cluster, actions = plan(3, [member(0), member(1), member(2),
+                                       member(3, started=False, learner=True)], False)
+    assert (state, actions) == ("existing", ())
+    assert f"etcd-3={url(3)}" in cluster
+
+
+@pytest.mark.parametrize(
+    ("answering", "ok"),
+    [({"id0", "id1", "id2"}, True), ({"id0", "id1"}, True), ({"id0"}, False)],
+)
+def test_quorum_for_add(answering: set[str], ok: bool) -> None:
+    members = [member(0), member(1), member(2), member(3, learner=True)]
+    assert (quorum_for_add(members, answering) is None) is ok
