@@ -112,6 +112,39 @@ class EtcdBackend:
             raise BackendUnavailable(f"etcd refused moving leadership to {target_id}: HTTP "
                                      f"{response.status_code}: {response.text[:300]}")
 
+    async def add_learner(self, peer_url: str, *, via: str) -> Member:
+        """``member add --learner``; if the URL is already a member (a retried add), that
+        member is returned instead of an error."""
+        url = f"{via.rstrip('/')}/v3/cluster/member/add"
+        response = await request(self.client, "POST", url, f"etcd {url}",
+                                 json={"peerURLs": [peer_url], "isLearner": True})
+        if response.status_code != 200:
+            text = response.text[:300]
+            if "already exist" in text:  # "peer URLs already exists" or "member ID already exist"
+                _, members = parse_members(await self._post(via, "/v3/cluster/member/list", {}))
+                existing = next((m for m in members if m.address == peer_url), None)
+                if existing is not None:
+                    return existing
+            raise BackendUnavailable(f"etcd refused adding {peer_url}: HTTP "
+                                     f"{response.status_code}: {text}")
+        payload = decode_json(response, f"etcd {url}")
+        raw = need(payload, "member", "etcd member/add", dict)
+        return Member(id=str(as_int(need(raw, "ID", "etcd member/add"), "member ID")),
+                      name=str(raw.get("name") or ""), address=peer_url, voter=False)
+
+    async def promote(self, member_id: str, *, via: str) -> None:
+        """``member promote``; "not in sync with leader" is retryable."""
+        url = f"{via.rstrip('/')}/v3/cluster/member/promote"
+        response = await request(self.client, "POST", url, f"etcd {url}",
+                                 json={"ID": member_id})
+        if response.status_code == 200:
+            return
+        text = response.text[:300]
+        if "not a learner" in text:
+            return  # promoted already
+        raise BackendUnavailable(f"etcd refused promoting {member_id}: HTTP "
+                                 f"{response.status_code}: {text}")
+
     async def view(self, api_url: str | None = None) -> ClusterView:
         base = api_url or self.base_url
         members, status = await asyncio.gather(

@@ -162,3 +162,37 @@ async def test_no_httpx_exception_leaks(backend: str, error: type[Exception]) ->
     async with httpx.AsyncClient() as client:
         with pytest.raises(AgentError):
             await backend_class(backend)(client, "http://store:1").view()
+
+
+@respx.mock
+async def test_add_learner_and_retried_add() -> None:
+    added = {"header": MEMBERS_34["header"],
+             "member": {"ID": "99", "peerURLs": ["http://etcd-3:2380"], "isLearner": True},
+             "members": MEMBERS_34["members"]}
+    route = respx.post(f"{URL}/v3/cluster/member/add").respond(json=added)
+    async with httpx.AsyncClient() as client:
+        member = await EtcdBackend(client, URL).add_learner("http://etcd-3:2380", via=URL)
+    assert (member.id, member.voter, member.address) == ("99", False, "http://etcd-3:2380")
+    assert route.calls.last.request.content == b'{"peerURLs":["http://etcd-3:2380"],"isLearner":true}'
+    # etcd 3.4 answers a repeated add with "member ID already exist": reuse the entry.
+    route.respond(412, json={"error": "etcdserver: member ID already exist", "code": 9})
+    listed = {**MEMBERS_34, "members": [*MEMBERS_34["members"],
+                                        {"ID": "99", "peerURLs": ["http://etcd-3:2380"],
+                                         "isLearner": True}]}
+    respx.post(f"{URL}/v3/cluster/member/list").respond(json=listed)
+    async with httpx.AsyncClient() as client:
+        again = await EtcdBackend(client, URL).add_learner("http://etcd-3:2380", via=URL)
+    assert again.id == "99"
+
+
+@respx.mock
+async def test_promote_retryable_until_in_sync() -> None:
+    route = respx.post(f"{URL}/v3/cluster/member/promote").respond(
+        412, json={"error": "etcdserver: can only promote a learner member which is in sync "
+                            "with leader"})
+    async with httpx.AsyncClient() as client:
+        backend = EtcdBackend(client, URL)
+        with pytest.raises(BackendUnavailable, match="in sync"):
+            await backend.promote("99", via=URL)
+        route.respond(200, json={"header": {}})
+        await backend.promote("99", via=URL)
