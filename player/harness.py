@@ -29,20 +29,21 @@ class Harness:
     def store_cluster(self) -> EtcdCluster | RqliteCluster:
         raise NotImplementedError
 
-    def start_store(self, count: int) -> None:
-        raise NotImplementedError
-
-    def add_store(self, ordinal: int) -> None:
-        raise NotImplementedError
-
     def store_url(self, ordinal: int) -> str:
         raise NotImplementedError
 
+    def start_store(self, count: int) -> None:
+        self.store_cluster().start(count)
+
+    def add_store(self, ordinal: int) -> None:
+        self.store_cluster().add(ordinal)
+
     def ip(self, ordinal: int) -> str:
-        raise NotImplementedError
+        return self.store_cluster().ip(ordinal)
 
     def leader(self) -> int:
-        raise NotImplementedError
+        """Ordinal of the current leader, waiting for one."""
+        return self.store_cluster().wait_leader()
 
     def remove_through_store(self, ordinal: int) -> None:
         raise NotImplementedError
@@ -119,20 +120,8 @@ class EtcdHarness(Harness):
     def store_cluster(self) -> EtcdCluster | RqliteCluster:
         return self.cluster
 
-    def start_store(self, count: int) -> None:
-        self.cluster.start(count)
-
-    def add_store(self, ordinal: int) -> None:
-        self.cluster.add(ordinal)
-
     def store_url(self, ordinal: int) -> str:
         return self.cluster.client_url(ordinal)
-
-    def ip(self, ordinal: int) -> str:
-        return self.cluster.ip(ordinal)
-
-    def leader(self) -> int:
-        return self.cluster.wait_leader()
 
     def remove_through_store(self, ordinal: int) -> None:
         self.cluster.remove(self.cluster.member_ids()[f"etcd-{ordinal}"])
@@ -211,20 +200,8 @@ class RqliteHarness(Harness):
     def store_cluster(self) -> EtcdCluster | RqliteCluster:
         return self.cluster
 
-    def start_store(self, count: int) -> None:
-        self.cluster.start(count)
-
-    def add_store(self, ordinal: int) -> None:
-        self.cluster.add(ordinal)
-
     def store_url(self, ordinal: int) -> str:
         return self.cluster.api_url(ordinal)
-
-    def ip(self, ordinal: int) -> str:
-        return self.cluster.ip(ordinal)
-
-    def leader(self) -> int:
-        return self.cluster.wait_leader()
 
     def remove_through_store(self, ordinal: int) -> None:
         self.cluster.remove(self.cluster.node_id(ordinal))
