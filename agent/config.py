@@ -183,6 +183,16 @@ class Settings(BaseSettings):
         gt=0,
         description="Deadline for a clean exit after SIGTERM/SIGINT.",
     )
+    seed_urls: str | None = Field(
+        default=None,
+        description="Comma-separated store API URLs of peers, asked when this node's store "
+        "cannot list the members (an etcd learner) or does not answer.",
+    )
+    promote_learner: bool = Field(
+        default=True,
+        description="The sidecar promotes this node from learner to voter once it has "
+        "caught up (etcd).",
+    )
     store_username: str | None = Field(
         default=None, description="Basic-auth user for the store API (rqlite)."
     )
@@ -324,6 +334,10 @@ class Settings(BaseSettings):
     def nameserver(self) -> tuple[str, int] | None:
         """The resolver override as (ip, port), or None for the system resolver."""
         return None if self.dns_server is None else parse_host_port(self.dns_server, 53)
+
+    def seed_url_list(self) -> list[str]:
+        """``seed_urls`` as a list."""
+        return [u.strip().rstrip("/") for u in (self.seed_urls or "").split(",") if u.strip()]
 
     def leave_deadline_seconds(self) -> float:
         """How long the leave procedure may take: the grace period minus the margin."""

@@ -21,6 +21,7 @@ from agent.kube import Kube
 from agent.leave import Leaver
 from agent.membership import Membership, Policy
 from agent.metrics import Metrics
+from agent.promote import Promotable, Promoter
 from agent.server import Routes, make_server
 
 log = structlog.get_logger("agent.lifecycle")
@@ -89,8 +90,12 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None) 
     store_url = settings.store_url or cls.default_url
     metrics = Metrics()
     async with http_client(settings) as client:
+        backend = cls(client, store_url)
+        promoter = None
+        if settings.promote_learner and isinstance(backend, Promotable):
+            promoter = Promoter(backend, max_lag_entries=settings.max_lag_entries)
         membership = Membership(
-            cls(client, store_url),
+            backend,
             policy=Policy(stale_after_seconds=settings.stale_after_seconds,
                           max_lag_entries=settings.max_lag_entries,
                           accept_learner=settings.accept_learner),
@@ -100,6 +105,8 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None) 
             poll_timeout_seconds=settings.store_timeout_seconds * 4 + 1,
             request_timeout_seconds=settings.store_timeout_seconds,
             metrics=metrics,
+            seed_urls=settings.seed_url_list(),
+            on_poll=promoter.on_poll if promoter is not None else None,
         )
         kube = Kube(settings)
         leaver = Leaver(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -169,7 +169,11 @@ class Membership:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         request_timeout_seconds: float | None = None,
+        seed_urls: Sequence[str] = (),
+        on_poll: Callable[[Snapshot], Awaitable[None]] | None = None,
     ) -> None:
+        self.seed_urls = list(seed_urls)
+        self.on_poll = on_poll
         self.backend = backend
         # One store read, whatever httpx's per-phase timeouts add up to; a poll makes at
         # most four rounds of them, so a slow leader cannot time the whole poll out.
@@ -195,6 +199,7 @@ class Membership:
     async def _authority_via_peers(self, self_id: str | None) -> tuple[ClusterView | None, str]:
         """The leader's view found through any peer we know, when ours cannot give it."""
         urls = [url for member_id, url in sorted(self._peer_urls.items()) if member_id != self_id]
+        urls += [url for url in self.seed_urls if url not in urls]
         if not urls:
             return None, "no known peers to ask"
         results = await asyncio.gather(*(self._try_view(url) for url in urls))
@@ -253,7 +258,12 @@ class Membership:
             elif local.leader_id is not None:
                 leader = local.leader
                 if leader is None or not leader.api_url:
-                    leader_error = "is not in this node's member list"
+                    # An etcd learner cannot list members: find the leader through peers.
+                    found, how = await self._authority_via_peers(self_id)
+                    if found is not None and found.self_id == local.leader_id:
+                        authority, source = found, how
+                    else:
+                        leader_error = "is not in this node's member list"
                 else:
                     result = await self._try_view(leader.api_url)
                     if isinstance(result, str):
@@ -369,6 +379,8 @@ class Membership:
             try:
                 async with asyncio.timeout(self.poll_timeout_seconds):
                     snapshot = await self.poll_once()
+                    if self.on_poll is not None:
+                        await self.on_poll(snapshot)
                 verdict = self.verdict()
                 self._log_transition(verdict, snapshot)
             except TimeoutError:

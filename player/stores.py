@@ -169,10 +169,14 @@ class EtcdCluster:
         assert node.proc is not None and not node.running
         node.proc.start()
 
-    def add(self, ordinal: int) -> str:
-        """``member add`` a new voter through the API, then start it; returns its id."""
+    def add(self, ordinal: int, *, learner: bool = False, timeout: float = 30.0) -> str:
+        """``member add`` a new voter (or learner) through the API, then start it; returns
+        its id. etcd refuses adds while members are younger than 5 s: retried."""
         node = self._node(ordinal)
-        answer = self.api(None, "/v3/cluster/member/add", {"peerURLs": [self.peer_url(ordinal)]})
+        body: dict[str, Any] = {"peerURLs": [self.peer_url(ordinal)], "isLearner": learner}
+        answer = wait_until(lambda: self.api(None, "/v3/cluster/member/add", body),
+                            what=f"etcd to accept adding etcd-{ordinal}", timeout=timeout,
+                            interval=0.25)
         initial = {}
         for member in answer["members"]:
             name = member.get("name") or node.name

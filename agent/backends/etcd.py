@@ -54,10 +54,19 @@ def parse_status(payload: Any) -> dict[str, Any]:
     }
 
 
-def build_view(members_payload: Any, status_payload: Any) -> ClusterView:
-    """One ClusterView from the two answers of the same member."""
-    responder, members = parse_members(members_payload)
+def build_view(members_payload: Any | None, status_payload: Any) -> ClusterView:
+    """One ClusterView from the two answers of the same member.
+
+    ``members_payload`` is None for a learner, which refuses to list members: the view
+    then has no members, and the caller learns them from another member.
+    """
     status = parse_status(status_payload)
+    if members_payload is None:
+        header = need(status_payload, "header", "etcd maintenance/status", dict)
+        responder = str(as_int(need(header, "member_id", "etcd status header"), "member_id"))
+        members: tuple[Member, ...] = ()
+    else:
+        responder, members = parse_members(members_payload)
     return ClusterView(
         members=members,
         leader_id=status["leader_id"],
@@ -147,8 +156,17 @@ class EtcdBackend:
 
     async def view(self, api_url: str | None = None) -> ClusterView:
         base = api_url or self.base_url
-        members, status = await asyncio.gather(
+        answers: tuple[Any, Any] = await asyncio.gather(
             self._post(base, "/v3/cluster/member/list", {}),
             self._post(base, "/v3/maintenance/status", {}),
+            return_exceptions=True,
         )
+        members, status = answers
+        if isinstance(status, BaseException):
+            raise status
+        if isinstance(members, BaseException):
+            learner = isinstance(status, dict) and status.get("isLearner") is True
+            if not (isinstance(members, BackendUnavailable) and learner):
+                raise members
+            members = None  # "rpc not supported for learner"
         return build_view(members, status)

@@ -196,3 +196,20 @@ async def test_promote_retryable_until_in_sync() -> None:
             await backend.promote("99", via=URL)
         route.respond(200, json={"header": {}})
         await backend.promote("99", via=URL)
+
+
+@respx.mock
+async def test_learner_view_without_member_list() -> None:
+    respx.post(f"{URL}/v3/cluster/member/list").respond(
+        503, json={"error": "etcdserver: rpc not supported for learner", "code": 14})
+    respx.post(f"{URL}/v3/maintenance/status").respond(
+        json={**STATUS_34, "isLearner": True})
+    async with httpx.AsyncClient() as client:
+        view = await EtcdBackend(client, URL).view()
+    assert view.members == () and view.self_id == "7881611247539843104"
+    assert view.leader_id == "2894873590417502950"
+    # A voter's 503 on member/list stays an error.
+    respx.post(f"{URL}/v3/maintenance/status").respond(json=STATUS_34)
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(BackendUnavailable):
+            await EtcdBackend(client, URL).view()
