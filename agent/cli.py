@@ -92,7 +92,8 @@ def _discovery(settings: Settings, names: ServiceNames) -> Discovery:
     return Discovery(client, names)
 
 
-def _render(settings: Settings, names: ServiceNames, peers: Sequence[Peer]) -> dict[str, Any]:
+def _render(settings: Settings, names: ServiceNames, peers: Sequence[Peer],
+            extra: dict[str, Any] | None = None) -> dict[str, Any]:
     import structlog
 
     from agent.context import build_context
@@ -109,6 +110,7 @@ def _render(settings: Settings, names: ServiceNames, peers: Sequence[Peer]) -> d
         discovered=peers,
         template_vars=template_vars(os.environ),
     )
+    context.update(extra or {})
     rewrite = None
     if settings.namespace_rewrite:
         rewrite = Rewrite(source=settings.namespace_rewrite, namespace=names.namespace,
@@ -153,7 +155,20 @@ async def _init(settings: Settings, domain: str) -> int:
         peers = await poll(once, what="peer lookup", timeout_seconds=max(
             0.0, deadline - time.monotonic()))
     log.info("peers_found", peers=[p.fqdn for p in peers])
-    _render(settings, names, peers)
+    extra: dict[str, Any] = {}
+    if settings.backend == "etcd":
+        import httpx
+
+        from agent.etcd_prestart import EtcdPrestart
+
+        async def rediscover() -> list[Peer]:
+            return await discovery.discover(expected=settings.bootstrap_expect)
+
+        async with httpx.AsyncClient(timeout=settings.store_timeout_seconds,
+                                     trust_env=False) as client:
+            extra = await EtcdPrestart(settings, names, pod, client).prepare(
+                peers, deadline=deadline, rediscover=rediscover)
+    _render(settings, names, peers, extra)
     log.info("init_done", took_s=round(time.monotonic() - started, 3))
     return 0
 

@@ -18,6 +18,7 @@ ENV_PREFIX = "AGENT_"
 VAR_PREFIX = "AGENT_VAR_"
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 DEFAULT_PEER_PORTS: dict[str, int] = {"etcd": 2380, "rqlite": 4002, "consul": 8301}
+DEFAULT_CLIENT_PORTS: dict[str, int] = {"etcd": 2379, "rqlite": 4001, "consul": 8500}
 
 Backend = Literal["rqlite", "etcd", "consul"]
 
@@ -78,6 +79,23 @@ class Settings(BaseSettings):
         le=65535,
         description="Port in rendered peer host:port pairs. Default per backend: etcd "
         "2380, rqlite 4002, consul 8301.",
+    )
+    client_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of the store's client API on every pod. Default per backend: "
+        "etcd 2379, rqlite 4001, consul 8500.",
+    )
+    advertise: Literal["fqdn", "ip"] = Field(
+        default="fqdn",
+        description="What this member advertises to its peers (etcd join): its stable "
+        "DNS name, or POD_IP where peers cannot resolve the headless Service.",
+    )
+    data_dir: Path | None = Field(
+        default=None,
+        description="The store's data dir, mounted into the init container too, so init "
+        "can tell a restart from a removed member coming back (etcd).",
     )
     srv_port_name: str | None = Field(
         default=None,
@@ -352,6 +370,12 @@ class Settings(BaseSettings):
     def listen_address(self) -> tuple[str, int]:
         """The sidecar's (host, port)."""
         return parse_host_port(self.listen, 9090)
+
+    def effective_client_port(self) -> int | None:
+        """The configured client port, else the backend's usual one."""
+        if self.client_port is not None:
+            return self.client_port
+        return DEFAULT_CLIENT_PORTS.get(self.backend) if self.backend else None
 
     def effective_peer_port(self) -> int | None:
         """The configured peer port, else the backend's usual one."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from agent.backends.base import Member
@@ -82,3 +84,14 @@ def test_retried_init_after_add_reuses_the_entry() -> None:
 def test_quorum_for_add(answering: set[str], ok: bool) -> None:
     members = [member(0), member(1), member(2), member(3, learner=True)]
     assert (quorum_for_add(members, answering) is None) is ok
+
+
+def test_old_data_is_moved_aside_never_deleted(tmp_path: Path) -> None:
+    from agent.etcd_prestart import move_data_aside
+
+    (tmp_path / "member" / "wal").mkdir(parents=True)
+    (tmp_path / "member" / "wal" / "0.wal").write_text("old")
+    target = move_data_aside(tmp_path)
+    assert target.parent == tmp_path and target.name.startswith("member.removed-")
+    assert (target / "wal" / "0.wal").read_text() == "old"
+    assert not (tmp_path / "member").exists()

@@ -1,0 +1,155 @@
+"""etcd init work: find the cluster, plan this member's start, make the membership changes."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+
+from agent.backends.base import Member
+from agent.backends.etcd import EtcdBackend
+from agent.config import Settings
+from agent.discovery import Peer, ServiceNames
+from agent.errors import AgentError, BackendUnavailable, DiscoveryError
+from agent.etcd_join import Action, JoinPlan, plan_join, quorum_for_add
+from agent.identity import PodIdentity
+
+log = structlog.get_logger("agent.etcd")
+
+
+def move_data_aside(data_dir: Path) -> Path:
+    """Rename ``<data_dir>/member`` aside (timestamped; never deleted). Works when the data
+    dir itself is a mount point, which cannot be renamed."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = data_dir / f"member.removed-{stamp}"
+    (data_dir / "member").rename(target)
+    return target
+
+
+class EtcdPrestart:
+    """Everything ``sts-agent init`` does for etcd before the store starts."""
+
+    def __init__(self, settings: Settings, names: ServiceNames, pod: PodIdentity,
+                 client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.names = names
+        self.pod = pod
+        self.backend = EtcdBackend(client, "http://unused")
+        self.peer_port = settings.effective_peer_port() or 2380
+        self.client_port = settings.effective_client_port() or 2379
+
+    def _host(self, ordinal: int, peers: Sequence[Peer]) -> str | None:
+        if self.settings.advertise == "fqdn":
+            return self.names.pod_fqdn(ordinal)
+        if ordinal == self.pod.ordinal:
+            return self.settings.pod_ip
+        found = next((p for p in peers if p.ordinal == ordinal and p.addresses), None)
+        return found.addresses[0] if found is not None else None
+
+    def _url(self, host: str, port: int) -> str:
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    async def _members(self, peers: Sequence[Peer]) -> tuple[list[Member] | None, str | None]:
+        """The member list from the first peer that answers, and that peer's client URL."""
+        for peer in peers:
+            if peer.ordinal == self.pod.ordinal:
+                continue
+            host = self._host(peer.ordinal, peers)
+            if host is None:
+                continue
+            url = self._url(host, self.client_port)
+            try:
+                view = await self.backend.view(url)
+            except AgentError:
+                continue
+            if view.members:
+                return list(view.members), url
+        return None, None
+
+    async def _answering(self, members: Sequence[Member]) -> set[str]:
+        async def answers(member: Member) -> str | None:
+            if not member.api_url:
+                return None
+            try:
+                await self.backend.view(member.api_url)
+                return member.id
+            except AgentError:
+                return None
+
+        return {i for i in await asyncio.gather(*(answers(m) for m in members)) if i}
+
+    async def prepare(self, peers: Sequence[Peer], *, deadline: float,
+                      rediscover: Any) -> dict[str, Any]:
+        """Plan, act, and return the template variables etcd's config needs."""
+        name = self.pod.name
+        own_host = self._host(self.pod.ordinal, peers)
+        if own_host is None:
+            raise DiscoveryError("etcd: this pod's own address is unknown (POD_IP unset?)")
+        peer_url = self._url(own_host, self.peer_port)
+        data_dir = self.settings.data_dir
+        has_data = data_dir is not None and (data_dir / "member").is_dir()
+        while True:
+            bootstrap = []
+            for ordinal in range(self.settings.bootstrap_expect):
+                host = self._host(ordinal, peers)
+                if host is not None:
+                    bootstrap.append((f"{self.pod.statefulset}-{ordinal}",
+                                      self._url(host, self.peer_port)))
+            members, via = await self._members(peers)
+            plan = plan_join(name=name, peer_url=peer_url, bootstrap=bootstrap,
+                             members=members, has_data=has_data)
+            if plan.state != "wait" and (plan.state != "new" or len(bootstrap) ==
+                                         self.settings.bootstrap_expect or has_data):
+                break
+            if time.monotonic() >= deadline:
+                raise DiscoveryError(f"etcd: gave up waiting: {plan.reason}")
+            log.info("etcd_waiting", reason=plan.reason)
+            await asyncio.sleep(1.0)
+            peers = await rediscover()
+        log.info("etcd_plan", state=plan.state, reason=plan.reason,
+                 actions=[a.kind for a in plan.actions])
+        await self._act(plan, members or [], via, data_dir, deadline)
+        return {
+            "etcd_name": name,
+            "etcd_peer_url": peer_url,
+            "etcd_client_url": self._url(own_host, self.client_port),
+            "etcd_initial_cluster": plan.initial_cluster,
+            "etcd_initial_cluster_state": plan.state,
+        }
+
+    async def _act(self, plan: JoinPlan, members: Sequence[Member], via: str | None,
+                   data_dir: Path | None, deadline: float) -> None:
+        for action in plan.actions:
+            await self._do(action, members, via, data_dir, deadline)
+
+    async def _do(self, action: Action, members: Sequence[Member], via: str | None,
+                  data_dir: Path | None, deadline: float) -> None:
+        if action.kind == "move_data_aside":
+            assert data_dir is not None
+            log.warning("etcd_data_moved_aside", to=str(move_data_aside(data_dir)))
+            return
+        assert via is not None
+        while True:
+            try:
+                if action.kind == "remove_member":
+                    await self.backend.remove(action.target, leader_url=via)
+                    log.info("etcd_stale_member_removed", member=action.target)
+                    return
+                obstacle = quorum_for_add(members, await self._answering(members))
+                if obstacle is None:
+                    added = await self.backend.add_learner(action.target, via=via)
+                    log.info("etcd_learner_added", member=added.id, peer_url=action.target)
+                    return
+                reason = obstacle
+            except BackendUnavailable as exc:
+                reason = exc.message
+            if time.monotonic() >= deadline:
+                raise DiscoveryError(f"etcd: {action.kind} did not succeed: {reason}")
+            log.info("etcd_retry", action=action.kind, reason=reason)
+            await asyncio.sleep(0.5)
