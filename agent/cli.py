@@ -287,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "run":
             from agent.lifecycle import run_sidecar
 
-            return asyncio.run(run_sidecar(settings))
+            return asyncio.run(run_sidecar(settings, domain=domain))
         if command == "status":
             return _status(settings)
         if command == "leave":

@@ -204,7 +204,8 @@ class Settings(BaseSettings):
     seed_urls: str | None = Field(
         default=None,
         description="Comma-separated store API URLs of peers, asked when this node's store "
-        "cannot list the members (an etcd learner) or does not answer.",
+        "cannot list the members (an etcd learner) or does not answer. Default: the "
+        "peers' stable names (needs AGENT_SERVICE and POD_NAMESPACE).",
     )
     promote_learner: bool = Field(
         default=True,

@@ -73,7 +73,28 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
-async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None) -> int:
+def default_seeds(settings: Settings, domain: str | None) -> list[str]:
+    """Peers' store API URLs from their stable names, when none are configured.
+
+    Ordinals 0..max(bootstrap_expect, own+1)-1 of this StatefulSet behind its headless
+    Service, this pod excluded; no DNS query is needed to build them.
+    """
+    if settings.seed_urls:
+        return settings.seed_url_list()
+    port = settings.effective_client_port()
+    if not (settings.pod_name and settings.service and settings.namespace and domain and port):
+        return []
+    pod = parse_pod_name(settings.pod_name)
+    count = max(settings.bootstrap_expect, pod.ordinal + 1)
+    return [
+        f"http://{pod.statefulset}-{o}.{settings.service}.{settings.namespace}.svc.{domain}"
+        f":{port}"
+        for o in range(count) if o != pod.ordinal
+    ]
+
+
+async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
+                      domain: str | None = None) -> int:
     """Serve probes and poll the store until SIGTERM/SIGINT (or ``stop``)."""
     assert settings.backend is not None
     stop = stop or asyncio.Event()
@@ -105,7 +126,7 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None) 
             poll_timeout_seconds=settings.store_timeout_seconds * 4 + 1,
             request_timeout_seconds=settings.store_timeout_seconds,
             metrics=metrics,
-            seed_urls=settings.seed_url_list(),
+            seed_urls=default_seeds(settings, domain),
             on_poll=promoter.on_poll if promoter is not None else None,
         )
         kube = Kube(settings)
