@@ -17,7 +17,7 @@ from agent.backends.etcd import EtcdBackend
 from agent.config import Settings
 from agent.discovery import Peer, ServiceNames
 from agent.errors import AgentError, BackendUnavailable, DiscoveryError
-from agent.etcd_join import Action, JoinPlan, plan_join, quorum_for_add
+from agent.etcd_join import Action, plan_join, quorum_for_add
 from agent.identity import PodIdentity
 
 log = structlog.get_logger("agent.etcd")
@@ -114,7 +114,8 @@ class EtcdPrestart:
             peers = await rediscover()
         log.info("etcd_plan", state=plan.state, reason=plan.reason,
                  actions=[a.kind for a in plan.actions])
-        await self._act(plan, members or [], via, data_dir, deadline)
+        for action in plan.actions:
+            await self._do(action, members or [], via, data_dir, deadline)
         return {
             "etcd_name": name,
             "etcd_peer_url": peer_url,
@@ -122,11 +123,6 @@ class EtcdPrestart:
             "etcd_initial_cluster": plan.initial_cluster,
             "etcd_initial_cluster_state": plan.state,
         }
-
-    async def _act(self, plan: JoinPlan, members: Sequence[Member], via: str | None,
-                   data_dir: Path | None, deadline: float) -> None:
-        for action in plan.actions:
-            await self._do(action, members, via, data_dir, deadline)
 
     async def _do(self, action: Action, members: Sequence[Member], via: str | None,
                   data_dir: Path | None, deadline: float) -> None:

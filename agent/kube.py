@@ -69,10 +69,6 @@ class Kube:
         # The API's defaults: 1 replica, ordinals from 0.
         return (1 if replicas is None else int(replicas), int(start or 0))
 
-    async def statefulset_replicas(self, name: str) -> int:
-        """``spec.replicas`` of StatefulSet ``name`` (see ``statefulset_scale``)."""
-        return (await self.statefulset_scale(name))[0]
-
     async def event(self, *, reason: str, message: str, warning: bool = False) -> None:
         """Record an Event on this pod; failures are logged, never raised."""
         from lightkube.models.core_v1 import EventSource, ObjectReference

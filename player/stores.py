@@ -111,19 +111,47 @@ class StoreNode:
 
 
 @dataclass
-class EtcdCluster:
-    """etcd members named ``etcd-<i>`` on ``127.0.<subnet>.<i+1>``."""
+class LoopbackCluster:
+    """Store nodes named ``<prefix>-<i>`` on ``127.0.<subnet>.<i+1>``, each its own "pod"."""
 
     workdir: Path
+    subnet: int = 0
+    nodes: dict[int, StoreNode] = field(default_factory=dict)
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=5.0))
+    prefix = ""
+
+    def ip(self, ordinal: int) -> str:
+        return f"127.0.{self.subnet}.{ordinal + 1}"
+
+    def _node(self, ordinal: int) -> StoreNode:
+        if ordinal not in self.nodes:
+            name = f"{self.prefix}-{ordinal}"
+            self.nodes[ordinal] = StoreNode(name, self.ip(ordinal),
+                                            self.workdir / name / "data")
+        return self.nodes[ordinal]
+
+    def restart(self, ordinal: int) -> None:
+        """Start a stopped node again with its data dir."""
+        node = self.nodes[ordinal]
+        assert node.proc is not None and not node.running
+        node.proc.start()
+
+    def stop_all(self) -> None:
+        for node in self.nodes.values():
+            if node.proc is not None:
+                node.proc.stop()
+        self.http.close()
+
+
+@dataclass
+class EtcdCluster(LoopbackCluster):
+    """etcd members named ``etcd-<i>`` on ``127.0.<subnet>.<i+1>``."""
+
     subnet: int = 20
     election_ms: int = 1000
     heartbeat_ms: int = 100
     token: str = "sts-agent-test"
-    nodes: dict[int, StoreNode] = field(default_factory=dict)
-    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=5.0))
-
-    def ip(self, ordinal: int) -> str:
-        return f"127.0.{self.subnet}.{ordinal + 1}"
+    prefix = "etcd"
 
     def client_url(self, ordinal: int) -> str:
         return f"http://{self.ip(ordinal)}:2379"
@@ -147,12 +175,6 @@ class EtcdCluster:
             "--logger", "zap", "--log-outputs", "stderr",
         ]
 
-    def _node(self, ordinal: int) -> StoreNode:
-        if ordinal not in self.nodes:
-            self.nodes[ordinal] = StoreNode(f"etcd-{ordinal}", self.ip(ordinal),
-                                            self.workdir / f"etcd-{ordinal}" / "data")
-        return self.nodes[ordinal]
-
     def start(self, count: int) -> None:
         """Bootstrap a new cluster of ``count`` members and wait for a leader."""
         initial = {o: self.peer_url(o) for o in range(count)}
@@ -162,12 +184,6 @@ class EtcdCluster:
                              self.workdir / node.name / "etcd.log")
             node.proc.start()
         self.wait_leader()
-
-    def restart(self, ordinal: int) -> None:
-        """Start a stopped member again with its data dir."""
-        node = self.nodes[ordinal]
-        assert node.proc is not None and not node.running
-        node.proc.start()
 
     def add(self, ordinal: int, *, learner: bool = False, timeout: float = 30.0) -> str:
         """``member add`` a new voter (or learner) through the API, then start it; returns
@@ -231,38 +247,22 @@ class EtcdCluster:
                    what=f"etcd to accept removing member {member_id}", timeout=timeout,
                    interval=0.25)
 
-    def put(self, key: str, value: str) -> None:
-        import base64
-
-        self.api(None, "/v3/kv/put", {"key": base64.b64encode(key.encode()).decode(),
-                                      "value": base64.b64encode(value.encode()).decode()})
-
-    def stop_all(self) -> None:
-        for node in self.nodes.values():
-            if node.proc is not None:
-                node.proc.stop()
-        self.http.close()
 
 
 @dataclass
-class RqliteCluster:
+class RqliteCluster(LoopbackCluster):
     """rqlite nodes with ids ``rqlite-<i>`` on ``127.0.<subnet>.<i+1>`` (HTTP 4001, raft 4002)."""
 
-    workdir: Path
     subnet: int = 30
     election_timeout: str = "1s"
     extra_args: dict[int, list[str]] = field(default_factory=dict)
-    nodes: dict[int, StoreNode] = field(default_factory=dict)
-    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=5.0))
-
-    def ip(self, ordinal: int) -> str:
-        return f"127.0.{self.subnet}.{ordinal + 1}"
+    prefix = "rqlite"
 
     def api_url(self, ordinal: int) -> str:
         return f"http://{self.ip(ordinal)}:4001"
 
     def node_id(self, ordinal: int) -> str:
-        return f"rqlite-{ordinal}"
+        return f"{self.prefix}-{ordinal}"
 
     def _command(self, ordinal: int, *, join: list[int], bootstrap_expect: int) -> list[str]:
         node = self.nodes[ordinal]
@@ -276,12 +276,6 @@ class RqliteCluster:
         if bootstrap_expect:
             command += ["-bootstrap-expect", str(bootstrap_expect)]
         return [*command, *self.extra_args.get(ordinal, []), str(node.data_dir)]
-
-    def _node(self, ordinal: int) -> StoreNode:
-        if ordinal not in self.nodes:
-            self.nodes[ordinal] = StoreNode(self.node_id(ordinal), self.ip(ordinal),
-                                            self.workdir / f"rqlite-{ordinal}" / "data")
-        return self.nodes[ordinal]
 
     def start(self, count: int) -> None:
         for ordinal in range(count):
@@ -298,11 +292,6 @@ class RqliteCluster:
         join = [o for o, n in sorted(self.nodes.items()) if n.running]
         node.proc = Proc(self._command(ordinal, join=join, bootstrap_expect=0),
                          self.workdir / node.name / "rqlited.log")
-        node.proc.start()
-
-    def restart(self, ordinal: int) -> None:
-        node = self.nodes[ordinal]
-        assert node.proc is not None and not node.running
         node.proc.start()
 
     def status(self, ordinal: int) -> Any:
@@ -337,9 +326,3 @@ class RqliteCluster:
         response = self.http.post(self._leader_url() + "/db/execute", json=statements)
         response.raise_for_status()
         return response.json()
-
-    def stop_all(self) -> None:
-        for node in self.nodes.values():
-            if node.proc is not None:
-                node.proc.stop()
-        self.http.close()

@@ -88,18 +88,20 @@ class EtcdBackend:
         self.client = client
         self.base_url = base_url.rstrip("/")
 
-    async def _post(self, base: str, path: str, body: dict[str, Any]) -> Any:
-        url = f"{base.rstrip('/')}{path}"
-        response = await request(self.client, "POST", url, f"etcd {url}", json=body)
-        return decode_json(response, f"etcd {url}")
-
     can_transfer: ClassVar[bool] = True
+
+    async def _send(self, base: str, path: str, body: dict[str, Any]) -> httpx.Response:
+        url = f"{base.rstrip('/')}{path}"
+        return await request(self.client, "POST", url, f"etcd {url}", json=body)
+
+    async def _post(self, base: str, path: str, body: dict[str, Any]) -> Any:
+        """POST and decode the JSON answer (errors as in ``decode_json``)."""
+        response = await self._send(base, path, body)
+        return decode_json(response, f"etcd {response.request.url}")
 
     async def remove(self, member_id: str, *, leader_url: str) -> None:
         """``member remove``; etcd forwards it to the leader. "member not found" is success."""
-        url = f"{leader_url.rstrip('/')}/v3/cluster/member/remove"
-        response = await request(self.client, "POST", url, f"etcd {url}",
-                                 json={"ID": member_id})
+        response = await self._send(leader_url, "/v3/cluster/member/remove", {"ID": member_id})
         if response.status_code == 200:
             return
         text = response.text[:300]
@@ -114,9 +116,8 @@ class EtcdBackend:
 
     async def transfer_leadership(self, *, leader_url: str, target_id: str) -> None:
         """``move-leader`` to ``target_id``; must be sent to the current leader."""
-        url = f"{leader_url.rstrip('/')}/v3/maintenance/transfer-leadership"
-        response = await request(self.client, "POST", url, f"etcd {url}",
-                                 json={"targetID": target_id})
+        response = await self._send(leader_url, "/v3/maintenance/transfer-leadership",
+                                    {"targetID": target_id})
         if response.status_code != 200:
             raise BackendUnavailable(f"etcd refused moving leadership to {target_id}: HTTP "
                                      f"{response.status_code}: {response.text[:300]}")
@@ -124,9 +125,8 @@ class EtcdBackend:
     async def add_learner(self, peer_url: str, *, via: str) -> Member:
         """``member add --learner``; if the URL is already a member (a retried add), that
         member is returned instead of an error."""
-        url = f"{via.rstrip('/')}/v3/cluster/member/add"
-        response = await request(self.client, "POST", url, f"etcd {url}",
-                                 json={"peerURLs": [peer_url], "isLearner": True})
+        response = await self._send(via, "/v3/cluster/member/add",
+                                    {"peerURLs": [peer_url], "isLearner": True})
         if response.status_code != 200:
             text = response.text[:300]
             if "already exist" in text:  # "peer URLs already exists" or "member ID already exist"
@@ -136,16 +136,14 @@ class EtcdBackend:
                     return existing
             raise BackendUnavailable(f"etcd refused adding {peer_url}: HTTP "
                                      f"{response.status_code}: {text}")
-        payload = decode_json(response, f"etcd {url}")
+        payload = decode_json(response, "etcd member/add")
         raw = need(payload, "member", "etcd member/add", dict)
         return Member(id=str(as_int(need(raw, "ID", "etcd member/add"), "member ID")),
                       name=str(raw.get("name") or ""), address=peer_url, voter=False)
 
     async def promote(self, member_id: str, *, via: str) -> None:
         """``member promote``; "not in sync with leader" is retryable."""
-        url = f"{via.rstrip('/')}/v3/cluster/member/promote"
-        response = await request(self.client, "POST", url, f"etcd {url}",
-                                 json={"ID": member_id})
+        response = await self._send(via, "/v3/cluster/member/promote", {"ID": member_id})
         if response.status_code == 200:
             return
         text = response.text[:300]

@@ -31,17 +31,17 @@ def kube(api: KubeApi, **overrides: object) -> Kube:
 
 async def test_replicas_and_scale(api: KubeApi) -> None:
     client = kube(api)
-    assert await client.statefulset_replicas("rqlite") == 3
+    assert await client.statefulset_scale("rqlite") == (3, 0)
     api.scale("rqlite", 2, namespace="prod")
-    assert await client.statefulset_replicas("rqlite") == 2
+    assert await client.statefulset_scale("rqlite") == (2, 0)
     await client.aclose()
 
 
 async def test_rotated_token_is_reread_after_401(api: KubeApi) -> None:
     client = kube(api)
-    assert await client.statefulset_replicas("rqlite") == 3
+    assert await client.statefulset_scale("rqlite") == (3, 0)
     api.rotate_token()  # the kubelet rotates the projected token file
-    assert await client.statefulset_replicas("rqlite") == 3
+    assert await client.statefulset_scale("rqlite") == (3, 0)
     statuses = [status for _, _, status in api.requests]
     assert statuses == [200, 401, 200], statuses
     await client.aclose()
@@ -50,10 +50,10 @@ async def test_rotated_token_is_reread_after_401(api: KubeApi) -> None:
 async def test_missing_statefulset_and_api_down_are_kube_errors(api: KubeApi) -> None:
     client = kube(api)
     with pytest.raises(KubeError, match="404"):
-        await client.statefulset_replicas("nope")
+        await client.statefulset_scale("nope")
     api.available = False
     with pytest.raises(KubeError, match="503"):
-        await client.statefulset_replicas("rqlite")
+        await client.statefulset_scale("rqlite")
     await client.aclose()
 
 
@@ -63,7 +63,7 @@ async def test_unreachable_api(tmp_path: Path) -> None:
                         kube_timeout_seconds=1)
     (tmp_path / "t").write_text("x")
     with pytest.raises(KubeError, match="GET statefulset rqlite"):
-        await Kube(settings).statefulset_replicas("rqlite")
+        await Kube(settings).statefulset_scale("rqlite")
 
 
 async def test_event_in_the_real_shape(api: KubeApi) -> None:
