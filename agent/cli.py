@@ -156,19 +156,21 @@ async def _init(settings: Settings, domain: str) -> int:
             0.0, deadline - time.monotonic()))
     log.info("peers_found", peers=[p.fqdn for p in peers])
     extra: dict[str, Any] = {}
-    if settings.backend == "etcd":
-        import httpx
 
+    async def rediscover() -> list[Peer]:
+        return await discovery.discover(expected=settings.bootstrap_expect)
+
+    if settings.backend in ("etcd", "rqlite"):
         from agent.etcd_prestart import EtcdPrestart
+        from agent.rqlite_prestart import RqlitePrestart
+        from agent.storeclient import http_client
 
-        async def rediscover() -> list[Peer]:
-            return await discovery.discover(expected=settings.bootstrap_expect)
-
-        async with httpx.AsyncClient(timeout=settings.store_timeout_seconds,
-                                     trust_env=False) as client:
-            extra = await EtcdPrestart(settings, names, pod, client).prepare(
+        prestart = EtcdPrestart if settings.backend == "etcd" else RqlitePrestart
+        async with http_client(settings) as client:
+            extra = await prestart(settings, names, pod, client).prepare(
                 peers, deadline=deadline, rediscover=rediscover)
-    _render(settings, names, peers, extra)
+    if settings.templates_dir is not None:
+        _render(settings, names, peers, extra)
     log.info("init_done", took_s=round(time.monotonic() - started, 3))
     return 0
 

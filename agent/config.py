@@ -95,7 +95,12 @@ class Settings(BaseSettings):
     data_dir: Path | None = Field(
         default=None,
         description="The store's data dir, mounted into the init container too, so init "
-        "can tell a restart from a removed member coming back (etcd).",
+        "can tell a restart from a removed member coming back (etcd, rqlite).",
+    )
+    node_id: str | None = Field(
+        default=None,
+        description="The store's id for this member (rqlite -node-id). Default: the pod "
+        "name, stable across restarts; set it to the pod FQDN if rqlited uses that.",
     )
     srv_port_name: str | None = Field(
         default=None,
@@ -408,6 +413,8 @@ def parse_host_port(value: str, default_port: int) -> tuple[str, int]:
 
 
 # Settings each command cannot work without.
+# rqlited takes flags only: its init may have nothing to render.
+OPTIONAL_FOR_RQLITE_INIT = ("templates_dir", "output_dir")
 REQUIRED: dict[str, tuple[str, ...]] = {
     "init": ("pod_name", "namespace", "pod_ip", "service", "templates_dir", "output_dir"),
     "render": ("pod_name", "namespace", "service", "templates_dir", "output_dir"),
@@ -471,7 +478,8 @@ def load_settings(
             message = error["msg"].removeprefix("Value error, ")
             problems.append(f"{where}: {message} (got {error.get('input')!r})")
     for field in REQUIRED.get(command, ()):
-        if field in failed:
+        if field in failed or (field in OPTIONAL_FOR_RQLITE_INIT and settings is not None
+                               and settings.backend == "rqlite"):
             continue
         if given.get(field) in (None, "") and not environ.get(env_name(field)):
             problems.append(f"{describe(field)}: required by '{command}' but not set")

@@ -90,17 +90,3 @@ def plan_join(
     return JoinPlan("existing", _cluster_string(sorted(entries, key=lambda e: e[0])),
                     tuple(actions), reason)
 
-
-def quorum_for_add(members: Sequence[Member], answering: set[str]) -> str | None:
-    """Why adding a member now would be unsafe, or None.
-
-    A learner does not count towards quorum, but the add itself must commit: the started
-    voters that answer must be a majority of the voters.
-    """
-    voters = [m for m in members if m.voter]
-    started = [m for m in voters if m.id in answering]
-    needed = len(voters) // 2 + 1
-    if len(started) < needed:
-        return (f"only {len(started)} of {len(voters)} voters answer; {needed} needed "
-                "before a member can be added")
-    return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,53 +16,33 @@ from agent.backends.etcd import EtcdBackend
 from agent.config import Settings
 from agent.discovery import Peer, ServiceNames
 from agent.errors import AgentError, BackendUnavailable, DiscoveryError
-from agent.etcd_join import Action, plan_join, quorum_for_add
+from agent.etcd_join import Action, plan_join
 from agent.identity import PodIdentity
+from agent.prestart import Prestart, move_aside
+from agent.quorum import quorum_for_add
 
 log = structlog.get_logger("agent.etcd")
 
 
-def move_data_aside(data_dir: Path) -> Path:
-    """Rename ``<data_dir>/member`` aside (timestamped; never deleted). Works when the data
-    dir itself is a mount point, which cannot be renamed."""
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = data_dir / f"member.removed-{stamp}"
-    (data_dir / "member").rename(target)
-    return target
-
-
-class EtcdPrestart:
+class EtcdPrestart(Prestart):
     """Everything ``sts-agent init`` does for etcd before the store starts."""
 
     def __init__(self, settings: Settings, names: ServiceNames, pod: PodIdentity,
                  client: httpx.AsyncClient) -> None:
-        self.settings = settings
-        self.names = names
-        self.pod = pod
+        super().__init__(settings, names, pod)
         self.backend = EtcdBackend(client, "http://unused")
         self.peer_port = settings.effective_peer_port() or 2380
         self.client_port = settings.effective_client_port() or 2379
-
-    def _host(self, ordinal: int, peers: Sequence[Peer]) -> str | None:
-        if self.settings.advertise == "fqdn":
-            return self.names.pod_fqdn(ordinal)
-        if ordinal == self.pod.ordinal:
-            return self.settings.pod_ip
-        found = next((p for p in peers if p.ordinal == ordinal and p.addresses), None)
-        return found.addresses[0] if found is not None else None
-
-    def _url(self, host: str, port: int) -> str:
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     async def _members(self, peers: Sequence[Peer]) -> tuple[list[Member] | None, str | None]:
         """The member list from the first peer that answers, and that peer's client URL."""
         for peer in peers:
             if peer.ordinal == self.pod.ordinal:
                 continue
-            host = self._host(peer.ordinal, peers)
+            host = self.host(peer.ordinal, peers)
             if host is None:
                 continue
-            url = self._url(host, self.client_port)
+            url = self.url(host, self.client_port)
             try:
                 view = await self.backend.view(url)
             except AgentError:
@@ -88,19 +67,19 @@ class EtcdPrestart:
                       rediscover: Any) -> dict[str, Any]:
         """Plan, act, and return the template variables etcd's config needs."""
         name = self.pod.name
-        own_host = self._host(self.pod.ordinal, peers)
+        own_host = self.host(self.pod.ordinal, peers)
         if own_host is None:
             raise DiscoveryError("etcd: this pod's own address is unknown (POD_IP unset?)")
-        peer_url = self._url(own_host, self.peer_port)
+        peer_url = self.url(own_host, self.peer_port)
         data_dir = self.settings.data_dir
         has_data = data_dir is not None and (data_dir / "member").is_dir()
         while True:
             bootstrap = []
             for ordinal in range(self.settings.bootstrap_expect):
-                host = self._host(ordinal, peers)
+                host = self.host(ordinal, peers)
                 if host is not None:
                     bootstrap.append((f"{self.pod.statefulset}-{ordinal}",
-                                      self._url(host, self.peer_port)))
+                                      self.url(host, self.peer_port)))
             members, via = await self._members(peers)
             plan = plan_join(name=name, peer_url=peer_url, bootstrap=bootstrap,
                              members=members, has_data=has_data)
@@ -119,7 +98,7 @@ class EtcdPrestart:
         return {
             "etcd_name": name,
             "etcd_peer_url": peer_url,
-            "etcd_client_url": self._url(own_host, self.client_port),
+            "etcd_client_url": self.url(own_host, self.client_port),
             "etcd_initial_cluster": plan.initial_cluster,
             "etcd_initial_cluster_state": plan.state,
         }
@@ -128,7 +107,7 @@ class EtcdPrestart:
                   data_dir: Path | None, deadline: float) -> None:
         if action.kind == "move_data_aside":
             assert data_dir is not None
-            log.warning("etcd_data_moved_aside", to=str(move_data_aside(data_dir)))
+            log.warning("etcd_data_moved_aside", to=str(move_aside(data_dir / "member")))
             return
         assert via is not None
         while True:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from agent.backends.base import Member
-from agent.etcd_join import Action, plan_join, quorum_for_add
+from agent.etcd_join import Action, plan_join
+from agent.quorum import quorum_for_add
 
 
 def url(i: int) -> str:
@@ -87,11 +88,11 @@ def test_quorum_for_add(answering: set[str], ok: bool) -> None:
 
 
 def test_old_data_is_moved_aside_never_deleted(tmp_path: Path) -> None:
-    from agent.etcd_prestart import move_data_aside
+    from agent.prestart import move_aside
 
     (tmp_path / "member" / "wal").mkdir(parents=True)
     (tmp_path / "member" / "wal" / "0.wal").write_text("old")
-    target = move_data_aside(tmp_path)
+    target = move_aside(tmp_path / "member")
     assert target.parent == tmp_path and target.name.startswith("member.removed-")
     assert (target / "wal" / "0.wal").read_text() == "old"
     assert not (tmp_path / "member").exists()

@@ -1,0 +1,67 @@
+"""rqlite before it starts: new, restarting or joining, and which stale entry to drop first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from agent.backends.base import Member
+
+
+@dataclass(frozen=True, slots=True)
+class RqlitePlan:
+    """How this node starts: ``state`` for the templates, ``remove`` stale entries first.
+
+    rqlited does the join itself from its ``-join`` flags (8.x joins even with old raft
+    state, so a removed node that returns with its data is taken back); init only makes
+    sure nothing stale stands in the way and that the cluster can take a new voter.
+    """
+
+    state: Literal["new", "restart", "join", "wait"]
+    remove: tuple[str, ...]
+    reason: str
+
+
+def plan_rqlite(
+    *,
+    node_id: str,
+    raft_address: str,
+    members: Sequence[Member] | None,
+    has_state: bool,
+    bootstrap_member: bool,
+) -> RqlitePlan:
+    """Decide how this rqlite node starts.
+
+    ``members`` is the leader's configuration, or None when no peer knows a leader;
+    ``has_state`` whether the data dir holds raft state; ``bootstrap_member`` whether
+    this pod is one of ordinals 0..bootstrap_expect-1. An entry "is us" when it has our
+    id, or our raft address under another id (a node id changed in the manifest).
+    """
+    if members is None:
+        if has_state:
+            return RqlitePlan("restart", (), "no leader answers; restarting from this "
+                                             "node's raft state")
+        if bootstrap_member:
+            return RqlitePlan("new", (), "no cluster yet: bootstrapping with the other "
+                                         "bootstrap members")
+        return RqlitePlan("wait", (), f"no cluster answers yet and {node_id} is not a "
+                                      "bootstrap member: waiting for a leader")
+    same_id = [m for m in members if m.id == node_id]
+    other_id_here = [m for m in members if m.id != node_id and m.address == raft_address]
+    stale = [m.id for m in other_id_here]
+    if same_id and has_state:
+        if same_id[0].address != raft_address:
+            return RqlitePlan("join", tuple(stale), f"member {node_id} moved from "
+                              f"{same_id[0].address}: rqlite replaces it on join")
+        return RqlitePlan("restart", tuple(stale), f"restart of member {node_id}: no "
+                                                   "membership change")
+    if same_id:
+        # The volume is gone but the configuration still counts this node as a voter:
+        # drop the entry so it does not vote with a forgotten log, then join anew.
+        return RqlitePlan("join", (node_id, *stale), f"member {node_id} lost its raft "
+                          "state: removing its entry and joining anew")
+    if has_state:
+        return RqlitePlan("join", tuple(stale), f"{node_id} was removed and returns with "
+                          "its raft state: joining again")
+    return RqlitePlan("join", tuple(stale), "joining the running cluster")

@@ -1,0 +1,56 @@
+"""rqlite join planning: every start a StatefulSet can produce, as a table."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.backends.base import Member
+from agent.rqlite_join import plan_rqlite
+
+
+def addr(i: int) -> str:
+    return f"rqlite-{i}.rqlite.prod.svc.cluster.local:4002"
+
+
+def member(i: int, *, mid: str | None = None, address: str | None = None) -> Member:
+    return Member(id=mid or f"rqlite-{i}", name=mid or f"rqlite-{i}",
+                  address=address or addr(i))
+
+
+THREE = [member(0), member(1), member(2)]
+
+
+def plan(i: int, members: list[Member] | None, has_state: bool,
+         bootstrap: bool = True) -> tuple[str, tuple[str, ...]]:
+    result = plan_rqlite(node_id=f"rqlite-{i}", raft_address=addr(i), members=members,
+                         has_state=has_state, bootstrap_member=bootstrap)
+    assert result.reason
+    return result.state, result.remove
+
+
+@pytest.mark.parametrize(
+    ("case", "ordinal", "members", "has_state", "bootstrap", "expected"),
+    [
+        ("fresh cluster", 0, None, False, True, ("new", ())),
+        ("later ordinal, no cluster yet", 3, None, False, False, ("wait", ())),
+        ("whole-cluster restart", 1, None, True, True, ("restart", ())),
+        ("whole-cluster restart, later ordinal", 4, None, True, False, ("restart", ())),
+        ("rolling restart", 1, THREE, True, True, ("restart", ())),
+        ("scale-up", 3, THREE, False, False, ("join", ())),
+        ("removed, returns with state", 2, THREE[:2], True, True, ("join", ())),
+        ("removed, returns wiped", 2, THREE[:2], False, True, ("join", ())),
+        ("volume lost, still configured", 2, THREE, False, True, ("join", ("rqlite-2",))),
+        ("our address under another id", 2, [*THREE[:2], member(2, mid="old-id")], True,
+         True, ("join", ("old-id",))),
+        ("same id, new address", 2, [*THREE[:2], member(2, address="10.0.0.9:4002")], True,
+         True, ("join", ())),
+    ],
+)
+def test_plan(case: str, ordinal: int, members: list[Member] | None, has_state: bool,
+              bootstrap: bool, expected: tuple[str, tuple[str, ...]]) -> None:
+    assert plan(ordinal, members, has_state, bootstrap) == expected, case
+
+
+def test_a_restart_never_changes_membership() -> None:
+    for i in range(3):
+        assert plan(i, THREE, True) == ("restart", ())
