@@ -59,6 +59,10 @@ class Harness:
         """Every key written with ``put``, read back through the leader."""
         raise NotImplementedError
 
+    def read_local(self, ordinal: int, key: str) -> str | None:
+        """``key`` as written with ``put``, from node ``ordinal``'s own copy (no leader)."""
+        raise NotImplementedError
+
     def running(self) -> list[int]:
         return [o for o, n in sorted(self.store_cluster().nodes.items()) if n.running]
 
@@ -148,6 +152,13 @@ class EtcdHarness(Harness):
         return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]).decode()
                 for kv in answer.get("kvs", [])}
 
+    def read_local(self, ordinal: int, key: str) -> str | None:
+        body = {"key": base64.b64encode(key.encode()).decode(), "serializable": True}
+        answer = self._http.post(self.cluster.client_url(ordinal) + "/v3/kv/range",
+                                 json=body).json()
+        kvs = answer.get("kvs") or []
+        return base64.b64decode(kvs[0]["value"]).decode() if kvs else None
+
     def write_entries(self, count: int, *, size: int = 100) -> None:
         url = self.cluster.client_url(self.leader())
         value = base64.b64encode(b"x" * size).decode()
@@ -196,6 +207,12 @@ class RqliteHarness(Harness):
                                  json=["SELECT k, v FROM kv"]).json()
         values = answer["results"][0].get("values") or []
         return {str(k): str(v) for k, v in values}
+
+    def read_local(self, ordinal: int, key: str) -> str | None:
+        answer = self._http.post(self.cluster.api_url(ordinal) + "/db/query?level=none",
+                                 json=[["SELECT v FROM kv WHERE k = ?", key]]).json()
+        values = answer["results"][0].get("values") or []
+        return str(values[0][0]) if values else None
 
     def store_cluster(self) -> EtcdCluster | RqliteCluster:
         return self.cluster

@@ -1,0 +1,164 @@
+"""Pods started as a StatefulSet's pod template does: `sts-agent init`, the store, the sidecar."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from player.dns import Dnsmasq, statefulset_records
+from player.harness import HARNESSES, Harness
+from player.sidecar import Sidecar
+from player.stores import EtcdCluster, Proc, RqliteCluster, StoreNode, etcd_binary
+from player.wait import wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATES = {"etcd": ROOT / "examples" / "etcd" / "template"}
+
+
+class InitPods:
+    """One store's pods on loopback, each started through `sts-agent init`.
+
+    etcd starts from the config init rendered; rqlited from the fixed flags a manifest
+    gives it (``-join`` the bootstrap members, ``-bootstrap-expect``), init having made
+    the membership ready. DNS publishes every pod, ready or not (publishNotReadyAddresses).
+    """
+
+    def __init__(self, backend: str, workdir: Path, dns: Dnsmasq, *, bootstrap_expect: int = 3,
+                 published: int = 5) -> None:
+        self.backend = backend
+        self.workdir = workdir
+        self.dns = dns
+        self.bootstrap_expect = bootstrap_expect
+        self.harness: Harness = HARNESSES[backend](workdir)
+        self.cluster: EtcdCluster | RqliteCluster = self.harness.store_cluster()
+        self.init_results: dict[int, subprocess.CompletedProcess[str]] = {}
+        workdir.mkdir(parents=True, exist_ok=True)
+        dns.set_records(statefulset_records(
+            statefulset=backend, service=backend, namespace="default", domain="cluster.local",
+            pods={o: self.cluster.ip(o) for o in range(published)}))
+
+    def data_dir(self, ordinal: int) -> Path:
+        return self.cluster.workdir / f"{self.backend}-{ordinal}" / "data"
+
+    def init_env(self, ordinal: int) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "POD_"))}
+        env.update({
+            "POD_NAME": f"{self.backend}-{ordinal}", "POD_NAMESPACE": "default",
+            "POD_IP": self.cluster.ip(ordinal), "AGENT_BACKEND": self.backend,
+            "AGENT_SERVICE": self.backend, "AGENT_DNS_SERVER": self.dns.server,
+            "AGENT_CLUSTER_DOMAIN": "cluster.local", "AGENT_ADVERTISE": "ip",
+            "AGENT_BOOTSTRAP_EXPECT": str(self.bootstrap_expect),
+            "AGENT_DATA_DIR": str(self.data_dir(ordinal)), "AGENT_LOG_FORMAT": "json",
+            "AGENT_DNS_WAIT_TIMEOUT_SECONDS": "90",
+        })
+        if self.backend in TEMPLATES:
+            env.update({
+                "AGENT_TEMPLATES_DIR": str(TEMPLATES[self.backend]),
+                "AGENT_OUTPUT_DIR": str(self.config_dir(ordinal)),
+                "AGENT_VAR_DATA_DIR": str(self.data_dir(ordinal)),
+                "AGENT_VAR_LISTEN_LOCALHOST": "false",
+            })
+        return env
+
+    def config_dir(self, ordinal: int) -> Path:
+        return self.workdir / "config" / f"{self.backend}-{ordinal}"
+
+    def init(self, ordinal: int, *, env: dict[str, str] | None = None,
+             check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run the init container once; its result is kept for the test to read."""
+        result = subprocess.run([sys.executable, "-m", "agent", "init"],
+                                env={**self.init_env(ordinal), **(env or {})},
+                                capture_output=True, text=True, timeout=150)
+        self.init_results[ordinal] = result
+        log = self.workdir / f"{self.backend}-{ordinal}.init.log"
+        with log.open("a") as out:
+            out.write(result.stderr)
+        if check and result.returncode != 0:
+            raise AssertionError(f"init of {self.backend}-{ordinal} exited "
+                                 f"{result.returncode}:\n{result.stderr[-3000:]}")
+        return result
+
+    def start_store(self, ordinal: int) -> None:
+        name = f"{self.backend}-{ordinal}"
+        node = self.cluster.nodes.get(ordinal) or StoreNode(name, self.cluster.ip(ordinal),
+                                                            self.data_dir(ordinal))
+        self.cluster.nodes[ordinal] = node
+        log = self.cluster.workdir / name / f"{self.backend}.log"
+        if isinstance(self.cluster, EtcdCluster):
+            command = [etcd_binary(), "--config-file",
+                       str(self.config_dir(ordinal) / "etcd.conf.yml")]
+        else:
+            command = self.cluster._command(ordinal, join=list(range(self.bootstrap_expect)),
+                                            bootstrap_expect=self.bootstrap_expect)
+        node.proc = Proc(command, log)
+        node.proc.start()
+
+    def start_sidecar(self, ordinal: int) -> Sidecar:
+        old = self.harness.sidecars.pop(ordinal, None)
+        if old is not None:
+            old.stop()
+        return self.harness.start_sidecar(ordinal, env={
+            "AGENT_SEED_URLS": ",".join(self.harness.store_url(o) for o in range(5)
+                                        if o != ordinal)})
+
+    def start(self, *ordinals: int) -> None:
+        """Start these pods at once (podManagementPolicy: Parallel): every init runs
+        concurrently, each store starts as soon as its own init is done."""
+        def one(ordinal: int) -> None:
+            self.init(ordinal)
+            self.start_store(ordinal)
+            self.start_sidecar(ordinal)
+
+        with concurrent.futures.ThreadPoolExecutor(len(ordinals)) as pool:
+            for future in [pool.submit(one, o) for o in ordinals]:
+                future.result()
+
+    def wait_ready(self, *ordinals: int, timeout: float = 90.0) -> None:
+        for ordinal in ordinals:
+            self.harness.sidecars[ordinal].wait_ready(timeout=timeout)
+
+    def stop(self, ordinal: int, *, wipe: bool = False) -> None:
+        """Delete the pod (its volume stays unless ``wipe``: a lost PVC)."""
+        sidecar = self.harness.sidecars.pop(ordinal, None)
+        if sidecar is not None:
+            sidecar.stop()
+        node = self.cluster.nodes.get(ordinal)
+        if node is not None and node.proc is not None:
+            node.proc.stop()
+        if wipe:
+            shutil.rmtree(self.data_dir(ordinal), ignore_errors=True)
+
+    def remove(self, ordinal: int) -> None:
+        """Take the member out through the store, as a scale-down's leave does."""
+        def removed() -> bool:
+            self.harness.remove_through_store(ordinal)
+            return True
+
+        wait_until(removed, what=f"the store to remove {self.backend}-{ordinal}", timeout=30)
+
+    def authority(self, ordinal: int) -> dict[str, Any]:
+        """The membership the pod's sidecar reports (the leader's own view)."""
+        view = self.harness.sidecars[ordinal].status()["view"]["authority"]
+        assert isinstance(view, dict)
+        return view
+
+    def voters(self, ordinal: int) -> list[str]:
+        return sorted(m["name"] for m in self.authority(ordinal)["members"] if m["voter"])
+
+    def members(self, ordinal: int) -> list[str]:
+        return sorted(m["name"] for m in self.authority(ordinal)["members"])
+
+    def read_local(self, ordinal: int, key: str) -> str | None:
+        """``key`` as this pod's own store has it, without going through the leader."""
+        return self.harness.read_local(ordinal, key)
+
+    def logs(self) -> str:
+        return self.harness.logs()
+
+    def close(self) -> None:
+        self.harness.close()

@@ -1,0 +1,167 @@
+"""Joining and rejoining through `sts-agent init`, on real etcd and rqlite: every start a
+StatefulSet produces (fresh parallel start, scale 3→1→3 with kept or lost volumes, a lost
+volume of a configured member, init retried before the store started, all pods at once)
+ends with each pod a ready voter and the cluster exactly its pods."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from player.dns import Dnsmasq
+from player.pods import InitPods
+from player.wait import wait_until
+from tests.integration.conftest import require_store
+
+pytestmark = pytest.mark.integration
+
+BACKENDS = ["etcd", "rqlite"]
+
+
+@pytest.fixture(params=BACKENDS)
+def pods(request: pytest.FixtureRequest, dnsmasq: Dnsmasq, tmp_path: Path) -> Iterator[InitPods]:
+    require_store(request.param)
+    cluster = InitPods(request.param, tmp_path / "pods", dnsmasq)
+    try:
+        yield cluster
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        cluster.close()
+
+
+def names(pods: InitPods, *ordinals: int) -> list[str]:
+    return sorted(f"{pods.backend}-{o}" for o in ordinals)
+
+
+def init_log(pods: InitPods, ordinal: int) -> str:
+    return pods.init_results[ordinal].stderr
+
+
+def assert_one_cluster(pods: InitPods, *ordinals: int) -> None:
+    """Every pod's own store (not only the leader) lists exactly these members and
+    follows the same leader: two clusters formed side by side would differ."""
+    expected = names(pods, *ordinals)
+    leaders = set()
+    for ordinal in ordinals:
+        url = pods.harness.store_url(ordinal)
+        with httpx.Client(timeout=5) as http:
+            if pods.backend == "etcd":
+                members = http.post(url + "/v3/cluster/member/list", json={}).json()["members"]
+                status = http.post(url + "/v3/maintenance/status", json={}).json()
+                own = sorted(m.get("name", "") for m in members)
+                leaders.add((status["header"]["cluster_id"], status["leader"]))
+            else:
+                nodes = http.get(url + "/nodes?nonvoters&ver=2").json()["nodes"]
+                status = http.get(url + "/status").json()
+                own = sorted(n["id"] for n in nodes)
+                leaders.add(status["store"]["leader"]["node_id"])
+        assert own == expected, f"{pods.backend}-{ordinal} sees {own}"
+    assert len(leaders) == 1, f"pods disagree on cluster/leader: {leaders}"
+
+
+def put(pods: InitPods, key: str, value: str) -> None:
+    wait_until(lambda: pods.harness.put(key, value), what=f"write of {key}", timeout=30)
+
+
+def assert_has(pods: InitPods, ordinal: int, key: str, value: str) -> None:
+    wait_until(lambda: pods.read_local(ordinal, key) == value,
+               what=f"{key}={value} on {pods.backend}-{ordinal}'s own copy", timeout=30)
+
+
+@pytest.mark.parametrize("volumes", ["kept", "wiped"])
+def test_scale_to_one_and_back(pods: InitPods, volumes: str) -> None:
+    pods.start(0, 1, 2)
+    pods.wait_ready(0, 1, 2)
+    assert_one_cluster(pods, 0, 1, 2)
+    put(pods, "w/before", "1")
+
+    for ordinal in (2, 1):  # scale-down removes the highest ordinal first
+        pods.remove(ordinal)
+        pods.stop(ordinal, wipe=volumes == "wiped")
+    wait_until(lambda: pods.members(0) == names(pods, 0), what="a one-member cluster",
+               timeout=30)
+    put(pods, "w/away", "2")
+
+    for ordinal in (1, 2):  # OrderedReady scale-up: each after the previous is Ready
+        pods.start(ordinal)
+        pods.wait_ready(ordinal)
+        assert "rqlite_plan" in init_log(pods, ordinal) or "etcd_plan" in init_log(pods, ordinal)
+    assert pods.voters(0) == names(pods, 0, 1, 2)
+    assert_one_cluster(pods, 0, 1, 2)
+    for ordinal in (1, 2):
+        assert_has(pods, ordinal, "w/away", "2")
+        assert_has(pods, ordinal, "w/before", "1")
+    if volumes == "kept":
+        if pods.backend == "etcd":  # the old member dir is kept aside, never deleted
+            assert [p for p in pods.data_dir(2).iterdir()
+                    if p.name.startswith("member.removed-")]
+        else:  # rqlite 8 takes the node back with its raft state through -join
+            assert "returns with its raft state" in init_log(pods, 2)
+
+
+def test_lost_volume_of_a_configured_member(pods: InitPods) -> None:
+    pods.start(0, 1, 2)
+    pods.wait_ready(0, 1, 2)
+    put(pods, "w/k", "v")
+    pods.stop(2, wipe=True)  # no removal: the configuration still lists it
+    pods.start(2)
+    pods.wait_ready(2)
+    assert "removed" in init_log(pods, 2)
+    assert pods.voters(0) == names(pods, 0, 1, 2)
+    assert_one_cluster(pods, 0, 1, 2)
+    assert_has(pods, 2, "w/k", "v")
+
+
+def test_init_retried_before_the_store_started(pods: InitPods) -> None:
+    """A crash between init's membership change and the store's start: the pod's init
+    runs again and must not add a second entry."""
+    pods.start(0, 1, 2)
+    pods.wait_ready(0, 1, 2)
+    pods.init(3)
+    pods.init(3)
+    if pods.backend == "etcd":
+        assert "never started" in init_log(pods, 3)
+    pods.start_store(3)
+    pods.start_sidecar(3)
+    pods.wait_ready(3)
+    assert pods.voters(0) == names(pods, 0, 1, 2, 3)
+    assert_one_cluster(pods, 0, 1, 2, 3)
+
+
+def test_all_pods_restart_at_once(pods: InitPods) -> None:
+    pods.start(0, 1, 2)
+    pods.wait_ready(0, 1, 2)
+    put(pods, "w/k", "v")
+    before = {m["name"]: m["id"] for m in pods.authority(0)["members"]}
+    for ordinal in (0, 1, 2):
+        pods.stop(ordinal)
+    pods.start(0, 1, 2)
+    pods.wait_ready(0, 1, 2)
+    after = {m["name"]: m["id"] for m in pods.authority(0)["members"]}
+    assert after == before  # re-formed from the data: no membership change
+    assert_one_cluster(pods, 0, 1, 2)
+    for ordinal in (0, 1, 2):
+        assert "restart" in init_log(pods, ordinal)
+        assert_has(pods, ordinal, "w/k", "v")
+
+
+def test_no_join_without_quorum(pods: InitPods) -> None:
+    """With two of three voters down a new member could not be committed: init says why,
+    keeps trying until its deadline, exits non-zero and changes nothing."""
+    pods.start(0, 1, 2)
+    pods.wait_ready(0, 1, 2)
+    before = pods.members(0)
+    pods.stop(1)
+    pods.stop(2)
+    result = pods.init(3, env={"AGENT_DNS_WAIT_TIMEOUT_SECONDS": "6"}, check=False)
+    assert result.returncode != 0
+    why = "voters answer" if pods.backend == "etcd" else "waiting for a leader"
+    assert why in result.stderr
+    pods.start(1, 2)
+    pods.wait_ready(0, 1, 2)
+    assert pods.members(0) == before
