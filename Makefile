@@ -28,6 +28,7 @@ bench: setup
 	$(PY) bench/cold_start.py
 	$(PY) bench/readyz.py
 	$(PY) bench/leave.py
+	$(PY) bench/join.py
 
 docs: setup
 	$(PY) scripts/config_reference.py --write README.md
