@@ -38,14 +38,15 @@ def plan_join(
     bootstrap: Sequence[tuple[str, str]],
     members: Sequence[Member] | None,
     has_data: bool,
+    local_id: str | None = None,
 ) -> JoinPlan:
     """Decide how this etcd member starts.
 
     ``bootstrap`` is (name, peer URL) of ordinals 0..bootstrap_expect-1, the same on every
     pod; ``members`` the member list of a running cluster, or None when no peer answered;
-    ``has_data`` whether this pod's data dir holds a member already. A member "is us"
-    when its name is ours or it carries our peer URL (a member added but never started
-    has no name yet).
+    ``has_data`` whether this pod's data dir holds a member already, ``local_id`` the
+    member id its WAL names (when readable). A member "is us" when its name is ours or
+    it carries our peer URL (a member added but never started has no name yet).
     """
     if members is None:
         if has_data:
@@ -64,7 +65,14 @@ def plan_join(
     if mine:
         me = mine[0]
         started = bool(me.name)
-        if has_data and started:
+        if has_data and started and local_id is not None and local_id != me.id:
+            # etcd would refuse to start ("member ID mismatch"): the data is another
+            # member's (an old volume restored, a copy). Keep it aside, join anew.
+            actions.extend([Action("remove_member", me.id), Action("move_data_aside"),
+                            Action("add_learner", peer_url)])
+            reason = (f"the data belongs to member {local_id} but {name} is member "
+                      f"{me.id}: moving it aside, joining anew")
+        elif has_data and started:
             reason = f"restart of member {me.id}: no membership change"
         elif not started and not has_data:
             reason = f"member {me.id} was added but never started: starting it"

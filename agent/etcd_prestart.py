@@ -17,6 +17,7 @@ from agent.config import Settings
 from agent.discovery import Peer, ServiceNames
 from agent.errors import AgentError, BackendUnavailable, DiscoveryError
 from agent.etcd_join import Action, plan_join
+from agent.etcd_wal import WalUnreadable, member_ids
 from agent.identity import PodIdentity
 from agent.prestart import Prestart, move_aside
 from agent.quorum import quorum_for_add
@@ -73,6 +74,13 @@ class EtcdPrestart(Prestart):
         peer_url = self.url(own_host, self.peer_port)
         data_dir = self.settings.data_dir
         has_data = data_dir is not None and (data_dir / "member").is_dir()
+        local_id = None
+        if has_data:
+            assert data_dir is not None
+            try:
+                local_id = member_ids(data_dir)[0]
+            except (OSError, WalUnreadable) as exc:
+                log.warning("etcd_wal_unreadable", error=str(exc))
         while True:
             bootstrap = []
             for ordinal in range(self.settings.bootstrap_expect):
@@ -82,7 +90,8 @@ class EtcdPrestart(Prestart):
                                       self.url(host, self.peer_port)))
             members, via = await self._members(peers)
             plan = plan_join(name=name, peer_url=peer_url, bootstrap=bootstrap,
-                             members=members, has_data=has_data)
+                             members=members, has_data=has_data,
+                             local_id=local_id)
             if plan.state != "wait" and (plan.state != "new" or len(bootstrap) ==
                                          self.settings.bootstrap_expect or has_data):
                 break

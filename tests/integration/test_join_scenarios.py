@@ -5,6 +5,8 @@ ends with each pod a ready voter and the cluster exactly its pods."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,10 +23,10 @@ pytestmark = pytest.mark.integration
 BACKENDS = ["etcd", "rqlite"]
 
 
-@pytest.fixture(params=BACKENDS)
-def pods(request: pytest.FixtureRequest, dnsmasq: Dnsmasq, tmp_path: Path) -> Iterator[InitPods]:
-    require_store(request.param)
-    cluster = InitPods(request.param, tmp_path / "pods", dnsmasq)
+@contextlib.contextmanager
+def init_pods(backend: str, dnsmasq: Dnsmasq, workdir: Path) -> Iterator[InitPods]:
+    require_store(backend)
+    cluster = InitPods(backend, workdir, dnsmasq)
     try:
         yield cluster
     except BaseException:
@@ -32,6 +34,18 @@ def pods(request: pytest.FixtureRequest, dnsmasq: Dnsmasq, tmp_path: Path) -> It
         raise
     finally:
         cluster.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def pods(request: pytest.FixtureRequest, dnsmasq: Dnsmasq, tmp_path: Path) -> Iterator[InitPods]:
+    with init_pods(request.param, dnsmasq, tmp_path / "pods") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def etcd_pods(dnsmasq: Dnsmasq, tmp_path: Path) -> Iterator[InitPods]:
+    with init_pods("etcd", dnsmasq, tmp_path / "pods") as cluster:
+        yield cluster
 
 
 def names(pods: InitPods, *ordinals: int) -> list[str]:
@@ -165,3 +179,30 @@ def test_no_join_without_quorum(pods: InitPods) -> None:
     pods.start(1, 2)
     pods.wait_ready(0, 1, 2)
     assert pods.members(0) == before
+
+
+def test_etcd_old_volume_restored_under_a_new_member(etcd_pods: InitPods) -> None:
+    """An old copy of a pod's volume comes back after the pod rejoined as a new member:
+    etcd alone crash-loops ("member ID mismatch"); init reads the member id in the WAL,
+    moves the data aside and joins anew."""
+    pods = etcd_pods
+    pods.start(0, 1, 2)
+    pods.wait_ready(0, 1, 2)
+    old_id = {m["name"]: m["id"] for m in pods.authority(0)["members"]}["etcd-2"]
+    pods.stop(2)
+    backup = pods.workdir / "etcd-2-backup"
+    shutil.copytree(pods.data_dir(2), backup)
+    pods.remove(2)
+    pods.stop(2, wipe=True)
+    pods.start(2)
+    pods.wait_ready(2)
+    new_id = {m["name"]: m["id"] for m in pods.authority(0)["members"]}["etcd-2"]
+    assert new_id != old_id
+    pods.stop(2)
+    shutil.rmtree(pods.data_dir(2))
+    shutil.copytree(backup, pods.data_dir(2))
+    pods.start(2)
+    pods.wait_ready(2)
+    assert f"the data belongs to member {old_id}" in init_log(pods, 2)
+    assert pods.voters(0) == names(pods, 0, 1, 2)
+    assert_one_cluster(pods, 0, 1, 2)

@@ -96,3 +96,15 @@ def test_old_data_is_moved_aside_never_deleted(tmp_path: Path) -> None:
     assert target.parent == tmp_path and target.name.startswith("member.removed-")
     assert (target / "wal" / "0.wal").read_text() == "old"
     assert not (tmp_path / "member").exists()
+
+
+def test_data_of_another_member_under_our_name_is_moved_aside() -> None:
+    members = [member(0), member(1), member(2, mid="new-id")]
+    result = plan_join(name="etcd-2", peer_url=url(2), bootstrap=BOOT, members=members,
+                       has_data=True, local_id="old-id")
+    assert result.state == "existing"
+    assert result.actions == (Action("remove_member", "new-id"), Action("move_data_aside"),
+                              Action("add_learner", url(2)))
+    same = plan_join(name="etcd-2", peer_url=url(2), bootstrap=BOOT, members=members,
+                     has_data=True, local_id="new-id")
+    assert same.actions == ()
