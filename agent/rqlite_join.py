@@ -23,6 +23,16 @@ class RqlitePlan:
     reason: str
 
 
+def same_address(reported: str, ours: str) -> bool:
+    """Whether the raft address a node advertised is ours: the same, or our FQDN written
+    relative to the pod's DNS search path (``rqlite-0.rqlite:4002``)."""
+    host, _, port = reported.rpartition(":")
+    own_host, _, own_port = ours.rpartition(":")
+    host, own_host = host.rstrip(".").lower(), own_host.rstrip(".").lower()
+    return port == own_port and bool(host) and (host == own_host
+                                                or own_host.startswith(host + "."))
+
+
 def plan_rqlite(
     *,
     node_id: str,
@@ -48,10 +58,11 @@ def plan_rqlite(
         return RqlitePlan("wait", (), f"no cluster answers yet and {node_id} is not a "
                                       "bootstrap member: waiting for a leader")
     same_id = [m for m in members if m.id == node_id]
-    other_id_here = [m for m in members if m.id != node_id and m.address == raft_address]
+    other_id_here = [m for m in members
+                     if m.id != node_id and same_address(m.address, raft_address)]
     stale = [m.id for m in other_id_here]
     if same_id and has_state:
-        if same_id[0].address != raft_address:
+        if not same_address(same_id[0].address, raft_address):
             return RqlitePlan("join", tuple(stale), f"member {node_id} moved from "
                               f"{same_id[0].address}: rqlite replaces it on join")
         return RqlitePlan("restart", tuple(stale), f"restart of member {node_id}: no "

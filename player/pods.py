@@ -17,7 +17,7 @@ from player.stores import EtcdCluster, Proc, RqliteCluster, StoreNode, etcd_bina
 from player.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATES = {"etcd": ROOT / "examples" / "etcd" / "template"}
+TEMPLATES = {"etcd": ROOT / "k8s" / "etcd" / "templates"}
 
 
 class InitPods:

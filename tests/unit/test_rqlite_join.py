@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.backends.base import Member
-from agent.rqlite_join import plan_rqlite
+from agent.rqlite_join import plan_rqlite, same_address
 
 
 def addr(i: int) -> str:
@@ -54,3 +54,17 @@ def test_plan(case: str, ordinal: int, members: list[Member] | None, has_state: 
 def test_a_restart_never_changes_membership() -> None:
     for i in range(3):
         assert plan(i, THREE, True) == ("restart", ())
+
+
+@pytest.mark.parametrize(("reported", "ours", "same"), [
+    ("rqlite-0.rqlite:4002", "rqlite-0.rqlite.prod.svc.cluster.local:4002", True),
+    ("rqlite-0.rqlite.prod.svc.cluster.local.:4002", "rqlite-0.rqlite.prod.svc.cluster.local:4002",
+     True),
+    ("rqlite-1.rqlite:4002", "rqlite-10.rqlite.prod.svc.cluster.local:4002", False),
+    ("rqlite-0.rqlite:4003", "rqlite-0.rqlite.prod.svc.cluster.local:4002", False),
+    ("10.0.0.1:4002", "10.0.0.1:4002", True),
+    ("10.0.0.1:4002", "10.0.0.12:4002", False),
+    (":4002", "10.0.0.1:4002", False),
+])
+def test_same_address(reported: str, ours: str, same: bool) -> None:
+    assert same_address(reported, ours) is same
