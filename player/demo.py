@@ -1,108 +1,111 @@
-"""The README's demo: init containers of a 3-pod Consul StatefulSet against a local DNS."""
+"""The README's demo: the k8s/ example of STORE (etcd by default, or rqlite) played as a
+local StatefulSet with sts-agent, scaled 3→5→2 and rolled, a table per step, a verdict."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from player.dns import Dnsmasq, statefulset_records
+import httpx
+
+from player.controller import StatefulSetPlayer
+from player.writer import Writer, rqlite_admin
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples" / "consul"
-NAMESPACE = "prod"
-DOMAIN = "k8s.example"
-REPLICAS = 3
+CLIENT_PORTS = {"etcd": 2379, "rqlite": 4001}
+# A client that waits longer than this for a write has met a cluster without quorum
+# (elections here take about a second).
+QUORUM_GAP_SECONDS = 5.0
 
 
-def _agent() -> list[str]:
-    script = Path(sys.executable).with_name("sts-agent")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "agent"]
+def row(player: StatefulSetPlayer, ordinal: int, http: httpx.Client) -> list[str]:
+    pod = player.pods[ordinal]
+    role, member, voter = "-", "-", "-"
+    try:
+        view: dict[str, Any] = http.get(f"http://{pod.ip}:9090/status").json()["view"]
+        authority = view.get("authority") or {}
+        self_id = view.get("self_id")
+        found = next((m for m in authority.get("members", []) if m["id"] == self_id), None)
+        member = "yes" if found else "no"
+        voter = "yes" if found and found["voter"] else "no"
+        if found and authority.get("leader_id") == self_id:
+            role = "leader"
+        elif found:
+            role = "follower" if found["voter"] else "learner"
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        pass
+    return [pod.name, pod.ip, pod.phase, "yes" if pod.ready else "no", role, member, voter]
 
 
-def _init(server: Dnsmasq, ordinal: int, templates: Path, out: Path,
-          *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "POD_"))}
-    env.update({
-        "POD_NAME": f"consul-{ordinal}",
-        "POD_NAMESPACE": NAMESPACE,
-        "POD_IP": f"127.0.10.{ordinal + 1}",
-        "AGENT_SERVICE": "consul",
-        "AGENT_BACKEND": "consul",
-        "AGENT_SRV_PORT_NAME": "serflan",
-        "AGENT_DNS_SERVER": server.server,
-        "AGENT_CLUSTER_DOMAIN": DOMAIN,
-        "AGENT_TEMPLATES_DIR": str(templates),
-        "AGENT_OUTPUT_DIR": str(out),
-        "AGENT_LOG_FORMAT": "console",
-        "AGENT_DNS_WAIT_TIMEOUT_SECONDS": "10",
-    })
-    return subprocess.run([*_agent(), "init", *extra], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
-
-
-def _section(title: str) -> None:
-    print(f"\n=== {title} " + "=" * max(0, 70 - len(title)))
-
-
-def run(workdir: Path) -> int:
-    """Play the init containers of consul-0..2 (OrderedReady) and show what they rendered."""
-    pods: dict[int, str] = {}
-    failures = 0
-    with Dnsmasq(workdir / "dns", domains=(DOMAIN,)) as server:
-        print(f"dnsmasq for {DOMAIN} on {server.server}; namespace {NAMESPACE!r}")
-        for ordinal in range(REPLICAS):
-            # The StatefulSet controller creates the pod; the endpoints controller
-            # publishes its DNS record (publishNotReadyAddresses) before init runs.
-            pods[ordinal] = f"127.0.10.{ordinal + 1}"
-            server.set_records(statefulset_records(
-                statefulset="consul", service="consul", namespace=NAMESPACE, domain=DOMAIN,
-                pods=pods, ports={"serflan": 8301}))
-            for variant, templates, extra in (
-                ("seed config + namespace rewrite", EXAMPLES / "config",
-                 ("--namespace-rewrite", "default")),
-                ("template", EXAMPLES / "template", ()),
-            ):
-                out = workdir / f"consul-{ordinal}" / variant.split()[0]
-                result = _init(server, ordinal, templates, out, *extra)
-                _section(f"consul-{ordinal} init ({variant}): exit {result.returncode}")
-                if result.returncode != 0:
-                    failures += 1
-                    print(result.stderr)
-                    continue
-                config = json.loads((out / "consul.json").read_text())
-                if ordinal == 0:
-                    print((out / "consul.json").read_text().rstrip())
-                else:
-                    print("retry_join:", ", ".join(config["retry_join"]))
-        _section("a template with a typo: nothing is written")
-        bad = workdir / "bad"
-        bad.mkdir()
-        (bad / "consul.json.j2").write_text('{"retry_join": {{ peer_list | tojson }}}\n')
-        out = workdir / "bad-out"
-        result = _init(server, 0, bad, out)
-        print(f"exit {result.returncode}; output dir exists: {out.exists()}")
-        print("\n".join(line for line in result.stderr.splitlines()
-                        if line.startswith("sts-agent:")))
-        if result.returncode == 0 or out.exists():
-            failures += 1
-    _section("verdict")
-    print("ok: every pod rendered its config for namespace prod" if not failures
-          else f"FAILED: {failures} step(s) went wrong")
-    return 1 if failures else 0
+def table(player: StatefulSetPlayer, title: str, took: float) -> None:
+    header = ["pod", "ip", "phase", "ready", "role", "member", "voter"]
+    with httpx.Client(timeout=1.0, trust_env=False) as http:
+        rows = [row(player, o, http) for o in sorted(player.pods)]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    print(f"\n== {title} ({took:.1f} s)")
+    for line in [header, *rows]:
+        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(line, widths,
+                                                                          strict=True)))
+    sys.stdout.flush()
 
 
 def main() -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="sts-agent-demo-"))
+    store = os.environ.get("STORE", "etcd")
+    if store not in CLIENT_PORTS:
+        print(f"demo: STORE={store!r}: k8s/ examples exist for {sorted(CLIENT_PORTS)}",
+              file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix=f"sts-agent-demo-{store}-"))
+    player = StatefulSetPlayer(ROOT / "k8s" / store, workdir)
+    auth = None
+    if store == "rqlite":
+        auth = rqlite_admin(player.example.secrets["rqlite-auth"]["users.json"]) if any(
+            n.startswith("rqlite-auth") for n in player.example.secrets) else None
+    port = CLIENT_PORTS[store]
+    writer = Writer(store, lambda: [f"http://{p.ip}:{port}" for p in list(
+        player.pods.values()) if p.ready], auth=auth)
+    print(f"sts-agent demo: k8s/{store} played locally (pods in network namespaces, "
+          f"dnsmasq for the Services, a stand-in API); work dir {workdir}")
     try:
-        return run(workdir)
+        steps: list[tuple[str, Callable[[], object]]] = [
+                 ("create 3 pods (Parallel)", lambda: player.start(3)),
+                 ("scale to 5", lambda: player.scale(5)),
+                 ("scale to 2", lambda: player.scale(2)),
+                 ("rolling restart", player.rolling_restart)]
+        for number, (title, action) in enumerate(steps):
+            started = time.monotonic()
+            action()
+            table(player, title, time.monotonic() - started)
+            if number == 0:
+                writer.start()  # a steady client from here on
+        time.sleep(1.0)  # let the writer land a few more writes after the last step
+        writer.stop()
+        names = sorted(m["name"] for m in player.members())
+        pods = sorted(p.name for p in player.pods.values())
+        leader_url = f"http://{player.pods[min(player.pods)].ip}:{port}"
+        lost = writer.lost(leader_url)
+        quorum = writer.longest_gap < QUORUM_GAP_SECONDS
+        ok = names == pods and not lost and quorum
+        print(f"\nverdict: {'OK' if ok else 'FAILED'} — quorum kept: {quorum} (longest "
+              f"wait between acknowledged writes {writer.longest_gap:.1f} s); members = "
+              f"pods: {names == pods} ({', '.join(names)}); writes intact: {not lost} "
+              f"({len(writer.acknowledged)} acknowledged, {len(lost)} lost)")
+        return 0 if ok else 1
     except KeyboardInterrupt:
+        print("\ninterrupted: stopping every pod", file=sys.stderr)
         return 130
+    except AssertionError as exc:
+        print(f"\ndemo failed: {exc}", file=sys.stderr)
+        return 1
     finally:
+        writer.stop()
+        player.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

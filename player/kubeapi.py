@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
+import ssl
+import subprocess
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -32,8 +35,17 @@ class StatefulSetState:
     service: str
     uid: str = field(default_factory=lambda: str(uuid.uuid4()))
     generation: int = 1
+    manifest: dict[str, Any] | None = None  # the applied object, when there is one
 
     def to_json(self) -> dict[str, Any]:
+        if self.manifest is not None:
+            body = copy.deepcopy(self.manifest)
+            body["metadata"].update({"namespace": self.namespace, "uid": self.uid,
+                                     "resourceVersion": str(self.generation),
+                                     "generation": self.generation})
+            body["spec"]["replicas"] = self.replicas
+            body["status"] = {"replicas": self.replicas, "observedGeneration": self.generation}
+            return body
         labels = {"app": self.name}
         return {
             "kind": "StatefulSet", "apiVersion": "apps/v1",
@@ -53,8 +65,15 @@ class StatefulSetState:
 class KubeApi:
     """Serves GET StatefulSet and POST Event with bearer-token auth, in a thread."""
 
-    def __init__(self, workdir: Path, host: str = "127.0.0.1") -> None:
+    def __init__(self, workdir: Path, host: str = "127.0.0.1", *, tls: bool = False,
+                 granted: set[tuple[str, str]] | None = None) -> None:
         self.host = host
+        self.granted = GRANTED if granted is None else granted
+        self.services: dict[tuple[str, str], dict[str, Any]] = {}
+        self.ca_file: Path | None = None
+        self._ssl: ssl.SSLContext | None = None
+        if tls:
+            self.ca_file, self._ssl = self_signed(workdir, host)
         self.token_file = workdir / "token"
         self.token_file.parent.mkdir(parents=True, exist_ok=True)
         self.rotate_token()
@@ -71,7 +90,7 @@ class KubeApi:
     # --- control ------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self._ssl else 'http'}://{self.host}:{self.port}"
 
     def rotate_token(self) -> str:
         """A new service-account token: the old one gets 401 from now on."""
@@ -80,9 +99,13 @@ class KubeApi:
         return self.token
 
     def add_statefulset(self, name: str, *, replicas: int, namespace: str = "default",
-                        service: str | None = None) -> None:
-        self.statefulsets[(namespace, name)] = StatefulSetState(name, namespace, replicas,
-                                                                service or name)
+                        service: str | None = None,
+                        manifest: dict[str, Any] | None = None) -> None:
+        self.statefulsets[(namespace, name)] = StatefulSetState(
+            name, namespace, replicas, service or name, manifest=manifest)
+
+    def add_service(self, manifest: dict[str, Any], namespace: str = "default") -> None:
+        self.services[(namespace, manifest["metadata"]["name"])] = manifest
 
     def scale(self, name: str, replicas: int, namespace: str = "default") -> None:
         state = self.statefulsets[(namespace, name)]
@@ -103,7 +126,7 @@ class KubeApi:
         if not self._authorized(request):
             return web.json_response(status_body(401, "Unauthorized", "Unauthorized"),
                                      status=401)
-        if (verb, resource) not in GRANTED:
+        if (verb, resource) not in self.granted:
             return web.json_response(status_body(
                 403, "Forbidden", f'{resource} is forbidden: cannot {verb} resource '
                                   f'"{resource}"'), status=403)
@@ -119,6 +142,19 @@ class KubeApi:
             return self._log(request, web.json_response(status_body(
                 404, "NotFound", f'statefulsets.apps "{key[1]}" not found'), status=404))
         return self._log(request, web.json_response(state.to_json()))
+
+    async def _get_service(self, request: web.Request) -> web.Response:
+        denied = self._deny(request, "get", "services")
+        if denied is not None:
+            return self._log(request, denied)
+        namespace, name = request.match_info["namespace"], request.match_info["name"]
+        found = self.services.get((namespace, name))
+        if found is None:
+            return self._log(request, web.json_response(status_body(
+                404, "NotFound", f'services "{name}" not found'), status=404))
+        body = copy.deepcopy(found)
+        body["metadata"]["namespace"] = namespace
+        return self._log(request, web.json_response(body))
 
     async def _create_event(self, request: web.Request) -> web.Response:
         denied = self._deny(request, "create", "events")
@@ -150,12 +186,13 @@ class KubeApi:
         app = web.Application()
         app.router.add_get("/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}",
                            self._get_statefulset)
+        app.router.add_get("/api/v1/namespaces/{namespace}/services/{name}", self._get_service)
         app.router.add_post("/api/v1/namespaces/{namespace}/events", self._create_event)
         app.router.add_route("*", "/{tail:.*}", self._other)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         loop.run_until_complete(runner.setup())
         self.port = free_port(self.host)
-        site = web.TCPSite(runner, self.host, self.port)
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self._ssl)
         loop.run_until_complete(site.start())
         self._runner = runner
         self._started.set()
@@ -177,6 +214,19 @@ class KubeApi:
     def env(self) -> dict[str, str]:
         """What a sidecar needs to reach this API."""
         return {"AGENT_KUBE_API_URL": self.url, "AGENT_KUBE_TOKEN_FILE": str(self.token_file)}
+
+
+def self_signed(workdir: Path, host: str) -> tuple[Path, ssl.SSLContext]:
+    """A self-signed serving certificate for ``host`` (an IP): the pods' ca.crt."""
+    cert, key = workdir / "apiserver.crt", workdir / "apiserver.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-subj", "/CN=kubernetes", "-addext", f"subjectAltName=IP:{host}",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    return cert, context
 
 
 def dump(api: KubeApi) -> str:

@@ -53,4 +53,23 @@ GO
     echo "build_peers: $out"
 }
 
+build_kustomize() {
+    # kustomize renders the k8s/ examples for validation and for the StatefulSet player.
+    local out="$BIN/kustomize-$KUSTOMIZE_VERSION"
+    if [ -x "$out" ]; then
+        return
+    fi
+    echo "build_peers: building kustomize $KUSTOMIZE_VERSION (go install)"
+    local work
+    work="$(mktemp -d)"
+    (
+        export GOTOOLCHAIN=local GOBIN="$work" CGO_ENABLED=0
+        go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+    )
+    mv "$work/kustomize" "$out"
+    rm -rf "$work"
+    echo "build_peers: $out"
+}
+
 build_rqlited
+build_kustomize

@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
-DEBIAN_PACKAGES=(dnsmasq-base etcd-server etcd-client wrk)
-BINARIES=(dnsmasq etcd etcdctl wrk)
+DEBIAN_PACKAGES=(dnsmasq-base etcd-server etcd-client wrk iproute2 openssl)
+BINARIES=(dnsmasq etcd etcdctl wrk ip openssl)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

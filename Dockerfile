@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# sts-agent: one image for the init container (`init`) and the sidecar (`run`).
+# Build: docker build -t sts-agent:0.1.0 .
+#
+# The build stage uses Debian 12's own Python, the one the distroless runtime carries at
+# the same path, so the virtualenv's interpreter link and the console script's shebang
+# resolve at runtime without a shell.
+FROM debian:12.11-slim AS build
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3=3.11.2-1+b1 python3-venv=3.11.2-1+b1 \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml constraints.txt README.md ./
+COPY agent ./agent
+RUN python3 -m venv /opt/sts-agent \
+    && /opt/sts-agent/bin/pip install --no-cache-dir --no-compile -c constraints.txt . \
+    && /opt/sts-agent/bin/python -m compileall -q /opt/sts-agent/lib \
+    && rm -rf /opt/sts-agent/bin/pip* /opt/sts-agent/lib/python3.11/site-packages/pip
+
+FROM gcr.io/distroless/python3-debian12:nonroot
+LABEL org.opencontainers.image.title="sts-agent" \
+      org.opencontainers.image.description="Init container and sidecar for raft stores in Kubernetes StatefulSets" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=build /opt/sts-agent /opt/sts-agent
+# Bytecode is compiled at build time: nothing is written at runtime, so the container
+# runs with readOnlyRootFilesystem: true.
+ENV PATH=/opt/sts-agent/bin:/usr/bin:/bin \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+USER 65532:65532
+EXPOSE 9090
+ENTRYPOINT ["sts-agent"]
+CMD ["--help"]

@@ -1,0 +1,62 @@
+"""Which local program plays each container image: the player's documented image mapping.
+
+| image (any tag) | ENTRYPOINT | executables |
+|---|---|---|
+| `sts-agent` (our Dockerfile) | `sts-agent` | `sts-agent`: this checkout's `.venv/bin/sts-agent` |
+| `gcr.io/etcd-development/etcd` | `/usr/local/bin/etcd` | `etcd`: Debian's etcd-server |
+| `rqlite/rqlite` | `docker-entrypoint.sh` | `rqlited`: the pinned build in the cache |
+
+A command naming anything else fails the pod's start with a clear error, as a missing
+binary in an image would.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from player.stores import etcd_binary, rqlited_binary
+
+
+def agent_binary() -> str:
+    return str(Path(sys.executable).with_name("sts-agent"))
+
+
+@dataclass(frozen=True)
+class Image:
+    entrypoint: tuple[str, ...]
+    binaries: dict[str, Callable[[], str]]
+
+
+IMAGES: dict[str, Image] = {
+    "sts-agent": Image(("sts-agent",), {"sts-agent": agent_binary}),
+    "gcr.io/etcd-development/etcd": Image(("/usr/local/bin/etcd",), {"etcd": etcd_binary}),
+    "rqlite/rqlite": Image(("docker-entrypoint.sh",), {"rqlited": rqlited_binary}),
+}
+
+
+class ImageError(RuntimeError):
+    """An image or an executable the player has no local program for."""
+
+
+def repository(image: str) -> str:
+    """``image`` without its tag or digest."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return name.rsplit(":", 1)[0] if ":" in last else name
+
+
+def argv(image: str, command: list[str] | None, args: list[str] | None) -> list[str]:
+    """The local argv for a container: Kubernetes' command/args rules over the image's
+    ENTRYPOINT, with the executable mapped to its local program."""
+    found = IMAGES.get(repository(image))
+    if found is None:
+        raise ImageError(f"no local program plays image {image!r} (player/images.py)")
+    words = list(command) if command else list(found.entrypoint)
+    words += list(args or [])
+    program = found.binaries.get(Path(words[0]).name)
+    if program is None:
+        raise ImageError(f"image {image!r} has no {words[0]!r} in the player's mapping")
+    return [program(), *words[1:]]

@@ -1,0 +1,76 @@
+"""A bridge on the host and a network namespace per pod: each pod has its own localhost
+and its own address, reachable from the host and from the other pods, as on a node."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+ETC_NETNS = Path("/etc/netns")  # `ip netns exec` bind-mounts these files over /etc
+
+
+def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], check=check, capture_output=True, text=True)
+
+
+class Network:
+    """Bridge ``sts<i>br`` with ``10.77.<i>.1/24``; pods get ``10.77.<i>.10`` upwards."""
+
+    def __init__(self, index: int | None = None) -> None:
+        self.index = index if index is not None else self._free_index()
+        self.prefix = f"sts{self.index}"
+        self.bridge = f"{self.prefix}br"
+        self.gateway = f"10.77.{self.index}.1"
+        self._next = 10
+        self.pods: dict[str, str] = {}  # netns name -> address
+
+    @staticmethod
+    def _free_index() -> int:
+        taken = ip("-o", "link", "show").stdout
+        for index in range(1, 250):
+            if f"sts{index}br" not in taken:
+                return index
+        raise RuntimeError("no free sts<i>br bridge index")
+
+    def up(self) -> Network:
+        self.down()  # a run that was killed may have left its namespaces behind
+        ip("link", "add", self.bridge, "type", "bridge")
+        ip("addr", "add", f"{self.gateway}/24", "dev", self.bridge)
+        ip("link", "set", self.bridge, "up")
+        return self
+
+    def add_pod(self, name: str, *, search: list[str], hostname: str) -> tuple[str, str]:
+        """A namespace for pod ``name``; returns (namespace name, pod IP)."""
+        netns = f"{self.prefix}-{name}"
+        address = f"10.77.{self.index}.{self._next}"
+        veth = f"{self.prefix}v{self._next}"
+        self._next = self._next + 1 if self._next < 250 else 10
+        ip("netns", "del", netns, check=False)
+        ip("link", "del", veth, check=False)
+        ip("netns", "add", netns)
+        ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
+        ip("link", "set", veth, "master", self.bridge, "up")
+        ip("-n", netns, "addr", "add", f"{address}/24", "dev", "eth0")
+        ip("-n", netns, "link", "set", "eth0", "up")
+        ip("-n", netns, "link", "set", "lo", "up")
+        ip("-n", netns, "route", "add", "default", "via", self.gateway)
+        etc = ETC_NETNS / netns
+        etc.mkdir(parents=True, exist_ok=True)
+        (etc / "resolv.conf").write_text(
+            f"search {' '.join(search)}\nnameserver {self.gateway}\noptions ndots:5\n")
+        (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n{address}\t{hostname}\n")
+        self.pods[netns] = address
+        return netns, address
+
+    def remove_pod(self, netns: str) -> None:
+        ip("netns", "del", netns, check=False)
+        shutil.rmtree(ETC_NETNS / netns, ignore_errors=True)
+        self.pods.pop(netns, None)
+
+    def down(self) -> None:
+        for line in ip("netns", "list").stdout.splitlines():
+            netns = line.split()[0] if line.strip() else ""
+            if netns.startswith(f"{self.prefix}-"):
+                self.remove_pod(netns)
+        ip("link", "del", self.bridge, check=False)

@@ -1,0 +1,100 @@
+"""A client writing numbered keys through whichever pod is ready, counting what the store
+acknowledged, and reading it all back at the end; it also times leaderless spells."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+
+
+class Writer:
+    """Writes ``w/<n>`` to etcd (v3 gateway) or rqlite (/db/execute) in a thread."""
+
+    def __init__(self, store: str, urls: Callable[[], list[str]],
+                 auth: tuple[str, str] | None = None) -> None:
+        self.store = store
+        self.urls = urls  # client URLs of the ready pods, asked before every write
+        self.http = httpx.Client(timeout=2.0, trust_env=False, auth=auth,
+                                 follow_redirects=True)
+        self.acknowledged: dict[str, str] = {}
+        self.failures = 0
+        self.longest_gap = 0.0  # longest time between two acknowledged writes
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
+        self._table = False
+
+    def start(self) -> Writer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _put(self, url: str, key: str, value: str) -> bool:
+        if self.store == "etcd":
+            body = {"key": base64.b64encode(key.encode()).decode(),
+                    "value": base64.b64encode(value.encode()).decode()}
+            return self.http.post(f"{url}/v3/kv/put", json=body).status_code == 200
+        statements: list[object] = [["INSERT OR REPLACE INTO kv(k, v) VALUES(?, ?)", key, value]]
+        if not self._table:
+            statements.insert(0, "CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT)")
+        response = self.http.post(f"{url}/db/execute", json=statements)
+        results = response.json().get("results", []) if response.status_code == 200 else []
+        done = bool(results) and not any("error" in r for r in results)
+        self._table = self._table or done
+        return done
+
+    def _run(self) -> None:
+        n = 0
+        last = time.monotonic()
+        while not self._stop.is_set():
+            key, value = f"w/{n:06d}", str(n)
+            written = False
+            for url in self.urls():
+                try:
+                    written = self._put(url, key, value)
+                except (httpx.HTTPError, ValueError):
+                    written = False
+                if written:
+                    break
+            now = time.monotonic()
+            if written:
+                self.acknowledged[key] = value
+                self.longest_gap = max(self.longest_gap, now - last)
+                last = now
+                n += 1
+            else:
+                self.failures += 1
+            self._stop.wait(0.05)  # about 20 writes a second, a steady client
+
+    def read_all(self, url: str) -> dict[str, str]:
+        """Every key under w/ as the store has it now (a linearizable read)."""
+        if self.store == "etcd":
+            body = {"key": base64.b64encode(b"w/").decode(),
+                    "range_end": base64.b64encode(b"w0").decode()}
+            answer = self.http.post(f"{url}/v3/kv/range", json=body).json()
+            return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]).decode()
+                    for kv in answer.get("kvs", [])}
+        answer = self.http.post(f"{url}/db/query?level=strong",
+                                json=["SELECT k, v FROM kv"]).json()
+        values = answer["results"][0].get("values") or []
+        return {str(k): str(v) for k, v in values}
+
+    def lost(self, url: str) -> list[str]:
+        """Acknowledged keys missing (or changed) in the store."""
+        stored = self.read_all(url)
+        return sorted(k for k, v in self.acknowledged.items() if stored.get(k) != v)
+
+
+def rqlite_admin(users_json: bytes) -> tuple[str, str] | None:
+    """The first user with the 'all' permission in rqlite's -auth file."""
+    for user in json.loads(users_json):
+        if "all" in user.get("perms", []):
+            return str(user["username"]), str(user["password"])
+    return None
