@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,6 +39,7 @@ def plan_join(
     members: Sequence[Member] | None,
     has_data: bool,
     local_id: str | None = None,
+    names_by_url: Mapping[str, str] | None = None,
 ) -> JoinPlan:
     """Decide how this etcd member starts.
 
@@ -46,7 +47,9 @@ def plan_join(
     pod; ``members`` the member list of a running cluster, or None when no peer answered;
     ``has_data`` whether this pod's data dir holds a member already, ``local_id`` the
     member id its WAL names (when readable). A member "is us" when its name is ours or
-    it carries our peer URL (a member added but never started has no name yet).
+    it carries our peer URL (a member added but never started has no name yet; such
+    others are named from ``names_by_url``, the pods' peer URLs, since etcd checks every
+    member's URL against ``initial-cluster`` when the new member starts).
     """
     if members is None:
         if has_data:
@@ -93,7 +96,9 @@ def plan_join(
         else:
             reason = "joining the running cluster as a learner"
         actions.append(Action("add_learner", peer_url))
-    entries = [(m.name, m.address) for m in others if m.address]
+    known = names_by_url or {}
+    entries = [(m.name or known.get(m.address) or f"member-{m.id}", m.address)
+               for m in others if m.address]
     entries.append((name, peer_url))
     return JoinPlan("existing", _cluster_string(sorted(entries, key=lambda e: e[0])),
                     tuple(actions), reason)

@@ -16,7 +16,7 @@ from agent.backends.etcd import EtcdBackend
 from agent.config import Settings
 from agent.discovery import Peer, ServiceNames
 from agent.errors import AgentError, BackendUnavailable, DiscoveryError
-from agent.etcd_join import Action, plan_join
+from agent.etcd_join import Action, JoinPlan, plan_join
 from agent.etcd_wal import WalUnreadable, member_ids
 from agent.identity import PodIdentity
 from agent.prestart import Prestart, move_aside
@@ -34,6 +34,15 @@ class EtcdPrestart(Prestart):
         self.backend = EtcdBackend(client, "http://unused")
         self.peer_port = settings.effective_peer_port() or 2380
         self.client_port = settings.effective_client_port() or 2379
+
+    def _names_by_url(self, peers: Sequence[Peer]) -> dict[str, str]:
+        """Peer URL -> pod name for every pod we know of."""
+        names = {}
+        for ordinal in {*range(self.settings.bootstrap_expect), *(p.ordinal for p in peers)}:
+            host = self.host(ordinal, peers)
+            if host is not None:
+                names[self.url(host, self.peer_port)] = f"{self.pod.statefulset}-{ordinal}"
+        return names
 
     async def _members(self, peers: Sequence[Peer]) -> tuple[list[Member] | None, str | None]:
         """The member list from the first peer that answers, and that peer's client URL."""
@@ -88,10 +97,11 @@ class EtcdPrestart(Prestart):
                 if host is not None:
                     bootstrap.append((f"{self.pod.statefulset}-{ordinal}",
                                       self.url(host, self.peer_port)))
+            names = self._names_by_url(peers)
             members, via = await self._members(peers)
             plan = plan_join(name=name, peer_url=peer_url, bootstrap=bootstrap,
                              members=members, has_data=has_data,
-                             local_id=local_id)
+                             local_id=local_id, names_by_url=names)
             if plan.state != "wait" and (plan.state != "new" or len(bootstrap) ==
                                          self.settings.bootstrap_expect or has_data):
                 break
@@ -104,6 +114,16 @@ class EtcdPrestart(Prestart):
                  actions=[a.kind for a in plan.actions])
         for action in plan.actions:
             await self._do(action, members or [], via, data_dir, deadline)
+        if plan.actions:
+            # The configuration etcd checks at start is the one after our add, which may
+            # also hold members added meanwhile by other pods: read it again.
+            after, _ = await self._members(peers)
+            final = plan_join(name=name, peer_url=peer_url, bootstrap=bootstrap,
+                              members=after, has_data=False, names_by_url=names)
+            if final.actions or after is None:
+                raise BackendUnavailable(f"etcd: after joining, the member list does not "
+                                         f"show this member as added: {final.reason}")
+            plan = JoinPlan(plan.state, final.initial_cluster, plan.actions, plan.reason)
         return {
             "etcd_name": name,
             "etcd_peer_url": peer_url,

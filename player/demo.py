@@ -64,9 +64,9 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix=f"sts-agent-demo-{store}-"))
     player = StatefulSetPlayer(ROOT / "k8s" / store, workdir)
     auth = None
-    if store == "rqlite":
-        auth = rqlite_admin(player.example.secrets["rqlite-auth"]["users.json"]) if any(
-            n.startswith("rqlite-auth") for n in player.example.secrets) else None
+    for secret in player.example.secrets.values():  # rqlite's -auth file, when there is one
+        if "users.json" in secret:
+            auth = rqlite_admin(secret["users.json"])
     port = CLIENT_PORTS[store]
     writer = Writer(store, lambda: [f"http://{p.ip}:{port}" for p in list(
         player.pods.values()) if p.ready], auth=auth)

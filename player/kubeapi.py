@@ -73,6 +73,7 @@ class KubeApi:
         self.ca_file: Path | None = None
         self._ssl: ssl.SSLContext | None = None
         if tls:
+            workdir.mkdir(parents=True, exist_ok=True)
             self.ca_file, self._ssl = self_signed(workdir, host)
         self.token_file = workdir / "token"
         self.token_file.parent.mkdir(parents=True, exist_ok=True)

@@ -108,3 +108,15 @@ def test_data_of_another_member_under_our_name_is_moved_aside() -> None:
     same = plan_join(name="etcd-2", peer_url=url(2), bootstrap=BOOT, members=members,
                      has_data=True, local_id="new-id")
     assert same.actions == ()
+
+
+def test_unstarted_other_members_are_named_from_their_pods() -> None:
+    """etcd-3 was added by its own init and has not started; etcd-4's initial-cluster
+    must still list it (etcd checks every URL), under a name, never an empty one."""
+    members = [member(0), member(1), member(2), member(3, started=False, learner=True)]
+    result = plan_join(name="etcd-4", peer_url=url(4), bootstrap=BOOT, members=members,
+                       has_data=False, names_by_url={url(3): "etcd-3"})
+    assert f"etcd-3={url(3)}" in result.initial_cluster.split(",")
+    anonymous = plan_join(name="etcd-4", peer_url=url(4), bootstrap=BOOT, members=members,
+                          has_data=False)
+    assert f"member-id3={url(3)}" in anonymous.initial_cluster.split(",")
