@@ -185,6 +185,17 @@ class Leaver:
             self.membership.clear_leaving()
         return outcome
 
+    async def settled(self, *, start_window: float) -> Outcome | None:
+        """The outcome of the leave in flight, once it is over; None when none starts
+        within ``start_window`` seconds (a restart whose preStop decided to stay, say)."""
+        end = self.clock() + start_window
+        while self._task is None and self.clock() < end:
+            await self.sleep(0.05)  # waiting for the preStop's `sts-agent leave` to arrive
+        task = self._task
+        if task is None:
+            return self.outcome
+        return await asyncio.shield(task)
+
     async def _run(self) -> Outcome:
         started = self.clock()
         self.membership.set_leaving()

@@ -14,12 +14,17 @@ from aiohttp import web
 from agent.membership import Membership
 
 JSON = "application/json"
+# How long GET /leave/wait waits for a leave to begin: the kubelet starts every preStop
+# hook at once, and `sts-agent leave` needs a Python start-up before it asks.
+LEAVE_START_WINDOW_SECONDS = 3.0
 
 
 class LeaveTrigger(Protocol):
     """What POST /leave starts (agent.leave.Leaver)."""
 
     async def leave(self) -> Any: ...
+
+    async def settled(self, *, start_window: float) -> Any: ...
 
 
 def allowed_to_leave(remote: str | None, authorization: str | None,
@@ -67,6 +72,8 @@ class Routes:
             "/metrics": self.metrics,
         }
         self.post: dict[str, Handler] = {"/leave": self.leave} if leaver is not None else {}
+        if leaver is not None:
+            self.get["/leave/wait"] = self.leave_wait
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         method = request.method
@@ -120,6 +127,15 @@ class Routes:
         status = 500 if outcome.result == "failed" else 200
         return web.Response(status=status, text=json.dumps(outcome.as_dict()),
                             content_type=JSON)
+
+    async def leave_wait(self, request: web.BaseRequest) -> web.Response:
+        """Hold until a leave in flight is over: the store container's preStop (an httpGet,
+        run by the kubelet at the same moment as the agent's own preStop) so the store keeps
+        serving until its member is out. Starts nothing, so it needs no authorisation."""
+        assert self.leaver is not None
+        outcome = await self.leaver.settled(start_window=LEAVE_START_WINDOW_SECONDS)
+        body = {"leave": outcome.as_dict() if outcome is not None else None}
+        return web.Response(text=json.dumps(body), content_type=JSON)
 
     async def metrics(self, request: web.BaseRequest) -> web.Response:
         """Prometheus text exposition."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -259,3 +260,34 @@ def test_who_may_ask_to_leave(remote: str | None, header: str | None, token: str
         token_file = tmp_path / "token"
         token_file.write_text(token + "\n")
     assert allowed_to_leave(remote, header, token_file) is allowed
+
+
+async def test_settled_waits_for_the_leave_in_flight() -> None:
+    """The store container's preStop (GET /leave/wait) holds until the member is out."""
+    store = FakeCluster()
+    membership = Membership(store, policy=Policy(), poll_interval_seconds=1,
+                            poll_timeout_seconds=1)
+    subject = Leaver(membership, store, policy="scale-down", ordinal=2, statefulset="db",
+                     replicas=FakeReplicas(2), events=None, deadline_seconds=10,
+                     sleep=asyncio.sleep)
+    waiting = asyncio.create_task(subject.settled(start_window=5))
+    await asyncio.sleep(0)
+    outcome = await subject.leave()
+    assert (await waiting) == outcome
+    assert outcome.result == "removed"
+
+
+async def test_settled_without_a_leave_returns_after_the_window() -> None:
+    clock = [0.0]
+
+    async def tick(seconds: float) -> None:
+        clock[0] += seconds
+
+    store = FakeCluster()
+    membership = Membership(store, policy=Policy(), poll_interval_seconds=1,
+                            poll_timeout_seconds=1)
+    subject = Leaver(membership, store, policy="scale-down", ordinal=2, statefulset="db",
+                     replicas=FakeReplicas(3), events=None, deadline_seconds=10,
+                     clock=lambda: clock[0], sleep=tick)
+    assert await subject.settled(start_window=3) is None
+    assert clock[0] >= 3

@@ -1,0 +1,59 @@
+"""The e2e tier: the k8s/ examples played as StatefulSets (player/controller.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from player.controller import StatefulSetPlayer
+from player.writer import Writer, rqlite_admin
+from tests.integration.conftest import require_store
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT_PORTS = {"etcd": 2379, "rqlite": 4001}
+# Quicker polls than the manifests' defaults, so the tests spend less time waiting;
+# everything else is the manifests' own.
+FAST = {"AGENT_POLL_INTERVAL_SECONDS": "0.5"}
+
+
+def require_player() -> None:
+    """Network namespaces and bind mounts need root and iproute2."""
+    problem = None
+    if os.geteuid() != 0:
+        problem = "the StatefulSet player needs root (network namespaces, bind mounts)"
+    elif not shutil.which("ip"):
+        problem = "ip (iproute2) is not installed"
+    if problem is not None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+
+
+@pytest.fixture(params=["etcd", "rqlite"])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StatefulSetPlayer]:
+    require_player()
+    require_store(request.param)
+    player = StatefulSetPlayer(ROOT / "k8s" / request.param, tmp_path / "sts", overrides=FAST)
+    try:
+        yield player
+    except BaseException:
+        print(player.describe())
+        raise
+    finally:
+        player.close()
+
+
+def writer_for(player: StatefulSetPlayer) -> Writer:
+    """A client writing through whichever pods are ready, with the admin user if any."""
+    store = player.example.name
+    auth = None
+    for secret in player.example.secrets.values():
+        if "users.json" in secret:
+            auth = rqlite_admin(secret["users.json"])
+    port = CLIENT_PORTS[store]
+    return Writer(store, lambda: [f"http://{p.ip}:{port}" for p in list(player.pods.values())
+                                  if p.ready], auth=auth)

@@ -1,0 +1,80 @@
+"""The k8s/ examples for etcd and rqlite, played as StatefulSets: what `kubectl scale`,
+a rolling update and a crashed pod do to the cluster, with a client writing throughout."""
+
+from __future__ import annotations
+
+import pytest
+
+from player.controller import StatefulSetPlayer
+from player.wait import wait_until
+from tests.e2e.conftest import writer_for
+
+pytestmark = pytest.mark.e2e
+
+
+def names(cluster: StatefulSetPlayer) -> list[str]:
+    return sorted(m["name"] for m in cluster.members())
+
+
+def pods(cluster: StatefulSetPlayer) -> list[str]:
+    return sorted(p.name for p in cluster.pods.values())
+
+
+def leader_url(cluster: StatefulSetPlayer) -> str:
+    port = 2379 if cluster.example.name == "etcd" else 4001
+    return f"http://{cluster.pods[0].ip}:{port}"
+
+
+def test_scale_up_and_down_with_a_writer(cluster: StatefulSetPlayer) -> None:
+    cluster.start(3)
+    writer = writer_for(cluster).start()
+    try:
+        cluster.scale(5)
+        assert names(cluster) == pods(cluster)
+        assert all(m["voter"] for m in cluster.members())
+        cluster.scale(3)  # Parallel: pods 3 and 4 leave at once
+        wait_until(lambda: names(cluster) == pods(cluster), what="members = pods",
+                   timeout=30)
+    finally:
+        writer.stop()
+    assert writer.acknowledged
+    assert writer.lost(leader_url(cluster)) == []
+    reasons = cluster.kube.event_reasons()
+    assert reasons.count("MemberRemoved") == 2, reasons
+
+
+def test_rolling_restart_changes_no_membership(cluster: StatefulSetPlayer) -> None:
+    cluster.start(3)
+    before = {m["name"]: m["id"] for m in cluster.members()}
+    writer = writer_for(cluster).start()
+    try:
+        cluster.rolling_restart()
+    finally:
+        writer.stop()
+    assert {m["name"]: m["id"] for m in cluster.members()} == before
+    assert writer.lost(leader_url(cluster)) == []
+    assert "MemberRemoved" not in cluster.kube.event_reasons()
+
+
+def test_killed_pod_is_not_removed_and_returns(cluster: StatefulSetPlayer) -> None:
+    cluster.start(3)
+    before = {m["name"]: m["id"] for m in cluster.members()}
+    cluster.kill(1)  # SIGKILL, no preStop: the controller recreates it with its volume
+    cluster.wait_ready(1)
+    assert {m["name"]: m["id"] for m in cluster.members()} == before
+
+
+def test_scale_to_one_and_back_with_kept_volumes(cluster: StatefulSetPlayer) -> None:
+    cluster.start(3)
+    writer = writer_for(cluster).start()
+    try:
+        cluster.scale(1)
+        wait_until(lambda: names(cluster) == pods(cluster), what="a one-member cluster",
+                   timeout=30)
+        cluster.scale(3)  # the PVCs of pods 1 and 2 are still there
+        wait_until(lambda: names(cluster) == pods(cluster), what="members = pods",
+                   timeout=30)
+    finally:
+        writer.stop()
+    assert all(m["voter"] for m in cluster.members())
+    assert writer.lost(leader_url(cluster)) == []
