@@ -28,11 +28,11 @@ class StatefulSetPlayer:
     >>> cluster.scale(5); cluster.rolling_restart(); cluster.members()
     """
 
-    def __init__(self, example_dir: Path, workdir: Path, *, namespace: str = "default",
+    def __init__(self, example_dir: Path, workdir: Path, *,
                  overrides: dict[str, str] | None = None) -> None:
         self.example: Example = load(example_dir)
         self.workdir = workdir
-        self.namespace = namespace
+        self.namespace = str(self.example.statefulset["metadata"].get("namespace", "default"))
         shutil.rmtree(workdir / "pods", ignore_errors=True)
         workdir.mkdir(parents=True, exist_ok=True)
         self._apply_overrides(overrides or {})

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -126,6 +127,8 @@ class Pod:
                 for key, raw in data_bytes.items():
                     (path / key).write_bytes(raw)
                     (path / key).chmod(int(volume["secret"].get("defaultMode", 0o644)))
+            elif "projected" in volume:
+                self._project(volume["projected"], path)
             elif "emptyDir" not in volume:
                 raise images.ImageError(f"volume {name}: only configMap, secret and emptyDir "
                                         "are played")
@@ -135,6 +138,8 @@ class Pod:
             # A PVC outlives its pod: same name, same directory, after any restart.
             volumes[name] = self.player.workdir / "pvc" / f"{name}-{self.name}"
             volumes[name].mkdir(parents=True, exist_ok=True)
+        if not example.pod_spec.get("automountServiceAccountToken", True):
+            return volumes
         sa = self.dir / "serviceaccount"
         sa.mkdir()
         api = self.player.kube
@@ -145,6 +150,31 @@ class Pod:
         volumes["kube-api-access"] = sa
         return volumes
 
+    def _project(self, projected: dict[str, Any], path: Path) -> None:
+        """A projected volume of a service-account token, the API's CA and the namespace:
+        what the kubelet writes for a token mounted by hand."""
+        api = self.player.kube
+        for source in projected.get("sources", []):
+            if "serviceAccountToken" in source:
+                shutil.copy(api.token_file, path / source["serviceAccountToken"]["path"])
+            elif "configMap" in source and source["configMap"]["name"] == "kube-root-ca.crt":
+                assert api.ca_file is not None
+                for item in source["configMap"].get("items", [{"key": "ca.crt",
+                                                               "path": "ca.crt"}]):
+                    shutil.copy(api.ca_file, path / item["path"])
+            elif "downwardAPI" in source:
+                for item in source["downwardAPI"]["items"]:
+                    field_path = item["fieldRef"]["fieldPath"]
+                    (path / item["path"]).write_text(self._fields()[field_path])
+            else:
+                raise images.ImageError(f"projected source {sorted(source)} not played")
+
+    def _fields(self) -> dict[str, str]:
+        """What the Downward API's fieldRefs resolve to for this pod."""
+        return {"metadata.name": self.name, "metadata.namespace": self.player.namespace,
+                "status.podIP": self.ip, "spec.serviceAccountName":
+                str(self.player.example.pod_spec.get("serviceAccountName", "default"))}
+
     def _env(self, spec: dict[str, Any]) -> dict[str, str]:
         env = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -153,9 +183,7 @@ class Pod:
             "KUBERNETES_SERVICE_HOST": self.player.network.gateway,
             "KUBERNETES_SERVICE_PORT": str(self.player.kube.port),
         }
-        fields = {"metadata.name": self.name, "metadata.namespace": self.player.namespace,
-                  "status.podIP": self.ip, "spec.serviceAccountName":
-                  str(self.player.example.pod_spec.get("serviceAccountName", "default"))}
+        fields = self._fields()
         for item in spec.get("env", []):
             if "value" in item:
                 env[item["name"]] = expand(str(item["value"]), env)
@@ -172,8 +200,10 @@ class Pod:
         env = self._env(spec)
         mounts = [{"source": str(self._volumes[m["name"]]), "target": m["mountPath"],
                    "read_only": bool(m.get("readOnly"))} for m in spec.get("volumeMounts", [])]
-        mounts.append({"source": str(self._volumes["kube-api-access"]), "target": SA_PATH,
-                       "read_only": True})
+        if "kube-api-access" in self._volumes and not any(
+                m["target"] == SA_PATH for m in mounts):
+            mounts.append({"source": str(self._volumes["kube-api-access"]), "target": SA_PATH,
+                           "read_only": True})
         expanded = [expand(word, env) for word in argv]
         launch = self.dir / f"{spec['name']}.{time.monotonic_ns()}.json"
         launch.write_text(json.dumps({"argv": expanded, "env": env, "mounts": mounts,
@@ -259,9 +289,17 @@ class Pod:
             backoff = min(backoff * 2, 10.0)
 
     def _probe(self, container: Container, probe: Probe) -> bool:
+        if "tcpSocket" in probe.spec:
+            port = self._port(container, probe.spec["tcpSocket"]["port"])
+            try:
+                socket.create_connection((self.ip, port), timeout=probe.timeout).close()
+                return True
+            except OSError:
+                return False
         action = probe.spec.get("httpGet")
         if action is None:
-            raise images.ImageError(f"{container.name}: only httpGet probes are played")
+            raise images.ImageError(f"{container.name}: only httpGet and tcpSocket probes "
+                                    "are played")
         port = self._port(container, action["port"])
         try:
             response = self._http.get(f"http://{self.ip}:{port}{action.get('path', '/')}",
@@ -273,10 +311,9 @@ class Pod:
     def _port(self, container: Container, port: int | str) -> int:
         if isinstance(port, int) or str(port).isdigit():
             return int(port)
-        for each in self.containers.values():
-            for declared in each.spec.get("ports", []):
-                if declared.get("name") == port:
-                    return int(declared["containerPort"])
+        for declared in container.spec.get("ports", []):  # the container's own, as k8s does
+            if declared.get("name") == port:
+                return int(declared["containerPort"])
         raise images.ImageError(f"{container.name}: no port named {port!r}")
 
     def _tick(self) -> None:
