@@ -34,4 +34,4 @@ docs: setup
 	$(PY) scripts/config_reference.py --write README.md
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-lint .mypy_cache .ruff_cache .pytest_cache .hypothesis

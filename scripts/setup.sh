@@ -43,4 +43,13 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
     touch "$stamp"
 fi
 
+lint_stamp=".venv-lint/.installed"
+if [ ! -f "$lint_stamp" ] || [ constraints-lint.txt -nt "$lint_stamp" ]; then
+    echo "setup: installing the security scanner (checkov) into .venv-lint"
+    [ -x .venv-lint/bin/python ] || "$PYTHON" -m venv .venv-lint
+    .venv-lint/bin/python -m pip install -q --upgrade pip
+    .venv-lint/bin/python -m pip install -q -c constraints-lint.txt checkov
+    touch "$lint_stamp"
+fi
+
 bash scripts/build_peers.sh

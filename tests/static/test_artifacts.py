@@ -1,0 +1,132 @@
+"""What users copy: the k8s/ examples render with kustomize, validate against the
+Kubernetes OpenAPI schemas, pass the security scanner; the Dockerfile lints clean; the
+wheel installs into a clean virtualenv and its entrypoint runs as the image runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from player.manifests import kustomize_binary
+from player.stores import MissingBinary
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted(p.parent.relative_to(ROOT).as_posix()
+                  for p in (ROOT / "k8s").glob("*/kustomization.yaml"))
+KUBERNETES = kubernetes_validate.latest_version()
+
+
+def ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need(tool: str) -> str:
+    found = shutil.which(tool, path=os.pathsep.join(
+        [str(Path(sys.executable).parent), str(ROOT / ".venv-lint" / "bin")]))
+    if found:
+        return found
+    if ci():
+        pytest.fail(f"{tool} is not installed (scripts/setup.sh installs it)")
+    pytest.skip(f"{tool} is not installed")
+
+
+def render(example: str) -> str:
+    try:
+        binary = kustomize_binary()
+    except MissingBinary as exc:
+        if ci():
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    return subprocess.run([binary, "build", str(ROOT / example)], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def test_every_example_is_checked() -> None:
+    assert {"k8s/base", "k8s/etcd", "k8s/rqlite"} <= set(EXAMPLES)
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_example_renders_and_validates_strictly(example: str) -> None:
+    documents = [d for d in yaml.safe_load_all(render(example)) if d]
+    assert documents
+    for document in documents:
+        # strict: unknown fields are errors, as `kubectl apply --validate=strict` has them
+        kubernetes_validate.validate(document, KUBERNETES, strict=True)
+
+
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if e != "k8s/base"])
+def test_example_passes_the_security_scanner(example: str, tmp_path: Path) -> None:
+    checkov = need("checkov")
+    manifest = tmp_path / "rendered.yaml"
+    manifest.write_text(render(example))
+    result = subprocess.run(
+        [checkov, "--file", str(manifest), "--framework", "kubernetes", "--skip-download",
+         "--output", "json"], capture_output=True, text=True,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "LOG_LEVEL": "ERROR"})
+    report = json.loads(result.stdout)
+    failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
+    assert failed == [], failed
+    assert report["summary"]["passed"] > 50
+    assert report["summary"]["skipped"] == len(report["results"].get("skipped_checks", []))
+    # Every suppression carries its reason next to it, in the manifest's annotations.
+    reasons = {}
+    for document in yaml.safe_load_all(manifest.read_text()):
+        for key, value in ((document or {}).get("metadata", {}).get("annotations") or {}
+                           ).items():
+            if key.startswith("checkov.io/skip"):
+                check_id, _, reason = str(value).partition("=")
+                reasons[check_id.strip()] = reason.strip()
+    for check in report["results"].get("skipped_checks", []):
+        assert len(reasons.get(check["check_id"], "")) > 20, check["check_id"]
+
+
+def test_dockerfile_lints_clean() -> None:
+    hadolint = need("hadolint")
+    dockerfiles = [ROOT / "Dockerfile", *sorted((ROOT / "images").glob("*/Dockerfile"))]
+    result = subprocess.run([hadolint, *map(str, dockerfiles)], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_wheel_installs_and_runs_as_the_image_does(tmp_path: Path) -> None:
+    """Build the wheel, install it alone into a clean virtualenv (pinned dependencies,
+    no bytecode written at run time, as with the image's read-only root), and run the
+    entrypoint by name from PATH, as ENTRYPOINT ["sts-agent"] does."""
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w",
+                    str(wheels), str(ROOT)], check=True, capture_output=True)
+    (wheel,) = wheels.glob("sts_agent-*.whl")
+    target = tmp_path / "image"
+    venv.create(target, with_pip=True)
+    subprocess.run([str(target / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                    "-c", str(ROOT / "constraints.txt"), str(wheel)], check=True,
+                   capture_output=True)
+    env = {"PATH": f"{target / 'bin'}:/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1",
+           "HOME": str(tmp_path)}
+    shown = subprocess.run(["sts-agent", "--help"], env=env, capture_output=True, text=True,
+                           cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    for command in ("init", "run", "leave"):
+        assert command in shown.stdout
+    out = tmp_path / "out"
+    rendered = subprocess.run(
+        ["sts-agent", "render", "--templates-dir", str(ROOT / "examples/consul/template"),
+         "--output-dir", str(out), "--service", "consul", "--bootstrap-expect", "3"],
+        env={**env, "POD_NAME": "consul-1", "POD_NAMESPACE": "prod", "POD_IP": "10.0.0.11",
+             "AGENT_CLUSTER_DOMAIN": "cluster.local"},
+        capture_output=True, text=True, cwd=tmp_path)
+    assert rendered.returncode == 0, rendered.stderr
+    assert "consul-0.consul.prod.svc.cluster.local" in "".join(
+        p.read_text() for p in out.iterdir())
+    bad = subprocess.run(["sts-agent", "run", "--poll-interval-seconds", "-1"], env=env,
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 2, bad.stderr
