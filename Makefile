@@ -29,6 +29,7 @@ bench: setup
 	$(PY) bench/readyz.py
 	$(PY) bench/leave.py
 	$(PY) bench/join.py
+	$(PY) bench/player_start.py
 
 docs: setup
 	$(PY) scripts/config_reference.py --write README.md

@@ -1,0 +1,83 @@
+"""Create 3 pods → all Ready: the k8s/rqlite example with sts-agent, next to the same
+StatefulSet with rqlite's native discovery alone (-disco-mode=dns -bootstrap-expect 3,
+readiness on rqlite's own /readyz), played the same way, interleaved, in one run."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.cold_start import machine
+from player.controller import StatefulSetPlayer
+
+ROOT = Path(__file__).resolve().parents[1]
+DROPPED_FLAGS = ("-join", "-auth", "-join-as")
+
+
+def native(player: StatefulSetPlayer) -> None:
+    """The pod template without sts-agent: rqlite discovers its peers through the
+    headless Service itself and its readiness is its own /readyz."""
+    pod: dict[str, Any] = player.example.pod_spec
+    pod["initContainers"] = []
+    pod["containers"] = [c for c in pod["containers"] if c["name"] == "rqlite"]
+    (rqlite,) = pod["containers"]
+    disco = json.dumps({"name": f"{player.example.service_name}.{player.namespace}.svc."
+                                f"cluster.local", "port": 4002})
+    args = [a for a in rqlite["args"] if not a.startswith(tuple(f + "=" for f in
+                                                                DROPPED_FLAGS))]
+    rqlite["args"] = [*args[:-1], "-disco-mode=dns", f"-disco-config={disco}", args[-1]]
+    rqlite["readinessProbe"] = {"httpGet": {"path": "/readyz", "port": 4001},
+                                "periodSeconds": 2, "failureThreshold": 1}
+    rqlite["lifecycle"] = {}
+
+
+def one(workdir: Path, *, agent: bool) -> float:
+    player = StatefulSetPlayer(ROOT / "k8s" / "rqlite", workdir)
+    try:
+        if not agent:
+            native(player)
+        started = time.perf_counter()
+        player.start(3)  # returns when all three pods are Ready
+        return time.perf_counter() - started
+    finally:
+        player.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="sts-agent-bench-start-"))
+    samples: dict[str, list[float]] = {}
+    try:
+        for run in range(args.runs):
+            samples.setdefault("rqlite with sts-agent (k8s/rqlite as shipped)", []).append(
+                one(base / f"agent-{run}", agent=True))
+            samples.setdefault("rqlite alone: -disco-mode=dns -bootstrap-expect 3, "
+                               "readiness on rqlite's /readyz", []).append(
+                one(base / f"native-{run}", agent=False))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    print(f"Date: {datetime.date.today().isoformat()}; machine: {machine()}; "
+          f"{args.runs} runs each, interleaved; readiness probes every 2 s as in the "
+          "manifest\n")
+    print("| create 3 pods → all Ready | median s | min s | max s |")
+    print("|---|---|---|---|")
+    for name, values in samples.items():
+        print(f"| {name} | {statistics.median(values):.2f} | {min(values):.2f} | "
+              f"{max(values):.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
