@@ -70,6 +70,7 @@ class KubeApi:
         self.host = host
         self.granted = GRANTED if granted is None else granted
         self.services: dict[tuple[str, str], dict[str, Any]] = {}
+        self.leases: dict[tuple[str, str], dict[str, Any]] = {}
         self.ca_file: Path | None = None
         self._ssl: ssl.SSLContext | None = None
         if tls:
@@ -157,6 +158,41 @@ class KubeApi:
         body["metadata"]["namespace"] = namespace
         return self._log(request, web.json_response(body))
 
+    async def _lease(self, request: web.Request) -> web.Response:
+        """Lease get/create/update with resourceVersion conflicts, as the API does them."""
+        verb = {"GET": "get", "POST": "create", "PUT": "update"}[request.method]
+        denied = self._deny(request, verb, "leases")
+        if denied is not None:
+            return self._log(request, denied)
+        namespace = request.match_info["namespace"]
+        name = request.match_info.get("name", "")
+        if request.method == "GET":
+            found = self.leases.get((namespace, name))
+            if found is None:
+                return self._log(request, web.json_response(status_body(
+                    404, "NotFound", f'leases.coordination.k8s.io "{name}" not found'),
+                    status=404))
+            return self._log(request, web.json_response(found))
+        body = await request.json()
+        metadata = body.setdefault("metadata", {})
+        key = (namespace, metadata.get("name") or name)
+        current = self.leases.get(key)
+        if request.method == "POST" and current is not None:
+            return self._log(request, web.json_response(status_body(
+                409, "AlreadyExists", f'leases.coordination.k8s.io "{key[1]}" already '
+                                      'exists'), status=409))
+        if request.method == "PUT" and (current is None or metadata.get("resourceVersion")
+                                        != current["metadata"]["resourceVersion"]):
+            return self._log(request, web.json_response(status_body(
+                409, "Conflict", "the object has been modified; please apply your changes "
+                                 "to the latest version and try again"), status=409))
+        version = int(current["metadata"]["resourceVersion"]) + 1 if current else 1
+        metadata.update({"namespace": namespace, "resourceVersion": str(version)})
+        body.update({"kind": "Lease", "apiVersion": "coordination.k8s.io/v1"})
+        self.leases[key] = body
+        return self._log(request, web.json_response(body, status=201 if current is None
+                                                     else 200))
+
     async def _create_event(self, request: web.Request) -> web.Response:
         denied = self._deny(request, "create", "events")
         if denied is not None:
@@ -189,6 +225,10 @@ class KubeApi:
                            self._get_statefulset)
         app.router.add_get("/api/v1/namespaces/{namespace}/services/{name}", self._get_service)
         app.router.add_post("/api/v1/namespaces/{namespace}/events", self._create_event)
+        leases = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        app.router.add_post(leases, self._lease)
+        app.router.add_get(leases + "/{name}", self._lease)
+        app.router.add_put(leases + "/{name}", self._lease)
         app.router.add_route("*", "/{tail:.*}", self._other)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         loop.run_until_complete(runner.setup())
