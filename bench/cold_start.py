@@ -34,6 +34,16 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def print_table(samples: dict[str, list[float]], *, what: str = "what",
+                digits: int = 3) -> None:
+    """One Markdown row per case: median, min and max seconds."""
+    print(f"| {what} | median s | min s | max s |")
+    print("|---|---|---|---|")
+    for name, values in samples.items():
+        print(f"| {name} | {statistics.median(values):.{digits}f} | {min(values):.{digits}f} "
+              f"| {max(values):.{digits}f} |")
+
+
 def timed(command: Sequence[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -16,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from bench.cold_start import machine
+from bench.cold_start import machine, print_table
 from player.dns import Dnsmasq
 from player.pods import InitPods
 from player.stores import EtcdCluster
@@ -94,11 +93,7 @@ def main() -> int:
     print(f"Date: {datetime.date.today().isoformat()}; machine: {machine()}; "
           f"{args.runs} joins each into a running 3-node loopback cluster holding 2000 "
           "entries; sidecar poll interval 0.2 s\n")
-    print("| what | median s | min s | max s |")
-    print("|---|---|---|---|")
-    for name, values in samples.items():
-        print(f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} | "
-              f"{max(values):.3f} |")
+    print_table(samples)
     return 0
 
 

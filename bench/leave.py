@@ -7,7 +7,6 @@ import datetime
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -16,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.cold_start import machine
+from bench.cold_start import machine, print_table
 from player.harness import EtcdHarness, Harness, RqliteHarness
 from player.kubeapi import KubeApi
 from player.stores import RqliteCluster
@@ -99,11 +98,7 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"Date: {datetime.date.today().isoformat()}; machine: {machine()}; "
           f"{args.runs} runs each on a fresh 3-node loopback cluster\n")
-    print("| what | median s | min s | max s |")
-    print("|---|---|---|---|")
-    for name, values in samples.items():
-        print(f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} | "
-              f"{max(values):.3f} |")
+    print_table(samples)
     return 0
 
 

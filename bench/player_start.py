@@ -8,7 +8,6 @@ import argparse
 import datetime
 import json
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -17,7 +16,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.cold_start import machine
+from bench.cold_start import machine, print_table
 from player.controller import StatefulSetPlayer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,11 +70,7 @@ def main() -> int:
     print(f"Date: {datetime.date.today().isoformat()}; machine: {machine()}; "
           f"{args.runs} runs each, interleaved; readiness probes every 2 s as in the "
           "manifest\n")
-    print("| create 3 pods → all Ready | median s | min s | max s |")
-    print("|---|---|---|---|")
-    for name, values in samples.items():
-        print(f"| {name} | {statistics.median(values):.2f} | {min(values):.2f} | "
-              f"{max(values):.2f} |")
+    print_table(samples, what="create 3 pods → all Ready", digits=2)
     return 0
 
 
