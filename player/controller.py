@@ -43,6 +43,7 @@ class StatefulSetPlayer:
         self.dns: Dnsmasq | None = None
         self.kube: KubeApi
         self._http = httpx.Client(timeout=2.0, trust_env=False)
+        self._created_dirs: list[Path] = []
 
     def _apply_overrides(self, overrides: dict[str, str]) -> None:
         """Extra env for the sts-agent containers (test knobs such as poll intervals)."""
@@ -55,6 +56,29 @@ class StatefulSetPlayer:
                 env += [{"name": k, "value": v} for k, v in overrides.items()]
                 container["env"] = env
 
+    def _make_mount_points(self) -> None:
+        """The containers' mount points, created on the host where missing (bind mounts
+        need a directory to cover; what covers it stays private to each container) and
+        removed again on close."""
+        pod = self.example.pod_spec
+        paths = {Path(m["mountPath"]) for c in [*pod.get("initContainers", []),
+                                                 *pod["containers"]]
+                 for m in c.get("volumeMounts", [])}
+        paths.add(Path("/var/run/secrets/kubernetes.io/serviceaccount"))
+        for path in sorted(paths):
+            missing = [p for p in [path, *path.parents] if not p.exists()]
+            if missing:
+                path.mkdir(parents=True)
+                self._created_dirs.extend(sorted(missing, key=lambda p: len(p.parts)))
+
+    def _remove_mount_points(self) -> None:
+        for path in reversed(self._created_dirs):
+            try:
+                path.rmdir()  # only if still empty: another player may be using it
+            except OSError:
+                pass
+        self._created_dirs.clear()
+
     def search_domains(self) -> list[str]:
         return [f"{self.namespace}.svc.{DOMAIN}", f"svc.{DOMAIN}", DOMAIN]
 
@@ -62,6 +86,7 @@ class StatefulSetPlayer:
     def start(self, replicas: int | None = None) -> StatefulSetPlayer:
         """Bridge, DNS, API, then the StatefulSet's pods; returns when all are Ready."""
         self.network.up()
+        self._make_mount_points()
         self.dns = Dnsmasq(self.workdir / "dns", listen=self.network.gateway, port=53,
                            domains=(DOMAIN,))
         self.dns.start()
@@ -88,6 +113,7 @@ class StatefulSetPlayer:
         if hasattr(self, "kube"):
             self.kube.stop()
         self.network.down()
+        self._remove_mount_points()
         self._http.close()
 
     # --- DNS -----------------------------------------------------------------------------------
