@@ -225,6 +225,12 @@ class Settings(BaseSettings):
         description="File holding the basic-auth password (a mounted Secret); never "
         "an env value, so it stays out of pod specs and logs.",
     )
+    store_token_file: Path | None = Field(
+        default=None,
+        description="File holding the store's ACL token (Consul: sent as X-Consul-Token; "
+        "the token needs operator:read, agent:read, and for leave operator:write and "
+        "agent:write).",
+    )
     store_ca_file: Path | None = Field(
         default=None, description="CA bundle to verify the store's TLS certificate."
     )

@@ -33,7 +33,15 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
             except OSError as exc:
                 raise ConfigError(f"AGENT_STORE_PASSWORD_FILE: {exc.strerror}") from None
         auth = httpx.BasicAuth(settings.store_username, password)
+    headers = {}
+    if settings.store_token_file is not None:
+        try:
+            token = settings.store_token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"AGENT_STORE_TOKEN_FILE: {exc.strerror}") from None
+        headers["X-Consul-Token"] = token
     return httpx.AsyncClient(
+        headers=headers,
         timeout=httpx.Timeout(settings.store_timeout_seconds),
         verify=verify,
         auth=auth,

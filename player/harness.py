@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from player.sidecar import Sidecar
-from player.stores import EtcdCluster, RqliteCluster
+from player.stores import ConsulCluster, EtcdCluster, RqliteCluster
 
 
 class Harness:
@@ -26,7 +26,7 @@ class Harness:
         self.election_seconds = election_seconds
 
     # store-specific -------------------------------------------------------------------
-    def store_cluster(self) -> EtcdCluster | RqliteCluster:
+    def store_cluster(self) -> EtcdCluster | RqliteCluster | ConsulCluster:
         raise NotImplementedError
 
     def store_url(self, ordinal: int) -> str:
@@ -121,7 +121,7 @@ class EtcdHarness(Harness):
                                    heartbeat_ms=max(50, election_ms // 10))
         self._http = httpx.Client(timeout=5)
 
-    def store_cluster(self) -> EtcdCluster | RqliteCluster:
+    def store_cluster(self) -> EtcdCluster | RqliteCluster | ConsulCluster:
         return self.cluster
 
     def store_url(self, ordinal: int) -> str:
@@ -214,7 +214,7 @@ class RqliteHarness(Harness):
         values = answer["results"][0].get("values") or []
         return str(values[0][0]) if values else None
 
-    def store_cluster(self) -> EtcdCluster | RqliteCluster:
+    def store_cluster(self) -> EtcdCluster | RqliteCluster | ConsulCluster:
         return self.cluster
 
     def store_url(self, ordinal: int) -> str:
@@ -240,4 +240,63 @@ class RqliteHarness(Harness):
             list(pool.map(writer, range(0, count, 250)))
 
 
-HARNESSES: dict[str, type[Harness]] = {"etcd": EtcdHarness, "rqlite": RqliteHarness}
+class ConsulHarness(Harness):
+    backend = "consul"
+
+    def __init__(self, workdir: Path, **kwargs: Any) -> None:
+        super().__init__(workdir, **kwargs)
+        self.cluster = ConsulCluster(workdir / "stores")
+        self._http = httpx.Client(timeout=5)
+
+    def store_cluster(self) -> EtcdCluster | RqliteCluster | ConsulCluster:
+        return self.cluster
+
+    def store_url(self, ordinal: int) -> str:
+        return self.cluster.api_url(ordinal)
+
+    def remove_through_store(self, ordinal: int) -> None:
+        self.cluster.leave(ordinal)
+
+    def put(self, key: str, value: str) -> bool:
+        for ordinal in self.running():
+            try:
+                response = self._http.put(f"{self.cluster.api_url(ordinal)}/v1/kv/{key}",
+                                          content=value.encode())
+            except httpx.HTTPError:
+                continue
+            if response.status_code == 200 and response.json() is True:
+                return True
+        return False
+
+    def _read(self, url: str, prefix: str) -> dict[str, str]:
+        response = self._http.get(f"{url}/v1/kv/{prefix}", params={"recurse": "true"})
+        if response.status_code == 404:
+            return {}
+        response.raise_for_status()
+        return {kv["Key"]: base64.b64decode(kv["Value"] or b"").decode()
+                for kv in response.json()}
+
+    def read_all(self) -> dict[str, str]:
+        return self._read(self.cluster.api_url(self.leader()), "w/")
+
+    def read_local(self, ordinal: int, key: str) -> str | None:
+        response = self._http.get(f"{self.cluster.api_url(ordinal)}/v1/kv/{key}?stale")
+        if response.status_code == 404:
+            return None
+        return base64.b64decode(response.json()[0]["Value"] or b"").decode()
+
+    def write_entries(self, count: int, *, size: int = 100) -> None:
+        url = self.cluster.api_url(self.leader())
+        value = b"x" * size
+
+        def writer(start: int) -> None:
+            with httpx.Client(timeout=10) as client:
+                for i in range(start, min(count, start + 250)):
+                    client.put(f"{url}/v1/kv/bulk/{i}", content=value).raise_for_status()
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(writer, range(0, count, 250)))
+
+
+HARNESSES: dict[str, type[Harness]] = {"etcd": EtcdHarness, "rqlite": RqliteHarness,
+                                       "consul": ConsulHarness}

@@ -13,7 +13,7 @@ from typing import Any
 from player.dns import Dnsmasq, statefulset_records
 from player.harness import HARNESSES, Harness
 from player.sidecar import Sidecar
-from player.stores import EtcdCluster, Proc, RqliteCluster, StoreNode, etcd_binary
+from player.stores import ConsulCluster, EtcdCluster, Proc, RqliteCluster, StoreNode, etcd_binary
 from player.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ class InitPods:
         self.dns = dns
         self.bootstrap_expect = bootstrap_expect
         self.harness: Harness = HARNESSES[backend](workdir)
-        self.cluster: EtcdCluster | RqliteCluster = self.harness.store_cluster()
+        self.cluster: EtcdCluster | RqliteCluster | ConsulCluster = self.harness.store_cluster()
         self.init_results: dict[int, subprocess.CompletedProcess[str]] = {}
         workdir.mkdir(parents=True, exist_ok=True)
         dns.set_records(statefulset_records(

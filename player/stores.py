@@ -326,3 +326,99 @@ class RqliteCluster(LoopbackCluster):
         response = self.http.post(self._leader_url() + "/db/execute", json=statements)
         response.raise_for_status()
         return response.json()
+
+
+def consul_binary() -> str:
+    path = CACHE / "bin" / f"consul-{pinned('CONSUL_VERSION')}"
+    if not path.exists():
+        raise MissingBinary(f"{path} not built (scripts/build_peers.sh)")
+    return str(path)
+
+
+@dataclass
+class ConsulCluster(LoopbackCluster):
+    """Consul servers named ``consul-<i>`` on ``127.0.<subnet>.<i+1>`` (HTTP 8500, raft 8300)."""
+
+    subnet: int = 40
+    stabilization: str = "2s"  # autopilot's wait before a new server becomes a voter
+    addresses: dict[int, str] = field(default_factory=dict)  # moved servers: ordinal -> ip
+    prefix = "consul"
+
+    def ip(self, ordinal: int) -> str:
+        return self.addresses.get(ordinal) or super().ip(ordinal)
+
+    def api_url(self, ordinal: int) -> str:
+        return f"http://{self.ip(ordinal)}:8500"
+
+    def _command(self, ordinal: int, *, join: list[int], bootstrap_expect: int) -> list[str]:
+        node = self.nodes[ordinal]
+        ip = self.ip(ordinal)
+        command = [
+            consul_binary(), "agent", "-server", "-node", node.name,
+            "-bind", ip, "-advertise", ip, "-client", ip,
+            "-data-dir", str(node.data_dir), "-log-level", "info",
+            "-hcl", "ports { dns = -1, grpc = -1, grpc_tls = -1 }",
+            "-hcl", f'autopilot {{ server_stabilization_time = "{self.stabilization}" }}',
+            "-hcl", "performance { raft_multiplier = 1 }",
+        ]
+        for other in join:
+            if other != ordinal:
+                command += ["-retry-join", self.ip(other)]
+        if bootstrap_expect:
+            command += ["-bootstrap-expect", str(bootstrap_expect)]
+        return command
+
+    def start(self, count: int) -> None:
+        for ordinal in range(count):
+            node = self._node(ordinal)
+            node.data_dir.mkdir(parents=True, exist_ok=True)
+            node.proc = Proc(self._command(ordinal, join=list(range(count)),
+                                           bootstrap_expect=count),
+                             self.workdir / node.name / "consul.log")
+            node.proc.start()
+        self.wait_leader()
+
+    def add(self, ordinal: int) -> None:
+        """Start a new server that joins the running ones."""
+        node = self._node(ordinal)
+        node.data_dir.mkdir(parents=True, exist_ok=True)
+        join = [o for o, n in sorted(self.nodes.items()) if n.running]
+        node.proc = Proc(self._command(ordinal, join=join, bootstrap_expect=0),
+                         self.workdir / node.name / "consul.log")
+        node.proc.start()
+
+    def move(self, ordinal: int, ip: str) -> None:
+        """Start a stopped server again, with its data, on another address."""
+        self.addresses[ordinal] = ip
+        node = self.nodes[ordinal]
+        join = [o for o, n in sorted(self.nodes.items()) if n.running]
+        node.proc = Proc(self._command(ordinal, join=join, bootstrap_expect=0),
+                         self.workdir / node.name / "consul.log")
+        node.proc.start()
+
+    def leader(self) -> int | None:
+        by_ip = {self.ip(o): o for o in self.nodes}
+        for ordinal, node in sorted(self.nodes.items()):
+            if not node.running:
+                continue
+            try:
+                answer = self.http.get(self.api_url(ordinal) + "/v1/status/leader").json()
+            except (httpx.HTTPError, ValueError):
+                continue
+            if isinstance(answer, str) and answer:
+                return by_ip.get(answer.rsplit(":", 1)[0])
+        return None
+
+    def wait_leader(self, timeout: float = 60.0) -> int:
+        return wait_until(lambda: self.leader(), what="a consul leader", timeout=timeout)
+
+    def configuration(self) -> list[dict[str, Any]]:
+        """The raft configuration's servers, as the leader has them."""
+        url = self.api_url(self.wait_leader()) + "/v1/operator/raft/configuration"
+        servers = self.http.get(url).json()["Servers"]
+        assert isinstance(servers, list)
+        return servers
+
+    def leave(self, ordinal: int) -> None:
+        """`consul leave` on that server: it leaves serf and raft, then exits."""
+        self.http.put(self.api_url(ordinal) + "/v1/agent/leave", timeout=30).raise_for_status()

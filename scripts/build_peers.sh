@@ -71,5 +71,54 @@ build_kustomize() {
     echo "build_peers: $out"
 }
 
+build_consul() {
+    local out="$BIN/consul-$CONSUL_VERSION"
+    if [ -x "$out" ]; then
+        return
+    fi
+    echo "build_peers: building consul $CONSUL_VERSION (go build, about 5 minutes cold)"
+    local work
+    work="$(mktemp -d)"
+    # A wrapper module: Consul's go.mod replaces its submodules with local directories
+    # and excludes two go-msgpack versions, and both only apply in the main module. The
+    # submodule versions are ones the module proxy and checksum database both serve.
+    cat > "$work/go.mod" <<GOMOD
+module sts-agent.local/peers/consul
+
+go 1.25.5
+
+exclude (
+	github.com/hashicorp/go-msgpack v1.1.5
+	github.com/hashicorp/go-msgpack v1.1.6
+)
+
+require (
+	github.com/hashicorp/consul $CONSUL_VERSION
+	github.com/hashicorp/consul/api $CONSUL_API_VERSION
+	github.com/hashicorp/consul/envoyextensions $CONSUL_ENVOYEXTENSIONS_VERSION
+	github.com/hashicorp/consul/proto-public $CONSUL_PROTO_PUBLIC_VERSION
+	github.com/hashicorp/consul/sdk $CONSUL_SDK_VERSION
+	github.com/hashicorp/consul/troubleshoot $CONSUL_TROUBLESHOOT_VERSION
+)
+GOMOD
+    cat > "$work/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "github.com/hashicorp/consul"
+GO
+    (
+        cd "$work"
+        export GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=https://proxy.golang.org
+        go mod tidy >/dev/null
+        go build -trimpath -o "$out.tmp" github.com/hashicorp/consul
+    )
+    mv "$out.tmp" "$out"
+    rm -rf "$work"
+    echo "build_peers: $out"
+}
+
 build_rqlited
 build_kustomize
+build_consul

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 BACKENDS: dict[str, str] = {
     "etcd": "agent.backends.etcd:EtcdBackend",
     "rqlite": "agent.backends.rqlite:RqliteBackend",
+    "consul": "agent.backends.consul:ConsulBackend",
 }
 
 

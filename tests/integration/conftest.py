@@ -36,10 +36,11 @@ def dnsmasq(tmp_path: Path) -> Iterator[Dnsmasq]:
 
 def require_store(backend: str) -> None:
     """Fail (CI) or skip when the store binary for ``backend`` is missing."""
-    from player.stores import MissingBinary, etcd_binary, rqlited_binary
+    from player.stores import MissingBinary, consul_binary, etcd_binary, rqlited_binary
 
+    binaries = {"etcd": etcd_binary, "rqlite": rqlited_binary, "consul": consul_binary}
     try:
-        (etcd_binary if backend == "etcd" else rqlited_binary)()
+        binaries[backend]()
     except MissingBinary as exc:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(str(exc))

@@ -1,0 +1,170 @@
+"""Consul servers through the HTTP API: raft configuration, autopilot health, agent leave."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from agent.backends.base import ClusterView, Member, as_int, decode_json, need, request
+from agent.errors import BackendError, BackendUnavailable
+
+
+LEAVE_TIMEOUT_SECONDS = 30.0
+
+
+def _api_url(raft_address: str, api_port: int, scheme: str) -> str | None:
+    """A server's HTTP API, guessed from its raft address: same host, our API port
+    (Consul does not publish other servers' HTTP addresses)."""
+    host, sep, _ = raft_address.rpartition(":")
+    return f"{scheme}://{host}:{api_port}" if sep and host else None
+
+
+def parse_configuration(payload: Any, *, api_port: int, scheme: str
+                        ) -> tuple[tuple[Member, ...], str | None]:
+    """Members and the leader's id from /v1/operator/raft/configuration."""
+    what = "consul raft configuration"
+    servers = need(payload, "Servers", what, list)
+    members, leader = [], None
+    for raw in servers:
+        if not isinstance(raw, dict) or not isinstance(raw.get("ID"), str) or not raw["ID"]:
+            raise BackendError(f"{what}: a server without an ID")
+        address = str(raw.get("Address") or "")
+        members.append(Member(id=raw["ID"], name=str(raw.get("Node") or raw["ID"]),
+                              address=address, api_url=_api_url(address, api_port, scheme),
+                              voter=bool(raw.get("Voter", True))))
+        if raw.get("Leader") is True:
+            leader = raw["ID"]
+    return tuple(sorted(members, key=lambda m: m.name)), leader
+
+
+def parse_health(payload: Any) -> dict[str, tuple[int, bool]]:
+    """Server id -> (last raft index, healthy) from /v1/operator/autopilot/health."""
+    what = "consul autopilot health"
+    result = {}
+    for raw in need(payload, "Servers", what, list):
+        if isinstance(raw, dict) and isinstance(raw.get("ID"), str):
+            result[raw["ID"]] = (as_int(raw.get("LastIndex", 0), f"{what} LastIndex"),
+                                 bool(raw.get("Healthy")))
+    return result
+
+
+def build_view(agent_self: Any, configuration: Any, health: Any | None, *, api_port: int,
+               scheme: str) -> ClusterView:
+    """The view of the server that answered /v1/agent/self."""
+    config = need(agent_self, "Config", "consul agent/self", dict)
+    self_id = str(need(config, "NodeID", "consul agent/self Config", str))
+    if config.get("Server") is False:
+        raise BackendError("consul agent/self: this agent is a client, not a server")
+    members, leader_id = parse_configuration(configuration, api_port=api_port, scheme=scheme)
+    applied = commit = None
+    notes: tuple[str, ...] = ()
+    if health is not None:
+        indexes = parse_health(health)
+        if self_id in indexes and leader_id in indexes:
+            applied, commit = indexes[self_id][0], indexes[leader_id][0]
+        # Unreachable per autopilot: an unhealthy server that is not us.
+        members = tuple(Member(m.id, m.name, m.address, m.api_url, m.voter,
+                               reachable=indexes[m.id][1] if m.id in indexes else None)
+                        for m in members)
+    else:
+        notes = ("autopilot health unavailable: catch-up not measured",)
+    build = agent_self.get("Config", {}).get("Version")
+    return ClusterView(members=members, leader_id=leader_id, self_id=self_id,
+                       applied_index=applied, commit_index=commit,
+                       version=str(build) if build else None, notes=notes)
+
+
+class ConsulBackend:
+    """One Consul server's view; ``api_url`` picks another server to ask."""
+
+    name: ClassVar[str] = "consul"
+    default_url: ClassVar[str] = "http://127.0.0.1:8500"
+    can_transfer: ClassVar[bool] = True  # /v1/operator/raft/transfer-leader (Consul 1.15+)
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        self.scheme = parts.scheme or "http"
+        self.api_port = parts.port or (8501 if self.scheme == "https" else 8500)
+
+    async def _get(self, base: str, path: str, *, accept: tuple[int, ...] = ()) -> Any:
+        url = f"{base.rstrip('/')}{path}"
+        response = await request(self.client, "GET", url, f"consul {url}")
+        if response.status_code in accept:  # autopilot health: 429 = unhealthy, same body
+            response = httpx.Response(200, content=response.content, request=response.request)
+        return decode_json(response, f"consul {url}")
+
+    async def view(self, api_url: str | None = None) -> ClusterView:
+        base = api_url or self.base_url
+        answers: list[Any] = list(await asyncio.gather(
+            self._get(base, "/v1/agent/self"),
+            self._get(base, "/v1/operator/raft/configuration?stale"),
+            self._get(base, "/v1/operator/autopilot/health", accept=(429,)),
+            return_exceptions=True,
+        ))
+        agent_self, configuration, health = answers
+        for answer in (agent_self, configuration):
+            if isinstance(answer, BaseException):
+                raise answer
+        if isinstance(health, BaseException):
+            if not isinstance(health, BackendUnavailable | BackendError):
+                raise health
+            health = None  # no leader to answer it: the view says so through leader_id
+        return build_view(agent_self, configuration, health, api_port=self.api_port,
+                          scheme=self.scheme)
+
+    async def remove(self, member_id: str, *, leader_url: str) -> None:
+        """This server leaves gracefully through its own agent (serf and raft) when it
+        answers; any other member, or a silent one, is removed from raft through the
+        leader. A member already gone is success."""
+        if await self._is_local(member_id):
+            url = f"{self.base_url}/v1/agent/leave"
+            try:
+                # The agent answers once it has left, which takes a few gossip rounds.
+                response = await request(self.client, "PUT", url, f"consul {url}",
+                                         timeout=LEAVE_TIMEOUT_SECONDS)
+            except BackendUnavailable:
+                response = None  # it may have closed the connection as it shut down
+            if response is not None and response.status_code == 200:
+                return
+            if response is not None and response.status_code in (401, 403):
+                self._refused(response, member_id)
+            # Otherwise make sure through the leader (a no-op when it is already out).
+        url = f"{leader_url.rstrip('/')}/v1/operator/raft/peer"
+        response = await request(self.client, "DELETE", url, f"consul {url}",
+                                 params={"id": member_id})
+        if response.status_code == 200:
+            return
+        if response.status_code == 500 and "not found" in response.text.lower():
+            return  # already out of the configuration
+        self._refused(response, member_id)
+
+    async def _is_local(self, member_id: str) -> bool:
+        try:
+            answer = await self._get(self.base_url, "/v1/agent/self")
+        except (BackendUnavailable, BackendError):
+            return False
+        return bool(isinstance(answer, dict) and answer.get("Config", {}).get("NodeID")
+                    == member_id)
+
+    @staticmethod
+    def _refused(response: httpx.Response, member_id: str) -> None:
+        if response.status_code in (401, 403):
+            raise BackendError(f"consul denied removing {member_id}: HTTP "
+                               f"{response.status_code} (the agent's ACL token needs "
+                               "operator:write and agent:write)")
+        raise BackendUnavailable(f"consul refused removing {member_id}: HTTP "
+                                 f"{response.status_code}: {response.text[:300]}")
+
+    async def transfer_leadership(self, *, leader_url: str, target_id: str) -> None:
+        url = f"{leader_url.rstrip('/')}/v1/operator/raft/transfer-leader"
+        response = await request(self.client, "POST", url, f"consul {url}",
+                                 params={"id": target_id})
+        if response.status_code != 200:
+            raise BackendUnavailable(f"consul refused the leadership transfer to "
+                                     f"{target_id}: HTTP {response.status_code}: "
+                                     f"{response.text[:300]}")
