@@ -11,7 +11,6 @@ import httpx
 from agent.backends.base import ClusterView, Member, as_int, decode_json, need, request
 from agent.errors import BackendError, BackendUnavailable
 
-
 LEAVE_TIMEOUT_SECONDS = 30.0
 
 
