@@ -264,15 +264,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_problems(exc)
         return exc.exit_code
 
-    if command == "run":
-        from agent.backends import BACKENDS
-
-        if settings.backend not in BACKENDS:
-            print(f"sts-agent: ConfigError: AGENT_BACKEND (--backend): {settings.backend!r} "
-                  f"has no sidecar support yet (available: {', '.join(sorted(BACKENDS))})",
-                  file=sys.stderr)
-            return 2
-
     from agent import log
 
     log.configure(level=settings.log_level, fmt=settings.log_format, pod=settings.pod_name,

@@ -77,7 +77,7 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
     store_url = settings.store_url or cls.default_url
     metrics = Metrics()
     async with http_client(settings) as client:
-        backend = cls(client, store_url)
+        backend = cls(client, store_url, peer_api_port=settings.client_port)
         promoter = None
         if settings.promote_learner and isinstance(backend, Promotable):
             promoter = Promoter(backend, max_lag_entries=settings.max_lag_entries)
@@ -97,7 +97,7 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
         )
         kube = Kube(settings)
         leaver = Leaver(
-            membership, cls(client, store_url),
+            membership, cls(client, store_url, peer_api_port=settings.client_port),
             policy=settings.leave_policy,
             ordinal=parse_pod_name(settings.pod_name).ordinal if settings.pod_name else None,
             statefulset=settings.statefulset_name(),

@@ -19,7 +19,7 @@ from player.controller import StatefulSetPlayer
 from player.writer import Writer, rqlite_admin
 
 ROOT = Path(__file__).resolve().parents[1]
-CLIENT_PORTS = {"etcd": 2379, "rqlite": 4001}
+CLIENT_PORTS = {"etcd": 2379, "rqlite": 4001, "consul": 8500}
 # A client that waits longer than this for a write has met a cluster without quorum
 # (elections here take about a second).
 QUORUM_GAP_SECONDS = 5.0

@@ -5,6 +5,7 @@
 | `sts-agent` (our Dockerfile) | `sts-agent` | `sts-agent`: this checkout's `.venv/bin/sts-agent` |
 | `gcr.io/etcd-development/etcd` | `/usr/local/bin/etcd` | `etcd`: Debian's etcd-server |
 | `rqlite/rqlite` | `docker-entrypoint.sh` | `rqlited`: the pinned build in the cache |
+| `hashicorp/consul` | `docker-entrypoint.sh` | `consul`: the pinned build in the cache |
 
 A command naming anything else fails the pod's start with a clear error, as a missing
 binary in an image would.
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from player.stores import etcd_binary, rqlited_binary
+from player.stores import consul_binary, etcd_binary, rqlited_binary
 
 
 def agent_binary() -> str:
@@ -34,6 +35,7 @@ IMAGES: dict[str, Image] = {
     "sts-agent": Image(("sts-agent",), {"sts-agent": agent_binary}),
     "gcr.io/etcd-development/etcd": Image(("/usr/local/bin/etcd",), {"etcd": etcd_binary}),
     "rqlite/rqlite": Image(("docker-entrypoint.sh",), {"rqlited": rqlited_binary}),
+    "hashicorp/consul": Image(("docker-entrypoint.sh",), {"consul": consul_binary}),
 }
 
 

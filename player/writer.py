@@ -13,7 +13,8 @@ import httpx
 
 
 class Writer:
-    """Writes ``w/<n>`` to etcd (v3 gateway) or rqlite (/db/execute) in a thread."""
+    """Writes ``w/<n>`` to etcd (v3 gateway), rqlite (/db/execute) or Consul (KV) in a
+    thread."""
 
     def __init__(self, store: str, urls: Callable[[], list[str]],
                  auth: tuple[str, str] | None = None) -> None:
@@ -41,6 +42,9 @@ class Writer:
             body = {"key": base64.b64encode(key.encode()).decode(),
                     "value": base64.b64encode(value.encode()).decode()}
             return self.http.post(f"{url}/v3/kv/put", json=body).status_code == 200
+        if self.store == "consul":  # answers true once the raft log committed it
+            response = self.http.put(f"{url}/v1/kv/{key}", content=value.encode())
+            return response.status_code == 200 and response.text.strip() == "true"
         statements: list[object] = [["INSERT OR REPLACE INTO kv(k, v) VALUES(?, ?)", key, value]]
         if not self._table:
             statements.insert(0, "CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT)")
@@ -81,6 +85,13 @@ class Writer:
             answer = self.http.post(f"{url}/v3/kv/range", json=body).json()
             return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]).decode()
                     for kv in answer.get("kvs", [])}
+        if self.store == "consul":
+            response = self.http.get(f"{url}/v1/kv/w/", params={"recurse": "",
+                                                                 "consistent": ""})
+            if response.status_code == 404:
+                return {}
+            return {str(e["Key"]): base64.b64decode(e["Value"] or "").decode()
+                    for e in response.json()}
         answer = self.http.post(f"{url}/db/query?level=strong",
                                 json=["SELECT k, v FROM kv"]).json()
         values = answer["results"][0].get("values") or []

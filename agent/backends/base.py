@@ -111,7 +111,11 @@ class Backend(Reconfigurable, Protocol):
     name: ClassVar[str]
     default_url: ClassVar[str]
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None: ...
+    def __init__(self, client: httpx.AsyncClient, base_url: str, *,
+                 peer_api_port: int | None = None) -> None:
+        """``peer_api_port``: the other members' API port, for a store that does not
+        report their API addresses (Consul); the others ignore it."""
+        ...
 
     async def view(self, api_url: str | None = None) -> ClusterView:
         """The view of the store at ``api_url`` (default: this pod's store)."""

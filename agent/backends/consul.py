@@ -60,17 +60,23 @@ def build_view(agent_self: Any, configuration: Any, health: Any | None, *, api_p
     members, leader_id = parse_configuration(configuration, api_port=api_port, scheme=scheme)
     applied = commit = None
     notes: tuple[str, ...] = ()
+    indexes = None
     if health is not None:
-        indexes = parse_health(health)
+        try:
+            indexes = parse_health(health)
+        except BackendError:
+            notes = ("autopilot health unreadable: catch-up not measured",)
+    if indexes is not None:
         if self_id in indexes and leader_id in indexes:
             applied, commit = indexes[self_id][0], indexes[leader_id][0]
-        # Unreachable per autopilot: an unhealthy server that is not us.
+        # Unreachable per autopilot: any server it counts unhealthy (lagging, not yet
+        # stable, silent). The quorum guard then undercounts, which errs on the safe side.
         members = tuple(Member(m.id, m.name, m.address, m.api_url, m.voter,
                                reachable=indexes[m.id][1] if m.id in indexes else None)
                         for m in members)
-    else:
+    elif not notes:
         notes = ("autopilot health unavailable: catch-up not measured",)
-    build = agent_self.get("Config", {}).get("Version")
+    build = config.get("Version")
     return ClusterView(members=members, leader_id=leader_id, self_id=self_id,
                        applied_index=applied, commit_index=commit,
                        version=str(build) if build else None, notes=notes)
@@ -83,12 +89,16 @@ class ConsulBackend:
     default_url: ClassVar[str] = "http://127.0.0.1:8500"
     can_transfer: ClassVar[bool] = True  # /v1/operator/raft/transfer-leader (Consul 1.15+)
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
+    def __init__(self, client: httpx.AsyncClient, base_url: str, *,
+                 peer_api_port: int | None = None) -> None:
         self.client = client
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         self.scheme = parts.scheme or "http"
-        self.api_port = parts.port or (8501 if self.scheme == "https" else 8500)
+        # Consul does not publish other servers' HTTP addresses: theirs is guessed from
+        # the raft address's host and this port (the same on every pod of a StatefulSet).
+        self.api_port = peer_api_port or parts.port or (
+            8501 if self.scheme == "https" else 8500)
 
     async def _get(self, base: str, path: str, *, accept: tuple[int, ...] = ()) -> Any:
         url = f"{base.rstrip('/')}{path}"
@@ -147,8 +157,8 @@ class ConsulBackend:
             answer = await self._get(self.base_url, "/v1/agent/self")
         except (BackendUnavailable, BackendError):
             return False
-        return bool(isinstance(answer, dict) and answer.get("Config", {}).get("NodeID")
-                    == member_id)
+        config = answer.get("Config") if isinstance(answer, dict) else None
+        return isinstance(config, dict) and config.get("NodeID") == member_id
 
     @staticmethod
     def _refused(response: httpx.Response, member_id: str) -> None:

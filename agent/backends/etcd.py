@@ -84,7 +84,9 @@ class EtcdBackend:
     name: ClassVar[str] = "etcd"
     default_url: ClassVar[str] = "http://127.0.0.1:2379"
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
+    def __init__(self, client: httpx.AsyncClient, base_url: str, *,
+                 peer_api_port: int | None = None) -> None:
+        del peer_api_port  # every member reports its own client URL
         self.client = client
         self.base_url = base_url.rstrip("/")
 

@@ -14,7 +14,7 @@ from player.writer import Writer, rqlite_admin
 from tests.integration.conftest import require_store
 
 ROOT = Path(__file__).resolve().parents[2]
-CLIENT_PORTS = {"etcd": 2379, "rqlite": 4001}
+CLIENT_PORTS = {"etcd": 2379, "rqlite": 4001, "consul": 8500}
 # Quicker polls than the manifests' defaults, so the tests spend less time waiting;
 # everything else is the manifests' own.
 FAST = {"AGENT_POLL_INTERVAL_SECONDS": "0.5"}
@@ -33,7 +33,7 @@ def require_player() -> None:
         pytest.skip(problem)
 
 
-@pytest.fixture(params=["etcd", "rqlite"])
+@pytest.fixture(params=["etcd", "rqlite", "consul"])
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StatefulSetPlayer]:
     require_player()
     require_store(request.param)

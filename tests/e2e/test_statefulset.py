@@ -1,4 +1,4 @@
-"""The k8s/ examples for etcd and rqlite, played as StatefulSets: what `kubectl scale`,
+"""The k8s/ examples for etcd, rqlite and Consul, played as StatefulSets: what `kubectl scale`,
 a rolling update and a crashed pod do to the cluster, with a client writing throughout."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 
 from player.controller import StatefulSetPlayer
 from player.wait import wait_until
-from tests.e2e.conftest import writer_for
+from tests.e2e.conftest import CLIENT_PORTS, writer_for
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +21,7 @@ def pods(cluster: StatefulSetPlayer) -> list[str]:
 
 
 def leader_url(cluster: StatefulSetPlayer) -> str:
-    port = 2379 if cluster.example.name == "etcd" else 4001
+    port = CLIENT_PORTS[cluster.example.name]
     return f"http://{cluster.pods[0].ip}:{port}"
 
 

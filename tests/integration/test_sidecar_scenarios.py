@@ -1,9 +1,10 @@
-"""Readiness against real etcd and rqlite clusters: the same scenarios for every backend."""
+"""Readiness against real etcd, rqlite and Consul clusters: the same scenarios for every backend."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -130,13 +131,19 @@ def test_probes_are_answered_from_cache(cluster: Harness) -> None:
         sidecar = cluster.start_sidecar(follower, store_url=proxy.url, port=9191,
                                         name=f"proxied-{cluster.backend}-{follower}",
                                         env={"AGENT_POLL_INTERVAL_SECONDS": "2",
+                                             # the other members' API port (Consul's
+                                             # is not in its answers): not the proxy's
+                                             "AGENT_CLIENT_PORT": str(urlsplit(
+                                                 cluster.store_url(follower)).port),
                                              "AGENT_STALE_AFTER_SECONDS": "60"})
         sidecar.wait_ready(timeout=30)
         polls_before, requests_before = sidecar.status()["polls"], proxy.count
         answers = [sidecar.readyz()[0] for _ in range(300)]
         polls_after, requests_after = sidecar.status()["polls"], proxy.count
     assert set(answers) == {200}
-    per_poll = 2  # each backend reads its local store with two requests per poll
+    # Requests each poll makes to the local store: etcd and rqlite two, Consul three
+    # (agent/self, raft configuration, autopilot health).
+    per_poll = 3 if cluster.backend == "consul" else 2
     assert requests_after - requests_before <= per_poll * (polls_after - polls_before + 1), (
         f"{requests_after - requests_before} store requests for 300 probes over "
         f"{polls_after - polls_before} polls"
@@ -165,6 +172,9 @@ def test_new_node_not_ready_until_caught_up(backend: str, tmp_path: Path) -> Non
         if backend == "rqlite":
             # rqlite serves its API while it replays the log: the lag is visible.
             assert any(r.startswith("catching up") for r in reasons), reasons
+        elif backend == "consul":
+            # Autopilot keeps a new server a non-voter until it is stable and caught up.
+            assert any(r.startswith("not a voter") for r in reasons), reasons
         else:
             # etcd answers no client request before it has caught up: until then the
             # agent sees an unreachable store, and it never reported ready while behind.

@@ -51,7 +51,7 @@ def render(example: str) -> str:
 
 
 def test_every_example_is_checked() -> None:
-    assert {"k8s/base", "k8s/etcd", "k8s/rqlite"} <= set(EXAMPLES)
+    assert {"k8s/base", "k8s/etcd", "k8s/rqlite", "k8s/consul"} <= set(EXAMPLES)
 
 
 @pytest.mark.parametrize("example", EXAMPLES)

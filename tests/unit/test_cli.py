@@ -6,11 +6,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
+from agent.backends import BACKENDS, backend_class
 from agent.cli import build_parser, cluster_domain, main
-from agent.config import Settings
+from agent.config import Backend, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "consul"
@@ -127,11 +129,11 @@ def test_render_run_imports_nothing_heavy(pod_env: Path) -> None:
     assert result.stdout.strip() == "0 []", result.stderr
 
 
-def test_run_refuses_a_backend_without_sidecar_support(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    assert main(["run", "--backend", "consul"]) == 2
-    assert "AGENT_BACKEND (--backend): 'consul' has no sidecar support" in capsys.readouterr().err
+def test_every_configurable_backend_has_an_adapter() -> None:
+    """AGENT_BACKEND accepts exactly the stores the registry can drive."""
+    assert set(get_args(Backend)) == set(BACKENDS)
+    for name in BACKENDS:
+        assert backend_class(name).name == name
 
 
 @pytest.mark.parametrize(
