@@ -19,6 +19,8 @@ from agent.membership import Membership
 log = structlog.get_logger("agent.leave")
 
 Result = Literal["removed", "stayed", "failed"]
+# How long a restarting leader spends handing off before it lets the store stop anyway.
+HAND_OFF_SECONDS = 5.0
 
 
 class RemovalDenied(AgentError):
@@ -211,7 +213,11 @@ class Leaver:
         if not decision.leave:
             if "cannot read" in decision.reason:
                 self._record("LeaveSkipped", decision.reason, warning=True)
-            self.outcome = Outcome("stayed", decision.reason, self.clock() - started)
+            reason = decision.reason
+            handed_to = await self._hand_off_before_restart()
+            if handed_to is not None:
+                reason += f"; leadership handed to {handed_to}"
+            self.outcome = Outcome("stayed", reason, self.clock() - started)
             return self.outcome
         try:
             async with asyncio.timeout(self.deadline_seconds - (self.clock() - started)):
@@ -281,6 +287,36 @@ class Leaver:
 
         results = await asyncio.gather(*(answers(m.api_url or "") for m in unknown))
         return known | {m.id for m, ok in zip(unknown, results, strict=True) if ok}
+
+    async def _hand_off_before_restart(self) -> str | None:
+        """A leader that stops but stays a member hands leadership to a reachable voter
+        first, so the cluster does not sit out an election while it restarts (Consul's
+        servers do not do this themselves). Best effort, bounded; the target's id."""
+        if not self.backend.can_transfer:
+            return None
+        try:
+            async with asyncio.timeout(min(HAND_OFF_SECONDS, self.deadline_seconds / 2)):
+                snapshot = await self.membership.poll_once()
+                view, self_id = snapshot.authority, snapshot.self_id
+                if view is None or self_id is None or view.leader_id != self_id:
+                    return None
+                leader = view.leader
+                reachable = await self._reachable(view)
+                target = next((m for m in view.voters if m.id != self_id
+                               and m.id in reachable), None)
+                if target is None or leader is None or not leader.api_url:
+                    log.info("hand_off_skipped", reason="no reachable voter to lead")
+                    return None
+                await self.backend.transfer_leadership(leader_url=leader.api_url,
+                                                       target_id=target.id)
+        except TimeoutError:
+            log.warning("hand_off_failed", error="timed out")
+            return None
+        except AgentError as exc:
+            log.warning("hand_off_failed", error=exc.message)
+            return None
+        log.info("leadership_handed_off", to=target.id, reason="restart")
+        return target.id
 
     async def _remove_self(self) -> str:
         removed = False

@@ -202,6 +202,33 @@ async def test_restart_stays_and_readiness_comes_back() -> None:
     assert (await subject.leave()).result == "removed"
 
 
+async def test_restarting_leader_hands_off_and_stays() -> None:
+    store = FakeCluster(leader=2)
+    outcome = await leaver(store, replicas=3).leave()
+    assert outcome.result == "stayed"
+    assert outcome.reason.endswith("; leadership handed to n0"), outcome.reason
+    assert store.transfers == ["n0"] and store.removed == []
+
+
+async def test_restarting_follower_hands_nothing_off() -> None:
+    store = FakeCluster(leader=0)
+    outcome = await leaver(store, replicas=3).leave()
+    assert outcome.result == "stayed" and "handed" not in outcome.reason
+    assert store.transfers == []
+
+
+async def test_refused_hand_off_still_stays() -> None:
+    store = FakeCluster(leader=2)
+
+    async def refuse(*, leader_url: str, target_id: str) -> None:
+        raise BackendUnavailable("transfer refused")
+
+    store.transfer_leadership = refuse  # type: ignore[method-assign]
+    outcome = await leaver(store, replicas=3).leave()
+    assert outcome.result == "stayed" and "handed" not in outcome.reason
+    assert store.leader == 2
+
+
 async def test_sigterm_stay_is_final() -> None:
     subject = leaver(FakeCluster(), replicas=3)
     assert (await subject.leave(final=True)).result == "stayed"
