@@ -1,4 +1,5 @@
-"""Leave latency: POST /leave to removal confirmed, next to rqlite's own remove-on-shutdown."""
+"""Leave latency: POST /leave to removal confirmed, next to the stores' own ways of leaving
+(rqlite's remove-on-shutdown, Consul's `consul leave`)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cold_start import machine, print_table
-from player.harness import EtcdHarness, Harness, RqliteHarness
+from player.harness import ConsulHarness, EtcdHarness, Harness, RqliteHarness
 from player.kubeapi import KubeApi
-from player.stores import RqliteCluster
+from player.stores import ConsulCluster, RqliteCluster
 from player.wait import wait_until
 
 SIDECAR = {"AGENT_POLL_INTERVAL_SECONDS": "1", "AGENT_STALE_AFTER_SECONDS": "5",
@@ -76,24 +77,54 @@ def rqlite_native(workdir: Path) -> float:
         cluster.stop_all()
 
 
+def consul_native(workdir: Path) -> float:
+    """`consul leave` on a server (PUT /v1/agent/leave) until it returns, the server out
+    of the raft configuration."""
+    cluster = ConsulCluster(workdir)
+    try:
+        cluster.start(3)
+        wait_until(lambda: len([s for s in cluster.configuration() if s["Voter"]]) == 3,
+                   what="three consul voters", timeout=60)
+        started = time.perf_counter()
+        cluster.leave(2)
+        took = time.perf_counter() - started
+        if "consul-2" in [s["Node"] for s in cluster.configuration()]:
+            raise RuntimeError("consul-2 still in the raft configuration after leave")
+        return took
+    finally:
+        cluster.stop_all()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--stores", default="rqlite,etcd,consul",
+                        help="comma-separated stores to measure")
     args = parser.parse_args()
+    stores = set(args.stores.split(","))
     workdir = Path(tempfile.mkdtemp(prefix="sts-agent-bench-leave-"))
     samples: dict[str, list[float]] = {}
     try:
         for run in range(args.runs):  # interleaved, so drift hits every case alike
-            server, wall = agent_leave(RqliteHarness, workdir / f"rq-agent-{run}", 0)
-            samples.setdefault("rqlite: sts-agent, POST /leave to removal confirmed",
-                               []).append(server)
-            samples.setdefault("rqlite: `sts-agent leave` command, wall", []).append(wall)
-            samples.setdefault("rqlite: own -raft-cluster-remove-shutdown, SIGTERM to exit",
-                               []).append(rqlite_native(workdir / f"rq-native-{run}"))
-            server, wall = agent_leave(EtcdHarness, workdir / f"etcd-agent-{run}", 5.5)
-            samples.setdefault("etcd: sts-agent, POST /leave to removal confirmed",
-                               []).append(server)
-            samples.setdefault("etcd: `sts-agent leave` command, wall", []).append(wall)
+            if "rqlite" in stores:
+                server, wall = agent_leave(RqliteHarness, workdir / f"rq-agent-{run}", 0)
+                samples.setdefault("rqlite: sts-agent, POST /leave to removal confirmed",
+                                   []).append(server)
+                samples.setdefault("rqlite: `sts-agent leave` command, wall", []).append(wall)
+                samples.setdefault("rqlite: own -raft-cluster-remove-shutdown, SIGTERM to exit",
+                                   []).append(rqlite_native(workdir / f"rq-native-{run}"))
+            if "etcd" in stores:
+                server, wall = agent_leave(EtcdHarness, workdir / f"etcd-agent-{run}", 5.5)
+                samples.setdefault("etcd: sts-agent, POST /leave to removal confirmed",
+                                   []).append(server)
+                samples.setdefault("etcd: `sts-agent leave` command, wall", []).append(wall)
+            if "consul" in stores:
+                server, wall = agent_leave(ConsulHarness, workdir / f"consul-agent-{run}", 0)
+                samples.setdefault("consul: sts-agent, POST /leave to removal confirmed",
+                                   []).append(server)
+                samples.setdefault("consul: `sts-agent leave` command, wall", []).append(wall)
+                samples.setdefault("consul: own `consul leave` (PUT /v1/agent/leave), wall",
+                                   []).append(consul_native(workdir / f"consul-native-{run}"))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"Date: {datetime.date.today().isoformat()}; machine: {machine()}; "

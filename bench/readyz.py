@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cold_start import machine
-from player.harness import EtcdHarness, Harness, RqliteHarness
+from player.harness import ConsulHarness, EtcdHarness, Harness, RqliteHarness
 
 PRODUCTION_LIKE = {"AGENT_POLL_INTERVAL_SECONDS": "1", "AGENT_STALE_AFTER_SECONDS": "5",
                    "AGENT_STORE_TIMEOUT_SECONDS": "2"}
@@ -88,14 +88,19 @@ def main() -> int:
     parser.add_argument("--probes", type=int, default=2000, help="sequential probes per target")
     parser.add_argument("--flood-seconds", type=int, default=10)
     parser.add_argument("--memory-minutes", type=float, default=5.0)
+    parser.add_argument("--stores", default="etcd,rqlite,consul",
+                        help="comma-separated stores to measure")
     args = parser.parse_args()
+    stores = args.stores.split(",")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian package wrk; `make bench` installs it)")
     workdir = Path(tempfile.mkdtemp(prefix="sts-agent-bench-"))
     results: dict[str, tuple[list[float], tuple[float, str, str]]] = {}
     try:
-        kinds: list[tuple[type[Harness], str]] = [(EtcdHarness, "/health"),
-                                                  (RqliteHarness, "/readyz")]
+        # Each store's own health endpoint; Consul's Helm chart probes /v1/status/leader.
+        kinds: list[tuple[type[Harness], str]] = [
+            (h, e) for h, e in ((EtcdHarness, "/health"), (RqliteHarness, "/readyz"),
+                                (ConsulHarness, "/v1/status/leader")) if h.backend in stores]
         for harness_class, endpoint in kinds:
             alone = harness_class(workdir / harness_class.backend / "latency",
                                   sidecar_env=PRODUCTION_LIKE)
@@ -103,11 +108,9 @@ def main() -> int:
                 sequential_and_flood(alone, endpoint, harness_class.backend, args, results)
             finally:
                 alone.close()
-        # Memory: both clusters and all six sidecars polling, as in the tests.
-        harnesses: list[Harness] = [
-            EtcdHarness(workdir / "etcd" / "memory", sidecar_env=PRODUCTION_LIKE),
-            RqliteHarness(workdir / "rqlite" / "memory", sidecar_env=PRODUCTION_LIKE),
-        ]
+        # Memory: every measured cluster with its three sidecars polling, as in the tests.
+        harnesses: list[Harness] = [h(workdir / h.backend / "memory", sidecar_env=PRODUCTION_LIKE)
+                                    for h, _ in kinds]
         try:
             for both in harnesses:
                 both.start(3)
@@ -129,7 +132,7 @@ def main() -> int:
     print(f"Date: {datetime.date.today().isoformat()}; machine: {machine()}\n")
     print(f"Sequential probes, each on a new connection (as a kubelet sends them), "
           f"{args.probes} per target; each backend's 3 nodes and 3 sidecars running, "
-          "the other backend stopped:\n")
+          "the other backends stopped:\n")
     print("| target | p50 ms | p99 ms | mean ms |")
     print("|---|---|---|---|")
     for name, (values, _) in results.items():
@@ -140,10 +143,12 @@ def main() -> int:
     print("|---|---|---|---|")
     for name, (_, (rate, p50, p99)) in results.items():
         print(f"| {name} | {rate:,.0f} | {p50} | {p99} |")
-    print("\nSidecar resident memory (VmRSS), polling once a second, both clusters running:\n")
+    print("\nSidecar resident memory (VmRSS), polling once a second, every measured "
+          "cluster running:\n")
     print(f"| sidecar | after 1 min | after {args.memory_minutes:g} min |")
     print("|---|---|---|")
-    for backend, before, after in zip(("etcd", "rqlite"), rss_1, rss_5, strict=True):
+    for (kind, _), before, after in zip(kinds, rss_1, rss_5, strict=True):
+        backend = kind.backend
         print(f"| {backend} | {before:.1f} MiB | {after:.1f} MiB |")
     return 0
 
