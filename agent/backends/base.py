@@ -161,6 +161,17 @@ def need(mapping: Any, key: str, what: str, kind: type | tuple[type, ...] = obje
     return value
 
 
+def optional(mapping: Mapping[str, Any], key: str, what: str, kind: type | tuple[type, ...],
+             default: Any) -> Any:
+    """``mapping[key]`` when present and not null, checked for type; else ``default``."""
+    value = mapping.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise BackendError(f"{what}: field {key!r} has type {type(value).__name__}")
+    return value
+
+
 def as_int(value: Any, what: str) -> int:
     """A uint64 that may arrive as a decimal string (grpc-gateway) or a JSON number."""
     if isinstance(value, bool):

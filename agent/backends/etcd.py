@@ -7,7 +7,15 @@ from typing import Any, ClassVar
 
 import httpx
 
-from agent.backends.base import ClusterView, Member, as_int, decode_json, need, request
+from agent.backends.base import (
+    ClusterView,
+    Member,
+    as_int,
+    decode_json,
+    need,
+    optional,
+    request,
+)
 from agent.errors import BackendError, BackendUnavailable
 
 
@@ -50,7 +58,7 @@ def parse_status(payload: Any) -> dict[str, Any]:
         "applied_index": (as_int(applied_raw, f"{what}.raftAppliedIndex")
                           if applied_raw is not None else None),
         "version": str(payload.get("version") or "") or None,
-        "errors": [str(e) for e in payload.get("errors") or []],
+        "errors": [str(e) for e in optional(payload, "errors", what, list, [])],
     }
 
 

@@ -7,7 +7,15 @@ from typing import Any, ClassVar
 
 import httpx
 
-from agent.backends.base import ClusterView, Member, as_int, decode_json, need, request
+from agent.backends.base import (
+    ClusterView,
+    Member,
+    as_int,
+    decode_json,
+    need,
+    optional,
+    request,
+)
 from agent.errors import BackendError, BackendUnavailable
 
 
@@ -49,7 +57,7 @@ def parse_status(payload: Any) -> dict[str, Any]:
     leader = store.get("leader") or {}
     leader_id = leader.get("node_id") if isinstance(leader, dict) else None
     configuration = []
-    for raw in store.get("nodes") or []:
+    for raw in optional(store, "nodes", f"{what} store", list, []):
         if isinstance(raw, dict) and raw.get("id"):
             configuration.append(
                 Member(id=str(raw["id"]), name=str(raw["id"]), address=str(raw.get("addr") or ""),
