@@ -1,4 +1,4 @@
-"""Store credentials for real: rqlite basic auth, etcd client-certificate TLS."""
+"""Store credentials for real: rqlite basic auth, etcd client-certificate TLS, Consul ACLs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from player.sidecar import Sidecar
-from player.stores import Proc, etcd_binary, rqlited_binary
+from player.stores import Proc, consul_binary, etcd_binary, rqlited_binary
 from player.wait import wait_until
 from tests.integration.conftest import require_binary, require_store
 
@@ -101,7 +101,8 @@ def test_rqlite_with_basic_auth(tmp_path: Path) -> None:
         reasons = bad.wait_reason("HTTP 401", timeout=30)
         assert reasons[0].startswith("store unreachable: unusable answer")
         for sidecar in (good, bad):
-            text = sidecar.proc.log_path.read_text() + json.dumps(sidecar.status())
+            text = (sidecar.proc.log_path.read_text() + json.dumps(sidecar.status())
+                    + sidecar.metrics())
             assert "s3cret" not in text and "guess" not in text, "secrets stay out of logs"
     except BaseException:
         print(rqlite.tail(), good.proc.tail(), bad.proc.tail(), sep="\n")
@@ -111,3 +112,44 @@ def test_rqlite_with_basic_auth(tmp_path: Path) -> None:
         bad.stop()
         rqlite.stop()
     wait_until(lambda: not rqlite.running, what="rqlited to exit", timeout=10)
+
+
+def test_consul_with_acls(tmp_path: Path) -> None:
+    """ACLs on, default deny: the agent reads Consul with the token from its file; a
+    sidecar without it is refused (403) and says so; the token shows up nowhere."""
+    require_store("consul")
+    ip = "127.0.32.1"
+    token = "6d1c1a55-acl-s3cret"
+    consul = Proc([consul_binary(), "agent", "-server", "-bootstrap-expect", "1",
+                   "-node", "consul-0", "-bind", ip, "-advertise", ip, "-client", ip,
+                   "-data-dir", str(tmp_path / "data"),
+                   "-hcl", "ports { dns = -1, grpc = -1, grpc_tls = -1 }",
+                   "-hcl", 'acl { enabled = true, default_policy = "deny", '
+                           f'tokens {{ initial_management = "{token}" }} }}'],
+                  tmp_path / "consul.log")
+    consul.start()
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    good = Sidecar(tmp_path, name="consul-0", ip=ip, backend="consul",
+                   store_url=f"http://{ip}:8500",
+                   extra_env={"AGENT_STORE_TOKEN_FILE": str(token_file)})
+    bad = Sidecar(tmp_path, name="bad-0", ip=ip, port=9191, backend="consul",
+                  store_url=f"http://{ip}:8500")
+    try:
+        good.start()
+        bad.start()
+        good.wait_ready(timeout=60)
+        reasons = bad.wait_reason("HTTP 403", timeout=30)
+        assert reasons[0].startswith("store unreachable: unusable answer"), reasons
+        for sidecar in (good, bad):
+            text = (sidecar.proc.log_path.read_text() + json.dumps(sidecar.status())
+                    + sidecar.metrics())
+            assert token not in text, "the token stays out of logs, /status and /metrics"
+    except BaseException:
+        print(consul.tail(), good.proc.tail(), bad.proc.tail(), sep="\n")
+        raise
+    finally:
+        good.stop()
+        bad.stop()
+        consul.stop()
+    wait_until(lambda: not consul.running, what="consul to exit", timeout=30)
