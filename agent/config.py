@@ -21,6 +21,10 @@ DEFAULT_PEER_PORTS: dict[str, int] = {"etcd": 2380, "rqlite": 4002, "consul": 83
 DEFAULT_CLIENT_PORTS: dict[str, int] = {"etcd": 2379, "rqlite": 4001, "consul": 8500}
 
 Backend = Literal["rqlite", "etcd", "consul"]
+# The longest a member's removal is expected to take, hand-off and retries included: a
+# leave deadline below it will give up half way on a slow day (BENCHMARKS.md). Consul's
+# own graceful leave alone takes about 13 s.
+LEAVE_SECONDS_NEEDED: dict[str, float] = {"etcd": 10.0, "rqlite": 10.0, "consul": 25.0}
 
 
 class Settings(BaseSettings):
@@ -372,6 +376,18 @@ class Settings(BaseSettings):
     def leave_deadline_seconds(self) -> float:
         """How long the leave procedure may take: the grace period minus the margin."""
         return self.termination_grace_period_seconds - self.leave_margin_seconds
+
+    def leave_time_problem(self) -> str | None:
+        """Why the leave deadline is too short for this store's removal, if it is."""
+        needed = LEAVE_SECONDS_NEEDED.get(self.backend or "")
+        deadline = self.leave_deadline_seconds()
+        if needed is None or deadline >= needed:
+            return None
+        return (f"the leave deadline ({deadline:g} s: AGENT_TERMINATION_GRACE_PERIOD_SECONDS "
+                f"{self.termination_grace_period_seconds:g} minus AGENT_LEAVE_MARGIN_SECONDS "
+                f"{self.leave_margin_seconds:g}) is shorter than a {self.backend} removal "
+                f"can take ({needed:g} s); raise the pod's terminationGracePeriodSeconds "
+                "and the setting with it")
 
     def statefulset_name(self) -> str | None:
         """The configured StatefulSet, else the one the pod name implies."""

@@ -152,6 +152,7 @@ class Leaver:
         replicas: Replicas | None,
         events: Events | None,
         deadline_seconds: float,
+        deadline_problem: str | None = None,
         retry_seconds: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -164,6 +165,7 @@ class Leaver:
         self.replicas = replicas
         self.events = events
         self.deadline_seconds = deadline_seconds
+        self.deadline_problem = deadline_problem  # Settings.leave_time_problem()
         self.retry_seconds = retry_seconds
         self.clock = clock
         self.sleep = sleep
@@ -219,6 +221,8 @@ class Leaver:
                 reason += f"; leadership handed to {handed_to}"
             self.outcome = Outcome("stayed", reason, self.clock() - started)
             return self.outcome
+        if self.deadline_problem is not None:
+            log.warning("grace_period_too_short", problem=self.deadline_problem)
         try:
             async with asyncio.timeout(self.deadline_seconds - (self.clock() - started)):
                 reason = await self._remove_self()
@@ -226,8 +230,10 @@ class Leaver:
         except RemovalDenied as exc:
             self.outcome = Outcome("failed", exc.message, self.clock() - started)
         except TimeoutError:
+            short = f" ({self.deadline_problem})" if self.deadline_problem else ""
             self.outcome = Outcome("failed", f"deadline of {self.deadline_seconds:.1f}s passed: "
-                                             f"{self._last_obstacle}", self.clock() - started)
+                                             f"{self._last_obstacle}{short}",
+                                   self.clock() - started)
         except Exception as exc:  # reported as an outcome; the pod goes away regardless
             log.exception("leave_crashed")
             self.outcome = Outcome("failed", f"{type(exc).__name__}: {exc}",

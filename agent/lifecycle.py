@@ -104,6 +104,7 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
             replicas=kube if settings.namespace else None,
             events=kube if settings.namespace and settings.pod_name else None,
             deadline_seconds=settings.leave_deadline_seconds(),
+            deadline_problem=settings.leave_time_problem(),
         )
         routes = Routes(membership, liveness_timeout_seconds=settings.liveness_timeout_seconds,
                         info={"backend": settings.backend, "store_url": redact(store_url),
@@ -122,6 +123,8 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
                               f"{exc.strerror}") from None
         log.info("sidecar_start", listen=f"{host}:{port}", backend=settings.backend,
                  store_url=redact(store_url))
+        if (problem := settings.leave_time_problem()) is not None:
+            log.warning("grace_period_too_short", problem=problem)
         # Everything allocated so far lives as long as the process: move it out of the
         # collector's reach, so GC passes (which pause probes) stay short.
         gc.collect()

@@ -204,3 +204,19 @@ def test_every_field_documented() -> None:
         assert info.description, name
         if "timeout" in name or "interval" in name:
             assert name.endswith("_seconds"), name
+
+
+@pytest.mark.parametrize(
+    ("backend", "grace", "margin", "short"),
+    [("consul", 30.0, 5.0, False), ("consul", 25.0, 5.0, True), ("etcd", 15.0, 5.0, False),
+     ("etcd", 12.0, 5.0, True), ("rqlite", 30.0, 25.0, True), (None, 6.0, 5.0, False)],
+)
+def test_leave_time_problem(backend: str | None, grace: float, margin: float,
+                            short: bool) -> None:
+    settings = Settings(backend=backend, termination_grace_period_seconds=grace,
+                        leave_margin_seconds=margin)
+    problem = settings.leave_time_problem()
+    assert (problem is not None) == short, problem
+    if problem is not None:
+        assert problem.startswith(f"the leave deadline ({grace - margin:g} s: ")
+        assert f"shorter than a {backend} removal can take" in problem

@@ -264,6 +264,22 @@ async def test_quorum_would_break_gives_up_at_deadline() -> None:
     assert events.events == [("MemberRemoveFailed", True)]
 
 
+async def test_short_deadline_is_named_when_it_passes() -> None:
+    store = FakeCluster(down={1})
+    subject = leaver(store, deadline=0.2)
+    subject.deadline_problem = "the leave deadline (0.2 s) is shorter than a removal"
+    subject.retry_seconds = 0.01
+
+    async def short_sleep(seconds: float) -> None:
+        import asyncio
+        await asyncio.sleep(0.01)
+
+    subject.sleep = short_sleep
+    outcome = await subject.leave()
+    assert outcome.result == "failed"
+    assert outcome.reason.endswith("(the leave deadline (0.2 s) is shorter than a removal)")
+
+
 @pytest.mark.parametrize(
     ("remote", "header", "token", "allowed"),
     [
