@@ -1,19 +1,25 @@
-"""A counting HTTP proxy in front of a store: proves probes cause no store requests."""
+"""A counting HTTP proxy in front of a store: proves probes cause no store requests, and
+plays a failing store (5xx, garbage, truncated bodies, slow answers) on demand."""
 
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
 
 class CountingProxy:
-    """Forwards every request to ``target`` and counts them."""
+    """Forwards every request to ``target`` and counts them; ``fault`` (None, "500",
+    "garbage", "truncated", "slow") spoils the answers while it is set."""
+
+    SLOW_SECONDS = 3.0
 
     def __init__(self, target: str, host: str = "127.0.0.1") -> None:
         self.target = target.rstrip("/")
         self.count = 0
+        self.fault: str | None = None
         self._lock = threading.Lock()
         proxy = self
 
@@ -25,6 +31,15 @@ class CountingProxy:
                     proxy.count += 1
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                fault = proxy.fault
+                if fault == "500":
+                    self._answer(500, b"internal error")
+                    return
+                if fault == "garbage":
+                    self._answer(200, b"\x00{not json")
+                    return
+                if fault == "slow":
+                    time.sleep(proxy.SLOW_SECONDS)  # longer than the agent's store timeout
                 try:
                     response = httpx.request(self.command, proxy.target + self.path,
                                              content=body, timeout=5,
@@ -33,11 +48,23 @@ class CountingProxy:
                 except httpx.HTTPError:
                     self.send_error(502)
                     return
-                self.send_response(response.status_code)
-                self.send_header("Content-Type", response.headers.get("Content-Type", ""))
-                self.send_header("Content-Length", str(len(response.content)))
+                if fault == "truncated":  # promises the whole body, sends half, hangs up
+                    self.send_response(response.status_code)
+                    self.send_header("Content-Length", str(len(response.content)))
+                    self.end_headers()
+                    self.wfile.write(response.content[: len(response.content) // 2])
+                    self.close_connection = True
+                    return
+                self._answer(response.status_code, response.content,
+                             response.headers.get("Content-Type", ""))
+
+            def _answer(self, status: int, body: bytes,
+                        content_type: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(response.content)
+                self.wfile.write(body)
 
             do_GET = do_POST = _forward
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -181,6 +182,48 @@ def test_new_node_not_ready_until_caught_up(backend: str, tmp_path: Path) -> Non
             assert any(r.startswith("store unreachable") for r in reasons), reasons
         view = sidecar.status()["view"]
         assert view["local"]["applied_index"] >= view["authority"]["commit_index"] - 10
+    except BaseException:
+        print(harness.logs())
+        raise
+    finally:
+        harness.close()
+
+
+def _open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_store_answering_badly_gives_503_with_the_reason_and_nothing_leaks(
+        backend: str, tmp_path: Path) -> None:
+    """A store behind a proxy answering 500, garbage, truncated bodies, then slowly: each
+    shows as 503 with its reason, the sidecar survives, and its open files stay bounded."""
+    harness = _harness(backend, tmp_path)
+    try:
+        harness.start(3)
+        follower = next(o for o in sorted(harness.sidecars) if o != harness.leader())
+        with CountingProxy(harness.store_url(follower)) as proxy:
+            sidecar = harness.start_sidecar(
+                follower, store_url=proxy.url, port=9191, name=f"faulty-{backend}-{follower}",
+                env={"AGENT_CLIENT_PORT": str(urlsplit(harness.store_url(follower)).port),
+                     "AGENT_STALE_AFTER_SECONDS": "0.5"})
+            sidecar.wait_ready(timeout=60)
+            assert sidecar.proc.process is not None
+            pid = sidecar.proc.process.pid
+            fds_before = _open_fds(pid)
+            expected = {"500": "HTTP 500", "garbage": "not JSON", "truncated": "store unreachable",
+                        "slow": "no answer within"}
+            for fault, fragment in expected.items():
+                proxy.fault = fault
+                reasons = sidecar.wait_reason(fragment, timeout=30)
+                assert reasons[0].startswith("store unreachable"), (fault, reasons)
+                assert sidecar.readyz()[0] == 503
+                assert sidecar.livez()[0] == 200, "liveness never follows the store"
+                proxy.fault = None
+                sidecar.wait_ready(timeout=30)
+            fds_after = _open_fds(pid)
+            assert fds_after <= fds_before + 10, (fds_before, fds_after)
+            assert sidecar.proc.running, "the sidecar survived every kind of bad answer"
     except BaseException:
         print(harness.logs())
         raise
