@@ -10,6 +10,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A client hanging up on a slow or spoiled answer is part of the play, not an error."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass
+
+
 class CountingProxy:
     """Forwards every request to ``target`` and counts them; ``fault`` (None, "500",
     "garbage", "truncated", "slow") spoils the answers while it is set."""
@@ -71,7 +78,7 @@ class CountingProxy:
             def log_message(self, fmt: str, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.server = QuietServer((host, 0), Handler)
         self.url = f"http://{host}:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
