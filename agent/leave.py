@@ -11,7 +11,7 @@ from typing import Literal, Protocol
 
 import structlog
 
-from agent.backends.base import ClusterView, Reconfigurable
+from agent.backends.base import ClusterView, Member, Reconfigurable
 from agent.errors import AgentError, BackendError, BackendUnavailable, KubeError
 from agent.identity import IdentityError, parse_pod_name
 from agent.membership import Membership
@@ -136,6 +136,11 @@ def quorum_guard(view: ClusterView, self_id: str, reachable: set[str],
         return (f"only {len(answering)} of the {len(remaining)} remaining voters answer; "
                 f"{needed} are needed for quorum after the removal")
     return None
+
+
+def _successor(view: ClusterView, self_id: str, reachable: set[str]) -> Member | None:
+    """The voter a leaving or restarting leader hands leadership to: reachable, not itself."""
+    return next((m for m in view.voters if m.id != self_id and m.id in reachable), None)
 
 
 class Leaver:
@@ -307,9 +312,7 @@ class Leaver:
                 if view is None or self_id is None or view.leader_id != self_id:
                     return None
                 leader = view.leader
-                reachable = await self._reachable(view)
-                target = next((m for m in view.voters if m.id != self_id
-                               and m.id in reachable), None)
+                target = _successor(view, self_id, await self._reachable(view))
                 if target is None or leader is None or not leader.api_url:
                     log.info("hand_off_skipped", reason="no reachable voter to lead")
                     return None
@@ -352,8 +355,7 @@ class Leaver:
                 await self._obstacle(obstacle)
                 continue
             if leader.id == self_id and self.backend.can_transfer:
-                target = next((m for m in view.voters if m.id != self_id
-                               and m.id in reachable), None)
+                target = _successor(view, self_id, reachable)
                 if target is not None:
                     try:
                         await self.backend.transfer_leadership(leader_url=leader.api_url,

@@ -96,15 +96,16 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
             on_poll=promoter.on_poll if promoter is not None else None,
         )
         kube = Kube(settings)
+        leave_time_problem = settings.leave_time_problem()
         leaver = Leaver(
-            membership, cls(client, store_url, peer_api_port=settings.client_port),
+            membership, backend,
             policy=settings.leave_policy,
             ordinal=parse_pod_name(settings.pod_name).ordinal if settings.pod_name else None,
             statefulset=settings.statefulset_name(),
             replicas=kube if settings.namespace else None,
             events=kube if settings.namespace and settings.pod_name else None,
             deadline_seconds=settings.leave_deadline_seconds(),
-            deadline_problem=settings.leave_time_problem(),
+            deadline_problem=leave_time_problem,
         )
         routes = Routes(membership, liveness_timeout_seconds=settings.liveness_timeout_seconds,
                         info={"backend": settings.backend, "store_url": redact(store_url),
@@ -123,8 +124,8 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
                               f"{exc.strerror}") from None
         log.info("sidecar_start", listen=f"{host}:{port}", backend=settings.backend,
                  store_url=redact(store_url))
-        if (problem := settings.leave_time_problem()) is not None:
-            log.warning("grace_period_too_short", problem=problem)
+        if leave_time_problem is not None:
+            log.warning("grace_period_too_short", problem=leave_time_problem)
         # Everything allocated so far lives as long as the process: move it out of the
         # collector's reach, so GC passes (which pause probes) stay short.
         gc.collect()

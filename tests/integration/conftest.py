@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
 from player.dns import Dnsmasq
+
+if TYPE_CHECKING:
+    from player.harness import Harness
 
 pytestmark = pytest.mark.integration
 
@@ -45,3 +50,22 @@ def require_store(backend: str) -> None:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(str(exc))
         pytest.skip(str(exc))
+
+
+H = TypeVar("H", bound="Harness")
+
+
+@contextmanager
+def ready_cluster(harness: H, count: int = 3) -> Iterator[H]:
+    """``count`` store nodes with a sidecar each, all ready; the nodes' logs printed when
+    the test fails, everything stopped after it."""
+    try:
+        harness.start(count)
+        for sidecar in harness.sidecars.values():
+            sidecar.wait_ready(timeout=60)
+        yield harness
+    except BaseException:
+        print(harness.logs())
+        raise
+    finally:
+        harness.close()

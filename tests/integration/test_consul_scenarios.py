@@ -10,7 +10,7 @@ import pytest
 
 from player.harness import ConsulHarness
 from player.wait import wait_until
-from tests.integration.conftest import require_store
+from tests.integration.conftest import ready_cluster, require_store
 
 pytestmark = pytest.mark.integration
 
@@ -19,16 +19,8 @@ pytestmark = pytest.mark.integration
 def consul(tmp_path: Path) -> Iterator[ConsulHarness]:
     require_store("consul")
     harness = ConsulHarness(tmp_path, sidecar_env={"AGENT_POLL_INTERVAL_SECONDS": "0.2"})
-    try:
-        harness.start(3)
-        for sidecar in harness.sidecars.values():
-            sidecar.wait_ready(timeout=60)
+    with ready_cluster(harness):
         yield harness
-    except BaseException:
-        print(harness.logs())
-        raise
-    finally:
-        harness.close()
 
 
 def voters(harness: ConsulHarness) -> dict[str, bool]:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from player.harness import EtcdHarness
-from tests.integration.conftest import require_store
+from tests.integration.conftest import ready_cluster, require_store
 
 pytestmark = pytest.mark.integration
 
@@ -25,16 +25,8 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdHarness]:
     harness = EtcdHarness(tmp_path_factory.mktemp("surface"),
                           sidecar_env={"AGENT_POLL_INTERVAL_SECONDS": "0.5",
                                        "AGENT_STALE_AFTER_SECONDS": "5"})
-    try:
-        harness.start(3)
-        for sidecar in harness.sidecars.values():
-            sidecar.wait_ready(timeout=60)
+    with ready_cluster(harness):
         yield harness
-    except BaseException:
-        print(harness.logs())
-        raise
-    finally:
-        harness.close()
 
 
 def _raw(host: str, port: int, data: bytes) -> bytes:

@@ -12,7 +12,7 @@ import pytest
 from player.harness import HARNESSES, Harness
 from player.sidecar import Sidecar
 from player.wait import wait_until
-from tests.integration.conftest import require_store
+from tests.integration.conftest import ready_cluster, require_store
 from tests.integration.proxy import CountingProxy
 
 pytestmark = pytest.mark.integration
@@ -29,16 +29,8 @@ def _harness(backend: str, tmp_path: Path, **kwargs: object) -> Harness:
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     """Three store nodes, each with its sidecar, all ready."""
     harness = _harness(request.param, tmp_path, election_seconds=2.0)
-    try:
-        harness.start(3)
-        for sidecar in harness.sidecars.values():
-            sidecar.wait_ready(timeout=60)
+    with ready_cluster(harness):
         yield harness
-    except BaseException:
-        print(harness.logs())
-        raise
-    finally:
-        harness.close()
 
 
 def _follower(cluster: Harness) -> int:
