@@ -271,6 +271,13 @@ class Settings(BaseSettings):
         description="If set, POST /leave also accepts non-loopback clients that send "
         "'Authorization: Bearer <this file's content>'.",
     )
+    native_sidecar: bool = Field(
+        default=False,
+        description="The agent runs as a native sidecar (an init container with "
+        "restartPolicy Always), so it stops only after the store: the store container's "
+        "preStop GET /leave/wait then starts the leave instead of only waiting for it. The "
+        "decision still comes from the Kubernetes API, never from the caller.",
+    )
     kube_api_url: str | None = Field(
         default=None,
         description="Kubernetes API URL. Default: in-cluster (KUBERNETES_SERVICE_HOST/PORT "

@@ -111,7 +111,8 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
                         info={"backend": settings.backend, "store_url": redact(store_url),
                               "pod": settings.pod_name, "namespace": settings.namespace,
                               "leave_policy": settings.leave_policy},
-                        leaver=leaver, leave_token_file=settings.leave_token_file)
+                        leaver=leaver, leave_token_file=settings.leave_token_file,
+                        native_sidecar=settings.native_sidecar)
         runner = web.ServerRunner(make_server(routes), handle_signals=False)
         await runner.setup()
         host, port = settings.listen_address()

@@ -59,10 +59,11 @@ class Routes:
 
     def __init__(self, membership: Membership, *, liveness_timeout_seconds: float,
                  info: dict[str, Any] | None = None, leaver: LeaveTrigger | None = None,
-                 leave_token_file: Path | None = None) -> None:
+                 leave_token_file: Path | None = None, native_sidecar: bool = False) -> None:
         self.membership = membership
         self.leaver = leaver
         self.leave_token_file = leave_token_file
+        self.native_sidecar = native_sidecar
         self.liveness_timeout_seconds = liveness_timeout_seconds
         self.info: dict[str, Any] = dict(info or {})
         self.get: dict[str, Handler] = {
@@ -131,8 +132,17 @@ class Routes:
     async def leave_wait(self, request: web.BaseRequest) -> web.Response:
         """Hold until a leave in flight is over: the store container's preStop (an httpGet,
         run by the kubelet at the same moment as the agent's own preStop) so the store keeps
-        serving until its member is out. Starts nothing, so it needs no authorisation."""
+        serving until its member is out. Starts nothing, so it needs no authorisation.
+
+        As a native sidecar the agent is stopped only after the store has exited, too late
+        to remove it: this hook is then the trigger, and starts the leave (not final: the
+        store container may only be restarting). The caller decides nothing: whether the
+        pod goes away for good is read from the Kubernetes API, as for every trigger."""
         assert self.leaver is not None
+        if self.native_sidecar:
+            outcome = await self.leaver.leave()
+            body = {"leave": outcome.as_dict()}
+            return web.Response(text=json.dumps(body), content_type=JSON)
         outcome = await self.leaver.settled(start_window=LEAVE_START_WINDOW_SECONDS)
         body = {"leave": outcome.as_dict() if outcome is not None else None}
         return web.Response(text=json.dumps(body), content_type=JSON)

@@ -384,8 +384,10 @@ class Pod:
             action = hook["httpGet"]
             port = self._port(container, action["port"])
             try:
-                self._http.get(f"http://{self.ip}:{port}{action.get('path', '/')}",
-                               timeout=remaining)
+                answer = self._http.get(f"http://{self.ip}:{port}{action.get('path', '/')}",
+                                        timeout=remaining)
+                self._note(f"{container.name} preStop httpGet {answer.status_code} "
+                           f"{answer.text[:300]}")
             except httpx.HTTPError as exc:
                 self._note(f"{container.name} preStop httpGet failed: {exc}")
         elif "sleep" in hook:

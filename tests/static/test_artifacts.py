@@ -20,8 +20,10 @@ from player.manifests import kustomize_binary
 from player.stores import MissingBinary
 
 ROOT = Path(__file__).resolve().parents[2]
+# Every kustomization users can build (components are only parts of one).
 EXAMPLES = sorted(p.parent.relative_to(ROOT).as_posix()
-                  for p in (ROOT / "k8s").glob("*/kustomization.yaml"))
+                  for p in (ROOT / "k8s").rglob("kustomization.yaml")
+                  if "kind: Component" not in p.read_text(encoding="utf-8"))
 KUBERNETES = kubernetes_validate.latest_version()
 
 
@@ -51,7 +53,30 @@ def render(example: str) -> str:
 
 
 def test_every_example_is_checked() -> None:
-    assert {"k8s/base", "k8s/etcd", "k8s/rqlite", "k8s/consul"} <= set(EXAMPLES)
+    assert {"k8s/base", "k8s/etcd", "k8s/rqlite", "k8s/consul", "k8s/native-sidecar/etcd",
+            "k8s/native-sidecar/rqlite", "k8s/native-sidecar/consul"} <= set(EXAMPLES)
+
+
+@pytest.mark.parametrize("store", ["etcd", "rqlite", "consul"])
+def test_native_sidecar_overlay(store: str) -> None:
+    """The agent moves to the init containers with restartPolicy Always, drops its own
+    preStop (it would run after the store has gone), is told so, and its port is closed
+    to all pods but scrapers; the store's hook still points at the agent."""
+    documents = [d for d in yaml.safe_load_all(render(f"k8s/native-sidecar/{store}")) if d]
+    statefulset = next(d for d in documents if d["kind"] == "StatefulSet")
+    pod = statefulset["spec"]["template"]["spec"]
+    init, agent = pod["initContainers"]
+    assert init["name"] == "init" and "restartPolicy" not in init
+    assert agent["name"] == "agent" and agent["restartPolicy"] == "Always"
+    assert "lifecycle" not in agent
+    assert {"name": "AGENT_NATIVE_SIDECAR", "value": "true"} in agent["env"]
+    assert [c["name"] for c in pod["containers"]] == [store]
+    hook = pod["containers"][0]["lifecycle"]["preStop"]["httpGet"]
+    assert (hook["path"], hook["port"]) == ("/leave/wait", 9090)
+    policy = next(d for d in documents if d["kind"] == "NetworkPolicy")
+    open_ports = [p["port"] for rule in policy["spec"]["ingress"] if "from" not in rule
+                  for p in rule["ports"]]
+    assert 9090 not in open_ports
 
 
 @pytest.mark.parametrize("example", EXAMPLES)

@@ -120,3 +120,42 @@ async def test_run_sidecar_serves_and_stops_cleanly(respx_mock: respx.MockRouter
         assert json.loads(response.text)["ready"] is True
     stop.set()
     assert await asyncio.wait_for(task, 5) == 0
+
+
+class CountingLeaver:
+    """Records which of the two entry points GET /leave/wait used."""
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.waited = 0
+
+    async def leave(self) -> object:
+        from agent.leave import Outcome
+        self.started += 1
+        return Outcome("removed", "scale-down")
+
+    async def settled(self, *, start_window: float) -> object:
+        self.waited += 1
+        return None
+
+
+@pytest.mark.parametrize("native", [False, True])
+async def test_leave_wait_starts_the_leave_only_as_a_native_sidecar(native: bool) -> None:
+    """A classic sidecar's own preStop starts the leave, so the store's hook only waits;
+    a native sidecar stops after the store, so the store's hook is the trigger."""
+    membership = Membership(OneNode(), policy=Policy(), poll_interval_seconds=1,
+                            poll_timeout_seconds=1)
+    leaver = CountingLeaver()
+    routes = Routes(membership, liveness_timeout_seconds=30, leaver=leaver,
+                    native_sidecar=native)
+    test_client: Client
+    async with TestClient(RawTestServer(make_server(routes).request_handler)) as test_client:
+        response = await test_client.get("/leave/wait")
+        body = await response.json()
+    assert response.status == 200
+    if native:
+        assert (leaver.started, leaver.waited) == (1, 0)
+        assert body["leave"]["result"] == "removed"
+    else:
+        assert (leaver.started, leaver.waited) == (0, 1)
+        assert body == {"leave": None}

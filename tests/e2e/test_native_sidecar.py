@@ -1,0 +1,72 @@
+"""k8s/native-sidecar/: the agent as a native sidecar, stopped only after the store, still
+removes a scaled-down member (the store's preStop is the trigger) and keeps a restarted one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from player.controller import StatefulSetPlayer
+from player.kubelet import Pod
+from player.wait import wait_until
+from tests.e2e.conftest import FAST, ROOT, require_player, writer_for
+from tests.e2e.test_statefulset import leader_url, names, pods
+from tests.integration.conftest import require_store
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(params=["etcd", "rqlite", "consul"])
+def native(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StatefulSetPlayer]:
+    require_player()
+    require_store(request.param)
+    player = StatefulSetPlayer(ROOT / "k8s" / "native-sidecar" / request.param,
+                               tmp_path / "sts", overrides=FAST)
+    try:
+        yield player
+    except BaseException:
+        print(player.describe())
+        raise
+    finally:
+        player.close()
+
+
+def hook_answers(pod: Pod) -> list[str]:
+    """The leave results the store container's preStop (GET /leave/wait) was answered."""
+    results = []
+    for event in pod.events:
+        _, _, rest = event.partition(f"{pod.player.example.name} preStop httpGet 200 ")
+        if rest:
+            leave = json.loads(rest)["leave"]
+            results.append(leave["result"] if leave else "none")
+    return results
+
+
+def test_scale_down_removes_and_restart_keeps(native: StatefulSetPlayer) -> None:
+    sidecars = [c for c in native.example.pod_spec["initContainers"]
+                if c.get("restartPolicy") == "Always"]
+    assert [c["name"] for c in sidecars] == ["agent"]  # the overlay is what is played
+    native.start(3)
+    before = {m["name"]: m["id"] for m in native.members()}
+    writer = writer_for(native).start()
+    try:
+        restarted = native.pods[1]
+        native.delete_pod(1)  # a restart: the store's hook fires, the agent decides to stay
+        native.wait_ready(1)
+        assert hook_answers(restarted) == ["stayed"], restarted.events
+        assert {m["name"]: m["id"] for m in native.members()} == before
+        assert "MemberRemoved" not in native.kube.event_reasons()
+        leaving = native.pods[2]
+        native.scale(2)  # the store's hook starts the leave; pod 2 is out before it goes
+        # Removed while the store still ran: the store's own hook got the outcome.
+        assert hook_answers(leaving) == ["removed"], leaving.events
+        wait_until(lambda: names(native) == pods(native), what="members = pods",
+                   timeout=30)
+    finally:
+        writer.stop()
+    assert writer.acknowledged
+    assert writer.lost(leader_url(native)) == []
+    assert native.kube.event_reasons().count("MemberRemoved") == 1
