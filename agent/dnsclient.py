@@ -38,7 +38,8 @@ class DnspythonClient:
             return []
         except dns.exception.Timeout:
             raise DnsUnavailable(
-                f"{rdtype} {name}: no answer within {self.resolver.lifetime}s"
+                f"{rdtype} {name}: no answer from DNS server {self._servers()} within "
+                f"{self.resolver.lifetime}s"
             ) from None
         except dns.resolver.NoNameservers as exc:
             raise DnsUnavailable(f"{rdtype} {name}: {exc}") from None
@@ -47,6 +48,12 @@ class DnspythonClient:
         if answer.rrset is None:
             return []
         return [rdata.to_text() for rdata in answer.rrset]
+
+    def _servers(self) -> str:
+        """The nameservers asked, as host:port (for messages)."""
+        port = self.resolver.port
+        return ", ".join(f"[{ns}]:{port}" if ":" in str(ns) else f"{ns}:{port}"
+                         for ns in self.resolver.nameservers)
 
     async def addresses(self, name: str) -> list[str]:
         v4, v6 = await asyncio.gather(self._query(name, "A"), self._query(name, "AAAA"))

@@ -187,6 +187,14 @@ class StatefulSetPlayer:
         self._delete(ordinal)
         return self._create(ordinal)
 
+    def partition(self, ordinal: int) -> None:
+        """A network partition: pod ``ordinal`` and the other pods no longer reach each
+        other; the player (kubelet probes, DNS, the API) still reaches all of them."""
+        self.network.partition(self.pods[ordinal].netns)
+
+    def heal(self) -> None:
+        self.network.heal()
+
     # --- observation -------------------------------------------------------------------------
     def wait_ready(self, *ordinals: int, timeout: float = 180.0) -> None:
         wanted = ordinals or tuple(range(self.replicas))

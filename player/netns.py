@@ -63,6 +63,22 @@ class Network:
         self.pods[netns] = address
         return netns, address
 
+    def partition(self, netns: str) -> None:
+        """Cut pod ``netns`` off from every other pod, both ways, with blackhole routes
+        (iproute2 only); the host (probes, DNS, the API) still reaches it."""
+        address = self.pods[netns]
+        for other, other_address in self.pods.items():
+            if other != netns:
+                ip("-n", netns, "route", "replace", "blackhole", f"{other_address}/32")
+                ip("-n", other, "route", "replace", "blackhole", f"{address}/32")
+
+    def heal(self) -> None:
+        """Remove every blackhole route: all pods reach each other again."""
+        for netns in self.pods:
+            for line in ip("-n", netns, "route", "show", "type", "blackhole").stdout.splitlines():
+                if line.strip():
+                    ip("-n", netns, "route", "del", *line.split(), check=False)
+
     def remove_pod(self, netns: str) -> None:
         ip("netns", "del", netns, check=False)
         shutil.rmtree(ETC_NETNS / netns, ignore_errors=True)

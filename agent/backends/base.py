@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -143,10 +144,27 @@ async def request(
     except httpx.TimeoutException:
         raise BackendUnavailable(f"{what}: timed out") from None
     except httpx.TransportError as exc:
+        failure = _resolution_failure(exc)
+        if failure is not None:
+            # Peers are asked by their DNS names: say so when DNS is what failed.
+            raise BackendUnavailable(f"{what}: cannot resolve {httpx.URL(url).host} "
+                                     f"(DNS: {failure.strerror})") from None
         raise BackendUnavailable(f"{what}: {type(exc).__name__}: {exc}") from None
     except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         # InvalidURL is not an HTTPError: a member advertising a bad URL lands here.
         raise BackendError(f"{what}: {type(exc).__name__}: {exc}") from None
+
+
+def _resolution_failure(exc: BaseException) -> socket.gaierror | None:
+    """The name-resolution error behind a transport failure, if that is what it was."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx -> httpcore -> OSError; bounded against cycles
+        if seen is None:
+            return None
+        if isinstance(seen, socket.gaierror):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def need(mapping: Any, key: str, what: str, kind: type | tuple[type, ...] = object) -> Any:

@@ -129,3 +129,45 @@ def test_unknown_template_variable_leaves_output_untouched(
     assert "sts-agent: consul.json.j2: unknown variable 'peer_list'" in result.stderr
     assert (out / "consul.json").read_text() == "previous"
     assert [p.name for p in out.iterdir()] == ["consul.json"]
+
+
+def test_dns_server_down_exits_4_naming_it_and_writes_nothing(
+    dnsmasq: Dnsmasq, tmp_path: Path
+) -> None:
+    dnsmasq.set_records(consul_records({0: "127.0.10.1"}))
+    dnsmasq.stop()
+    result = run_init(dnsmasq, tmp_path, 0, "--templates-dir", str(EXAMPLES / "template"),
+                      "--dns-wait-timeout-seconds", "3")
+    assert result.returncode == 4, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("sts-agent: DiscoveryError: gave up waiting for own DNS name")
+    assert f"no answer from DNS server {dnsmasq.server}" in last
+    assert not (tmp_path / "out").exists()
+
+
+def test_dns_server_back_within_the_deadline(dnsmasq: Dnsmasq, tmp_path: Path) -> None:
+    """An outage shorter than the deadline costs time, not the pod start."""
+    dnsmasq.set_records(consul_records({0: "127.0.10.1"}))
+    dnsmasq.stop()
+    command, env = init_command(dnsmasq, tmp_path, 0, "--templates-dir",
+                                str(EXAMPLES / "template"), "--dns-wait-timeout-seconds", "60")
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        waits = 0
+        deadline = time.monotonic() + 30
+        while waits < 1:  # init has met the outage and said so
+            assert time.monotonic() < deadline, "init never reported the DNS outage"
+            line = process.stderr.readline()
+            assert line, process.communicate()
+            event = json.loads(line)
+            if event["event"] == "waiting":
+                assert "no answer from DNS server" in event["missing"]
+                waits += 1
+        dnsmasq.start()
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert json.loads((tmp_path / "out/consul.json").read_text())["node_name"] == "consul-0"

@@ -213,3 +213,31 @@ async def test_learner_view_without_member_list() -> None:
     async with httpx.AsyncClient() as client:
         with pytest.raises(BackendUnavailable):
             await EtcdBackend(client, URL).view()
+
+
+@pytest.mark.parametrize("backend", ["etcd", "rqlite", "consul"])
+async def test_dns_failure_is_named(backend: str) -> None:
+    """A peer asked by its DNS name while DNS is down: the reason says DNS, not a bare
+    ConnectError; any other connection failure keeps its own name. (httpx's own mock
+    transport: the failure's cause chain, which respx drops, is what is read.)"""
+    import socket
+
+    from agent.backends import backend_class
+
+    def transport(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "10.0.0.9":
+            raise httpx.ConnectError("refused", request=request)
+        try:
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        except socket.gaierror as exc:
+            raise httpx.ConnectError(str(exc), request=request) from exc
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(transport)) as client:
+        subject = backend_class(backend)(client, "http://127.0.0.1:1")
+        with pytest.raises(AgentError) as caught:
+            await subject.view("http://etcd-1.etcd.ns.svc.cluster.local:2379")
+        with pytest.raises(AgentError) as refused:
+            await subject.view("http://10.0.0.9:2379")
+    assert ("cannot resolve etcd-1.etcd.ns.svc.cluster.local "
+            "(DNS: Temporary failure in name resolution)") in caught.value.message
+    assert "DNS" not in refused.value.message and "ConnectError: refused" in refused.value.message
