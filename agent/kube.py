@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from typing import Any
 
@@ -55,12 +56,16 @@ class Kube:
         from lightkube.resources.apps_v1 import StatefulSet
 
         try:
-            statefulset = await self.client.get(StatefulSet, name,
-                                                namespace=self.settings.namespace)
+            client = self.client  # built (lightkube imported) outside the request's budget
+            # httpx's timeout bounds each phase (connect, every read) on its own, so an
+            # answer trickling in could outlast it many times over: bound the whole call.
+            async with asyncio.timeout(self.settings.kube_timeout_seconds):
+                statefulset = await client.get(StatefulSet, name,
+                                               namespace=self.settings.namespace)
         except KubeError:
             raise
         except Exception as exc:
-            raise KubeError(_describe(exc, f"GET statefulset {name}"),
+            raise KubeError(self._describe(exc, f"GET statefulset {name}"),
                             retryable=_retryable(exc)) from None
         spec = statefulset.spec
         replicas = spec.replicas if spec is not None else None
@@ -86,27 +91,54 @@ class Kube:
             firstTimestamp=now, lastTimestamp=now, count=1,
         )
         try:
-            await self.client.create(event, namespace=namespace)
+            client = self.client
+            async with asyncio.timeout(self.settings.kube_timeout_seconds):
+                await client.create(event, namespace=namespace)
             log.info("event_recorded", reason=reason, message=message)
         except Exception as exc:
-            log.warning("event_failed", reason=reason, error=_describe(exc, "POST event"))
+            log.warning("event_failed", reason=reason,
+                        error=self._describe(exc, "POST event"))
+
+    def _describe(self, exc: BaseException, what: str) -> str:
+        import httpx
+
+        if isinstance(exc, TimeoutError | httpx.TimeoutException):
+            return (f"{what}: timed out after {self.settings.kube_timeout_seconds:g} s "
+                    f"({type(exc).__name__})")
+        return _describe(exc, what)
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
 
 
+def _status(exc: BaseException) -> tuple[int, str] | None:
+    """The HTTP status of a refused request and its message. lightkube raises its
+    ApiError (with the API's metav1.Status) only for a Content-Type of exactly
+    ``application/json``; any other answer (a charset, a proxy's page) comes as a bare
+    httpx.HTTPStatusError, whose code counts just the same."""
+    import httpx
+
+    status = getattr(exc, "status", None)
+    code = getattr(status, "code", None)
+    if isinstance(code, int):
+        return code, str(getattr(status, "message", None) or "")
+    if isinstance(exc, httpx.HTTPStatusError) and exc.response is not None:
+        return exc.response.status_code, exc.response.reason_phrase
+    return None
+
+
 def _retryable(exc: BaseException) -> bool:
     """Transport failures, 5xx and 429 may pass; 401 (after the token re-read), 403 and
     404 will not."""
-    status = getattr(getattr(exc, "status", None), "code", None)
-    if isinstance(status, int):
-        return status >= 500 or status == 429
+    status = _status(exc)
+    if status is not None:
+        return status[0] >= 500 or status[0] == 429
     return True
 
 
 def _describe(exc: BaseException, what: str) -> str:
-    status = getattr(getattr(exc, "status", None), "code", None)
+    status = _status(exc)
     if status is not None:
-        return f"{what}: HTTP {status}: {getattr(exc.status, 'message', '')}"  # type: ignore[attr-defined]
+        return f"{what}: HTTP {status[0]}: {status[1]}"
     return f"{what}: {type(exc).__name__}: {exc}"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import http
 import json
+import os
 import ssl
 import subprocess
 import threading
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,40 @@ def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
     """A metav1.Status, as the API server answers errors."""
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reason, "code": code}
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """How the stand-in mistreats a request, for fault-injection tests.
+
+    It waits ``delay`` seconds before answering; then answers ``status`` (a
+    metav1.Status, as the API server's own errors are) instead of the real answer when
+    that is set; else sends the real answer's body ``chunk`` bytes at a time, ``trickle``
+    seconds apart, when that is set. ``resource`` ("statefulsets", "events", ...) limits
+    the fault to requests for that resource; None means any request.
+    """
+
+    delay: float = 0.0
+    status: int | None = None
+    trickle: float = 0.0
+    chunk: int = 64
+    resource: str | None = None
+
+
+@dataclass
+class _Injected:
+    fault: Fault
+    remaining: int | None  # None: until cleared
+
+
+def resource_of(path: str) -> str | None:
+    """The resource a request is for: ``statefulsets`` in
+    /apis/apps/v1/namespaces/db/statefulsets/db."""
+    parts = path.strip("/").split("/")
+    if "namespaces" in parts:
+        index = parts.index("namespaces") + 2
+        return parts[index] if index < len(parts) else None
+    return parts[-1] or None
 
 
 @dataclass
@@ -82,7 +119,16 @@ class KubeApi:
         self.statefulsets: dict[tuple[str, str], StatefulSetState] = {}
         self.events: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str, int]] = []
+        # Every request as it arrives, answered or not (one a client gave up on included).
+        self.received: list[tuple[str, str]] = []
         self.available = True
+        # Content-Type "application/json" without "; charset=utf-8", byte for byte as
+        # kube-apiserver sends it (lightkube raises its ApiError only for that type).
+        self.exact_json_type = False
+        self._faults: list[_Injected] = []
+        self._faults_lock = threading.Lock()
+        self._delayed: set[asyncio.Task[Any]] = set()
+        self._token_writers: list[threading.Timer] = []
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -94,11 +140,48 @@ class KubeApi:
     def url(self) -> str:
         return f"{'https' if self._ssl else 'http'}://{self.host}:{self.port}"
 
-    def rotate_token(self) -> str:
-        """A new service-account token: the old one gets 401 from now on."""
-        self.token = uuid.uuid4().hex
-        self.token_file.write_text(self.token)
-        return self.token
+    def rotate_token(self, *, file_lag: float | None = 0.0) -> str:
+        """A new service-account token: the old one gets 401 from now on.
+
+        ``file_lag``: seconds until the token file holds the new token (as the kubelet
+        writes a projected token); None: the file keeps the old token until
+        ``write_token_file()``.
+        """
+        self.token = token = uuid.uuid4().hex
+        if file_lag == 0.0:
+            self._write_token(token)
+        elif file_lag is not None:
+            writer = threading.Timer(file_lag, self._write_token, args=(token,))
+            writer.daemon = True
+            self._token_writers.append(writer)
+            writer.start()
+        return token
+
+    def write_token_file(self) -> None:
+        """Bring the token file up to the current token (a late kubelet)."""
+        self._write_token(self.token)
+
+    def _write_token(self, token: str) -> None:
+        # Atomically, as the kubelet swaps a projected volume's files: never half written.
+        partial = self.token_file.with_name(f".{self.token_file.name}.partial")
+        partial.write_text(token)
+        os.replace(partial, self.token_file)
+
+    def inject(self, fault: Fault, *, times: int | None = None) -> None:
+        """Apply ``fault`` to the next ``times`` matching requests (None: every one until
+        ``clear_faults()``). Faults queue: the earliest one still applying wins."""
+        if times is not None and times < 1:
+            raise ValueError(f"times must be at least 1, not {times}")
+        with self._faults_lock:
+            self._faults.append(_Injected(fault, times))
+
+    def clear_faults(self) -> None:
+        with self._faults_lock:
+            self._faults.clear()
+
+    def received_for(self, resource: str) -> int:
+        """How many requests for ``resource`` arrived so far."""
+        return sum(1 for _, path in list(self.received) if resource_of(path) == resource)
 
     def add_statefulset(self, name: str, *, replicas: int, namespace: str = "default",
                         service: str | None = None,
@@ -217,10 +300,76 @@ class KubeApi:
         self.requests.append((request.method, request.path, response.status))
         return response
 
+    def _take_fault(self, path: str) -> Fault | None:
+        resource = resource_of(path)
+        with self._faults_lock:
+            for injected in self._faults:
+                if injected.fault.resource in (None, resource):
+                    if injected.remaining is not None:
+                        injected.remaining -= 1
+                        if injected.remaining == 0:
+                            self._faults.remove(injected)
+                    return injected.fault
+        return None
+
+    @web.middleware
+    async def _middleware(self, request: web.Request,
+                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                          ) -> web.StreamResponse:
+        self.received.append((request.method, request.path))
+        fault = self._take_fault(request.path)
+        if fault is not None and fault.delay > 0:
+            task = asyncio.current_task()
+            assert task is not None
+            self._delayed.add(task)  # stop() cancels it rather than wait it out
+            try:
+                await asyncio.sleep(fault.delay)
+            finally:
+                self._delayed.discard(task)
+        if fault is not None and fault.status is not None:
+            phrase = http.HTTPStatus(fault.status).phrase
+            headers = {"Retry-After": "1"} if fault.status == 429 else None
+            response: web.StreamResponse = self._log(request, web.json_response(
+                status_body(fault.status, phrase.replace(" ", ""), f"injected: {phrase}"),
+                status=fault.status, headers=headers))
+        else:
+            response = await handler(request)
+        if self.exact_json_type and response.content_type == "application/json":
+            response.headers["Content-Type"] = "application/json"
+        if fault is not None and fault.trickle > 0 and isinstance(response, web.Response):
+            return await self._trickle(request, response, fault)
+        return response
+
+    async def _trickle(self, request: web.Request, response: web.Response,
+                       fault: Fault) -> web.StreamResponse:
+        """Send ``response`` with its headers at once and its body in pieces, slowly."""
+        body = response.body
+        assert isinstance(body, bytes)
+        streamed = web.StreamResponse(status=response.status, headers=response.headers)
+        streamed.content_length = len(body)
+        await streamed.prepare(request)
+        task = asyncio.current_task()
+        assert task is not None
+        self._delayed.add(task)
+        try:
+            for offset in range(0, len(body), fault.chunk):
+                await streamed.write(body[offset:offset + fault.chunk])
+                await asyncio.sleep(fault.trickle)
+            await streamed.write_eof()
+        except ConnectionResetError:
+            pass  # the client gave up waiting: what the fault is for, not an error
+        finally:
+            self._delayed.discard(task)
+        return streamed
+
+    def _release_delayed(self) -> None:
+        for task in list(self._delayed):
+            task.cancel()
+
     def _serve(self) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
-        app = web.Application()
+        app = web.Application(middlewares=[self._middleware])
         app.router.add_get("/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}",
                            self._get_statefulset)
         app.router.add_get("/api/v1/namespaces/{namespace}/services/{name}", self._get_service)
@@ -248,7 +397,10 @@ class KubeApi:
         return self
 
     def stop(self) -> None:
+        for writer in self._token_writers:
+            writer.cancel()
         if self._loop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._release_delayed)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
 
