@@ -134,7 +134,9 @@ def judge(snapshot: Snapshot, *, now: float, policy: Policy, leaving: bool) -> V
     commit = authority.commit_index if authority is not None else None
     applied = local.applied_index if local is not None and fresh else None
     if applied is None or commit is None:
-        caught_up = Check("caught_up", False, "catch-up unknown: no applied or commit index")
+        why = (local.notes[0] if local is not None and fresh and local.notes
+               else "no applied or commit index")
+        caught_up = Check("caught_up", False, f"catch-up unknown: {why}")
     elif commit - applied > policy.max_lag_entries:
         caught_up = Check("caught_up", False,
                           f"catching up: {commit - applied} entries behind the leader "

@@ -358,7 +358,10 @@ class ConsulCluster(LoopbackCluster):
             "-bind", ip, "-advertise", ip, "-client", ip,
             "-data-dir", str(node.data_dir), "-log-level", "info",
             "-hcl", "ports { dns = -1, grpc = -1, grpc_tls = -1 }",
-            "-hcl", f'autopilot {{ server_stabilization_time = "{self.stabilization}" }}',
+            # As k8s/consul sets it: a dead server stays a voter until the agent (or an
+            # operator) removes it; a killed pod comes back with its data.
+            "-hcl", f'autopilot {{ server_stabilization_time = "{self.stabilization}" '
+                    f'cleanup_dead_servers = false }}',
             "-hcl", "performance { raft_multiplier = 1 }",
         ]
         for other in join:

@@ -39,6 +39,30 @@ def parse_configuration(payload: Any, *, api_port: int, scheme: str
     return tuple(sorted(members, key=lambda m: m.name)), leader
 
 
+def _raft_stat(agent_self: Any, key: str) -> int | None:
+    """An integer from /v1/agent/self's Stats.raft, when there and well-formed."""
+    stats = agent_self.get("Stats") if isinstance(agent_self, dict) else None
+    raft = stats.get("raft") if isinstance(stats, dict) else None
+    value = raft.get(key) if isinstance(raft, dict) else None
+    try:
+        return int(value) if isinstance(value, str | int) and not isinstance(value, bool) \
+            else None
+    except ValueError:
+        return None
+
+
+def _own_raft_address(agent_self: Any) -> str | None:
+    """This server's raft address as it now advertises it (serf address, server port)."""
+    member = agent_self.get("Member") if isinstance(agent_self, dict) else None
+    if not isinstance(member, dict):
+        return None
+    address, tags = member.get("Addr"), member.get("Tags")
+    port = tags.get("port") if isinstance(tags, dict) else None
+    if not isinstance(address, str) or not address or not isinstance(port, str) or not port:
+        return None
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 def parse_health(payload: Any) -> dict[str, tuple[int, bool]]:
     """Server id -> (last raft index, healthy) from /v1/operator/autopilot/health."""
     what = "consul autopilot health"
@@ -68,7 +92,13 @@ def build_view(agent_self: Any, configuration: Any, health: Any | None, *, api_p
             notes = ("autopilot health unreadable: catch-up not measured",)
     if indexes is not None:
         if self_id in indexes and leader_id in indexes:
-            applied, commit = indexes[self_id][0], indexes[leader_id][0]
+            # Autopilot's LastIndex is the last entry in a server's log, not what its state
+            # machine has applied: a restarted server holds its old log but applies nothing
+            # until the leader reaches it. Its own raft stats say what it has applied.
+            applied = _raft_stat(agent_self, "applied_index")
+            if applied is None:
+                applied = indexes[self_id][0]
+            commit = indexes[leader_id][0]
         # Unreachable per autopilot: any server it counts unhealthy (lagging, not yet
         # stable, silent). The quorum guard then undercounts, which errs on the safe side.
         members = tuple(Member(m.id, m.name, m.address, m.api_url, m.voter,
@@ -76,6 +106,14 @@ def build_view(agent_self: Any, configuration: Any, health: Any | None, *, api_p
                         for m in members)
     elif not notes:
         notes = ("autopilot health unavailable: catch-up not measured",)
+    own = _own_raft_address(agent_self)
+    listed = next((m.address for m in members if m.id == self_id), None)
+    if own is not None and listed and listed != own:
+        # Back on a new address (a restarted pod): until Consul updates its configuration
+        # the leader sends to the old one, and this server's data stays where it stopped.
+        applied = None
+        notes += (f"the cluster has this server at {listed}, it now listens at {own}: "
+                  "the leader cannot replicate to it until Consul updates the address",)
     build = config.get("Version")
     return ClusterView(members=members, leader_id=leader_id, self_id=self_id,
                        applied_index=applied, commit_index=commit,

@@ -277,3 +277,44 @@ def test_parallel_scale_down_three_to_one(backend: str, tmp_path: Path) -> None:
                    what="the remaining pod to lead", timeout=30)
         assert_no_write_lost(cluster, writer)
         cluster.wait_members(names(cluster, 0))
+
+
+@pytest.mark.parametrize("backend", sorted(HARNESSES))
+def test_leader_killed_while_another_pod_leaves(backend: str, tmp_path: Path) -> None:
+    """5 pods, scale to 4: the leader is SIGKILLed once pod 4's leave is under way. The
+    removal goes through the new leader; the 3 live of the 4 remaining keep quorum."""
+    with cluster_with_writer(backend, tmp_path, 5) as (cluster, writer):
+        leader = cluster.harness.leader()
+        assert leader != 4, "precondition: the departing pod is not the leader"
+        cluster.api.scale(backend, 4)
+        # The API answers 503 (retried) until the leader is dead: the leave has begun
+        # (readiness 503, decision pending) and goes on without the leader.
+        cluster.api.available = False
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            leaving = pool.submit(cluster.leave_command, 4)
+            wait_until(lambda: any("statefulsets" in path for _, path, _ in
+                                   cluster.api.requests),
+                       what="pod 4's leave to ask for the StatefulSet", timeout=30)
+            killed_at = time.monotonic()
+            cluster.harness.kill_store(leader)
+            cluster.api.available = True
+            result = leaving.result(timeout=90)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert '"result": "removed"' in result.stdout
+        terminate_pod(cluster, 4)
+        survivors = [o for o in range(4) if o != leader]
+
+        def survivor_leads() -> bool:
+            return cluster.harness.store_cluster().leader() in survivors
+
+        wait_until(survivor_leads, what="a leader among the live remaining pods",
+                   timeout=30)
+        leaderless = time.monotonic() - killed_at
+        cluster.wait_members(names(cluster, 0, 1, 2, 3))
+        cluster.harness.restart_store(leader)
+        for ordinal in range(4):
+            cluster.harness.sidecars[ordinal].wait_ready(timeout=90)
+        assert_no_write_lost(cluster, writer)
+        print(f"{backend}: leave took {result.stdout.strip()[-120:]}; "
+              f"a leader again within {leaderless:.1f}s of the kill; "
+              f"{len(writer.acknowledged)} writes acknowledged, 0 lost")

@@ -130,11 +130,39 @@ def test_build_view() -> None:
     assert view.self_id == ID1
     assert view.leader_id == ID0
     assert view.leader is not None and view.leader.name == "consul-0"
-    assert (view.applied_index, view.commit_index, view.lag) == (1501, 1503, 2)
+    # Applied: the server's own raft stats (1500), not autopilot's LastIndex for it (1501,
+    # the end of its log); commit: the leader's LastIndex.
+    assert (view.applied_index, view.commit_index, view.lag) == (1500, 1503, 3)
     assert view.version == "1.22.2"
     assert view.notes == ()
     assert [m.id for m in view.voters] == [ID0, ID1]
     assert [m.reachable for m in view.members] == [True, True, True]
+
+
+def test_restarted_server_applies_nothing_until_the_leader_reaches_it() -> None:
+    """Back with its old log (LastIndex 1501) but nothing applied since the restart."""
+    agent_self = copy.deepcopy(AGENT_SELF)
+    agent_self["Stats"]["raft"].update(applied_index="0", commit_index="0")
+    view = build_view(agent_self, CONFIGURATION, HEALTH_OK, api_port=8500, scheme="http")
+    assert (view.applied_index, view.commit_index, view.lag) == (0, 1503, 1503)
+    agent_self["Stats"]["raft"] = {"state": "Follower"}  # no figure: autopilot's stands in
+    view = build_view(agent_self, CONFIGURATION, HEALTH_OK, api_port=8500, scheme="http")
+    assert view.applied_index == 1501
+
+
+@pytest.mark.parametrize("addr", ["10.0.0.9", "fd00::9"])
+def test_server_back_on_a_new_address_is_not_caught_up(addr: str) -> None:
+    """The configuration still lists the old address: the leader replicates to nobody."""
+    agent_self = copy.deepcopy(AGENT_SELF)
+    agent_self["Member"]["Addr"] = addr
+    view = build_view(agent_self, CONFIGURATION, HEALTH_OK, api_port=8500, scheme="http")
+    own = f"[{addr}]:8300" if ":" in addr else f"{addr}:8300"
+    assert view.applied_index is None and view.commit_index == 1503
+    assert view.notes == (f"the cluster has this server at 10.0.0.2:8300, it now listens at "
+                          f"{own}: the leader cannot replicate to it until Consul updates "
+                          "the address",)
+    same = build_view(AGENT_SELF, CONFIGURATION, HEALTH_OK, api_port=8500, scheme="http")
+    assert same.applied_index == 1500 and same.notes == ()
 
 
 def test_build_view_unhealthy_server_is_unreachable() -> None:
@@ -260,7 +288,7 @@ async def test_view_healthy_cluster() -> None:
         ("consul-1", "http://10.0.0.2:8500", True, True),
         ("consul-2", "http://10.0.0.3:8500", False, True),
     ]
-    assert (view.applied_index, view.commit_index) == (1501, 1503)
+    assert (view.applied_index, view.commit_index) == (1500, 1503)
     assert view.notes == ()
 
 
@@ -290,6 +318,9 @@ async def test_view_of_another_server() -> None:
     other = "http://10.0.0.1:8500"
     leader_self = copy.deepcopy(AGENT_SELF)
     leader_self["Config"].update(NodeID=ID0, NodeName="consul-0")
+    leader_self["Member"].update(Name="consul-0", Addr="10.0.0.1")
+    leader_self["Stats"]["raft"].update(state="Leader", applied_index="1503",
+                                        commit_index="1503", last_log_index="1503")
     routes = _mock_view(other, health=httpx.Response(200, json=HEALTH_OK),
                         agent_self=leader_self)
     async with httpx.AsyncClient() as client:

@@ -93,6 +93,18 @@ def test_catching_up() -> None:
     assert reasons(snapshot) == []
 
 
+def test_unmeasured_catch_up_says_why() -> None:
+    """A view that cannot measure its catch-up says why in the reason (its first note)."""
+    import dataclasses
+
+    local = dataclasses.replace(view(A, B), applied_index=None,
+                                notes=("the cluster has this server at a:2, it now listens "
+                                       "at z:2",))
+    snapshot = Snapshot(local=local, local_ok_at=99.0, self_id=A, authority=view(B, B))
+    assert reasons(snapshot) == [
+        "catch-up unknown: the cluster has this server at a:2, it now listens at z:2"]
+
+
 def test_leaving() -> None:
     assert reasons(healthy(), leaving=True) == ["leaving the cluster"]
 
