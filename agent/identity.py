@@ -21,7 +21,8 @@ class IdentityError(ConfigError):
 
 def is_dns_label(value: str) -> bool:
     """True when ``value`` is a valid RFC 1123 label (lower case, <= 63 chars)."""
-    return len(value) <= MAX_LABEL and bool(_DNS_LABEL.match(value))
+    # fullmatch: "$" alone also matches before a final newline ("prod\n").
+    return len(value) <= MAX_LABEL and bool(_DNS_LABEL.fullmatch(value))
 
 
 def check_dns_name(value: str) -> str:

@@ -209,6 +209,13 @@ def render(
         except jinja2.TemplateSyntaxError as exc:
             problems.append(f"{_where(name, exc.lineno)}: syntax error: {exc.message}")
             continue
+        except RecursionError:  # Jinja's parser recurses once per level of nesting
+            problems.append(f"{name}: nested too deeply to parse")
+            continue
+        except Exception as exc:  # the analysis constant-folds: ''.__class__ ~ '' raises here
+            kind = "undefined" if isinstance(exc, jinja2.UndefinedError) else type(exc).__name__
+            problems.append(f"{name}: {kind}: {exc}")
+            continue
         if unknown:
             problems.extend(f"{name}: unknown variable {var!r}" for var in unknown)
             continue
