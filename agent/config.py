@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -15,6 +15,8 @@ from agent.errors import ConfigError
 from agent.identity import IdentityError, check_dns_name, is_dns_label, parse_pod_name
 
 ENV_PREFIX = "AGENT_"
+# The longest duration any setting takes (a week): larger values overflow OS timers.
+MAX_DURATION_SECONDS = 7 * 24 * 3600.0
 VAR_PREFIX = "AGENT_VAR_"
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 DEFAULT_PEER_PORTS: dict[str, int] = {"etcd": 2380, "rqlite": 4002, "consul": 8301}
@@ -36,6 +38,8 @@ class Settings(BaseSettings):
         populate_by_name=True,
         env_ignore_empty=True,
         frozen=True,
+        # inf/nan pass float parsing but break every timer (socket timeouts overflow).
+        allow_inf_nan=False,
     )
 
     # --- identity (Downward API) -------------------------------------------------
@@ -307,6 +311,16 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Lowest level logged."
     )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _durations_bounded(cls, value: Any, info: ValidationInfo) -> Any:
+        """Every ``*_seconds`` setting is at most a week: larger ones overflow timers."""
+        name = info.field_name or ""
+        if name.endswith("_seconds") and isinstance(value, float) \
+                and value > MAX_DURATION_SECONDS:
+            raise ValueError(f"at most {MAX_DURATION_SECONDS:g} seconds (a week)")
+        return value
 
     @field_validator("namespace", "service")
     @classmethod

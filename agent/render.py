@@ -140,7 +140,21 @@ def make_environment(texts: Mapping[str, str]) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
+        finalize=_plain_value,
     )
+
+
+class UnprintableValue(ValueError):
+    """A template printed a function, method or class instead of a value."""
+
+
+def _plain_value(value: Any) -> Any:
+    """What ``{{ }}`` may print: values, not Python objects (``{{ dict }}`` or
+    ``{{ vars.items }}`` is a template mistake, not text for a config file)."""
+    if callable(value) and not isinstance(value, jinja2.Undefined):  # Undefined says why
+        raise UnprintableValue(f"prints a Python object ({type(value).__name__}), not a "
+                               "value: a filter or call is missing, or a name is wrong")
+    return value
 
 
 def _template_line(exc: BaseException, name: str) -> int | None:

@@ -220,3 +220,26 @@ def test_leave_time_problem(backend: str | None, grace: float, margin: float,
     if problem is not None:
         assert problem.startswith(f"the leave deadline ({grace - margin:g} s: ")
         assert f"shorter than a {backend} removal can take" in problem
+
+
+DURATIONS = sorted(name for name in Settings.model_fields if name.endswith("_seconds"))
+
+
+@pytest.mark.parametrize("value,problem", [
+    ("inf", "Input should be a finite number"),
+    ("nan", "Input should be a finite number"),
+    ("1e300", "at most 604800 seconds (a week)"),
+    ("604801", "at most 604800 seconds (a week)"),
+])
+def test_durations_finite_and_at_most_a_week(value: str, problem: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past a week a duration overflows OS timers (socket timeouts): refused up front."""
+    problems = _problems("status", monkeypatch, {env_name(f): value for f in DURATIONS})
+    assert len(DURATIONS) >= 10
+    for name in DURATIONS:
+        assert f"{describe(name)}: {problem} (got '{value}')" in problems, problems
+    for name in DURATIONS:
+        monkeypatch.delenv(env_name(name))
+    settings = _load("status", monkeypatch,
+                     {"AGENT_TERMINATION_GRACE_PERIOD_SECONDS": "604800"})
+    assert settings.termination_grace_period_seconds == 604800

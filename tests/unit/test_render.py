@@ -273,3 +273,20 @@ def test_rewrite_keeps_permissions_and_reports_written(tmp_path: Path) -> None:
     result = render_directory(src, tmp_path / "out", {}, rewrite=PROD)
     assert result.written == ["c.json"]
     assert stat.S_IMODE((tmp_path / "out/c.json").stat().st_mode) == 0o600
+
+
+def test_printing_a_python_object_is_an_error(tmp_path: Path) -> None:
+    """``{{ dict }}`` or ``{{ vars.items }}`` would write ``<class 'dict'>`` or a method's
+    repr into the config: refused, named with file and line, nothing written."""
+    src = _tree(tmp_path / "in", {
+        "a.j2": "{{ dict }}",
+        "b.j2": "ok\n{{ vars.items }}",
+        "c.j2": "{{ vars.items() | list | length }} {{ peers | length }}",
+    })
+    with pytest.raises(RenderError) as info:
+        render_directory(src, tmp_path / "out", CONTEXT)
+    problems = info.value.problems
+    assert len(problems) == 2, problems
+    assert problems[0].startswith("a.j2:1: ") and "prints a Python object (type)" in problems[0]
+    assert problems[1].startswith("b.j2:2: ") and "prints a Python object" in problems[1]
+    assert not (tmp_path / "out").exists()
