@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup lint unit integration test demo bench docs clean
+.PHONY: setup lint unit integration test demo soak bench docs clean
 
 setup:
 	@bash scripts/setup.sh
@@ -23,6 +23,10 @@ test: setup lint
 
 demo: setup
 	$(PY) -m player.demo
+
+# Opt-in: 30 minutes (SOAK_MINUTES) of scale 3→5→3 and restarts with a writer (STORE).
+soak: setup
+	$(PY) -m player.soak
 
 bench: setup
 	$(PY) bench/cold_start.py

@@ -1,0 +1,26 @@
+"""The soak's bounded CI variant: one whole cycle per store (scale 3→5, a pod deleted and
+back, 5→3) with a writer; `make soak` runs cycles for 30 minutes (SOAK_MINUTES)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from player.soak import soak
+from tests.e2e.conftest import FAST, require_player
+from tests.integration.conftest import require_store
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("store", ["etcd", "rqlite", "consul"])
+def test_one_soak_cycle(store: str, tmp_path: Path) -> None:
+    require_player()
+    require_store(store)
+    result = soak(store, tmp_path / "sts", seconds=0, overrides=FAST)
+    print(result.summary())
+    assert result.cycles == 1 and len(result.steps) == 3
+    assert result.membership_mismatches == []
+    assert result.acknowledged > 0 and result.lost == 0
+    assert result.ok, result.summary()
