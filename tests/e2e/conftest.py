@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -33,11 +34,13 @@ def require_player() -> None:
         pytest.skip(problem)
 
 
-@pytest.fixture(params=["etcd", "rqlite", "consul"])
-def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StatefulSetPlayer]:
+@contextlib.contextmanager
+def played(example: Path, store: str, tmp_path: Path) -> Iterator[StatefulSetPlayer]:
+    """A player for ``example`` (a k8s/ directory running ``store``); its pods, events and
+    logs are printed when the test fails; everything is stopped after."""
     require_player()
-    require_store(request.param)
-    player = StatefulSetPlayer(ROOT / "k8s" / request.param, tmp_path / "sts", overrides=FAST)
+    require_store(store)
+    player = StatefulSetPlayer(example, tmp_path / "sts", overrides=FAST)
     try:
         yield player
     except BaseException:
@@ -45,6 +48,12 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stateful
         raise
     finally:
         player.close()
+
+
+@pytest.fixture(params=["etcd", "rqlite", "consul"])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StatefulSetPlayer]:
+    with played(ROOT / "k8s" / request.param, request.param, tmp_path) as player:
+        yield player
 
 
 def writer_for(player: StatefulSetPlayer) -> Writer:

@@ -12,26 +12,17 @@ import pytest
 from player.controller import StatefulSetPlayer
 from player.kubelet import Pod
 from player.wait import wait_until
-from tests.e2e.conftest import FAST, ROOT, require_player, writer_for
+from tests.e2e.conftest import ROOT, played, writer_for
 from tests.e2e.test_statefulset import leader_url, names, pods
-from tests.integration.conftest import require_store
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(params=["etcd", "rqlite", "consul"])
 def native(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StatefulSetPlayer]:
-    require_player()
-    require_store(request.param)
-    player = StatefulSetPlayer(ROOT / "k8s" / "native-sidecar" / request.param,
-                               tmp_path / "sts", overrides=FAST)
-    try:
+    with played(ROOT / "k8s" / "native-sidecar" / request.param, request.param,
+                tmp_path) as player:
         yield player
-    except BaseException:
-        print(player.describe())
-        raise
-    finally:
-        player.close()
 
 
 def hook_answers(pod: Pod) -> list[str]:

@@ -63,7 +63,9 @@ def test_server_back_on_a_new_address_rejoins_without_force_leave(
     assert consul.put("w/while-away", "2")
     new_ip = f"127.0.41.{follower + 1}"
     consul.cluster.move(follower, new_ip)
-    consul.start_sidecar(follower)  # the pod's sidecar, on the pod's new address
+    # The pod's sidecar, on the pod's new address. No lag tolerated: "ready" then means
+    # it has applied everything the leader had, so the write made while away is there.
+    consul.start_sidecar(follower, env={"AGENT_MAX_LAG_ENTRIES": "0"})
 
     def moved() -> bool:
         servers = {s["Node"]: s for s in consul.cluster.configuration()}
