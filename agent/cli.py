@@ -19,6 +19,7 @@ from agent.config import (
     env_name,
     fields,
     flag_name,
+    host_port,
     load_settings,
     template_vars,
 )
@@ -196,7 +197,7 @@ def _local_url(settings: Settings) -> str:
         host = "127.0.0.1"
     elif host == "::":
         host = "::1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"http://{host_port(host, port)}"
 
 
 def _status(settings: Settings) -> int:

@@ -433,6 +433,11 @@ class Settings(BaseSettings):
         return DEFAULT_PEER_PORTS.get(self.backend) if self.backend else None
 
 
+def host_port(host: str, port: int | str) -> str:
+    """``host:port``, bracketing an IPv6 address (the inverse of parse_host_port)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def parse_host_port(value: str, default_port: int) -> tuple[str, int]:
     """Parse ``ip``, ``ip:port`` or ``[v6]:port``; the host must be an IP address."""
     host, port_text = value, ""

@@ -9,6 +9,7 @@ import dns.exception
 import dns.resolver
 import dns.reversename
 
+from agent.config import host_port
 from agent.discovery import DnsUnavailable, SrvRecord
 
 
@@ -51,8 +52,7 @@ class DnspythonClient:
 
     def _servers(self) -> str:
         """The nameservers asked, as host:port (for messages)."""
-        port = self.resolver.port
-        return ", ".join(f"[{ns}]:{port}" if ":" in str(ns) else f"{ns}:{port}"
+        return ", ".join(host_port(str(ns), self.resolver.port)
                          for ns in self.resolver.nameservers)
 
     async def addresses(self, name: str) -> list[str]:

@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.config import Settings
+from agent.config import Settings, host_port
 from agent.discovery import Peer, ServiceNames
 from agent.identity import PodIdentity
 
@@ -18,11 +18,6 @@ def move_aside(path: Path) -> Path:
     target = path.with_name(f"{path.name}.removed-{stamp}")
     path.rename(target)
     return target
-
-
-def host_port(host: str, port: int) -> str:
-    """``host:port``, bracketing an IPv6 address."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Prestart:

@@ -168,6 +168,12 @@ def _template_line(exc: BaseException, name: str) -> int | None:
     return found
 
 
+def _failure(where: str, exc: Exception) -> str:
+    """A template problem raised while analysing or rendering, named by its kind."""
+    kind = "undefined" if isinstance(exc, jinja2.UndefinedError) else type(exc).__name__
+    return f"{where}: {kind}: {exc}"
+
+
 def _where(name: str, line: int | None) -> str:
     return f"{name}:{line}" if line else name
 
@@ -227,8 +233,7 @@ def render(
             problems.append(f"{name}: nested too deeply to parse")
             continue
         except Exception as exc:  # the analysis constant-folds: ''.__class__ ~ '' raises here
-            kind = "undefined" if isinstance(exc, jinja2.UndefinedError) else type(exc).__name__
-            problems.append(f"{name}: {kind}: {exc}")
+            problems.append(_failure(name, exc))
             continue
         if unknown:
             problems.extend(f"{name}: unknown variable {var!r}" for var in unknown)
@@ -242,8 +247,7 @@ def render(
             )
             continue
         except Exception as exc:
-            kind = "undefined" if isinstance(exc, jinja2.UndefinedError) else type(exc).__name__
-            problems.append(f"{_where(name, _template_line(exc, name))}: {kind}: {exc}")
+            problems.append(_failure(_where(name, _template_line(exc, name)), exc))
             continue
         outputs.append(Output(relpath=target, content=text.encode("utf-8"), mode=source.mode))
     if problems:

@@ -11,11 +11,11 @@ import structlog
 
 from agent.backends.base import ClusterView
 from agent.backends.rqlite import RqliteBackend
-from agent.config import Settings
+from agent.config import Settings, host_port
 from agent.discovery import Peer, ServiceNames
 from agent.errors import AgentError, BackendError
 from agent.identity import PodIdentity
-from agent.prestart import Prestart, host_port
+from agent.prestart import Prestart
 from agent.quorum import quorum_for_add
 from agent.retry import Done, Pending, poll
 from agent.rqlite_join import RqlitePlan, plan_rqlite

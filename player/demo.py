@@ -15,11 +15,11 @@ from typing import Any
 
 import httpx
 
+from agent.config import DEFAULT_CLIENT_PORTS
 from player.controller import StatefulSetPlayer
-from player.writer import Writer, rqlite_admin
+from player.writer import writer_for
 
 ROOT = Path(__file__).resolve().parents[1]
-CLIENT_PORTS = {"etcd": 2379, "rqlite": 4001, "consul": 8500}
 # A client that waits longer than this for a write has met a cluster without quorum
 # (elections here take about a second).
 QUORUM_GAP_SECONDS = 5.0
@@ -58,19 +58,13 @@ def table(player: StatefulSetPlayer, title: str, took: float) -> None:
 
 def main() -> int:
     store = os.environ.get("STORE", "etcd")
-    if store not in CLIENT_PORTS:
-        print(f"demo: STORE={store!r}: k8s/ examples exist for {sorted(CLIENT_PORTS)}",
+    if store not in DEFAULT_CLIENT_PORTS:
+        print(f"demo: STORE={store!r}: k8s/ examples exist for {sorted(DEFAULT_CLIENT_PORTS)}",
               file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix=f"sts-agent-demo-{store}-"))
     player = StatefulSetPlayer(ROOT / "k8s" / store, workdir)
-    auth = None
-    for secret in player.example.secrets.values():  # rqlite's -auth file, when there is one
-        if "users.json" in secret:
-            auth = rqlite_admin(secret["users.json"])
-    port = CLIENT_PORTS[store]
-    writer = Writer(store, lambda: [f"http://{p.ip}:{port}" for p in list(
-        player.pods.values()) if p.ready], auth=auth)
+    writer = writer_for(player)
     print(f"sts-agent demo: k8s/{store} played locally (pods in network namespaces, "
           f"dnsmasq for the Services, a stand-in API); work dir {workdir}")
     try:
@@ -91,7 +85,7 @@ def main() -> int:
         writer.stop()
         names = sorted(m["name"] for m in player.members())
         pods = sorted(p.name for p in player.pods.values())
-        leader_url = f"http://{player.pods[min(player.pods)].ip}:{port}"
+        leader_url = f"http://{player.pods[min(player.pods)].ip}:{DEFAULT_CLIENT_PORTS[store]}"
         lost = writer.lost(leader_url)
         quorum = writer.longest_gap < QUORUM_GAP_SECONDS
         ok = names == pods and not lost and quorum

@@ -10,10 +10,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.config import DEFAULT_CLIENT_PORTS
 from player.controller import StatefulSetPlayer
-from player.demo import CLIENT_PORTS, QUORUM_GAP_SECONDS, ROOT
+from player.demo import QUORUM_GAP_SECONDS, ROOT
 from player.wait import WaitTimeout, wait_until
-from player.writer import Writer, rqlite_admin
+from player.writer import writer_for
 
 # How long the sidecars' views may take to show a finished step (a few polls).
 MEMBERSHIP_SETTLE_SECONDS = 30.0
@@ -50,13 +51,7 @@ def soak(store: str, workdir: Path, *, seconds: float, overrides: dict[str, str]
     """Cycles of scale 3→5, a restart (every other cycle a rolling restart of all five,
     else one pod deleted), scale 5→3, until ``seconds`` have passed (whole cycles)."""
     player = StatefulSetPlayer(ROOT / "k8s" / store, workdir, overrides=overrides)
-    auth = None
-    for secret in player.example.secrets.values():
-        if "users.json" in secret:
-            auth = rqlite_admin(secret["users.json"])
-    port = CLIENT_PORTS[store]
-    writer = Writer(store, lambda: [f"http://{p.ip}:{port}" for p in list(
-        player.pods.values()) if p.ready], auth=auth)
+    writer = writer_for(player)
     result = SoakResult(store)
 
     def step(title: str) -> None:
@@ -99,7 +94,7 @@ def soak(store: str, workdir: Path, *, seconds: float, overrides: dict[str, str]
             if time.monotonic() - started >= seconds:
                 break
         writer.stop()
-        leader_url = f"http://{player.pods[min(player.pods)].ip}:{port}"
+        leader_url = f"http://{player.pods[min(player.pods)].ip}:{DEFAULT_CLIENT_PORTS[store]}"
         result.lost = len(writer.lost(leader_url))
     except BaseException:
         print(player.describe(), file=sys.stderr)
@@ -116,8 +111,8 @@ def soak(store: str, workdir: Path, *, seconds: float, overrides: dict[str, str]
 def main() -> int:
     """`make soak`: STORE (etcd, rqlite, consul; default etcd), SOAK_MINUTES (default 30)."""
     store = os.environ.get("STORE", "etcd")
-    if store not in CLIENT_PORTS:
-        print(f"soak: STORE={store!r}: k8s/ examples exist for {sorted(CLIENT_PORTS)}",
+    if store not in DEFAULT_CLIENT_PORTS:
+        print(f"soak: STORE={store!r}: k8s/ examples exist for {sorted(DEFAULT_CLIENT_PORTS)}",
               file=sys.stderr)
         return 2
     minutes = float(os.environ.get("SOAK_MINUTES", "30"))

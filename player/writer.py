@@ -8,8 +8,14 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import httpx
+
+from agent.config import DEFAULT_CLIENT_PORTS
+
+if TYPE_CHECKING:
+    from player.controller import StatefulSetPlayer
 
 
 class Writer:
@@ -101,6 +107,19 @@ class Writer:
         """Acknowledged keys missing (or changed) in the store."""
         stored = self.read_all(url)
         return sorted(k for k, v in self.acknowledged.items() if stored.get(k) != v)
+
+
+def writer_for(player: StatefulSetPlayer) -> Writer:
+    """A client writing through whichever of the player's pods are ready, on the store's
+    client port, as rqlite's admin user when the example has an -auth file."""
+    store = player.example.name
+    auth = None
+    for secret in player.example.secrets.values():
+        if "users.json" in secret:
+            auth = rqlite_admin(secret["users.json"])
+    port = DEFAULT_CLIENT_PORTS[store]
+    return Writer(store, lambda: [f"http://{p.ip}:{port}" for p in list(player.pods.values())
+                                  if p.ready], auth=auth)
 
 
 def rqlite_admin(users_json: bytes) -> tuple[str, str] | None:

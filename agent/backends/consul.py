@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from agent.backends.base import ClusterView, Member, as_int, decode_json, need, request
+from agent.config import host_port
 from agent.errors import BackendError, BackendUnavailable
 
 LEAVE_TIMEOUT_SECONDS = 30.0
@@ -44,10 +45,11 @@ def _raft_stat(agent_self: Any, key: str) -> int | None:
     stats = agent_self.get("Stats") if isinstance(agent_self, dict) else None
     raft = stats.get("raft") if isinstance(stats, dict) else None
     value = raft.get(key) if isinstance(raft, dict) else None
+    if value is None:
+        return None
     try:
-        return int(value) if isinstance(value, str | int) and not isinstance(value, bool) \
-            else None
-    except ValueError:
+        return as_int(value, f"consul agent/self Stats.raft.{key}")
+    except BackendError:  # malformed: autopilot's figure stands in
         return None
 
 
@@ -60,7 +62,7 @@ def _own_raft_address(agent_self: Any) -> str | None:
     port = tags.get("port") if isinstance(tags, dict) else None
     if not isinstance(address, str) or not address or not isinstance(port, str) or not port:
         return None
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    return host_port(address, port)
 
 
 def parse_health(payload: Any) -> dict[str, tuple[int, bool]]:

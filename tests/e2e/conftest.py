@@ -11,11 +11,9 @@ from pathlib import Path
 import pytest
 
 from player.controller import StatefulSetPlayer
-from player.writer import Writer, rqlite_admin
 from tests.integration.conftest import require_store
 
 ROOT = Path(__file__).resolve().parents[2]
-CLIENT_PORTS = {"etcd": 2379, "rqlite": 4001, "consul": 8500}
 # Quicker polls than the manifests' defaults, so the tests spend less time waiting;
 # everything else is the manifests' own.
 FAST = {"AGENT_POLL_INTERVAL_SECONDS": "0.5"}
@@ -54,15 +52,3 @@ def played(example: Path, store: str, tmp_path: Path) -> Iterator[StatefulSetPla
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StatefulSetPlayer]:
     with played(ROOT / "k8s" / request.param, request.param, tmp_path) as player:
         yield player
-
-
-def writer_for(player: StatefulSetPlayer) -> Writer:
-    """A client writing through whichever pods are ready, with the admin user if any."""
-    store = player.example.name
-    auth = None
-    for secret in player.example.secrets.values():
-        if "users.json" in secret:
-            auth = rqlite_admin(secret["users.json"])
-    port = CLIENT_PORTS[store]
-    return Writer(store, lambda: [f"http://{p.ip}:{port}" for p in list(player.pods.values())
-                                  if p.ready], auth=auth)

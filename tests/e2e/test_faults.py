@@ -9,7 +9,7 @@ import pytest
 
 from player.controller import StatefulSetPlayer
 from player.wait import wait_until
-from tests.e2e.conftest import writer_for
+from player.writer import writer_for
 from tests.e2e.test_statefulset import leader_url
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,8 @@ import pytest
 from player.controller import StatefulSetPlayer
 from player.kubelet import Pod
 from player.wait import wait_until
-from tests.e2e.conftest import ROOT, played, writer_for
+from player.writer import writer_for
+from tests.e2e.conftest import ROOT, played
 from tests.e2e.test_statefulset import leader_url, names, pods
 
 pytestmark = pytest.mark.e2e

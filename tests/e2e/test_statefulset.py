@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from agent.config import DEFAULT_CLIENT_PORTS
 from player.controller import StatefulSetPlayer
 from player.wait import wait_until
-from tests.e2e.conftest import CLIENT_PORTS, writer_for
+from player.writer import writer_for
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +22,7 @@ def pods(cluster: StatefulSetPlayer) -> list[str]:
 
 
 def leader_url(cluster: StatefulSetPlayer) -> str:
-    port = CLIENT_PORTS[cluster.example.name]
+    port = DEFAULT_CLIENT_PORTS[cluster.example.name]
     return f"http://{cluster.pods[0].ip}:{port}"
 
 
