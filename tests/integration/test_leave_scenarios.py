@@ -289,7 +289,12 @@ def test_leader_killed_while_another_pod_leaves(backend: str, tmp_path: Path) ->
             # leader does (spec.replicas is still 5, so it stays).
             response = httpx.post(cluster.harness.sidecars[4].url + "/leave", timeout=30)
             assert response.json()["result"] == "stayed", response.text
-            assert "leadership handed to" in response.json()["reason"], response.text
+            if backend == "rqlite":  # no transfer API: a restart of its store moves it
+                cluster.harness.stop_store(4)
+                cluster.harness.restart_store(4)
+                cluster.harness.sidecars[4].wait_ready(timeout=60)
+            else:
+                assert "leadership handed to" in response.json()["reason"], response.text
 
         def other_leader() -> tuple[int] | None:
             current = cluster.harness.leader()
