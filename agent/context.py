@@ -69,3 +69,15 @@ def build_context(
         context["peer_port"] = peer_port
         context["peer_addresses"] = [f"{fqdn}:{peer_port}" for fqdn in peers]
     return context
+
+
+VAR_PREFIX = "AGENT_VAR_"
+
+
+def template_vars(environ: Mapping[str, str]) -> dict[str, str]:
+    """``AGENT_VAR_FOO=bar`` env entries as ``{"foo": "bar"}`` for templates."""
+    return {
+        key[len(VAR_PREFIX) :].lower(): value
+        for key, value in environ.items()
+        if key.upper().startswith(VAR_PREFIX) and len(key) > len(VAR_PREFIX)
+    }

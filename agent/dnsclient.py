@@ -9,7 +9,7 @@ import dns.exception
 import dns.resolver
 import dns.reversename
 
-from agent.config import host_port
+from agent.addresses import host_port
 from agent.discovery import DnsUnavailable, SrvRecord
 
 

@@ -110,3 +110,16 @@ def ordinal_of_fqdn(
     except IdentityError:
         return None
     return identity.ordinal if identity.statefulset == statefulset else None
+
+
+def ordinal_of_member(name: str, statefulset: str | None) -> int | None:
+    """The ordinal a store member's name implies (``db-2``, ``db-2.db.ns.svc...:4002``),
+    when it is a pod of ``statefulset``."""
+    if not statefulset:
+        return None
+    host = name.split(":", 1)[0].split(".", 1)[0]
+    try:
+        identity = parse_pod_name(host)
+    except IdentityError:
+        return None
+    return identity.ordinal if identity.statefulset == statefulset else None

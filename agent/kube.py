@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-from agent.config import Settings
+from agent.config.settings import Settings
 from agent.errors import KubeError
 
 log = structlog.get_logger("agent.kube")

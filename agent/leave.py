@@ -11,10 +11,13 @@ from typing import Literal, Protocol
 
 import structlog
 
-from agent.backends.base import ClusterView, Member, Reconfigurable
 from agent.errors import AgentError, BackendError, BackendUnavailable, KubeError
-from agent.identity import IdentityError, parse_pod_name
+from agent.identity import ordinal_of_member
 from agent.membership import Membership
+from agent.model import ClusterView
+from agent.quorum import quorum_for_removal, successor
+from agent.stores.base import Reconfigurable
+from agent.survey import answering
 
 log = structlog.get_logger("agent.leave")
 
@@ -42,10 +45,13 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """Whether this pod leaves, and why; ``unknown`` when the API could not tell."""
+
     leave: bool
     reason: str
     # The ordinals the StatefulSet keeps, when known: [start, start + replicas).
     keep: range | None = None
+    unknown: bool = False  # the StatefulSet could not be read: staying, as for a restart
 
 
 class Replicas(Protocol):
@@ -84,7 +90,8 @@ async def decide(policy: str, *, ordinal: int, statefulset: str | None,
         except KubeError as exc:
             if not exc.retryable or clock() >= give_up:
                 return Decision(False, f"cannot read StatefulSet {statefulset} "
-                                       f"({exc.message}); staying, as for a restart")
+                                       f"({exc.message}); staying, as for a restart",
+                                unknown=True)
             await sleep(min(0.5, max(0.0, give_up - clock())))
     keep = range(start, start + desired)
     if desired == 0:
@@ -96,51 +103,6 @@ async def decide(policy: str, *, ordinal: int, statefulset: str | None,
                               f"ordinals {start}..{start + desired - 1}", keep)
     return Decision(False, f"not a scale-down: ordinal {ordinal} is kept (spec.replicas "
                            f"{desired}; restart, eviction or rolling update)", keep)
-
-
-def ordinal_of_member(name: str, statefulset: str | None) -> int | None:
-    """The ordinal a member's name implies (``db-2``, ``db-2.db.ns.svc...:4002``), if any."""
-    if not statefulset:
-        return None
-    host = name.split(":", 1)[0].split(".", 1)[0]
-    try:
-        identity = parse_pod_name(host)
-    except IdentityError:
-        return None
-    return identity.ordinal if identity.statefulset == statefulset else None
-
-
-def quorum_guard(view: ClusterView, self_id: str, reachable: set[str],
-                 departing: set[str] | None = None) -> str | None:
-    """Why removing ``self_id`` now would be unsafe, or None when it is safe.
-
-    ``view`` is the leader's own view; ``reachable`` the ids of members that answered;
-    ``departing`` the other members that are leaving too (a parallel scale-down), which
-    are counted as gone already. After the removals the remaining voters that answer
-    must be a majority of the remaining voters, or the cluster could not commit.
-    """
-    if view.leader_id is None:
-        return "no leader"
-    me = view.member(self_id)
-    if me is None:
-        return None  # already gone: nothing to guard
-    if not me.voter:
-        return None  # a learner / non-voter never counts towards quorum
-    gone = {self_id} | (departing or set())
-    remaining = [m for m in view.voters if m.id not in gone]
-    if not remaining:
-        return "this is the last voter; removing it would leave no cluster"
-    answering = [m for m in remaining if m.id in reachable]
-    needed = len(remaining) // 2 + 1
-    if len(answering) < needed:
-        return (f"only {len(answering)} of the {len(remaining)} remaining voters answer; "
-                f"{needed} are needed for quorum after the removal")
-    return None
-
-
-def _successor(view: ClusterView, self_id: str, reachable: set[str]) -> Member | None:
-    """The voter a leaving or restarting leader hands leadership to: reachable, not itself."""
-    return next((m for m in view.voters if m.id != self_id and m.id in reachable), None)
 
 
 class Leaver:
@@ -218,7 +180,7 @@ class Leaver:
         self._keep = decision.keep
         log.info("leave_decision", leave=decision.leave, reason=decision.reason)
         if not decision.leave:
-            if "cannot read" in decision.reason:
+            if decision.unknown:
                 self._record("LeaveSkipped", decision.reason, warning=True)
             reason = decision.reason
             handed_to = await self._hand_off_before_restart()
@@ -286,18 +248,7 @@ class Leaver:
         await self.sleep(self.retry_seconds * random.uniform(0.5, 1.5))
 
     async def _reachable(self, view: ClusterView) -> set[str]:
-        known = {m.id for m in view.members if m.reachable}
-        unknown = [m for m in view.members if m.reachable is None and m.api_url]
-
-        async def answers(url: str) -> bool:
-            try:
-                await self.membership.backend.view(url)
-                return True
-            except AgentError:
-                return False
-
-        results = await asyncio.gather(*(answers(m.api_url or "") for m in unknown))
-        return known | {m.id for m, ok in zip(unknown, results, strict=True) if ok}
+        return await answering(self.membership.view_at, view.members)
 
     async def _hand_off_before_restart(self) -> str | None:
         """A leader that stops but stays a member hands leadership to a reachable voter
@@ -312,7 +263,7 @@ class Leaver:
                 if view is None or self_id is None or view.leader_id != self_id:
                     return None
                 leader = view.leader
-                target = _successor(view, self_id, await self._reachable(view))
+                target = successor(view, self_id, await self._reachable(view))
                 if target is None or leader is None or not leader.api_url:
                     log.info("hand_off_skipped", reason="no reachable voter to lead")
                     return None
@@ -350,12 +301,13 @@ class Leaver:
                 await self._obstacle("leader has no API address")
                 continue
             reachable = await self._reachable(view)
-            obstacle = quorum_guard(view, self_id, reachable, self._departing(view, self_id))
+            obstacle = quorum_for_removal(view, self_id, reachable,
+                                          self._departing(view, self_id))
             if obstacle is not None:
                 await self._obstacle(obstacle)
                 continue
             if leader.id == self_id and self.backend.can_transfer:
-                target = _successor(view, self_id, reachable)
+                target = successor(view, self_id, reachable)
                 if target is not None:
                     try:
                         await self.backend.transfer_leadership(leader_url=leader.api_url,
@@ -379,7 +331,7 @@ class Leaver:
                         key=lambda m: m.id != view.leader_id)
         for member in others:
             try:
-                other = await self.membership.backend.view(member.api_url)
+                other = await self.membership.view_at(member.api_url)
             except AgentError:
                 continue
             if other.member(self_id) is None:

@@ -1,4 +1,4 @@
-"""The poll loop: reads the store(s) into a snapshot and turns it into a readiness verdict."""
+"""The poll loop: reads the store and its leader into a snapshot; readiness answered from it."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
-from agent.backends.base import ClusterView
-from agent.errors import AgentError, BackendError, BackendUnavailable
+from agent.errors import BackendError, BackendUnavailable
 from agent.metrics import Metrics
+from agent.model import ClusterView, Snapshot
+from agent.readiness import Policy, Verdict, judge
+from agent.survey import Leader, leader_through, try_view
 
 log = structlog.get_logger("agent.membership")
 
@@ -22,130 +24,6 @@ class ViewSource(Protocol):
     """What the poll loop needs of a backend."""
 
     async def view(self, api_url: str | None = None) -> ClusterView: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """One readiness condition and, when it fails, why."""
-
-    name: str
-    ok: bool
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """All checks; ready when every one passes."""
-
-    checks: tuple[Check, ...]
-
-    @property
-    def ready(self) -> bool:
-        return all(check.ok for check in self.checks)
-
-    @property
-    def reasons(self) -> list[str]:
-        return [check.reason for check in self.checks if not check.ok]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ready": self.ready,
-            "checks": [{"name": c.name, "ok": c.ok, "reason": c.reason} for c in self.checks],
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """The outcome of the latest poll, plus what is remembered from earlier ones."""
-
-    local: ClusterView | None = None  # last successful read of this pod's store
-    local_ok_at: float | None = None  # monotonic time of that read
-    local_error: str | None = None  # error of the latest read, if it failed
-    authority: ClusterView | None = None  # the leader's own view (membership truth)
-    authority_source: str | None = None  # "local", "leader" or "peer <url>"
-    leader_error: str | None = None  # why the leader could not be read, if so
-    self_id: str | None = None  # this node's id, remembered across store outages
-    polled_at: float | None = None
-    poll_seconds: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "local": self.local.as_dict() if self.local else None,
-            "local_error": self.local_error,
-            "authority": self.authority.as_dict() if self.authority else None,
-            "authority_source": self.authority_source,
-            "leader_error": self.leader_error,
-            "self_id": self.self_id,
-            "poll_seconds": self.poll_seconds,
-        }
-
-
-@dataclass
-class Policy:
-    """The knobs of the verdict."""
-
-    stale_after_seconds: float = 5.0
-    max_lag_entries: int = 100
-    accept_learner: bool = False
-
-
-def judge(snapshot: Snapshot, *, now: float, policy: Policy, leaving: bool) -> Verdict:
-    """Readiness from a snapshot: pure, so every branch is unit-tested."""
-    local = snapshot.local
-    fresh = snapshot.local_ok_at is not None and (
-        now - snapshot.local_ok_at <= policy.stale_after_seconds
-    )
-    if snapshot.local_ok_at is None:
-        reachable = Check("store_reachable", False,
-                          f"store unreachable: {snapshot.local_error or 'not polled yet'}")
-    elif not fresh:
-        reachable = Check("store_reachable", False,
-                          f"store unreachable for {now - snapshot.local_ok_at:.1f}s: "
-                          f"{snapshot.local_error or 'no poll since'}")
-    else:
-        reachable = Check("store_reachable", True)
-
-    if local is None or not fresh:
-        leader = Check("leader_known", False, "no leader known: store unreachable")
-    elif local.leader_id is None:
-        leader = Check("leader_known", False, "no leader")
-    elif snapshot.leader_error is not None:
-        leader = Check("leader_known", False,
-                       f"no leader: leader {local.leader_id} {snapshot.leader_error}")
-    else:
-        leader = Check("leader_known", True)
-
-    authority = snapshot.authority
-    self_id = snapshot.self_id
-    if self_id is None:
-        member = Check("member", False, "membership unknown: store never answered")
-    elif authority is None:
-        member = Check("member", False, "membership unknown: no leader to ask")
-    else:
-        me = authority.member(self_id)
-        if me is None:
-            member = Check("member", False, f"not a member: {self_id} is not in the "
-                                            "leader's configuration")
-        elif not me.voter and not policy.accept_learner:
-            member = Check("member", False, f"not a voter: {self_id} is a learner")
-        else:
-            member = Check("member", True)
-
-    commit = authority.commit_index if authority is not None else None
-    applied = local.applied_index if local is not None and fresh else None
-    if applied is None or commit is None:
-        why = (local.notes[0] if local is not None and fresh and local.notes
-               else "no applied or commit index")
-        caught_up = Check("caught_up", False, f"catch-up unknown: {why}")
-    elif commit - applied > policy.max_lag_entries:
-        caught_up = Check("caught_up", False,
-                          f"catching up: {commit - applied} entries behind the leader "
-                          f"(max {policy.max_lag_entries})")
-    else:
-        caught_up = Check("caught_up", True)
-
-    not_leaving = Check("not_leaving", not leaving, "leaving the cluster" if leaving else "")
-    return Verdict((reachable, leader, member, caught_up, not_leaving))
 
 
 @dataclass
@@ -202,22 +80,12 @@ class Membership:
         """The leader's view found through any peer we know, when ours cannot give it."""
         urls = [url for member_id, url in sorted(self._peer_urls.items()) if member_id != self_id]
         urls += [url for url in self.seed_urls if url not in urls]
-        if not urls:
-            return None, "no known peers to ask"
-        results = await asyncio.gather(*(self._try_view(url) for url in urls))
-        for url, result in zip(urls, results, strict=True):
-            if not isinstance(result, ClusterView) or result.leader_id is None:
-                continue
-            if result.leader_id == result.self_id:
-                return result, f"peer {url}"
-            leader = result.leader
-            if leader is not None and leader.api_url:
-                leader_view = await self._try_view(leader.api_url)
-                if isinstance(leader_view, ClusterView):
-                    return leader_view, f"leader {leader.api_url} via peer {url}"
-        return None, "no peer knows a reachable leader"
+        found = await leader_through(self.view_at, urls)
+        return (found.view, found.via) if isinstance(found, Leader) else (None, found)
 
-    async def _view(self, url: str | None) -> ClusterView:
+    async def view_at(self, url: str | None) -> ClusterView:
+        """One store node's view (this pod's when ``url`` is None), within the request
+        timeout whatever httpx's per-phase timeouts add up to."""
         try:
             async with asyncio.timeout(self.request_timeout_seconds):
                 return await self.backend.view(url)
@@ -226,12 +94,6 @@ class Membership:
                 f"{url or 'local store'}: no answer within {self.request_timeout_seconds}s"
             ) from None
 
-    async def _try_view(self, url: str) -> ClusterView | str:
-        try:
-            return await self._view(url)
-        except AgentError as exc:
-            return exc.message
-
     async def poll_once(self) -> Snapshot:
         """Read the local store, then the leader's view; never raises for store trouble."""
         started = self.clock()
@@ -239,7 +101,7 @@ class Membership:
         local: ClusterView | None = None
         local_error: str | None = None
         try:
-            local = await self._view(None)
+            local = await self.view_at(None)
         except BackendUnavailable as exc:
             local_error = exc.message
             self.metrics.store_errors.labels(kind="unavailable").inc()
@@ -267,7 +129,7 @@ class Membership:
                     else:
                         leader_error = "is not in this node's member list"
                 else:
-                    result = await self._try_view(leader.api_url)
+                    result = await try_view(self.view_at, leader.api_url)
                     if isinstance(result, str):
                         leader_error = f"does not answer ({result})"
                         self.metrics.store_errors.labels(kind="leader_unreachable").inc()

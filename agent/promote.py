@@ -1,20 +1,14 @@
-"""Promote this node from learner to voter once it has caught up (stores that have learners)."""
+"""Promote this node from learner to voter once it has caught up (stores with learners)."""
 
 from __future__ import annotations
-
-from typing import Protocol, runtime_checkable
 
 import structlog
 
 from agent.errors import AgentError
-from agent.membership import Snapshot
+from agent.model import Snapshot
+from agent.stores.base import Promotable
 
 log = structlog.get_logger("agent.promote")
-
-
-@runtime_checkable
-class Promotable(Protocol):
-    async def promote(self, member_id: str, *, via: str) -> None: ...
 
 
 class Promoter:

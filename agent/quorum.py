@@ -1,22 +1,66 @@
-"""Quorum before a membership change that adds a voter or learner, for every store."""
+"""The quorum rules of membership changes, for every store: one place, no I/O.
+
+A raft configuration change commits only when a majority of the voters of the
+configuration that results acknowledges it, and after it the cluster keeps committing only
+while a majority of its remaining voters answer. Each rule returns why a change would be
+unsafe now, or None when it is safe.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-from agent.backends.base import Member
+from agent.model import ClusterView, Member
 
 
-def quorum_for_add(members: Sequence[Member], answering: set[str]) -> str | None:
-    """Why adding a member now would be unsafe, or None.
+def majority(voters: int) -> int:
+    """The smallest majority of ``voters``."""
+    return voters // 2 + 1
+
+
+def quorum_for_add(members: Sequence[Member], answering: Collection[str]) -> str | None:
+    """Why adding a member (voter or learner) now would be unsafe, or None.
 
     A learner does not count towards quorum, but the add itself must commit: the started
     voters that answer must be a majority of the voters.
     """
     voters = [m for m in members if m.voter]
     started = [m for m in voters if m.id in answering]
-    needed = len(voters) // 2 + 1
+    needed = majority(len(voters))
     if len(started) < needed:
         return (f"only {len(started)} of {len(voters)} voters answer; {needed} needed "
                 "before a member can be added")
     return None
+
+
+def quorum_for_removal(view: ClusterView, self_id: str, answering: Collection[str],
+                       departing: Collection[str] = ()) -> str | None:
+    """Why removing ``self_id`` now would be unsafe, or None when it is safe.
+
+    ``view`` is the leader's own view; ``answering`` the ids of members that answered;
+    ``departing`` the other members that are leaving too (a parallel scale-down), which
+    are counted as gone already. After the removals the remaining voters that answer
+    must be a majority of the remaining voters, or the cluster could not commit.
+    """
+    if view.leader_id is None:
+        return "no leader"
+    me = view.member(self_id)
+    if me is None:
+        return None  # already gone: nothing to guard
+    if not me.voter:
+        return None  # a learner / non-voter never counts towards quorum
+    gone = {self_id, *departing}
+    remaining = [m for m in view.voters if m.id not in gone]
+    if not remaining:
+        return "this is the last voter; removing it would leave no cluster"
+    up = [m for m in remaining if m.id in answering]
+    needed = majority(len(remaining))
+    if len(up) < needed:
+        return (f"only {len(up)} of the {len(remaining)} remaining voters answer; "
+                f"{needed} are needed for quorum after the removal")
+    return None
+
+
+def successor(view: ClusterView, self_id: str, answering: Collection[str]) -> Member | None:
+    """The voter a leaving or restarting leader hands leadership to: answering, not itself."""
+    return next((m for m in view.voters if m.id != self_id and m.id in answering), None)

@@ -6,7 +6,7 @@ import ssl
 
 import httpx
 
-from agent.config import Settings
+from agent.config.settings import Settings
 from agent.errors import ConfigError
 
 
@@ -39,7 +39,10 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
             token = settings.store_token_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"AGENT_STORE_TOKEN_FILE: {exc.strerror}") from None
-        headers["X-Consul-Token"] = token
+        spec = settings.store()
+        if spec is None or spec.token_header is None:
+            raise ConfigError(f"AGENT_STORE_TOKEN_FILE: {settings.backend} takes no token")
+        headers[spec.token_header] = token
     return httpx.AsyncClient(
         headers=headers,
         timeout=httpx.Timeout(settings.store_timeout_seconds),

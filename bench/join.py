@@ -18,7 +18,7 @@ import httpx
 from bench.cold_start import machine, print_table
 from player.dns import Dnsmasq
 from player.pods import InitPods
-from player.stores import EtcdCluster
+from player.stores.etcd import EtcdCluster
 from player.wait import wait_until
 
 NEW = 3  # the joining pod's ordinal

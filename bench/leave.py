@@ -13,24 +13,27 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cold_start import machine, print_table
-from player.harness import ConsulHarness, EtcdHarness, Harness, RqliteHarness
 from player.kubeapi import KubeApi
-from player.stores import ConsulCluster, RqliteCluster
+from player.stores.base import Harness
+from player.stores.consul import ConsulCluster, ConsulHarness
+from player.stores.etcd import EtcdHarness
+from player.stores.rqlite import RqliteCluster, RqliteHarness
 from player.wait import wait_until
 
 SIDECAR = {"AGENT_POLL_INTERVAL_SECONDS": "1", "AGENT_STALE_AFTER_SECONDS": "5",
            "AGENT_STORE_TIMEOUT_SECONDS": "2", "AGENT_TERMINATION_GRACE_PERIOD_SECONDS": "30"}
 
 
-def agent_leave(harness_class: type[Harness], workdir: Path, settle_seconds: float
+def agent_leave(harness_class: type[Harness[Any]], workdir: Path, settle_seconds: float
                 ) -> tuple[float, float]:
     """(server-side seconds from POST /leave to confirmed, `sts-agent leave` wall seconds)."""
     api = KubeApi(workdir / "kube").start()
-    api.add_statefulset(harness_class.backend, replicas=3)
+    api.add_statefulset(harness_class.store, replicas=3)
     harness = harness_class(workdir, sidecar_env={**SIDECAR, **api.env()})
     try:
         harness.start(3)
@@ -39,7 +42,7 @@ def agent_leave(harness_class: type[Harness], workdir: Path, settle_seconds: flo
         settled = time.monotonic() + settle_seconds
         while time.monotonic() < settled:
             time.sleep(0.1)  # etcd refuses removals until members have been up 5 s
-        api.scale(harness_class.backend, 2)
+        api.scale(harness_class.store, 2)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "POD_"))}
         env["AGENT_LISTEN"] = f"{harness.ip(2)}:9090"
         started = time.perf_counter()

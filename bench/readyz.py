@@ -13,12 +13,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cold_start import machine
-from player.harness import ConsulHarness, EtcdHarness, Harness, RqliteHarness
+from player.stores.base import Harness
+from player.stores.consul import ConsulHarness
+from player.stores.etcd import EtcdHarness
+from player.stores.rqlite import RqliteHarness
 
 PRODUCTION_LIKE = {"AGENT_POLL_INTERVAL_SECONDS": "1", "AGENT_STALE_AFTER_SECONDS": "5",
                    "AGENT_STORE_TIMEOUT_SECONDS": "2"}
@@ -66,7 +70,7 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def sequential_and_flood(harness: Harness, endpoint: str, label: str, args: argparse.Namespace,
+def sequential_and_flood(harness: Harness[Any], endpoint: str, label: str, args: argparse.Namespace,
                          results: dict[str, tuple[list[float], tuple[float, str, str]]]) -> None:
     """Measure one backend's sidecar next to the store's own endpoint, alone on the machine."""
     harness.start(3)
@@ -98,19 +102,19 @@ def main() -> int:
     results: dict[str, tuple[list[float], tuple[float, str, str]]] = {}
     try:
         # Each store's own health endpoint; Consul's Helm chart probes /v1/status/leader.
-        kinds: list[tuple[type[Harness], str]] = [
+        kinds: list[tuple[type[Harness[Any]], str]] = [
             (h, e) for h, e in ((EtcdHarness, "/health"), (RqliteHarness, "/readyz"),
-                                (ConsulHarness, "/v1/status/leader")) if h.backend in stores]
+                                (ConsulHarness, "/v1/status/leader")) if h.store in stores]
         for harness_class, endpoint in kinds:
-            alone = harness_class(workdir / harness_class.backend / "latency",
+            alone = harness_class(workdir / harness_class.store / "latency",
                                   sidecar_env=PRODUCTION_LIKE)
             try:
-                sequential_and_flood(alone, endpoint, harness_class.backend, args, results)
+                sequential_and_flood(alone, endpoint, harness_class.store, args, results)
             finally:
                 alone.close()
         # Memory: every measured cluster with its three sidecars polling, as in the tests.
-        harnesses: list[Harness] = [h(workdir / h.backend / "memory", sidecar_env=PRODUCTION_LIKE)
-                                    for h, _ in kinds]
+        harnesses: list[Harness[Any]] = [
+            h(workdir / h.store / "memory", sidecar_env=PRODUCTION_LIKE) for h, _ in kinds]
         try:
             for both in harnesses:
                 both.start(3)
@@ -148,8 +152,7 @@ def main() -> int:
     print(f"| sidecar | after 1 min | after {args.memory_minutes:g} min |")
     print("|---|---|---|")
     for (kind, _), before, after in zip(kinds, rss_1, rss_5, strict=True):
-        backend = kind.backend
-        print(f"| {backend} | {before:.1f} MiB | {after:.1f} MiB |")
+        print(f"| {kind.store} | {before:.1f} MiB | {after:.1f} MiB |")
     return 0
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from agent.config import DEFAULT_CLIENT_PORTS
+from agent.stores.registry import STORES
 from player.controller import StatefulSetPlayer
 from player.writer import writer_for
 
@@ -58,8 +58,8 @@ def table(player: StatefulSetPlayer, title: str, took: float) -> None:
 
 def main() -> int:
     store = os.environ.get("STORE", "etcd")
-    if store not in DEFAULT_CLIENT_PORTS:
-        print(f"demo: STORE={store!r}: k8s/ examples exist for {sorted(DEFAULT_CLIENT_PORTS)}",
+    if store not in STORES:
+        print(f"demo: STORE={store!r}: k8s/ examples exist for {sorted(STORES)}",
               file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix=f"sts-agent-demo-{store}-"))
@@ -85,7 +85,7 @@ def main() -> int:
         writer.stop()
         names = sorted(m["name"] for m in player.members())
         pods = sorted(p.name for p in player.pods.values())
-        leader_url = f"http://{player.pods[min(player.pods)].ip}:{DEFAULT_CLIENT_PORTS[store]}"
+        leader_url = f"http://{player.pods[min(player.pods)].ip}:{STORES[store].client_port}"
         lost = writer.lost(leader_url)
         quorum = writer.longest_gap < QUORUM_GAP_SECONDS
         ok = names == pods and not lost and quorum

@@ -14,28 +14,19 @@ binary in an image would.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from player.stores import consul_binary, etcd_binary, rqlited_binary
+from player.stores import store_images
+from player.stores.base import Image
 
 
 def agent_binary() -> str:
     return str(Path(sys.executable).with_name("sts-agent"))
 
 
-@dataclass(frozen=True)
-class Image:
-    entrypoint: tuple[str, ...]
-    binaries: dict[str, Callable[[], str]]
-
-
 IMAGES: dict[str, Image] = {
     "sts-agent": Image(("sts-agent",), {"sts-agent": agent_binary}),
-    "gcr.io/etcd-development/etcd": Image(("/usr/local/bin/etcd",), {"etcd": etcd_binary}),
-    "rqlite/rqlite": Image(("docker-entrypoint.sh",), {"rqlited": rqlited_binary}),
-    "hashicorp/consul": Image(("docker-entrypoint.sh",), {"consul": consul_binary}),
+    **store_images(),  # each store's module under player/stores/
 }
 
 

@@ -15,18 +15,38 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
 from player import images
 
 if TYPE_CHECKING:
-    from player.controller import StatefulSetPlayer
+    from player.kubeapi import KubeApi
+    from player.manifests import Example
+    from player.netns import Network
 
 LAUNCH = Path(__file__).with_name("launch.py")
 SA_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+class Node(Protocol):
+    """What a pod needs of the node that plays it (the player's controller)."""
+
+    workdir: Path
+    namespace: str
+    example: Example
+    network: Network
+    kube: KubeApi
+
+    def search_domains(self) -> list[str]:
+        """The pod's resolv.conf search list."""
+        ...
+
+    def pod_changed(self) -> None:
+        """A pod's phase, address or readiness changed: DNS and the API follow."""
+        ...
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -91,7 +111,7 @@ class Container:
 class Pod:
     """Pod ``<sts>-<ordinal>``: its own network namespace, volumes and containers."""
 
-    def __init__(self, player: StatefulSetPlayer, ordinal: int) -> None:
+    def __init__(self, player: Node, ordinal: int) -> None:
         self.player = player
         self.ordinal = ordinal
         self.name = f"{player.example.name}-{ordinal}"
@@ -196,7 +216,7 @@ class Pod:
                 raise images.ImageError(f"env {item['name']}: source not played")
         return env
 
-    def _launch(self, spec: dict[str, Any], argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    def launch(self, spec: dict[str, Any], argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         env = self._env(spec)
         mounts = [{"source": str(self._volumes[m["name"]]), "target": m["mountPath"],
                    "read_only": bool(m.get("readOnly"))} for m in spec.get("volumeMounts", [])]
@@ -228,7 +248,7 @@ class Pod:
         self.events.append(f"{time.strftime('%H:%M:%S')} {event}")
 
     def _start_container(self, container: Container) -> None:
-        container.proc = self._launch(container.spec, self._argv(container.spec),
+        container.proc = self.launch(container.spec, self._argv(container.spec),
                                       self.log_path(container.name))
         container.ready = False
         if "readinessProbe" in container.spec:
@@ -372,7 +392,7 @@ class Pod:
         remaining = max(0.0, deadline - time.monotonic())
         if "exec" in hook:
             argv = images.argv(container.spec["image"], hook["exec"]["command"], None)
-            proc = self._launch(container.spec, argv, self.dir / f"{container.name}.prestop.log")
+            proc = self.launch(container.spec, argv, self.dir / f"{container.name}.prestop.log")
             try:
                 code = proc.wait(timeout=remaining)
                 self._note(f"{container.name} preStop exited {code}")

@@ -10,14 +10,11 @@ from typing import Any
 
 import yaml
 
-from player.stores import CACHE, MissingBinary, pinned
+from player.peers import cached_binary
 
 
 def kustomize_binary() -> str:
-    path = CACHE / "bin" / f"kustomize-{pinned('KUSTOMIZE_VERSION')}"
-    if not path.exists():
-        raise MissingBinary(f"{path} not built (scripts/build_peers.sh)")
-    return str(path)
+    return cached_binary("kustomize", "KUSTOMIZE_VERSION")
 
 
 def build(directory: Path) -> list[dict[str, Any]]:

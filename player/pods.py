@@ -11,13 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from player.dns import Dnsmasq, statefulset_records
-from player.harness import HARNESSES, Harness
 from player.sidecar import Sidecar
-from player.stores import ConsulCluster, EtcdCluster, Proc, RqliteCluster, StoreNode, etcd_binary
+from player.stores import harness_class
+from player.stores.base import Harness, LoopbackCluster, StoreNode
 from player.wait import wait_until
-
-ROOT = Path(__file__).resolve().parents[1]
-TEMPLATES = {"etcd": ROOT / "k8s" / "etcd" / "templates"}
 
 
 class InitPods:
@@ -34,8 +31,8 @@ class InitPods:
         self.workdir = workdir
         self.dns = dns
         self.bootstrap_expect = bootstrap_expect
-        self.harness: Harness = HARNESSES[backend](workdir)
-        self.cluster: EtcdCluster | RqliteCluster | ConsulCluster = self.harness.store_cluster()
+        self.harness: Harness[Any] = harness_class(backend)(workdir)
+        self.cluster: LoopbackCluster = self.harness.cluster
         self.init_results: dict[int, subprocess.CompletedProcess[str]] = {}
         workdir.mkdir(parents=True, exist_ok=True)
         dns.set_records(statefulset_records(
@@ -56,9 +53,9 @@ class InitPods:
             "AGENT_DATA_DIR": str(self.data_dir(ordinal)), "AGENT_LOG_FORMAT": "json",
             "AGENT_DNS_WAIT_TIMEOUT_SECONDS": "90",
         })
-        if self.backend in TEMPLATES:
+        if self.harness.templates is not None:
             env.update({
-                "AGENT_TEMPLATES_DIR": str(TEMPLATES[self.backend]),
+                "AGENT_TEMPLATES_DIR": str(self.harness.templates),
                 "AGENT_OUTPUT_DIR": str(self.config_dir(ordinal)),
                 "AGENT_VAR_DATA_DIR": str(self.data_dir(ordinal)),
                 "AGENT_VAR_LISTEN_LOCALHOST": "false",
@@ -88,15 +85,8 @@ class InitPods:
         node = self.cluster.nodes.get(ordinal) or StoreNode(name, self.cluster.ip(ordinal),
                                                             self.data_dir(ordinal))
         self.cluster.nodes[ordinal] = node
-        log = self.cluster.workdir / name / f"{self.backend}.log"
-        if isinstance(self.cluster, EtcdCluster):
-            command = [etcd_binary(), "--config-file",
-                       str(self.config_dir(ordinal) / "etcd.conf.yml")]
-        else:
-            command = self.cluster._command(ordinal, join=list(range(self.bootstrap_expect)),
-                                            bootstrap_expect=self.bootstrap_expect)
-        node.proc = Proc(command, log)
-        node.proc.start()
+        self.cluster.launch(ordinal, self.cluster.pod_command(
+            ordinal, config_dir=self.config_dir(ordinal), bootstrap_expect=self.bootstrap_expect))
 
     def start_sidecar(self, ordinal: int) -> Sidecar:
         old = self.harness.sidecars.pop(ordinal, None)

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from player.stores import Proc
+from player.proc import Proc
 from player.wait import wait_until
 
 

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.config import DEFAULT_CLIENT_PORTS
+from agent.stores.registry import STORES
 from player.controller import StatefulSetPlayer
 from player.demo import QUORUM_GAP_SECONDS, ROOT
 from player.wait import WaitTimeout, wait_until
@@ -94,7 +94,7 @@ def soak(store: str, workdir: Path, *, seconds: float, overrides: dict[str, str]
             if time.monotonic() - started >= seconds:
                 break
         writer.stop()
-        leader_url = f"http://{player.pods[min(player.pods)].ip}:{DEFAULT_CLIENT_PORTS[store]}"
+        leader_url = f"http://{player.pods[min(player.pods)].ip}:{STORES[store].client_port}"
         result.lost = len(writer.lost(leader_url))
     except BaseException:
         print(player.describe(), file=sys.stderr)
@@ -111,8 +111,8 @@ def soak(store: str, workdir: Path, *, seconds: float, overrides: dict[str, str]
 def main() -> int:
     """`make soak`: STORE (etcd, rqlite, consul; default etcd), SOAK_MINUTES (default 30)."""
     store = os.environ.get("STORE", "etcd")
-    if store not in DEFAULT_CLIENT_PORTS:
-        print(f"soak: STORE={store!r}: k8s/ examples exist for {sorted(DEFAULT_CLIENT_PORTS)}",
+    if store not in STORES:
+        print(f"soak: STORE={store!r}: k8s/ examples exist for {sorted(STORES)}",
               file=sys.stderr)
         return 2
     minutes = float(os.environ.get("SOAK_MINUTES", "30"))

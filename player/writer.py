@@ -3,7 +3,6 @@ acknowledged, and reading it all back at the end; it also times leaderless spell
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
@@ -12,15 +11,15 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from agent.config import DEFAULT_CLIENT_PORTS
+from agent.stores.registry import STORES
+from player.stores import kv_client
 
 if TYPE_CHECKING:
     from player.controller import StatefulSetPlayer
 
 
 class Writer:
-    """Writes ``w/<n>`` to etcd (v3 gateway), rqlite (/db/execute) or Consul (KV) in a
-    thread."""
+    """Writes ``w/<n>`` through the store's key-value client (player.stores) in a thread."""
 
     def __init__(self, store: str, urls: Callable[[], list[str]],
                  auth: tuple[str, str] | None = None) -> None:
@@ -33,7 +32,7 @@ class Writer:
         self.longest_gap = 0.0  # longest time between two acknowledged writes
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
-        self._table = False
+        self.kv = kv_client(store, self.http)
 
     def start(self) -> Writer:
         self._thread.start()
@@ -43,23 +42,6 @@ class Writer:
         self._stop.set()
         self._thread.join(10)
 
-    def _put(self, url: str, key: str, value: str) -> bool:
-        if self.store == "etcd":
-            body = {"key": base64.b64encode(key.encode()).decode(),
-                    "value": base64.b64encode(value.encode()).decode()}
-            return self.http.post(f"{url}/v3/kv/put", json=body).status_code == 200
-        if self.store == "consul":  # answers true once the raft log committed it
-            response = self.http.put(f"{url}/v1/kv/{key}", content=value.encode())
-            return response.status_code == 200 and response.text.strip() == "true"
-        statements: list[object] = [["INSERT OR REPLACE INTO kv(k, v) VALUES(?, ?)", key, value]]
-        if not self._table:
-            statements.insert(0, "CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT)")
-        response = self.http.post(f"{url}/db/execute", json=statements)
-        results = response.json().get("results", []) if response.status_code == 200 else []
-        done = bool(results) and not any("error" in r for r in results)
-        self._table = self._table or done
-        return done
-
     def _run(self) -> None:
         n = 0
         last = time.monotonic()
@@ -68,7 +50,7 @@ class Writer:
             written = False
             for url in self.urls():
                 try:
-                    written = self._put(url, key, value)
+                    written = self.kv.put(url, key, value)
                 except (httpx.HTTPError, ValueError):
                     written = False
                 if written:
@@ -85,23 +67,7 @@ class Writer:
 
     def read_all(self, url: str) -> dict[str, str]:
         """Every key under w/ as the store has it now (a linearizable read)."""
-        if self.store == "etcd":
-            body = {"key": base64.b64encode(b"w/").decode(),
-                    "range_end": base64.b64encode(b"w0").decode()}
-            answer = self.http.post(f"{url}/v3/kv/range", json=body).json()
-            return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]).decode()
-                    for kv in answer.get("kvs", [])}
-        if self.store == "consul":
-            response = self.http.get(f"{url}/v1/kv/w/", params={"recurse": "",
-                                                                 "consistent": ""})
-            if response.status_code == 404:
-                return {}
-            return {str(e["Key"]): base64.b64decode(e["Value"] or "").decode()
-                    for e in response.json()}
-        answer = self.http.post(f"{url}/db/query?level=strong",
-                                json=["SELECT k, v FROM kv"]).json()
-        values = answer["results"][0].get("values") or []
-        return {str(k): str(v) for k, v in values}
+        return self.kv.read_prefix(url, "w/")
 
     def lost(self, url: str) -> list[str]:
         """Acknowledged keys missing (or changed) in the store."""
@@ -117,7 +83,7 @@ def writer_for(player: StatefulSetPlayer) -> Writer:
     for secret in player.example.secrets.values():
         if "users.json" in secret:
             auth = rqlite_admin(secret["users.json"])
-    port = DEFAULT_CLIENT_PORTS[store]
+    port = STORES[store].client_port
     return Writer(store, lambda: [f"http://{p.ip}:{port}" for p in list(player.pods.values())
                                   if p.ready], auth=auth)
 

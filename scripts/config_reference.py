@@ -8,7 +8,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.config import Settings, env_name, flag_name
+from agent.config.loading import env_name, flag_name
+from agent.config.settings import Settings
 
 START = "<!-- config-reference:start -->"
 END = "<!-- config-reference:end -->"

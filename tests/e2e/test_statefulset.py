@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.config import DEFAULT_CLIENT_PORTS
+from agent.stores.registry import STORES
 from player.controller import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import writer_for
@@ -22,7 +22,7 @@ def pods(cluster: StatefulSetPlayer) -> list[str]:
 
 
 def leader_url(cluster: StatefulSetPlayer) -> str:
-    port = DEFAULT_CLIENT_PORTS[cluster.example.name]
+    port = STORES[cluster.example.name].client_port
     return f"http://{cluster.pods[0].ip}:{port}"
 
 

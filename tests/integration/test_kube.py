@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import Settings
+from agent.config.settings import Settings
 from agent.errors import KubeError
 from agent.kube import Kube
 from player.kubeapi import KubeApi

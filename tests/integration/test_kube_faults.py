@@ -22,12 +22,13 @@ from structlog.testing import capture_logs
 
 import agent.kube
 import agent.leave
-from agent.backends.base import ClusterView, Member
-from agent.config import Settings
+from agent.model import ClusterView, Member
+from agent.config.settings import Settings
 from agent.errors import BackendUnavailable
 from agent.kube import Kube
 from agent.leave import Leaver, Outcome, decide
-from agent.membership import Membership, Policy
+from agent.membership import Membership
+from agent.readiness import Policy
 from player.kubeapi import Fault, KubeApi, resource_of
 
 pytestmark = pytest.mark.integration

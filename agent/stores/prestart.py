@@ -1,14 +1,17 @@
-"""What the stores' init work shares: this pod's and its peers' addresses, data set aside."""
+"""What the stores' pre-start work shares: this pod's and its peers' addresses, data set aside."""
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
-from agent.config import Settings, host_port
+from agent.addresses import host_port
+from agent.config.settings import Settings
 from agent.discovery import Peer, ServiceNames
 from agent.identity import PodIdentity
+from agent.stores.registry import store_spec
 
 
 def move_aside(path: Path) -> Path:
@@ -20,13 +23,18 @@ def move_aside(path: Path) -> Path:
     return target
 
 
-class Prestart:
+class PrestartBase:
     """Addresses for one store's init work, as the store will advertise them."""
+
+    store: ClassVar[str]  # the registered name, for the default ports
 
     def __init__(self, settings: Settings, names: ServiceNames, pod: PodIdentity) -> None:
         self.settings = settings
         self.names = names
         self.pod = pod
+        spec = store_spec(self.store)
+        self.peer_port = settings.peer_port or spec.peer_port
+        self.client_port = settings.client_port or spec.client_port
 
     def host(self, ordinal: int, peers: Sequence[Peer]) -> str | None:
         """Pod ``ordinal``'s stable name, or its address (``advertise: ip``) when known."""

@@ -8,9 +8,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from agent.backends.base import ClusterView, Member, as_int, decode_json, need, request
-from agent.config import host_port
+from agent.addresses import host_port
 from agent.errors import BackendError, BackendUnavailable
+from agent.model import ClusterView, Member
+from agent.stores.http import as_int, decode_json, need, request
 
 LEAVE_TIMEOUT_SECONDS = 30.0
 
@@ -126,7 +127,6 @@ class ConsulBackend:
     """One Consul server's view; ``api_url`` picks another server to ask."""
 
     name: ClassVar[str] = "consul"
-    default_url: ClassVar[str] = "http://127.0.0.1:8500"
     can_transfer: ClassVar[bool] = True  # /v1/operator/raft/transfer-leader (Consul 1.15+)
 
     def __init__(self, client: httpx.AsyncClient, base_url: str, *,

@@ -1,4 +1,4 @@
-"""The sidecar's process life: signals set an event, guarded root tasks, bounded shutdown."""
+"""The sidecar's composition root: signals set an event, guarded root tasks, bounded shutdown."""
 
 from __future__ import annotations
 
@@ -11,19 +11,20 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from agent.backends import backend_class
-from agent.config import Settings
+from agent.config.settings import Settings
 from agent.errors import ConfigError
 from agent.identity import parse_pod_name
 from agent.kube import Kube
 from agent.leave import Leaver
-from agent.membership import Membership, Policy
+from agent.membership import Membership
 from agent.metrics import Metrics
-from agent.promote import Promotable, Promoter
+from agent.promote import Promoter
+from agent.readiness import Policy
 from agent.server import Routes, make_server
 from agent.storeclient import http_client
+from agent.stores.base import Promotable
 
-log = structlog.get_logger("agent.lifecycle")
+log = structlog.get_logger("agent.sidecar")
 
 
 async def guarded(name: str, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -62,7 +63,8 @@ def default_seeds(settings: Settings, domain: str | None) -> list[str]:
 async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
                       domain: str | None = None) -> int:
     """Serve probes and poll the store until SIGTERM/SIGINT (or ``stop``)."""
-    assert settings.backend is not None
+    spec = settings.store()
+    assert spec is not None
     stop = stop or asyncio.Event()
     signalled: list[int] = []
 
@@ -73,8 +75,8 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    cls = backend_class(settings.backend)
-    store_url = settings.store_url or cls.default_url
+    cls = spec.backend_class()
+    store_url = settings.store_url or spec.default_url
     metrics = Metrics()
     async with http_client(settings) as client:
         backend = cls(client, store_url, peer_api_port=settings.client_port)

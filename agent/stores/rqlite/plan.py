@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from agent.backends.base import Member
+from agent.model import Member
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,7 @@ def same_address(reported: str, ours: str) -> bool:
                                                 or own_host.startswith(host + "."))
 
 
-def plan_rqlite(
+def plan_start(
     *,
     node_id: str,
     raft_address: str,

@@ -7,16 +7,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from agent.backends.base import (
-    ClusterView,
-    Member,
-    as_int,
-    decode_json,
-    need,
-    optional,
-    request,
-)
 from agent.errors import BackendError, BackendUnavailable
+from agent.model import ClusterView, Member
+from agent.stores.http import as_int, decode_json, need, optional, request
 
 
 def parse_members(payload: Any) -> tuple[str, tuple[Member, ...]]:
@@ -90,7 +83,6 @@ class EtcdBackend:
     """Reads one etcd member's view; ``api_url`` picks another member to ask."""
 
     name: ClassVar[str] = "etcd"
-    default_url: ClassVar[str] = "http://127.0.0.1:2379"
 
     def __init__(self, client: httpx.AsyncClient, base_url: str, *,
                  peer_api_port: int | None = None) -> None:

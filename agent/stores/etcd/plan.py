@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from agent.backends.base import Member
+from agent.model import Member
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +18,7 @@ class Action:
 
 
 @dataclass(frozen=True, slots=True)
-class JoinPlan:
+class EtcdPlan:
     """What init renders (``state``, ``initial_cluster``) and does (``actions``)."""
 
     state: Literal["new", "existing", "wait"]
@@ -31,7 +31,7 @@ def _cluster_string(entries: Sequence[tuple[str, str]]) -> str:
     return ",".join(f"{name}={url}" for name, url in entries)
 
 
-def plan_join(
+def plan_start(
     *,
     name: str,
     peer_url: str,
@@ -40,7 +40,7 @@ def plan_join(
     has_data: bool,
     local_id: str | None = None,
     names_by_url: Mapping[str, str] | None = None,
-) -> JoinPlan:
+) -> EtcdPlan:
     """Decide how this etcd member starts.
 
     ``bootstrap`` is (name, peer URL) of ordinals 0..bootstrap_expect-1, the same on every
@@ -54,12 +54,12 @@ def plan_join(
     if members is None:
         if has_data:
             # Everyone restarting at once: etcd starts from its data; flags are ignored.
-            return JoinPlan("new", _cluster_string(bootstrap), (),
+            return EtcdPlan("new", _cluster_string(bootstrap), (),
                             "no peer answers; restarting from this member's data")
         if name not in {n for n, _ in bootstrap}:
-            return JoinPlan("wait", "", (), f"no cluster answers yet and {name} is not one "
+            return EtcdPlan("wait", "", (), f"no cluster answers yet and {name} is not one "
                                             "of the bootstrap members: waiting for them")
-        return JoinPlan("new", _cluster_string(bootstrap), (),
+        return EtcdPlan("new", _cluster_string(bootstrap), (),
                         f"no cluster yet: bootstrapping with {len(bootstrap)} members")
 
     mine = [m for m in members if m.name == name or peer_url == m.address]
@@ -100,6 +100,6 @@ def plan_join(
     entries = [(m.name or known.get(m.address) or f"member-{m.id}", m.address)
                for m in others if m.address]
     entries.append((name, peer_url))
-    return JoinPlan("existing", _cluster_string(sorted(entries, key=lambda e: e[0])),
+    return EtcdPlan("existing", _cluster_string(sorted(entries, key=lambda e: e[0])),
                     tuple(actions), reason)
 

@@ -11,29 +11,31 @@ from typing import Any
 import httpx
 import structlog
 
-from agent.backends.base import Member
-from agent.backends.etcd import EtcdBackend
-from agent.config import Settings
+from agent.config.settings import Settings
 from agent.discovery import Peer, ServiceNames
 from agent.errors import AgentError, BackendUnavailable, DiscoveryError
-from agent.etcd_join import Action, JoinPlan, plan_join
-from agent.etcd_wal import WalUnreadable, member_ids
 from agent.identity import PodIdentity
-from agent.prestart import Prestart, move_aside
+from agent.model import Member
 from agent.quorum import quorum_for_add
+from agent.stores.base import Rediscover
+from agent.stores.etcd.api import EtcdBackend
+from agent.stores.etcd.plan import Action, EtcdPlan, plan_start
+from agent.stores.etcd.wal import WalUnreadable, member_ids
+from agent.stores.prestart import PrestartBase, move_aside
+from agent.survey import answering
 
 log = structlog.get_logger("agent.etcd")
 
 
-class EtcdPrestart(Prestart):
+class EtcdPrestart(PrestartBase):
     """Everything ``sts-agent init`` does for etcd before the store starts."""
+
+    store = "etcd"
 
     def __init__(self, settings: Settings, names: ServiceNames, pod: PodIdentity,
                  client: httpx.AsyncClient) -> None:
         super().__init__(settings, names, pod)
         self.backend = EtcdBackend(client, "http://unused")
-        self.peer_port = settings.effective_peer_port() or 2380
-        self.client_port = settings.effective_client_port() or 2379
 
     def _names_by_url(self, peers: Sequence[Peer]) -> dict[str, str]:
         """Peer URL -> pod name for every pod we know of."""
@@ -61,20 +63,8 @@ class EtcdPrestart(Prestart):
                 return list(view.members), url
         return None, None
 
-    async def _answering(self, members: Sequence[Member]) -> set[str]:
-        async def answers(member: Member) -> str | None:
-            if not member.api_url:
-                return None
-            try:
-                await self.backend.view(member.api_url)
-                return member.id
-            except AgentError:
-                return None
-
-        return {i for i in await asyncio.gather(*(answers(m) for m in members)) if i}
-
     async def prepare(self, peers: Sequence[Peer], *, deadline: float,
-                      rediscover: Any) -> dict[str, Any]:
+                      rediscover: Rediscover) -> dict[str, Any]:
         """Plan, act, and return the template variables etcd's config needs."""
         name = self.pod.name
         own_host = self.host(self.pod.ordinal, peers)
@@ -99,7 +89,7 @@ class EtcdPrestart(Prestart):
                                       self.url(host, self.peer_port)))
             names = self._names_by_url(peers)
             members, via = await self._members(peers)
-            plan = plan_join(name=name, peer_url=peer_url, bootstrap=bootstrap,
+            plan = plan_start(name=name, peer_url=peer_url, bootstrap=bootstrap,
                              members=members, has_data=has_data,
                              local_id=local_id, names_by_url=names)
             if plan.state != "wait" and (plan.state != "new" or len(bootstrap) ==
@@ -118,12 +108,12 @@ class EtcdPrestart(Prestart):
             # The configuration etcd checks at start is the one after our add, which may
             # also hold members added meanwhile by other pods: read it again.
             after, _ = await self._members(peers)
-            final = plan_join(name=name, peer_url=peer_url, bootstrap=bootstrap,
+            final = plan_start(name=name, peer_url=peer_url, bootstrap=bootstrap,
                               members=after, has_data=False, names_by_url=names)
             if final.actions or after is None:
                 raise BackendUnavailable(f"etcd: after joining, the member list does not "
                                          f"show this member as added: {final.reason}")
-            plan = JoinPlan(plan.state, final.initial_cluster, plan.actions, plan.reason)
+            plan = EtcdPlan(plan.state, final.initial_cluster, plan.actions, plan.reason)
         return {
             "etcd_name": name,
             "etcd_peer_url": peer_url,
@@ -145,7 +135,7 @@ class EtcdPrestart(Prestart):
                     await self.backend.remove(action.target, leader_url=via)
                     log.info("etcd_stale_member_removed", member=action.target)
                     return
-                obstacle = quorum_for_add(members, await self._answering(members))
+                obstacle = quorum_for_add(members, await answering(self.backend.view, members))
                 if obstacle is None:
                     added = await self.backend.add_learner(action.target, via=via)
                     log.info("etcd_learner_added", member=added.id, peer_url=action.target)

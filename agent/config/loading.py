@@ -1,0 +1,135 @@
+"""Loading settings: flags over env, required per command, cross-checks; every problem named."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic.fields import FieldInfo
+
+from agent.config.settings import ENV_PREFIX, Settings
+from agent.errors import ConfigError
+
+# Settings each command cannot work without.
+# A store whose spec says it takes flags only (renders_config False) may render nothing.
+RENDERING = ("templates_dir", "output_dir")
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "init": ("pod_name", "namespace", "pod_ip", "service", "templates_dir", "output_dir"),
+    "render": ("pod_name", "namespace", "service", "templates_dir", "output_dir"),
+    "peers": ("pod_name", "namespace", "service"),
+    "run": ("backend",),
+}
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    return alias if isinstance(alias, str) else ENV_PREFIX + field.upper()
+
+
+def flag_name(field: str) -> str:
+    """The command-line flag that sets ``field``."""
+    return "--" + field.replace("_", "-")
+
+
+def describe(field: str) -> str:
+    """``ENV (--flag)``, how a problem names a setting."""
+    return f"{env_name(field)} ({flag_name(field)})"
+
+
+def fields() -> dict[str, FieldInfo]:
+    """All settings fields, in declaration order."""
+    return dict(Settings.model_fields)
+
+
+def _field_of(loc: tuple[int | str, ...]) -> str | None:
+    if not loc:
+        return None
+    head = str(loc[0])
+    for name, info in Settings.model_fields.items():
+        if head in (name, info.validation_alias):
+            return name
+    return None
+
+
+def load_settings(
+    command: str, flags: Mapping[str, Any], environ: Mapping[str, str]
+) -> Settings:
+    """Build Settings from flags (winning) and env; raise ConfigError naming every problem.
+
+    ``environ`` must be the process environment the Settings source reads; it is
+    passed in only to check which required settings were given at all.
+    """
+    problems: list[str] = []
+    given = {key: value for key, value in flags.items() if value is not None}
+    settings: Settings | None = None
+    failed: set[str] = set()
+    try:
+        settings = Settings(**given)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            field = _field_of(error["loc"])
+            if field is not None:
+                failed.add(field)
+            where = describe(field) if field else ".".join(map(str, error["loc"]))
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {message} (got {error.get('input')!r})")
+    for field in REQUIRED.get(command, ()):
+        if field in failed or (field in RENDERING and settings is not None
+                               and not _renders(settings)):
+            continue
+        if given.get(field) in (None, "") and not environ.get(env_name(field)):
+            problems.append(f"{describe(field)}: required by '{command}' but not set")
+    if settings is not None and not problems:
+        problems.extend(cross_check(settings))
+    if problems:
+        raise ConfigError(f"{len(problems)} configuration problem(s)", problems=problems)
+    assert settings is not None
+    return settings
+
+
+def cross_check(settings: Settings) -> list[str]:
+    """Problems that involve more than one setting."""
+    problems: list[str] = []
+    templates, output = settings.templates_dir, settings.output_dir
+    if templates is not None and output is not None:
+        t, o = templates.resolve(), output.resolve()
+        if t == o or t in o.parents or o in t.parents:
+            problems.append(
+                f"{describe('output_dir')}: must not overlap {describe('templates_dir')} "
+                f"({output} vs {templates})"
+            )
+    if (settings.store_cert_file is None) != (settings.store_key_file is None):
+        problems.append(
+            f"{describe('store_cert_file')} and {describe('store_key_file')}: set both or "
+            "neither"
+        )
+    spec = settings.store()
+    if settings.store_token_file is not None and spec is not None and not spec.token_header:
+        problems.append(f"{describe('store_token_file')}: {spec.name} takes no token")
+    if settings.store_password_file is not None and not settings.store_username:
+        problems.append(f"{describe('store_password_file')}: needs {describe('store_username')}")
+    if settings.stale_after_seconds < settings.poll_interval_seconds:
+        problems.append(
+            f"{describe('stale_after_seconds')}: must be at least "
+            f"{describe('poll_interval_seconds')} ({settings.stale_after_seconds} < "
+            f"{settings.poll_interval_seconds})"
+        )
+    if settings.leave_margin_seconds >= settings.termination_grace_period_seconds:
+        problems.append(
+            f"{describe('leave_margin_seconds')}: must be less than "
+            f"{describe('termination_grace_period_seconds')}"
+        )
+    if settings.template_suffix in ("/", "."):
+        problems.append(
+            f"{describe('template_suffix')}: {settings.template_suffix!r} is not a suffix"
+        )
+    return problems
+
+
+def _renders(settings: Settings) -> bool:
+    """Whether init must render for this store (one that takes flags only need not)."""
+    spec = settings.store()
+    return spec is None or spec.renders_config

@@ -1,0 +1,136 @@
+"""Init's composition root: own DNS, peers, the store's pre-start work, then the config files.
+
+Also ``render`` (templates only, peers from ordinals) and ``peers`` (what DNS knows), which
+share its parts. Imports stay lazy: an init container never loads aiohttp, lightkube or
+prometheus-client, and a store without pre-start work never loads httpx.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from agent.config.settings import Settings
+from agent.identity import parse_pod_name
+
+if TYPE_CHECKING:
+    from agent.discovery import Discovery, Peer, ServiceNames
+
+log = structlog.get_logger("agent.init")
+
+
+def service_names(settings: Settings, domain: str) -> ServiceNames:
+    """This StatefulSet's DNS names behind its headless Service."""
+    from agent.discovery import ServiceNames
+
+    assert settings.pod_name and settings.service and settings.namespace
+    return ServiceNames(
+        statefulset=parse_pod_name(settings.pod_name).statefulset,
+        service=settings.service,
+        namespace=settings.namespace,
+        domain=domain,
+        srv_port_name=settings.srv_port_name,
+    )
+
+
+def _discovery(settings: Settings, names: ServiceNames) -> Discovery:
+    from agent.discovery import Discovery
+    from agent.dnsclient import DnspythonClient
+
+    client = DnspythonClient(settings.nameserver(),
+                             timeout_seconds=settings.dns_query_timeout_seconds)
+    return Discovery(client, names)
+
+
+def render(settings: Settings, names: ServiceNames, peers: Sequence[Peer],
+           extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Render the templates for this pod; the variables they saw."""
+    from agent.context import build_context, template_vars
+    from agent.render import Rewrite, render_directory
+
+    assert settings.pod_name and settings.templates_dir and settings.output_dir
+    pod = parse_pod_name(settings.pod_name)
+    context = build_context(
+        names=names,
+        pod=pod,
+        pod_ip=settings.pod_ip,
+        bootstrap_expect=settings.bootstrap_expect,
+        peer_port=settings.effective_peer_port(),
+        discovered=peers,
+        template_vars=template_vars(os.environ),
+    )
+    context.update(extra or {})
+    rewrite = None
+    if settings.namespace_rewrite:
+        rewrite = Rewrite(source=settings.namespace_rewrite, namespace=names.namespace,
+                          domain=names.domain)
+    result = render_directory(settings.templates_dir, settings.output_dir, context,
+                              suffix=settings.template_suffix, rewrite=rewrite)
+    structlog.get_logger("agent.render").info(
+        "rendered", output_dir=str(settings.output_dir), written=result.written,
+        unchanged=result.unchanged, peers=context["peers"],
+    )
+    return context
+
+
+async def run_init(settings: Settings, domain: str) -> int:
+    """``sts-agent init``: wait for own DNS, find peers, pre-start work, render."""
+    from agent.discovery import DnsUnavailable
+    from agent.retry import Done, Pending, poll
+
+    started = time.monotonic()
+    deadline = started + settings.dns_wait_timeout_seconds
+    names = service_names(settings, domain)
+    discovery = _discovery(settings, names)
+    pod = parse_pod_name(settings.pod_name or "")
+    log.info("init_start", fqdn=names.pod_fqdn(pod.ordinal), domain=domain,
+             bootstrap_expect=settings.bootstrap_expect)
+    if settings.wait_for_self:
+        assert settings.pod_ip
+        await discovery.wait_for_self(pod.ordinal, settings.pod_ip,
+                                      timeout_seconds=deadline - time.monotonic())
+    if settings.wait_for_peers:
+        peers = await discovery.wait_for_peers(settings.bootstrap_expect,
+                                               timeout_seconds=deadline - time.monotonic())
+    else:
+        async def once() -> Done[list[Peer]] | Pending:
+            try:
+                return Done(await discovery.discover(expected=settings.bootstrap_expect))
+            except DnsUnavailable as exc:
+                return Pending(exc.message)
+
+        peers = await poll(once, what="peer lookup", timeout_seconds=max(
+            0.0, deadline - time.monotonic()))
+    log.info("peers_found", peers=[p.fqdn for p in peers])
+    extra: dict[str, Any] = {}
+
+    async def rediscover() -> list[Peer]:
+        return await discovery.discover(expected=settings.bootstrap_expect)
+
+    spec = settings.store()
+    prestart = spec.prestart_class() if spec is not None else None
+    if prestart is not None:
+        from agent.storeclient import http_client
+
+        async with http_client(settings) as client:
+            extra = await prestart(settings, names, pod, client).prepare(
+                peers, deadline=deadline, rediscover=rediscover)
+    if settings.templates_dir is not None:
+        render(settings, names, peers, extra)
+    log.info("init_done", took_s=round(time.monotonic() - started, 3))
+    return 0
+
+
+async def print_peers(settings: Settings, domain: str) -> int:
+    """``sts-agent peers``: the pods DNS knows, as JSON on stdout."""
+    discovery = _discovery(settings, service_names(settings, domain))
+    peers = await discovery.discover(expected=settings.bootstrap_expect)
+    json.dump([peer.as_dict() for peer in peers], sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0

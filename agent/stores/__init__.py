@@ -1,0 +1,1 @@
+"""Everything store-specific: one folder a store, the contracts, the registry."""

@@ -1,0 +1,111 @@
+"""The contracts every store folder implements: Backend (+ Reconfigurable, Promotable), Prestart.
+
+A store lives in ``agent/stores/<name>/`` and is enrolled by one line in
+``agent/stores/registry.py``. Its folder turns the store's API into the value types of
+``agent.model``; raw JSON never leaves it. The rest of the agent sees a store only
+through these protocols, so the leave, the readiness verdict and the quorum rules are
+the same code for every store.
+
+Errors: a store adapter raises only ``BackendUnavailable`` (the store did not answer,
+timed out, answered 5xx, or refused a change it may accept later: the caller retries)
+and ``BackendError`` (it answered something unusable, or refused for good: 4xx,
+garbage, a wrong shape). No httpx exception ever escapes a store folder.
+
+Time: every method makes a bounded number of requests, each bounded by the client's
+timeout (``AGENT_STORE_TIMEOUT_SECONDS``); callers add their own deadline around loops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import httpx
+
+    from agent.config.settings import Settings
+    from agent.discovery import Peer, ServiceNames
+    from agent.identity import PodIdentity
+    from agent.model import ClusterView
+
+
+class Reconfigurable(Protocol):
+    """Membership changes, for the leave procedure.
+
+    - ``remove(member_id, leader_url=...)`` removes a member through the leader (or any
+      member, where the store forwards). Idempotent: removing a member that is already
+      gone is success. A rejection the store may lift later (another change in flight,
+      not leader, unhealthy cluster) raises BackendUnavailable, so the caller retries;
+      a refusal for good (no permission) raises BackendError. The caller confirms the
+      removal by reading membership again: success here only means "sent and accepted".
+    - ``transfer_leadership(leader_url=..., target_id=...)`` asks the leader to hand
+      off to ``target_id``; ``can_transfer`` says whether the store supports it over its
+      API at all (when False, the method raises BackendError). Not idempotent in effect
+      (each call may move leadership), so callers check who leads before asking.
+    """
+
+    can_transfer: ClassVar[bool]
+
+    async def remove(self, member_id: str, *, leader_url: str) -> None: ...
+
+    async def transfer_leadership(self, *, leader_url: str, target_id: str) -> None: ...
+
+
+class Backend(Reconfigurable, Protocol):
+    """A store adapter: thin async methods over an injected ``httpx.AsyncClient``.
+
+    - ``__init__(client, base_url, peer_api_port=...)`` does no I/O. ``base_url`` is this
+      pod's store API; ``peer_api_port`` the other members' API port, for a store that
+      does not report their API addresses (Consul); the others ignore it.
+    - ``view(api_url=None)`` reads one store node's API (this pod's by default, or the
+      node at ``api_url``) and returns that node's ClusterView, whose ``self_id`` is the
+      answering node. Read-only, idempotent and safe at any rate (the sidecar calls it
+      every poll, for itself, the leader and sometimes every peer). A few requests per
+      call, so it takes at most a few client timeouts. Raises ``BackendUnavailable``
+      when the node does not answer (refused, timeout, 5xx) and ``BackendError`` when it
+      answers something unusable.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str, *,
+                 peer_api_port: int | None = None) -> None: ...
+
+    async def view(self, api_url: str | None = None) -> ClusterView: ...
+
+
+@runtime_checkable
+class Promotable(Protocol):
+    """A store with learners (non-voting members that catch up first): the sidecar
+    promotes its own node once it has caught up (``agent.promote``).
+
+    ``promote(member_id, via=...)`` asks the member at ``via`` (the leader) to make
+    ``member_id`` a voter. Idempotent: promoting a voter is success. "Not caught up yet"
+    raises BackendUnavailable (the next poll tries again).
+    """
+
+    async def promote(self, member_id: str, *, via: str) -> None: ...
+
+
+Rediscover = Callable[[], Awaitable[list["Peer"]]]
+
+
+class Prestart(Protocol):
+    """``sts-agent init``'s work for a store that needs it before it starts (etcd: join
+    as a learner; rqlite: drop stale entries), run once per init container.
+
+    ``prepare(peers, deadline=..., rediscover=...)`` decides how this node starts (a new
+    cluster, a restart, a join), makes the membership changes that must precede the
+    start, and returns the template variables the store's config needs. It must be safe
+    to run again after a crash at any point (an init container is retried): every
+    change it makes is idempotent or checked first. It never bootstraps a cluster while
+    a peer holds one. It waits, re-reading DNS through ``rediscover``, until the start
+    is safe or ``deadline`` (a ``time.monotonic()`` value) passes, then raises an
+    AgentError naming what it waited for; nothing is written in that case.
+    """
+
+    def __init__(self, settings: Settings, names: ServiceNames, pod: PodIdentity,
+                 client: httpx.AsyncClient) -> None: ...
+
+    async def prepare(self, peers: Sequence[Peer], *, deadline: float,
+                      rediscover: Rediscover) -> dict[str, Any]: ...

@@ -1,0 +1,1 @@
+"""Consul servers: raft configuration, autopilot health, graceful leave through the agent."""

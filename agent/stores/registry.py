@@ -1,0 +1,71 @@
+"""The stores the agent knows: one spec a store, its code imported only when used.
+
+Adding a store is a folder ``agent/stores/<name>/`` and one line in ``STORES``; settings,
+the CLI, the player and the tests read every store fact from here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.stores.base import Backend, Prestart
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSpec:
+    """What the agent must know of a store before importing any of its code."""
+
+    name: str  # the value of AGENT_BACKEND, and the folder under agent/stores/
+    client_port: int  # the store's client API on every pod (the sidecar polls it)
+    peer_port: int  # what peers dial, rendered into peer lists (raft or gossip)
+    # The longest a member's removal is expected to take, hand-off and retries included:
+    # a leave deadline below it will give up half way on a slow day (BENCHMARKS.md).
+    removal_seconds: float
+    backend: str  # "module:Class" of its agent.stores.base.Backend
+    prestart: str | None = None  # "module:Class" of its Prestart, when init has work to do
+    renders_config: bool = True  # False: the store takes flags only; init may render nothing
+    token_header: str | None = None  # the header carrying AGENT_STORE_TOKEN_FILE's token
+
+    @property
+    def default_url(self) -> str:
+        """This pod's store API as the sidecar reaches it (AGENT_STORE_URL overrides)."""
+        return f"http://127.0.0.1:{self.client_port}"
+
+    def backend_class(self) -> type[Backend]:
+        cls: type[Backend] = _load(self.backend)
+        return cls
+
+    def prestart_class(self) -> type[Prestart] | None:
+        if self.prestart is None:
+            return None
+        cls: type[Prestart] = _load(self.prestart)
+        return cls
+
+
+def _load(target: str) -> Any:
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+STORES: dict[str, StoreSpec] = {spec.name: spec for spec in (
+    StoreSpec("etcd", client_port=2379, peer_port=2380, removal_seconds=10.0,
+              backend="agent.stores.etcd.api:EtcdBackend",
+              prestart="agent.stores.etcd.prestart:EtcdPrestart"),
+    StoreSpec("rqlite", client_port=4001, peer_port=4002, removal_seconds=10.0,
+              backend="agent.stores.rqlite.api:RqliteBackend",
+              prestart="agent.stores.rqlite.prestart:RqlitePrestart", renders_config=False),
+    # Consul's own graceful leave alone takes about 13 s.
+    StoreSpec("consul", client_port=8500, peer_port=8301, removal_seconds=25.0,
+              backend="agent.stores.consul.api:ConsulBackend", token_header="X-Consul-Token"),
+)}
+
+
+def store_spec(name: str) -> StoreSpec:
+    """The spec registered as ``name``; KeyError naming the known ones."""
+    try:
+        return STORES[name]
+    except KeyError:
+        raise KeyError(f"unknown store {name!r}; known: {', '.join(STORES)}") from None

@@ -1,0 +1,1 @@
+"""rqlite: its HTTP API, and stale entries dropped before rqlited joins by itself."""

@@ -1,0 +1,259 @@
+"""What every store's test harness shares: loopback nodes, a key-value client, the harness.
+
+A store's module under ``player/stores/`` (named as the agent's registry names it) defines
+its ``Cluster`` of real store processes on loopback, its ``Kv`` client, its ``Harness``
+(the cluster plus one `sts-agent run` sidecar a node) and the ``IMAGES`` the kubelet maps
+to local programs.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+import httpx
+
+from player.proc import Proc
+from player.sidecar import Sidecar
+from player.wait import wait_until
+
+
+@dataclass(frozen=True)
+class Image:
+    """A container image as the player plays it: its ENTRYPOINT, and the local program
+    behind each executable a command may name."""
+
+    entrypoint: tuple[str, ...]
+    binaries: dict[str, Callable[[], str]]
+
+
+@dataclass
+class StoreNode:
+    """One simulated pod's store."""
+
+    name: str
+    ip: str
+    data_dir: Path
+    proc: Proc | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.running
+
+
+@dataclass
+class LoopbackCluster:
+    """Store nodes named ``<prefix>-<i>`` on ``127.0.<subnet>.<i+1>``, each its own "pod"."""
+
+    workdir: Path
+    subnet: int = 0
+    nodes: dict[int, StoreNode] = field(default_factory=dict)
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=5.0))
+    prefix: ClassVar[str] = ""
+    log_name: ClassVar[str] = "store.log"
+
+    def ip(self, ordinal: int) -> str:
+        return f"127.0.{self.subnet}.{ordinal + 1}"
+
+    def api_url(self, ordinal: int) -> str:
+        """Node ``ordinal``'s client API."""
+        raise NotImplementedError
+
+    def node_id(self, ordinal: int) -> str:
+        return f"{self.prefix}-{ordinal}"
+
+    def _node(self, ordinal: int) -> StoreNode:
+        if ordinal not in self.nodes:
+            name = f"{self.prefix}-{ordinal}"
+            self.nodes[ordinal] = StoreNode(name, self.ip(ordinal),
+                                            self.workdir / name / "data")
+        return self.nodes[ordinal]
+
+    def launch(self, ordinal: int, command: list[str]) -> None:
+        node = self.nodes[ordinal]
+        node.proc = Proc(command, self.workdir / node.name / self.log_name)
+        node.proc.start()
+
+    def start(self, count: int) -> None:
+        """Bootstrap a new cluster of ``count`` nodes and wait for a leader."""
+        raise NotImplementedError
+
+    def add(self, ordinal: int) -> Any:
+        """Start a new node that joins the running cluster."""
+        raise NotImplementedError
+
+    def pod_command(self, ordinal: int, *, config_dir: Path, bootstrap_expect: int) -> list[str]:
+        """The store's command in a pod whose `sts-agent init` ran (config in
+        ``config_dir`` where the store reads one, else the manifest's fixed flags)."""
+        raise NotImplementedError
+
+    def leader(self) -> int | None:
+        """Ordinal of the current leader, or None."""
+        raise NotImplementedError
+
+    def wait_leader(self, timeout: float = 60.0) -> int:
+        return wait_until(lambda: self.leader(), what=f"a {self.prefix} leader", timeout=timeout)
+
+    def restart(self, ordinal: int) -> None:
+        """Start a stopped node again with its data dir."""
+        node = self.nodes[ordinal]
+        assert node.proc is not None and not node.running
+        node.proc.start()
+
+    def stop_all(self) -> None:
+        for node in self.nodes.values():
+            if node.proc is not None:
+                node.proc.stop()
+        self.http.close()
+
+
+class Kv:
+    """One store's key-value client over its API: the writer's and the harness's."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+
+    def put(self, url: str, key: str, value: str) -> bool:
+        """Write through the node at ``url``; True once the store acknowledged it."""
+        raise NotImplementedError
+
+    def read_prefix(self, url: str, prefix: str) -> dict[str, str]:
+        """Every key under ``prefix``, read linearizably through the node at ``url``."""
+        raise NotImplementedError
+
+    def read_local(self, url: str, key: str) -> str | None:
+        """``key`` from the node at ``url``'s own copy, without asking its leader."""
+        raise NotImplementedError
+
+
+C = TypeVar("C", bound=LoopbackCluster)
+
+
+class Harness(Generic[C]):
+    """A store cluster with one `sts-agent run` sidecar per node (same loopback address)."""
+
+    store: ClassVar[str]
+    kv_class: ClassVar[type[Kv]]
+    # The k8s example's templates `sts-agent init` renders for this store, if any.
+    templates: ClassVar[Path | None] = None
+
+    def __init__(self, workdir: Path, *, election_seconds: float = 1.0,
+                 sidecar_env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.sidecars: dict[int, Sidecar] = {}
+        self.sidecar_env = dict(sidecar_env or {})
+        self.election_seconds = election_seconds
+        self.cluster: C = self.make_cluster(workdir / "stores")
+        self.http = httpx.Client(timeout=5, follow_redirects=True)
+        self.kv = self.kv_class(self.http)
+
+    # store-specific -------------------------------------------------------------------
+    def make_cluster(self, workdir: Path) -> C:
+        raise NotImplementedError
+
+    def remove_through_store(self, ordinal: int) -> None:
+        """Take node ``ordinal`` out of the cluster with the store's own tools. Idempotent:
+        a node already out is success (a retried removal may find it gone)."""
+        raise NotImplementedError
+
+    def write_one_bulk(self, client: httpx.Client, url: str, index: int, value: str) -> None:
+        """One write of ``write_entries`` (bulk data, not read back)."""
+        raise NotImplementedError
+
+    # shared -----------------------------------------------------------------------------
+    def store_url(self, ordinal: int) -> str:
+        return self.cluster.api_url(ordinal)
+
+    def start_store(self, count: int) -> None:
+        self.cluster.start(count)
+
+    def add_store(self, ordinal: int) -> None:
+        self.cluster.add(ordinal)
+
+    def ip(self, ordinal: int) -> str:
+        return self.cluster.ip(ordinal)
+
+    def leader(self) -> int:
+        """Ordinal of the current leader, waiting for one."""
+        return self.cluster.wait_leader()
+
+    def put(self, key: str, value: str) -> bool:
+        """One acknowledged write through any running node; False when none took it."""
+        for ordinal in self.running():
+            try:
+                if self.kv.put(self.cluster.api_url(ordinal), key, value):
+                    return True
+            except (httpx.HTTPError, ValueError):
+                continue
+        return False
+
+    def read_all(self) -> dict[str, str]:
+        """Every key written with ``put`` under ``w/``, read back through the leader."""
+        return self.kv.read_prefix(self.cluster.api_url(self.leader()), "w/")
+
+    def read_local(self, ordinal: int, key: str) -> str | None:
+        """``key`` as written with ``put``, from node ``ordinal``'s own copy (no leader)."""
+        return self.kv.read_local(self.cluster.api_url(ordinal), key)
+
+    def write_entries(self, count: int, *, size: int = 100) -> None:
+        """``count`` writes of ``size`` bytes through the leader, eight clients at once."""
+        url = self.cluster.api_url(self.leader())
+        value = "x" * size
+
+        def writer(start: int) -> None:
+            with httpx.Client(timeout=10) as client:
+                for index in range(start, min(count, start + 250)):
+                    self.write_one_bulk(client, url, index, value)
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(writer, range(0, count, 250)))
+
+    def running(self) -> list[int]:
+        return [o for o, n in sorted(self.cluster.nodes.items()) if n.running]
+
+    def stop_store(self, ordinal: int) -> None:
+        proc = self.cluster.nodes[ordinal].proc
+        assert proc is not None
+        proc.stop()
+
+    def kill_store(self, ordinal: int) -> None:
+        proc = self.cluster.nodes[ordinal].proc
+        assert proc is not None
+        proc.kill()
+
+    def restart_store(self, ordinal: int) -> None:
+        self.cluster.restart(ordinal)
+
+    def close_store(self) -> None:
+        self.cluster.stop_all()
+
+    def start_sidecar(self, ordinal: int, *, store_url: str | None = None, port: int = 9090,
+                      name: str | None = None, env: dict[str, str] | None = None) -> Sidecar:
+        sidecar = Sidecar(self.workdir, name=name or f"{self.store}-{ordinal}",
+                          ip=self.ip(ordinal), port=port, backend=self.store,
+                          store_url=store_url or self.store_url(ordinal),
+                          extra_env={**self.sidecar_env, **(env or {})})
+        sidecar.start()
+        self.sidecars[ordinal if name is None else 1000 + len(self.sidecars)] = sidecar
+        return sidecar
+
+    def start(self, count: int) -> None:
+        self.start_store(count)
+        for ordinal in range(count):
+            self.start_sidecar(ordinal)
+
+    def close(self) -> None:
+        for sidecar in self.sidecars.values():
+            sidecar.stop()
+        self.close_store()
+        self.http.close()
+
+    def logs(self) -> str:
+        parts = []
+        for path in sorted(self.workdir.rglob("*.log")):
+            lines = path.read_text(errors="replace").splitlines()[-15:]
+            parts.append(f"--- {path.name}\n" + "\n".join(lines))
+        return "\n".join(parts)
