@@ -34,7 +34,7 @@ def agent_join(pods: InitPods) -> tuple[float, float]:
     wait_until(lambda: sidecar.readyz()[0] == 200, what="the joining pod's readiness",
                timeout=120, interval=0.01)
     ready = time.perf_counter()
-    if pods.voters(0) != sorted(f"{pods.backend}-{o}" for o in range(NEW + 1)):
+    if pods.voters(0) != sorted(f"{pods.store}-{o}" for o in range(NEW + 1)):
         raise RuntimeError(f"ready but not a voter: {pods.authority(0)}")
     return init_done - started, ready - started
 
@@ -71,19 +71,19 @@ def main() -> int:
     samples: dict[str, list[float]] = {}
     try:
         with Dnsmasq(workdir / "dns") as dns, httpx.Client(timeout=2) as http:
-            for backend in ("rqlite", "etcd"):
-                pods = InitPods(backend, workdir / backend, dns)
+            for store in ("rqlite", "etcd"):
+                pods = InitPods(store, workdir / store, dns)
                 try:
                     pods.start(0, 1, 2)
                     pods.wait_ready(0, 1, 2)
                     pods.harness.write_entries(2000)
                     for _ in range(args.runs):  # interleaved: drift hits both alike
                         init, total = agent_join(pods)
-                        samples.setdefault(f"{backend}: sts-agent init run", []).append(init)
-                        samples.setdefault(f"{backend}: pod start to ready voter (sts-agent "
+                        samples.setdefault(f"{store}: sts-agent init run", []).append(init)
+                        samples.setdefault(f"{store}: pod start to ready voter (sts-agent "
                                            "init + store + sidecar /readyz)", []).append(total)
                         reset(pods)
-                        samples.setdefault(f"{backend}: store's own join to its own health "
+                        samples.setdefault(f"{store}: store's own join to its own health "
                                            "endpoint", []).append(native_join(pods, http))
                         reset(pods)
                 finally:

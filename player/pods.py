@@ -25,29 +25,29 @@ class InitPods:
     the membership ready. DNS publishes every pod, ready or not (publishNotReadyAddresses).
     """
 
-    def __init__(self, backend: str, workdir: Path, dns: Dnsmasq, *, bootstrap_expect: int = 3,
+    def __init__(self, store: str, workdir: Path, dns: Dnsmasq, *, bootstrap_expect: int = 3,
                  published: int = 5) -> None:
-        self.backend = backend
+        self.store = store
         self.workdir = workdir
         self.dns = dns
         self.bootstrap_expect = bootstrap_expect
-        self.harness: Harness[Any] = harness_class(backend)(workdir)
+        self.harness: Harness[Any] = harness_class(store)(workdir)
         self.cluster: LoopbackCluster = self.harness.cluster
         self.init_results: dict[int, subprocess.CompletedProcess[str]] = {}
         workdir.mkdir(parents=True, exist_ok=True)
         dns.set_records(statefulset_records(
-            statefulset=backend, service=backend, namespace="default", domain="cluster.local",
+            statefulset=store, service=store, namespace="default", domain="cluster.local",
             pods={o: self.cluster.ip(o) for o in range(published)}))
 
     def data_dir(self, ordinal: int) -> Path:
-        return self.cluster.workdir / f"{self.backend}-{ordinal}" / "data"
+        return self.cluster.workdir / f"{self.store}-{ordinal}" / "data"
 
     def init_env(self, ordinal: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "POD_"))}
         env.update({
-            "POD_NAME": f"{self.backend}-{ordinal}", "POD_NAMESPACE": "default",
-            "POD_IP": self.cluster.ip(ordinal), "AGENT_BACKEND": self.backend,
-            "AGENT_SERVICE": self.backend, "AGENT_DNS_SERVER": self.dns.server,
+            "POD_NAME": f"{self.store}-{ordinal}", "POD_NAMESPACE": "default",
+            "POD_IP": self.cluster.ip(ordinal), "AGENT_BACKEND": self.store,
+            "AGENT_SERVICE": self.store, "AGENT_DNS_SERVER": self.dns.server,
             "AGENT_CLUSTER_DOMAIN": "cluster.local", "AGENT_ADVERTISE": "ip",
             "AGENT_BOOTSTRAP_EXPECT": str(self.bootstrap_expect),
             "AGENT_DATA_DIR": str(self.data_dir(ordinal)), "AGENT_LOG_FORMAT": "json",
@@ -63,7 +63,7 @@ class InitPods:
         return env
 
     def config_dir(self, ordinal: int) -> Path:
-        return self.workdir / "config" / f"{self.backend}-{ordinal}"
+        return self.workdir / "config" / f"{self.store}-{ordinal}"
 
     def init(self, ordinal: int, *, env: dict[str, str] | None = None,
              check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -72,16 +72,16 @@ class InitPods:
                                 env={**self.init_env(ordinal), **(env or {})},
                                 capture_output=True, text=True, timeout=150)
         self.init_results[ordinal] = result
-        log = self.workdir / f"{self.backend}-{ordinal}.init.log"
+        log = self.workdir / f"{self.store}-{ordinal}.init.log"
         with log.open("a") as out:
             out.write(result.stderr)
         if check and result.returncode != 0:
-            raise AssertionError(f"init of {self.backend}-{ordinal} exited "
+            raise AssertionError(f"init of {self.store}-{ordinal} exited "
                                  f"{result.returncode}:\n{result.stderr[-3000:]}")
         return result
 
     def start_store(self, ordinal: int) -> None:
-        name = f"{self.backend}-{ordinal}"
+        name = f"{self.store}-{ordinal}"
         node = self.cluster.nodes.get(ordinal) or StoreNode(name, self.cluster.ip(ordinal),
                                                             self.data_dir(ordinal))
         self.cluster.nodes[ordinal] = node
@@ -129,7 +129,7 @@ class InitPods:
             self.harness.remove_through_store(ordinal)
             return True
 
-        wait_until(removed, what=f"the store to remove {self.backend}-{ordinal}", timeout=30)
+        wait_until(removed, what=f"the store to remove {self.store}-{ordinal}", timeout=30)
 
     def authority(self, ordinal: int) -> dict[str, Any]:
         """The membership the pod's sidecar reports (the leader's own view)."""

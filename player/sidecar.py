@@ -16,7 +16,7 @@ from player.wait import wait_until
 class Sidecar:
     """One agent sidecar listening on ``ip:port`` and reading ``store_url``."""
 
-    def __init__(self, workdir: Path, *, name: str, ip: str, backend: str, store_url: str,
+    def __init__(self, workdir: Path, *, name: str, ip: str, store: str, store_url: str,
                  port: int = 9090, extra_env: dict[str, str] | None = None) -> None:
         self.name = name
         self.url = f"http://{ip}:{port}"
@@ -24,7 +24,7 @@ class Sidecar:
         env.update({
             "POD_NAME": name,
             "POD_NAMESPACE": "default",
-            "AGENT_BACKEND": backend,
+            "AGENT_BACKEND": store,
             "AGENT_STORE_URL": store_url,
             "AGENT_LISTEN": f"{ip}:{port}",
             "AGENT_LOG_FORMAT": "json",

@@ -233,7 +233,7 @@ class Harness(Generic[C]):
     def start_sidecar(self, ordinal: int, *, store_url: str | None = None, port: int = 9090,
                       name: str | None = None, env: dict[str, str] | None = None) -> Sidecar:
         sidecar = Sidecar(self.workdir, name=name or f"{self.store}-{ordinal}",
-                          ip=self.ip(ordinal), port=port, backend=self.store,
+                          ip=self.ip(ordinal), port=port, store=self.store,
                           store_url=store_url or self.store_url(ordinal),
                           extra_env={**self.sidecar_env, **(env or {})})
         sidecar.start()

@@ -7,14 +7,14 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from player.dns import Dnsmasq
 
 if TYPE_CHECKING:
-    from player.harness import Harness
+    from player.stores.base import Harness
 
 pytestmark = pytest.mark.integration
 
@@ -39,20 +39,22 @@ def dnsmasq(tmp_path: Path) -> Iterator[Dnsmasq]:
         yield server
 
 
-def require_store(backend: str) -> None:
-    """Fail (CI) or skip when the store binary for ``backend`` is missing."""
-    from player.stores import MissingBinary, consul_binary, etcd_binary, rqlited_binary
+def require_store(store: str) -> None:
+    """Fail (CI) or skip when a program of ``store``'s images is missing."""
+    from player.peers import MissingBinary
+    from player.stores import store_module
 
-    binaries = {"etcd": etcd_binary, "rqlite": rqlited_binary, "consul": consul_binary}
     try:
-        binaries[backend]()
+        for image in store_module(store).IMAGES.values():
+            for program in image.binaries.values():
+                program()
     except MissingBinary as exc:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(str(exc))
         pytest.skip(str(exc))
 
 
-H = TypeVar("H", bound="Harness")
+H = TypeVar("H", bound="Harness[Any]")
 
 
 @contextmanager

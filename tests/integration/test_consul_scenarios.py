@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from player.harness import ConsulHarness
+from player.stores.consul import ConsulHarness
 from player.wait import wait_until
 from tests.integration.conftest import ready_cluster, require_store
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from player.harness import EtcdHarness
+from player.stores.etcd import EtcdHarness
 from tests.integration.conftest import ready_cluster, require_store
 
 pytestmark = pytest.mark.integration

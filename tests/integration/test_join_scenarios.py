@@ -20,13 +20,13 @@ from tests.integration.conftest import require_store
 
 pytestmark = pytest.mark.integration
 
-BACKENDS = ["etcd", "rqlite"]
+STORE_NAMES = ["etcd", "rqlite"]
 
 
 @contextlib.contextmanager
-def init_pods(backend: str, dnsmasq: Dnsmasq, workdir: Path) -> Iterator[InitPods]:
-    require_store(backend)
-    cluster = InitPods(backend, workdir, dnsmasq)
+def init_pods(store: str, dnsmasq: Dnsmasq, workdir: Path) -> Iterator[InitPods]:
+    require_store(store)
+    cluster = InitPods(store, workdir, dnsmasq)
     try:
         yield cluster
     except BaseException:
@@ -36,7 +36,7 @@ def init_pods(backend: str, dnsmasq: Dnsmasq, workdir: Path) -> Iterator[InitPod
         cluster.close()
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=STORE_NAMES)
 def pods(request: pytest.FixtureRequest, dnsmasq: Dnsmasq, tmp_path: Path) -> Iterator[InitPods]:
     with init_pods(request.param, dnsmasq, tmp_path / "pods") as cluster:
         yield cluster
@@ -49,7 +49,7 @@ def etcd_pods(dnsmasq: Dnsmasq, tmp_path: Path) -> Iterator[InitPods]:
 
 
 def names(pods: InitPods, *ordinals: int) -> list[str]:
-    return sorted(f"{pods.backend}-{o}" for o in ordinals)
+    return sorted(f"{pods.store}-{o}" for o in ordinals)
 
 
 def init_log(pods: InitPods, ordinal: int) -> str:
@@ -64,7 +64,7 @@ def assert_one_cluster(pods: InitPods, *ordinals: int) -> None:
     for ordinal in ordinals:
         url = pods.harness.store_url(ordinal)
         with httpx.Client(timeout=5) as http:
-            if pods.backend == "etcd":
+            if pods.store == "etcd":
                 members = http.post(url + "/v3/cluster/member/list", json={}).json()["members"]
                 status = http.post(url + "/v3/maintenance/status", json={}).json()
                 own = sorted(m.get("name", "") for m in members)
@@ -74,7 +74,7 @@ def assert_one_cluster(pods: InitPods, *ordinals: int) -> None:
                 status = http.get(url + "/status").json()
                 own = sorted(n["id"] for n in nodes)
                 leaders.add(status["store"]["leader"]["node_id"])
-        assert own == expected, f"{pods.backend}-{ordinal} sees {own}"
+        assert own == expected, f"{pods.store}-{ordinal} sees {own}"
     assert len(leaders) == 1, f"pods disagree on cluster/leader: {leaders}"
 
 
@@ -84,7 +84,7 @@ def put(pods: InitPods, key: str, value: str) -> None:
 
 def assert_has(pods: InitPods, ordinal: int, key: str, value: str) -> None:
     wait_until(lambda: pods.read_local(ordinal, key) == value,
-               what=f"{key}={value} on {pods.backend}-{ordinal}'s own copy", timeout=30)
+               what=f"{key}={value} on {pods.store}-{ordinal}'s own copy", timeout=30)
 
 
 @pytest.mark.parametrize("volumes", ["kept", "wiped"])
@@ -111,7 +111,7 @@ def test_scale_to_one_and_back(pods: InitPods, volumes: str) -> None:
         assert_has(pods, ordinal, "w/away", "2")
         assert_has(pods, ordinal, "w/before", "1")
     if volumes == "kept":
-        if pods.backend == "etcd":  # the old member dir is kept aside, never deleted
+        if pods.store == "etcd":  # the old member dir is kept aside, never deleted
             assert [p for p in pods.data_dir(2).iterdir()
                     if p.name.startswith("member.removed-")]
         else:  # rqlite 8 takes the node back with its raft state through -join
@@ -138,7 +138,7 @@ def test_init_retried_before_the_store_started(pods: InitPods) -> None:
     pods.wait_ready(0, 1, 2)
     pods.init(3)
     pods.init(3)
-    if pods.backend == "etcd":
+    if pods.store == "etcd":
         assert "never started" in init_log(pods, 3)
     pods.start_store(3)
     pods.start_sidecar(3)
@@ -174,7 +174,7 @@ def test_no_join_without_quorum(pods: InitPods) -> None:
     pods.stop(2)
     result = pods.init(3, env={"AGENT_DNS_WAIT_TIMEOUT_SECONDS": "6"}, check=False)
     assert result.returncode != 0
-    why = "voters answer" if pods.backend == "etcd" else "waiting for a leader"
+    why = "voters answer" if pods.store == "etcd" else "waiting for a leader"
     assert why in result.stderr
     pods.start(1, 2)
     pods.wait_ready(0, 1, 2)

@@ -22,12 +22,12 @@ from structlog.testing import capture_logs
 
 import agent.kube
 import agent.leave
-from agent.model import ClusterView, Member
 from agent.config.settings import Settings
 from agent.errors import BackendUnavailable
 from agent.kube import Kube
 from agent.leave import Leaver, Outcome, decide
 from agent.membership import Membership
+from agent.model import ClusterView, Member
 from agent.readiness import Policy
 from player.kubeapi import Fault, KubeApi, resource_of
 

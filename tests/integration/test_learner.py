@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from player.harness import EtcdHarness
+from player.stores.etcd import EtcdHarness
 from tests.integration.conftest import require_store
 
 pytestmark = pytest.mark.integration

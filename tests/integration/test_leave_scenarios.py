@@ -12,12 +12,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from player.harness import HARNESSES, Harness
+from agent.stores.registry import STORES
 from player.kubeapi import KubeApi, dump
+from player.stores import harness_class
+from player.stores.base import Harness
 from player.wait import wait_until
 from tests.integration.conftest import require_store
 
@@ -26,12 +29,12 @@ pytestmark = pytest.mark.integration
 
 @dataclass
 class LeaveCluster:
-    harness: Harness
+    harness: Harness[Any]
     api: KubeApi
 
     @property
     def name(self) -> str:
-        return self.harness.backend
+        return self.harness.store
 
     def leave_command(self, ordinal: int, **env: str) -> subprocess.CompletedProcess[str]:
         """`sts-agent leave` as the main container's preStop hook runs it."""
@@ -59,13 +62,13 @@ class LeaveCluster:
                    timeout=30)
 
 
-@pytest.fixture(params=sorted(HARNESSES))
+@pytest.fixture(params=sorted(STORES))
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LeaveCluster]:
-    backend = request.param
-    require_store(backend)
+    store = request.param
+    require_store(store)
     api = KubeApi(tmp_path / "kube").start()
-    api.add_statefulset(backend, replicas=3)
-    harness = HARNESSES[backend](tmp_path, election_seconds=1.0, sidecar_env={
+    api.add_statefulset(store, replicas=3)
+    harness = harness_class(store)(tmp_path, election_seconds=1.0, sidecar_env={
         **api.env(), "AGENT_TERMINATION_GRACE_PERIOD_SECONDS": "30"})
     try:
         harness.start(3)
@@ -136,7 +139,7 @@ def test_departing_leader_hands_off_and_is_removed(cluster: LeaveCluster) -> Non
 
     assert wait_until(new_leader, what="a new leader", timeout=30) in survivors
     cluster.wait_members(names(cluster, *survivors))
-    if cluster.harness.backend == "etcd":
+    if cluster.harness.store == "etcd":
         assert "leadership_handed_off" in sidecar.proc.log_path.read_text()
 
 
@@ -180,7 +183,7 @@ def test_sigterm_to_a_classic_sidecar_leaves_on_scale_down(cluster: LeaveCluster
 class Writer(threading.Thread):
     """Writes w/000000, w/000001, ... as fast as the cluster acknowledges them."""
 
-    def __init__(self, harness: Harness) -> None:
+    def __init__(self, harness: Harness[Any]) -> None:
         super().__init__(daemon=True, name="writer")
         self.harness = harness
         self.acknowledged: dict[str, str] = {}
@@ -210,13 +213,13 @@ def terminate_pod(cluster: LeaveCluster, ordinal: int) -> None:
 
 
 @contextlib.contextmanager
-def cluster_with_writer(backend: str, tmp_path: Path,
+def cluster_with_writer(store: str, tmp_path: Path,
                         replicas: int) -> Iterator[tuple[LeaveCluster, Writer]]:
     """``replicas`` ready pods, the stand-in API, and a writer running throughout."""
-    require_store(backend)
+    require_store(store)
     api = KubeApi(tmp_path / "kube").start()
-    api.add_statefulset(backend, replicas=replicas)
-    harness = HARNESSES[backend](tmp_path, sidecar_env={
+    api.add_statefulset(store, replicas=replicas)
+    harness = harness_class(store)(tmp_path, sidecar_env={
         **api.env(), "AGENT_TERMINATION_GRACE_PERIOD_SECONDS": "60"})
     writer = Writer(harness)
     try:
@@ -242,17 +245,17 @@ def assert_no_write_lost(cluster: LeaveCluster, writer: Writer) -> None:
     assert lost == [], f"{len(lost)} acknowledged writes lost"
 
 
-@pytest.mark.parametrize("backend", sorted(HARNESSES))
-def test_scale_five_to_one_with_a_writer(backend: str, tmp_path: Path) -> None:
-    with cluster_with_writer(backend, tmp_path, 5) as (cluster, writer):
+@pytest.mark.parametrize("backend", sorted(STORES))
+def test_scale_five_to_one_with_a_writer(store: str, tmp_path: Path) -> None:
+    with cluster_with_writer(store, tmp_path, 5) as (cluster, writer):
         for ordinal in (4, 3, 2, 1):
-            cluster.api.scale(backend, ordinal)
+            cluster.api.scale(store, ordinal)
             result = cluster.leave_command(ordinal)
             assert result.returncode == 0, result.stdout + result.stderr
             terminate_pod(cluster, ordinal)
 
             def remaining_leads(remaining: int = ordinal) -> bool:
-                return cluster.harness.store_cluster().leader() in range(remaining)
+                return cluster.harness.cluster.leader() in range(remaining)
 
             wait_until(remaining_leads, timeout=30,
                        what=f"a leader among the remaining pods after removing {ordinal}")
@@ -262,34 +265,34 @@ def test_scale_five_to_one_with_a_writer(backend: str, tmp_path: Path) -> None:
         cluster.harness.sidecars[0].wait_ready(timeout=30)
 
 
-@pytest.mark.parametrize("backend", sorted(HARNESSES))
-def test_parallel_scale_down_three_to_one(backend: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", sorted(STORES))
+def test_parallel_scale_down_three_to_one(store: str, tmp_path: Path) -> None:
     """podManagementPolicy: Parallel: both departing pods leave at once."""
-    with cluster_with_writer(backend, tmp_path, 3) as (cluster, writer):
-        cluster.api.scale(backend, 1)
+    with cluster_with_writer(store, tmp_path, 3) as (cluster, writer):
+        cluster.api.scale(store, 1)
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             results = list(pool.map(cluster.leave_command, (2, 1)))
         for result in results:
             assert result.returncode == 0, result.stdout + result.stderr
         for ordinal in (2, 1):
             terminate_pod(cluster, ordinal)
-        wait_until(lambda: cluster.harness.store_cluster().leader() == 0,
+        wait_until(lambda: cluster.harness.cluster.leader() == 0,
                    what="the remaining pod to lead", timeout=30)
         assert_no_write_lost(cluster, writer)
         cluster.wait_members(names(cluster, 0))
 
 
-@pytest.mark.parametrize("backend", sorted(HARNESSES))
-def test_leader_killed_while_another_pod_leaves(backend: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", sorted(STORES))
+def test_leader_killed_while_another_pod_leaves(store: str, tmp_path: Path) -> None:
     """5 pods, scale to 4: the leader is SIGKILLed once pod 4's leave is under way. The
     removal goes through the new leader; the 3 live of the 4 remaining keep quorum."""
-    with cluster_with_writer(backend, tmp_path, 5) as (cluster, writer):
+    with cluster_with_writer(store, tmp_path, 5) as (cluster, writer):
         if cluster.harness.leader() == 4:
             # Another pod's removal is the scenario: pod 4 hands off as a restarting
             # leader does (spec.replicas is still 5, so it stays).
             response = httpx.post(cluster.harness.sidecars[4].url + "/leave", timeout=30)
             assert response.json()["result"] == "stayed", response.text
-            if backend == "rqlite":  # no transfer API: a restart of its store moves it
+            if store == "rqlite":  # no transfer API: a restart of its store moves it
                 cluster.harness.stop_store(4)
                 cluster.harness.restart_store(4)
                 cluster.harness.sidecars[4].wait_ready(timeout=60)
@@ -301,7 +304,7 @@ def test_leader_killed_while_another_pod_leaves(backend: str, tmp_path: Path) ->
             return None if current == 4 else (current,)
 
         (leader,) = wait_until(other_leader, what="a leader other than pod 4", timeout=30)
-        cluster.api.scale(backend, 4)
+        cluster.api.scale(store, 4)
         # The API answers 503 (retried) until the leader is dead: the leave has begun
         # (readiness 503, decision pending) and goes on without the leader.
         cluster.api.available = False
@@ -320,7 +323,7 @@ def test_leader_killed_while_another_pod_leaves(backend: str, tmp_path: Path) ->
         survivors = [o for o in range(4) if o != leader]
 
         def survivor_leads() -> bool:
-            return cluster.harness.store_cluster().leader() in survivors
+            return cluster.harness.cluster.leader() in survivors
 
         wait_until(survivor_leads, what="a leader among the live remaining pods",
                    timeout=30)
@@ -330,6 +333,6 @@ def test_leader_killed_while_another_pod_leaves(backend: str, tmp_path: Path) ->
         for ordinal in range(4):
             cluster.harness.sidecars[ordinal].wait_ready(timeout=90)
         assert_no_write_lost(cluster, writer)
-        print(f"{backend}: leave took {result.stdout.strip()[-120:]}; "
+        print(f"{store}: leave took {result.stdout.strip()[-120:]}; "
               f"a leader again within {leaderless:.1f}s of the kill; "
               f"{len(writer.acknowledged)} writes acknowledged, 0 lost")

@@ -1,44 +1,47 @@
-"""Readiness against real etcd, rqlite and Consul clusters: the same scenarios for every backend."""
+"""Readiness against real etcd, rqlite and Consul clusters: the same scenarios for every store."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from player.harness import HARNESSES, Harness
+from agent.stores.registry import STORES
 from player.sidecar import Sidecar
+from player.stores import harness_class
+from player.stores.base import Harness
 from player.wait import wait_until
 from tests.integration.conftest import ready_cluster, require_store
 from tests.integration.proxy import CountingProxy
 
 pytestmark = pytest.mark.integration
 
-BACKENDS = sorted(HARNESSES)
+STORE_NAMES = sorted(STORES)
 
 
-def _harness(backend: str, tmp_path: Path, **kwargs: object) -> Harness:
-    require_store(backend)
-    return HARNESSES[backend](tmp_path, **kwargs)  # type: ignore[arg-type]
+def _harness(store: str, tmp_path: Path, **kwargs: object) -> Harness[Any]:
+    require_store(store)
+    return harness_class(store)(tmp_path, **kwargs)  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=BACKENDS)
-def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+@pytest.fixture(params=STORE_NAMES)
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness[Any]]:
     """Three store nodes, each with its sidecar, all ready."""
     harness = _harness(request.param, tmp_path, election_seconds=2.0)
     with ready_cluster(harness):
         yield harness
 
 
-def _follower(cluster: Harness) -> int:
+def _follower(cluster: Harness[Any]) -> int:
     leader = cluster.leader()
     return next(o for o in sorted(cluster.sidecars) if o != leader)
 
 
-def test_three_nodes_ready_with_view_and_metrics(cluster: Harness) -> None:
+def test_three_nodes_ready_with_view_and_metrics(cluster: Harness[Any]) -> None:
     leader = cluster.leader()
     for ordinal, sidecar in cluster.sidecars.items():
         status, body = sidecar.readyz()
@@ -57,7 +60,8 @@ def test_three_nodes_ready_with_view_and_metrics(cluster: Harness) -> None:
     assert '"event": "sidecar_stop"' in cluster.sidecars[0].proc.log_path.read_text()
 
 
-def test_stopped_follower_reports_store_unreachable_others_stay_ready(cluster: Harness) -> None:
+def test_stopped_follower_reports_store_unreachable_others_stay_ready(
+        cluster: Harness[Any]) -> None:
     follower = _follower(cluster)
     others = [s for o, s in cluster.sidecars.items() if o != follower]
     cluster.stop_store(follower)
@@ -78,7 +82,7 @@ def test_stopped_follower_reports_store_unreachable_others_stay_ready(cluster: H
     cluster.sidecars[follower].wait_ready(timeout=60)
 
 
-def test_removed_node_reports_not_a_member_within_two_polls(cluster: Harness) -> None:
+def test_removed_node_reports_not_a_member_within_two_polls(cluster: Harness[Any]) -> None:
     follower = _follower(cluster)
     sidecar = cluster.sidecars[follower]
     polls_before = sidecar.status()["polls"]
@@ -99,7 +103,7 @@ def test_removed_node_reports_not_a_member_within_two_polls(cluster: Harness) ->
             assert other.readyz()[0] == 200
 
 
-def test_leader_killed_no_leader_then_ready_after_election(cluster: Harness) -> None:
+def test_leader_killed_no_leader_then_ready_after_election(cluster: Harness[Any]) -> None:
     leader = cluster.leader()
     survivors = {o: s for o, s in cluster.sidecars.items() if o != leader}
     cluster.kill_store(leader)
@@ -117,12 +121,12 @@ def test_leader_killed_no_leader_then_ready_after_election(cluster: Harness) -> 
     cluster.sidecars[leader].wait_ready(timeout=60)
 
 
-def test_probes_are_answered_from_cache(cluster: Harness) -> None:
+def test_probes_are_answered_from_cache(cluster: Harness[Any]) -> None:
     """A burst of probes causes no store request: counted at a proxy in front of the store."""
     follower = _follower(cluster)
     with CountingProxy(cluster.store_url(follower)) as proxy:
         sidecar = cluster.start_sidecar(follower, store_url=proxy.url, port=9191,
-                                        name=f"proxied-{cluster.backend}-{follower}",
+                                        name=f"proxied-{cluster.store}-{follower}",
                                         env={"AGENT_POLL_INTERVAL_SECONDS": "2",
                                              # the other members' API port (Consul's
                                              # is not in its answers): not the proxy's
@@ -136,20 +140,20 @@ def test_probes_are_answered_from_cache(cluster: Harness) -> None:
     assert set(answers) == {200}
     # Requests each poll makes to the local store: etcd and rqlite two, Consul three
     # (agent/self, raft configuration, autopilot health).
-    per_poll = 3 if cluster.backend == "consul" else 2
+    per_poll = 3 if cluster.store == "consul" else 2
     assert requests_after - requests_before <= per_poll * (polls_after - polls_before + 1), (
         f"{requests_after - requests_before} store requests for 300 probes over "
         f"{polls_after - polls_before} polls"
     )
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_new_node_not_ready_until_caught_up(backend: str, tmp_path: Path) -> None:
-    harness = _harness(backend, tmp_path, sidecar_env={"AGENT_POLL_INTERVAL_SECONDS": "0.1",
+@pytest.mark.parametrize("backend", STORE_NAMES)
+def test_new_node_not_ready_until_caught_up(store: str, tmp_path: Path) -> None:
+    harness = _harness(store, tmp_path, sidecar_env={"AGENT_POLL_INTERVAL_SECONDS": "0.1",
                                                        "AGENT_MAX_LAG_ENTRIES": "10"})
     try:
         harness.start(3)
-        harness.write_entries(3000, size=20000 if backend == "rqlite" else 100)
+        harness.write_entries(3000, size=20000 if store == "rqlite" else 100)
         sidecar = harness.start_sidecar(3)
         harness.add_store(3)
         answers: list[tuple[int, list[str]]] = []
@@ -162,10 +166,10 @@ def test_new_node_not_ready_until_caught_up(backend: str, tmp_path: Path) -> Non
         wait_until(ready, what="the new node ready", timeout=120, interval=0.02)
         reasons = {r for _, rs in answers for r in rs}
         assert answers[0][0] == 503
-        if backend == "rqlite":
+        if store == "rqlite":
             # rqlite serves its API while it replays the log: the lag is visible.
             assert any(r.startswith("catching up") for r in reasons), reasons
-        elif backend == "consul":
+        elif store == "consul":
             # Autopilot keeps a new server a non-voter until it is stable and caught up.
             assert any(r.startswith("not a voter") for r in reasons), reasons
         else:
@@ -185,18 +189,18 @@ def _open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", STORE_NAMES)
 def test_store_answering_badly_gives_503_with_the_reason_and_nothing_leaks(
-        backend: str, tmp_path: Path) -> None:
+        store: str, tmp_path: Path) -> None:
     """A store behind a proxy answering 500, garbage, truncated bodies, then slowly: each
     shows as 503 with its reason, the sidecar survives, and its open files stay bounded."""
-    harness = _harness(backend, tmp_path)
+    harness = _harness(store, tmp_path)
     try:
         harness.start(3)
         follower = next(o for o in sorted(harness.sidecars) if o != harness.leader())
         with CountingProxy(harness.store_url(follower)) as proxy:
             sidecar = harness.start_sidecar(
-                follower, store_url=proxy.url, port=9191, name=f"faulty-{backend}-{follower}",
+                follower, store_url=proxy.url, port=9191, name=f"faulty-{store}-{follower}",
                 env={"AGENT_CLIENT_PORT": str(urlsplit(harness.store_url(follower)).port),
                      "AGENT_STALE_AFTER_SECONDS": "0.5"})
             sidecar.wait_ready(timeout=60)

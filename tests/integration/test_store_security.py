@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from player.proc import Proc
 from player.sidecar import Sidecar
-from player.stores import Proc, consul_binary, etcd_binary, rqlited_binary
+from player.stores.consul import consul_binary
+from player.stores.etcd import etcd_binary
+from player.stores.rqlite import rqlited_binary
 from player.wait import wait_until
 from tests.integration.conftest import require_binary, require_store
 
@@ -52,11 +55,11 @@ def test_etcd_with_client_certificates(tmp_path: Path) -> None:
         "--client-cert-auth", "--trusted-ca-file", str(pki / "ca.crt"),
     ], tmp_path / "etcd.log")
     etcd.start()
-    good = Sidecar(tmp_path, name="etcd-0", ip=ip, backend="etcd", store_url=url,
+    good = Sidecar(tmp_path, name="etcd-0", ip=ip, store="etcd", store_url=url,
                    extra_env={"AGENT_STORE_CA_FILE": str(pki / "ca.crt"),
                               "AGENT_STORE_CERT_FILE": str(pki / "client.crt"),
                               "AGENT_STORE_KEY_FILE": str(pki / "client.key")})
-    no_cert = Sidecar(tmp_path, name="nocert-0", ip=ip, port=9191, backend="etcd",
+    no_cert = Sidecar(tmp_path, name="nocert-0", ip=ip, port=9191, store="etcd",
                       store_url=url, extra_env={"AGENT_STORE_CA_FILE": str(pki / "ca.crt")})
     try:
         good.start()
@@ -86,11 +89,11 @@ def test_rqlite_with_basic_auth(tmp_path: Path) -> None:
     right, wrong = tmp_path / "right", tmp_path / "wrong"
     right.write_text("s3cret\n")
     wrong.write_text("guess\n")
-    good = Sidecar(tmp_path, name="rqlite-0", ip=ip, backend="rqlite",
+    good = Sidecar(tmp_path, name="rqlite-0", ip=ip, store="rqlite",
                    store_url=f"http://{ip}:4001",
                    extra_env={"AGENT_STORE_USERNAME": "agent",
                               "AGENT_STORE_PASSWORD_FILE": str(right)})
-    bad = Sidecar(tmp_path, name="bad-0", ip=ip, port=9191, backend="rqlite",
+    bad = Sidecar(tmp_path, name="bad-0", ip=ip, port=9191, store="rqlite",
                   store_url=f"http://{ip}:4001",
                   extra_env={"AGENT_STORE_USERNAME": "agent",
                              "AGENT_STORE_PASSWORD_FILE": str(wrong)})
@@ -130,10 +133,10 @@ def test_consul_with_acls(tmp_path: Path) -> None:
     consul.start()
     token_file = tmp_path / "token"
     token_file.write_text(token + "\n")
-    good = Sidecar(tmp_path, name="consul-0", ip=ip, backend="consul",
+    good = Sidecar(tmp_path, name="consul-0", ip=ip, store="consul",
                    store_url=f"http://{ip}:8500",
                    extra_env={"AGENT_STORE_TOKEN_FILE": str(token_file)})
-    bad = Sidecar(tmp_path, name="bad-0", ip=ip, port=9191, backend="consul",
+    bad = Sidecar(tmp_path, name="bad-0", ip=ip, port=9191, store="consul",
                   store_url=f"http://{ip}:8500")
     try:
         good.start()

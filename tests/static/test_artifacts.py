@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from player.manifests import kustomize_binary
-from player.stores import MissingBinary
+from player.peers import MissingBinary
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every kustomization users can build (components are only parts of one).

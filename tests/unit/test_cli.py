@@ -6,13 +6,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import get_args
 
 import pytest
 
-from agent.backends import BACKENDS, backend_class
-from agent.cli import build_parser, cluster_domain, main
-from agent.config import Backend, Settings
+from agent.cli import build_parser, main
+from agent.stores.registry import STORES
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "consul"
@@ -81,21 +79,15 @@ def test_unknown_template_variable_names_variable_and_file(
     assert list(out.iterdir()) == []
 
 
-def test_cluster_domain_sources(tmp_path: Path) -> None:
-    resolv = tmp_path / "resolv.conf"
-    resolv.write_text("search ns.svc.corp svc.corp corp\n")
-    assert cluster_domain(Settings(resolv_conf_path=resolv)) == "corp"
-    assert cluster_domain(Settings(resolv_conf_path=resolv, cluster_domain="x.y")) == "x.y"
-    assert cluster_domain(Settings(resolv_conf_path=tmp_path / "missing")) == "cluster.local"
-
-
 def test_every_setting_is_a_flag_of_every_command() -> None:
     parser = build_parser()
     args = parser.parse_args(["init", "--bootstrap-expect", "5", "--no-wait-for-self"])
     assert vars(args) == {"command": "init", "bootstrap_expect": "5", "wait_for_self": False}
 
 
-HEAVY = ("aiohttp", "prometheus_client", "lightkube", "httpx", "agent.backends")
+# What init and render never load: the sidecar's libraries and any store's own code.
+HEAVY = ("aiohttp", "prometheus_client", "lightkube", "httpx",
+         *(f"agent.stores.{name}" for name in STORES))
 
 
 def test_init_imports_nothing_heavy(pod_env: Path) -> None:
@@ -127,39 +119,3 @@ def test_render_run_imports_nothing_heavy(pod_env: Path) -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             cwd=ROOT, check=True)
     assert result.stdout.strip() == "0 []", result.stderr
-
-
-def test_every_configurable_backend_has_an_adapter() -> None:
-    """AGENT_BACKEND accepts exactly the stores the registry can drive."""
-    assert set(get_args(Backend)) == set(BACKENDS)
-    for name in BACKENDS:
-        assert backend_class(name).name == name
-
-
-@pytest.mark.parametrize(
-    ("listen", "url"),
-    [("0.0.0.0:9090", "http://127.0.0.1:9090"), ("[::]:9091", "http://[::1]:9091"),
-     ("127.0.20.3:9090", "http://127.0.20.3:9090")],
-)
-def test_local_sidecar_url(listen: str, url: str) -> None:
-    from agent.cli import _local_url
-
-    assert _local_url(Settings(listen=listen)) == url
-
-
-def test_store_url_credentials_redacted() -> None:
-    from agent.lifecycle import redact
-
-    assert redact("http://agent:s3cret@127.0.0.1:4001") == "http://***@127.0.0.1:4001"
-    assert redact("http://127.0.0.1:4001/a@b") == "http://127.0.0.1:4001/a@b"
-
-
-def test_default_seeds_from_stable_names() -> None:
-    from agent.lifecycle import default_seeds
-
-    settings = Settings(backend="etcd", pod_name="etcd-3", service="etcd", namespace="prod")
-    assert default_seeds(settings, "cluster.local") == [
-        f"http://etcd-{o}.etcd.prod.svc.cluster.local:2379" for o in range(3)]
-    explicit = Settings(backend="etcd", seed_urls="http://a:1, http://b:2/")
-    assert default_seeds(explicit, "cluster.local") == ["http://a:1", "http://b:2"]
-    assert default_seeds(Settings(backend="etcd"), "cluster.local") == []

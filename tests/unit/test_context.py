@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.context import build_context, peer_ordinals
+from agent.context import build_context, peer_ordinals, template_vars
 from agent.discovery import Peer, ServiceNames
 from agent.identity import PodIdentity
 
@@ -53,3 +53,9 @@ def test_optional_names_absent_when_unknown() -> None:
                             bootstrap_expect=1, peer_port=None)
     assert "pod_ip" not in context
     assert "peer_addresses" not in context and "peer_port" not in context
+
+
+def test_template_vars() -> None:
+    env = {"AGENT_VAR_DATACENTER": "dc1", "AGENT_VAR_": "ignored", "AGENT_SERVICE": "x",
+           "OTHER": "y"}
+    assert template_vars(env) == {"datacenter": "dc1"}

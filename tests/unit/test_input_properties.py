@@ -26,18 +26,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.cli import COMMANDS, build_parser, main
-from agent.config import (
+from agent.config.loading import (
     REQUIRED,
-    Settings,
     cross_check,
     describe,
     env_name,
     fields,
     flag_name,
     load_settings,
-    template_vars,
 )
-from agent.context import build_context
+from agent.config.settings import Settings
+from agent.context import build_context, template_vars
 from agent.discovery import (
     Discovery,
     DnsUnavailable,
@@ -50,6 +49,7 @@ from agent.dnsclient import DnspythonClient
 from agent.errors import ConfigError, RenderError
 from agent.identity import PodIdentity
 from agent.render import make_environment, render_directory
+from agent.stores.registry import STORES
 from tests.fakes import FakeDns
 
 
@@ -71,7 +71,7 @@ AWKWARD_VALUES = [
     "65535", "65536", "-0", "0.0", "1e309", "-1e309", "1e-320", "nan", "NaN", "-nan", "inf",
     "-inf", "Infinity", "9" * 5000, "-" + "9" * 40, "1_0", "0x10", "1e3", "٣", "²", "true",
     "false", "yes", "off", "None", "null", "[]", "{}", '{"a": 1}', "db-0", "db-01", "db-0\n",
-    "rqlite", "etcd", "consul", "Consul", "10.0.0.1", "10.0.0.300", "::1", "fd00::7%eth0",
+    *STORES, *(name.title() for name in STORES), "10.0.0.1", "10.0.0.300", "::1", "fd00::7%eth0",
     "[::1]:53", "[::1]:0", "[::1", "1.2.3.4:99999", "1.2.3.4:²", "0.0.0.0:9090", "http://x",
     "https://x/", "ftp://x", "/tmp", "/", ".", "..", "a" * 64, "a" * 300, "é", "ß", "K",
     "İ", "\x7f", "\x1b[31m", os.fsdecode(b"\xff\xfe"), "cluster.local.", "cluster..local",
@@ -181,7 +181,7 @@ DNS_NAME_FIELDS = ["pod_name", "namespace", "service", "statefulset", "srv_port_
                    "namespace_rewrite", "cluster_domain"]
 NOISE = st.sampled_from(["", "\n", "\r", "\t", " ", "\x0b", "\x0c", "\x85", "\u00a0", "\u2028",
                          ".", "-", "_", "K", "é"])
-PLAIN = st.sampled_from(["db-0", "prod", "cluster.local", "consul", "a", "db-12"])
+PLAIN = st.sampled_from(["db-0", "prod", "cluster.local", *STORES, "a", "db-12"])
 NAME_LIKE = st.one_of(st.builds(str.__add__, PLAIN, NOISE), st.builds(str.__add__, NOISE, PLAIN),
                       st.builds(lambda h, label, t: h + label + t, NOISE, PLAIN, NOISE))
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"

@@ -1,4 +1,4 @@
-"""Leave: the decision, the quorum guard, the procedure against a fake store, access rules."""
+"""Leave: the decision, the procedure against a fake store, access rules."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import ClassVar
 
 import pytest
 
-from agent.backends.base import ClusterView, Member
 from agent.errors import BackendUnavailable, KubeError
-from agent.leave import Leaver, decide, quorum_guard
-from agent.membership import Membership, Policy
+from agent.leave import Leaver, decide
+from agent.membership import Membership
+from agent.model import ClusterView, Member
+from agent.readiness import Policy
 from agent.server import allowed_to_leave
 
 URL = {i: f"http://n{i}:1" for i in range(5)}
@@ -30,34 +31,6 @@ def view(self_id: int, leader: int | None, ids: tuple[int, ...] = (0, 1, 2),
                        self_id=f"n{self_id}", applied_index=1, commit_index=1)
 
 
-@pytest.mark.parametrize(
-    ("ids", "learners", "reachable", "expected"),
-    [
-        ((0, 1, 2), (), {"n0", "n1"}, None),
-        ((0, 1, 2), (), {"n0"}, "only 1 of the 2 remaining voters answer; 2 are needed"),
-        ((0, 1, 2, 3, 4), (), {"n0", "n1", "n3"}, None),
-        ((0, 1, 2, 3, 4), (), {"n0", "n1"}, "only 2 of the 4 remaining voters answer; 3"),
-        ((2,), (), set(), "this is the last voter"),
-        ((0, 1, 2), (2,), set(), None),  # a learner leaving never touches quorum
-        ((0, 1), (), set(), None),  # already gone
-    ],
-)
-def test_quorum_guard(ids: tuple[int, ...], learners: tuple[int, ...], reachable: set[str],
-                      expected: str | None) -> None:
-    got = quorum_guard(view(0, 0, ids, learners), "n2", reachable)
-    if expected is None:
-        assert got is None
-    else:
-        assert got is not None and got.startswith(expected)
-
-
-def test_quorum_guard_counts_parallel_departures_as_gone() -> None:
-    # 4 voters, n1 down, scale 4 -> 2: n3 must not go while n2 is leaving too.
-    got = quorum_guard(view(0, 0, (0, 1, 2, 3)), "n3", {"n0", "n2"}, departing={"n2"})
-    assert got is not None and got.startswith("only 1 of the 2 remaining voters answer")
-    assert quorum_guard(view(0, 0, (0, 1, 2)), "n2", {"n0"}, departing={"n1"}) is None
-
-
 async def test_decide_retries_transient_api_errors() -> None:
     replicas = FakeReplicas(2, failures=[KubeError("timed out", retryable=True)] * 2)
     decision = await decide("scale-down", ordinal=2, statefulset="db", replicas=replicas,
@@ -67,10 +40,6 @@ async def test_decide_retries_transient_api_errors() -> None:
     decision = await decide("scale-down", ordinal=2, statefulset="db", replicas=gone,
                             retry_seconds=5, sleep=no_sleep)
     assert not decision.leave and "forbidden" in decision.reason
-
-
-def test_quorum_guard_needs_a_leader() -> None:
-    assert quorum_guard(view(0, None), "n2", {"n0", "n1"}) == "no leader"
 
 
 @dataclass

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.backends.base import ClusterView, Member
 from agent.errors import BackendUnavailable
-from agent.membership import Snapshot
+from agent.model import ClusterView, Member, Snapshot
 from agent.promote import Promoter
 
 

@@ -13,12 +13,13 @@ import respx
 from aiohttp import web
 from aiohttp.test_utils import RawTestServer, TestClient
 
-from agent.backends.base import ClusterView, Member
-from agent.config import Settings
-from agent.lifecycle import run_sidecar
-from agent.membership import Membership, Policy
+from agent.config.settings import Settings
+from agent.membership import Membership
+from agent.model import ClusterView, Member
+from agent.readiness import Policy
 from agent.server import Routes, make_server
-from tests.unit.test_backend_etcd import MEMBERS_34, STATUS_34
+from agent.sidecar import run_sidecar
+from tests.unit.stores.etcd.test_api import MEMBERS_34, STATUS_34
 
 Client = TestClient[web.BaseRequest, None]
 

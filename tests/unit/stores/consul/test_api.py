@@ -9,15 +9,15 @@ import httpx
 import pytest
 import respx
 
-from agent.backends.base import Member
-from agent.backends.consul import (
+from agent.errors import AgentError, BackendError, BackendUnavailable
+from agent.model import Member
+from agent.stores.consul.api import (
     LEAVE_TIMEOUT_SECONDS,
     ConsulBackend,
     build_view,
     parse_configuration,
     parse_health,
 )
-from agent.errors import AgentError, BackendError, BackendUnavailable
 
 ID0 = "8f2d6a1e-3c4b-4f0e-9a7d-1b2c3d4e5f60"  # consul-0, the leader
 ID1 = "b7e1c2d3-5a6f-4e8d-8c9b-0a1b2c3d4e5f"  # consul-1, this pod's server

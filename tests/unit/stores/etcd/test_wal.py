@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.etcd_wal import WalUnreadable, member_ids
+from agent.stores.etcd.wal import WalUnreadable, member_ids
 
 
 def varint(value: int) -> bytes:

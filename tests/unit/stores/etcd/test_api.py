@@ -8,8 +8,8 @@ import httpx
 import pytest
 import respx
 
-from agent.backends.etcd import EtcdBackend, build_view, parse_members, parse_status
 from agent.errors import AgentError, BackendError, BackendUnavailable
+from agent.stores.etcd.api import EtcdBackend, build_view, parse_members, parse_status
 
 # Answers of a real etcd 3.4.23 member (etcd-1) in a 3-member cluster with a learner added.
 MEMBERS_34: dict[str, Any] = {
@@ -138,32 +138,6 @@ async def test_failures_become_agent_errors(response: Any, error: type[AgentErro
             await EtcdBackend(client, URL).view()
 
 
-def _all_subclasses(cls: type[Exception]) -> list[type[Exception]]:
-    found = []
-    for sub in cls.__subclasses__():
-        found.append(sub)
-        found.extend(_all_subclasses(sub))
-    return found
-
-
-REQUEST_ERRORS = [c for c in _all_subclasses(httpx.RequestError)
-                  if c not in (httpx.TransportError, httpx.TimeoutException,
-                               httpx.NetworkError, httpx.ProtocolError)]
-
-
-@pytest.mark.parametrize("error", REQUEST_ERRORS, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("backend", ["etcd", "rqlite"])
-@respx.mock
-async def test_no_httpx_exception_leaks(backend: str, error: type[Exception]) -> None:
-    """Whatever httpx raises while talking to a store comes out as one of our errors."""
-    from agent.backends import backend_class
-
-    respx.route().mock(side_effect=error("boom"))
-    async with httpx.AsyncClient() as client:
-        with pytest.raises(AgentError):
-            await backend_class(backend)(client, "http://store:1").view()
-
-
 @respx.mock
 async def test_add_learner_and_retried_add() -> None:
     added = {"header": MEMBERS_34["header"],
@@ -213,31 +187,3 @@ async def test_learner_view_without_member_list() -> None:
     async with httpx.AsyncClient() as client:
         with pytest.raises(BackendUnavailable):
             await EtcdBackend(client, URL).view()
-
-
-@pytest.mark.parametrize("backend", ["etcd", "rqlite", "consul"])
-async def test_dns_failure_is_named(backend: str) -> None:
-    """A peer asked by its DNS name while DNS is down: the reason says DNS, not a bare
-    ConnectError; any other connection failure keeps its own name. (httpx's own mock
-    transport: the failure's cause chain, which respx drops, is what is read.)"""
-    import socket
-
-    from agent.backends import backend_class
-
-    def transport(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "10.0.0.9":
-            raise httpx.ConnectError("refused", request=request)
-        try:
-            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-        except socket.gaierror as exc:
-            raise httpx.ConnectError(str(exc), request=request) from exc
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(transport)) as client:
-        subject = backend_class(backend)(client, "http://127.0.0.1:1")
-        with pytest.raises(AgentError) as caught:
-            await subject.view("http://etcd-1.etcd.ns.svc.cluster.local:2379")
-        with pytest.raises(AgentError) as refused:
-            await subject.view("http://10.0.0.9:2379")
-    assert ("cannot resolve etcd-1.etcd.ns.svc.cluster.local "
-            "(DNS: Temporary failure in name resolution)") in caught.value.message
-    assert "DNS" not in refused.value.message and "ConnectError: refused" in refused.value.message

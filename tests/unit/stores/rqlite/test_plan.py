@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.backends.base import Member
-from agent.rqlite_join import plan_rqlite, same_address
+from agent.model import Member
+from agent.stores.rqlite.plan import plan_start, same_address
 
 
 def addr(i: int) -> str:
@@ -22,7 +22,7 @@ THREE = [member(0), member(1), member(2)]
 
 def plan(i: int, members: list[Member] | None, has_state: bool,
          bootstrap: bool = True) -> tuple[str, tuple[str, ...]]:
-    result = plan_rqlite(node_id=f"rqlite-{i}", raft_address=addr(i), members=members,
+    result = plan_start(node_id=f"rqlite-{i}", raft_address=addr(i), members=members,
                          has_state=has_state, bootstrap_member=bootstrap)
     assert result.reason
     return result.state, result.remove

@@ -8,8 +8,8 @@ import httpx
 import pytest
 import respx
 
-from agent.backends.rqlite import RqliteBackend, build_view, parse_nodes, parse_status
 from agent.errors import BackendError, BackendUnavailable
+from agent.stores.rqlite.api import RqliteBackend, build_view, parse_nodes, parse_status
 
 # Trimmed from a real rqlite v8.36.0 node (rqlite-1, follower) in a 3-node cluster.
 STATUS: dict[str, Any] = {

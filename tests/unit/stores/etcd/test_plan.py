@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-from agent.backends.base import Member
-from agent.etcd_join import Action, plan_join
-from agent.quorum import quorum_for_add
+from agent.model import Member
+from agent.stores.etcd.plan import Action, plan_start
 
 
 def url(i: int) -> str:
@@ -28,7 +23,7 @@ Planned = tuple[str, str, tuple[Action, ...]]
 
 
 def plan(i: int, members: list[Member] | None, has_data: bool) -> Planned:
-    result = plan_join(name=f"etcd-{i}", peer_url=url(i), bootstrap=BOOT, members=members,
+    result = plan_start(name=f"etcd-{i}", peer_url=url(i), bootstrap=BOOT, members=members,
                        has_data=has_data)
     return result.state, result.initial_cluster, result.actions
 
@@ -78,34 +73,14 @@ def test_retried_init_after_add_reuses_the_entry() -> None:
     assert f"etcd-3={url(3)}" in cluster
 
 
-@pytest.mark.parametrize(
-    ("answering", "ok"),
-    [({"id0", "id1", "id2"}, True), ({"id0", "id1"}, True), ({"id0"}, False)],
-)
-def test_quorum_for_add(answering: set[str], ok: bool) -> None:
-    members = [member(0), member(1), member(2), member(3, learner=True)]
-    assert (quorum_for_add(members, answering) is None) is ok
-
-
-def test_old_data_is_moved_aside_never_deleted(tmp_path: Path) -> None:
-    from agent.prestart import move_aside
-
-    (tmp_path / "member" / "wal").mkdir(parents=True)
-    (tmp_path / "member" / "wal" / "0.wal").write_text("old")
-    target = move_aside(tmp_path / "member")
-    assert target.parent == tmp_path and target.name.startswith("member.removed-")
-    assert (target / "wal" / "0.wal").read_text() == "old"
-    assert not (tmp_path / "member").exists()
-
-
 def test_data_of_another_member_under_our_name_is_moved_aside() -> None:
     members = [member(0), member(1), member(2, mid="new-id")]
-    result = plan_join(name="etcd-2", peer_url=url(2), bootstrap=BOOT, members=members,
+    result = plan_start(name="etcd-2", peer_url=url(2), bootstrap=BOOT, members=members,
                        has_data=True, local_id="old-id")
     assert result.state == "existing"
     assert result.actions == (Action("remove_member", "new-id"), Action("move_data_aside"),
                               Action("add_learner", url(2)))
-    same = plan_join(name="etcd-2", peer_url=url(2), bootstrap=BOOT, members=members,
+    same = plan_start(name="etcd-2", peer_url=url(2), bootstrap=BOOT, members=members,
                      has_data=True, local_id="new-id")
     assert same.actions == ()
 
@@ -114,9 +89,9 @@ def test_unstarted_other_members_are_named_from_their_pods() -> None:
     """etcd-3 was added by its own init and has not started; etcd-4's initial-cluster
     must still list it (etcd checks every URL), under a name, never an empty one."""
     members = [member(0), member(1), member(2), member(3, started=False, learner=True)]
-    result = plan_join(name="etcd-4", peer_url=url(4), bootstrap=BOOT, members=members,
+    result = plan_start(name="etcd-4", peer_url=url(4), bootstrap=BOOT, members=members,
                        has_data=False, names_by_url={url(3): "etcd-3"})
     assert f"etcd-3={url(3)}" in result.initial_cluster.split(",")
-    anonymous = plan_join(name="etcd-4", peer_url=url(4), bootstrap=BOOT, members=members,
+    anonymous = plan_start(name="etcd-4", peer_url=url(4), bootstrap=BOOT, members=members,
                           has_data=False)
     assert f"member-id3={url(3)}" in anonymous.initial_cluster.split(",")

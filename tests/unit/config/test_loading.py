@@ -1,4 +1,4 @@
-"""Settings: env and flags, every problem named, resolv.conf domain, template vars."""
+"""Loading settings: env and flags, required per command, every problem named."""
 
 from __future__ import annotations
 
@@ -7,18 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import (
-    REQUIRED,
-    Settings,
-    cluster_domain_from_resolv_conf,
-    describe,
-    env_name,
-    flag_name,
-    load_settings,
-    parse_host_port,
-    template_vars,
-)
+from agent.config.loading import REQUIRED, describe, env_name, flag_name, load_settings
+from agent.config.settings import Settings
 from agent.errors import ConfigError
+from agent.stores.registry import STORES
 
 
 def _load(command: str, monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
@@ -84,7 +76,8 @@ def test_every_problem_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
         "AGENT_BOOTSTRAP_EXPECT (--bootstrap-expect): Input should be a valid integer",
         "AGENT_DNS_QUERY_TIMEOUT_SECONDS (--dns-query-timeout-seconds): Input should be "
         "greater than 0",
-        "AGENT_BACKEND (--backend): Input should be 'rqlite', 'etcd' or 'consul'",
+        f"AGENT_BACKEND (--backend): 'zookeeper' is not a store the agent knows "
+        f"({', '.join(STORES)})",
         "AGENT_SERVICE (--service): 'Consul' is not a DNS-1123 label",
         "POD_NAMESPACE (--namespace): required by 'init' but not set",
         "AGENT_TEMPLATES_DIR (--templates-dir): required by 'init' but not set",
@@ -137,60 +130,12 @@ def test_booleans(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.wait_for_self is False
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("10.96.0.10", ("10.96.0.10", 53)),
-        ("127.0.53.1:5353", ("127.0.53.1", 5353)),
-        ("[fd00::10]:53", ("fd00::10", 53)),
-        ("fd00::10", ("fd00::10", 53)),
-        ("[::1]", ("::1", 53)),
-    ],
-)
-def test_parse_host_port(value: str, expected: tuple[str, int]) -> None:
-    assert parse_host_port(value, 53) == expected
-
-
-@pytest.mark.parametrize(
-    "value", ["kube-dns:53", "1.2.3.4:0", "1.2.3.4:x", "[::1", "1.2.3.4:70000"]
-)
-def test_parse_host_port_rejects(value: str) -> None:
-    with pytest.raises(ValueError, match=r"host must be an IP|port must be|\[ipv6\]"):
-        parse_host_port(value, 53)
-
-
 def test_nameserver_and_peer_port(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = _load("init", monkeypatch, GOOD | {"AGENT_DNS_SERVER": "127.0.53.1:5353",
                                                   "AGENT_BACKEND": "consul"})
     assert settings.nameserver() == ("127.0.53.1", 5353)
     assert settings.effective_peer_port() == 8301
     assert _load("init", monkeypatch, GOOD, peer_port="9000").effective_peer_port() == 9000
-
-
-@pytest.mark.parametrize(
-    ("text", "namespace", "expected"),
-    [
-        ("search prod.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n",
-         "prod", "cluster.local"),
-        ("nameserver 10.96.0.10\nsearch prod.svc.k8s.example svc.k8s.example k8s.example\n",
-         None, "k8s.example"),
-        ("search svc.svc.corp.internal svc.corp.internal corp.internal\n", "svc",
-         "corp.internal"),
-        ("search prod.svc.cluster.local.\n", "prod", "cluster.local"),
-        ("search example.com\n", "prod", None),
-        ("nameserver 1.1.1.1\n", None, None),
-        ("", None, None),
-    ],
-)
-def test_cluster_domain_from_resolv_conf(text: str, namespace: str | None,
-                                         expected: str | None) -> None:
-    assert cluster_domain_from_resolv_conf(text, namespace) == expected
-
-
-def test_template_vars() -> None:
-    env = {"AGENT_VAR_DATACENTER": "dc1", "AGENT_VAR_": "ignored", "AGENT_SERVICE": "x",
-           "OTHER": "y"}
-    assert template_vars(env) == {"datacenter": "dc1"}
 
 
 def test_names() -> None:
@@ -206,20 +151,22 @@ def test_every_field_documented() -> None:
             assert name.endswith("_seconds"), name
 
 
-@pytest.mark.parametrize(
-    ("backend", "grace", "margin", "short"),
-    [("consul", 30.0, 5.0, False), ("consul", 25.0, 5.0, True), ("etcd", 15.0, 5.0, False),
-     ("etcd", 12.0, 5.0, True), ("rqlite", 30.0, 25.0, True), (None, 6.0, 5.0, False)],
-)
-def test_leave_time_problem(backend: str | None, grace: float, margin: float,
-                            short: bool) -> None:
-    settings = Settings(backend=backend, termination_grace_period_seconds=grace,
+@pytest.mark.parametrize("store", sorted(STORES))
+@pytest.mark.parametrize("spare", [0.0, 5.0, -0.5])
+def test_leave_time_problem(store: str, spare: float) -> None:
+    """The deadline (grace period minus margin) must cover what the store's removal can
+    take (its spec); short by any amount, it is reported, naming the numbers."""
+    margin = 5.0
+    grace = margin + STORES[store].removal_seconds + spare
+    settings = Settings(backend=store, termination_grace_period_seconds=grace,
                         leave_margin_seconds=margin)
     problem = settings.leave_time_problem()
-    assert (problem is not None) == short, problem
+    assert (problem is not None) == (spare < 0), problem
     if problem is not None:
         assert problem.startswith(f"the leave deadline ({grace - margin:g} s: ")
-        assert f"shorter than a {backend} removal can take" in problem
+        assert f"shorter than a {store} removal can take" in problem
+    assert Settings(termination_grace_period_seconds=6.0,
+                    leave_margin_seconds=5.0).leave_time_problem() is None
 
 
 DURATIONS = sorted(name for name in Settings.model_fields if name.endswith("_seconds"))

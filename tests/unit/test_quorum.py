@@ -1,0 +1,76 @@
+"""The quorum rules: adding, removing (parallel departures counted), choosing a successor."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.model import ClusterView, Member
+from agent.quorum import majority, quorum_for_add, quorum_for_removal, successor
+
+URL = {i: f"http://n{i}:1" for i in range(5)}
+
+
+def members(*ids: int, learners: tuple[int, ...] = ()) -> tuple[Member, ...]:
+    return tuple(Member(id=f"n{i}", name=f"n{i}", address=f"n{i}:2", api_url=URL[i],
+                        voter=i not in learners) for i in ids)
+
+
+def view(self_id: int, leader: int | None, ids: tuple[int, ...] = (0, 1, 2),
+         learners: tuple[int, ...] = ()) -> ClusterView:
+    return ClusterView(members=members(*ids, learners=learners),
+                       leader_id=f"n{leader}" if leader is not None else None,
+                       self_id=f"n{self_id}", applied_index=1, commit_index=1)
+
+
+@pytest.mark.parametrize(("voters", "needed"), [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3)])
+def test_majority(voters: int, needed: int) -> None:
+    assert majority(voters) == needed
+
+
+@pytest.mark.parametrize(
+    ("ids", "learners", "reachable", "expected"),
+    [
+        ((0, 1, 2), (), {"n0", "n1"}, None),
+        ((0, 1, 2), (), {"n0"}, "only 1 of the 2 remaining voters answer; 2 are needed"),
+        ((0, 1, 2, 3, 4), (), {"n0", "n1", "n3"}, None),
+        ((0, 1, 2, 3, 4), (), {"n0", "n1"}, "only 2 of the 4 remaining voters answer; 3"),
+        ((2,), (), set(), "this is the last voter"),
+        ((0, 1, 2), (2,), set(), None),  # a learner leaving never touches quorum
+        ((0, 1), (), set(), None),  # already gone
+    ],
+)
+def test_quorum_for_removal(ids: tuple[int, ...], learners: tuple[int, ...], reachable: set[str],
+                      expected: str | None) -> None:
+    got = quorum_for_removal(view(0, 0, ids, learners), "n2", reachable)
+    if expected is None:
+        assert got is None
+    else:
+        assert got is not None and got.startswith(expected)
+
+
+def test_quorum_for_removal_counts_parallel_departures_as_gone() -> None:
+    # 4 voters, n1 down, scale 4 -> 2: n3 must not go while n2 is leaving too.
+    got = quorum_for_removal(view(0, 0, (0, 1, 2, 3)), "n3", {"n0", "n2"}, departing={"n2"})
+    assert got is not None and got.startswith("only 1 of the 2 remaining voters answer")
+    assert quorum_for_removal(view(0, 0, (0, 1, 2)), "n2", {"n0"}, departing={"n1"}) is None
+
+
+def test_quorum_for_removal_needs_a_leader() -> None:
+    assert quorum_for_removal(view(0, None), "n2", {"n0", "n1"}) == "no leader"
+
+
+@pytest.mark.parametrize(
+    ("answering", "ok"),
+    [({"n0", "n1", "n2"}, True), ({"n0", "n1"}, True), ({"n0"}, False)],
+)
+def test_quorum_for_add(answering: set[str], ok: bool) -> None:
+    listed = members(0, 1, 2, 3, learners=(3,))
+    assert (quorum_for_add(listed, answering) is None) is ok
+
+
+
+
+def test_successor_is_an_answering_voter_other_than_self() -> None:
+    cluster = view(0, 0, (0, 1, 2, 3), learners=(1,))
+    assert successor(cluster, "n0", {"n0", "n1", "n3"}) == cluster.member("n3")
+    assert successor(cluster, "n0", {"n0", "n1"}) is None
