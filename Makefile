@@ -10,6 +10,7 @@ setup:
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 unit: setup
 	$(PY) -m pytest tests/unit
@@ -39,4 +40,4 @@ docs: setup
 	$(PY) scripts/config_reference.py --write README.md
 
 clean:
-	rm -rf $(VENV) .venv-lint .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-lint .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache

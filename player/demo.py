@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from agent.stores.registry import STORES
+from agent.registry import STORES
 from player.controller import StatefulSetPlayer
 from player.writer import writer_for
 

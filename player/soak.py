@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.stores.registry import STORES
+from agent.registry import STORES
 from player.controller import StatefulSetPlayer
 from player.demo import QUORUM_GAP_SECONDS, ROOT
 from player.wait import WaitTimeout, wait_until

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from agent.stores.registry import STORES
+from agent.registry import STORES
 from player.stores import kv_client
 
 if TYPE_CHECKING:

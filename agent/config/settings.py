@@ -22,7 +22,7 @@ from agent.config.types import (
     StoreName,
 )
 from agent.identity import parse_pod_name
-from agent.stores.registry import STORES, StoreSpec
+from agent.registry import STORES, StoreSpec
 
 ENV_PREFIX = "AGENT_"
 

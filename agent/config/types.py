@@ -9,7 +9,7 @@ from pydantic import AfterValidator
 
 from agent.addresses import parse_host_port
 from agent.identity import IdentityError, check_dns_name, is_dns_label, parse_pod_name
-from agent.stores.registry import STORES
+from agent.registry import STORES
 
 # The longest duration any setting takes (a week): larger values overflow OS timers.
 MAX_DURATION_SECONDS = 7 * 24 * 3600.0

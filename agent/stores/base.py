@@ -1,7 +1,7 @@
 """The contracts every store folder implements: Backend (+ Reconfigurable, Promotable), Prestart.
 
 A store lives in ``agent/stores/<name>/`` and is enrolled by one line in
-``agent/stores/registry.py``. Its folder turns the store's API into the value types of
+``agent/registry.py``. Its folder turns the store's API into the value types of
 ``agent.model``; raw JSON never leaves it. The rest of the agent sees a store only
 through these protocols, so the leave, the readiness verdict and the quorum rules are
 the same code for every store.

@@ -11,7 +11,7 @@ from agent.addresses import host_port
 from agent.config.settings import Settings
 from agent.discovery import Peer, ServiceNames
 from agent.identity import PodIdentity
-from agent.stores.registry import store_spec
+from agent.registry import store_spec
 
 
 def move_aside(path: Path) -> Path:

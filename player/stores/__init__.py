@@ -9,7 +9,7 @@ import importlib
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from agent.stores.registry import STORES
+from agent.registry import STORES
 
 if TYPE_CHECKING:
     import httpx

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.stores.registry import STORES
+from agent.registry import STORES
 from player.controller import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import writer_for

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.stores.registry import STORES
+from agent.registry import STORES
 from player.kubeapi import KubeApi, dump
 from player.stores import harness_class
 from player.stores.base import Harness

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from agent.stores.registry import STORES
+from agent.registry import STORES
 from player.sidecar import Sidecar
 from player.stores import harness_class
 from player.stores.base import Harness

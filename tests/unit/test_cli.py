@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli import build_parser, main
-from agent.stores.registry import STORES
+from agent.registry import STORES
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "consul"

@@ -48,8 +48,8 @@ from agent.discovery import (
 from agent.dnsclient import DnspythonClient
 from agent.errors import ConfigError, RenderError
 from agent.identity import PodIdentity
+from agent.registry import STORES
 from agent.render import make_environment, render_directory
-from agent.stores.registry import STORES
 from tests.fakes import FakeDns
 
 

@@ -10,7 +10,7 @@ import pytest
 from agent.config.loading import REQUIRED, describe, env_name, flag_name, load_settings
 from agent.config.settings import Settings
 from agent.errors import ConfigError
-from agent.stores.registry import STORES
+from agent.registry import STORES
 
 
 def _load(command: str, monkeypatch: pytest.MonkeyPatch, env: dict[str, str],

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from agent.errors import BackendError
 from agent.model import ClusterView
-from agent.stores.registry import STORES
+from agent.registry import STORES
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-2**64, 2**64) | st.floats(allow_nan=True)
