@@ -3,7 +3,6 @@ acknowledged, and reading it all back at the end; it also times leaderless spell
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from agent.registry import STORES
-from player.stores import kv_client
+from player.stores import harness_class, kv_client
 
 if TYPE_CHECKING:
     from player.controller import StatefulSetPlayer
@@ -77,20 +76,9 @@ class Writer:
 
 def writer_for(player: StatefulSetPlayer) -> Writer:
     """A client writing through whichever of the player's pods are ready, on the store's
-    client port, as rqlite's admin user when the example has an -auth file."""
+    client port, with the credentials the example's Secrets give a client (if any)."""
     store = player.example.name
-    auth = None
-    for secret in player.example.secrets.values():
-        if "users.json" in secret:
-            auth = rqlite_admin(secret["users.json"])
+    auth = harness_class(store).kv_class.credentials(player.example.secrets)
     port = STORES[store].client_port
     return Writer(store, lambda: [f"http://{p.ip}:{port}" for p in list(player.pods.values())
                                   if p.ready], auth=auth)
-
-
-def rqlite_admin(users_json: bytes) -> tuple[str, str] | None:
-    """The first user with the 'all' permission in rqlite's -auth file."""
-    for user in json.loads(users_json):
-        if "all" in user.get("perms", []):
-            return str(user["username"]), str(user["password"])
-    return None

@@ -1,10 +1,11 @@
-"""Canned DNS answers and a fake clock for unit tests."""
+"""Canned DNS answers, a fake clock and cluster views for unit tests."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from agent.discovery import DnsUnavailable, SrvRecord
+from agent.model import ClusterView, Member
 
 
 @dataclass
@@ -48,3 +49,13 @@ class FakeTime:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+def view(self_id: str, leader: str | None, members: tuple[str, ...],
+         *, learners: tuple[str, ...] = (), applied: int = 1, commit: int = 1) -> ClusterView:
+    """A ClusterView of members named as given (API at ``http://<name>:1``), as node
+    ``self_id`` would answer it."""
+    return ClusterView(
+        members=tuple(Member(id=m, name=m, address=f"{m}:2", api_url=f"http://{m}:1",
+                             voter=m not in learners) for m in members),
+        leader_id=leader, self_id=self_id, applied_index=applied, commit_index=commit)

@@ -116,6 +116,12 @@ class Kv:
     def __init__(self, http: httpx.Client) -> None:
         self.http = http
 
+    @staticmethod
+    def credentials(secrets: dict[str, dict[str, bytes]]) -> tuple[str, str] | None:
+        """Basic-auth credentials a client needs, from a k8s example's Secrets (name ->
+        key -> bytes); None when the store lets clients in without."""
+        return None
+
     def put(self, url: str, key: str, value: str) -> bool:
         """Write through the node at ``url``; True once the store acknowledged it."""
         raise NotImplementedError

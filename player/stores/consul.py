@@ -138,7 +138,9 @@ class ConsulHarness(Harness[ConsulCluster]):
         return ConsulCluster(workdir)
 
     def remove_through_store(self, ordinal: int) -> None:
-        self.cluster.leave(ordinal)
+        name = self.cluster.node_id(ordinal)
+        if any(server.get("Node") == name for server in self.cluster.configuration()):
+            self.cluster.leave(ordinal)  # else already out
 
     def write_one_bulk(self, client: httpx.Client, url: str, index: int, value: str) -> None:
         client.put(f"{url}/v1/kv/bulk/{index}", content=value.encode()).raise_for_status()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,16 @@ class RqliteKv(Kv):
     def __init__(self, http: httpx.Client) -> None:
         super().__init__(http)
         self._table = False
+
+    @staticmethod
+    def credentials(secrets: dict[str, dict[str, bytes]]) -> tuple[str, str] | None:
+        """The first user with the 'all' permission in rqlite's -auth file (users.json)."""
+        for secret in secrets.values():
+            if "users.json" in secret:
+                for user in json.loads(secret["users.json"]):
+                    if "all" in user.get("perms", []):
+                        return str(user["username"]), str(user["password"])
+        return None
 
     def put(self, url: str, key: str, value: str) -> bool:
         statements: list[object] = [["INSERT OR REPLACE INTO kv(k, v) VALUES(?, ?)", key, value]]

@@ -245,7 +245,7 @@ def assert_no_write_lost(cluster: LeaveCluster, writer: Writer) -> None:
     assert lost == [], f"{len(lost)} acknowledged writes lost"
 
 
-@pytest.mark.parametrize("backend", sorted(STORES))
+@pytest.mark.parametrize("store", sorted(STORES))
 def test_scale_five_to_one_with_a_writer(store: str, tmp_path: Path) -> None:
     with cluster_with_writer(store, tmp_path, 5) as (cluster, writer):
         for ordinal in (4, 3, 2, 1):
@@ -265,7 +265,7 @@ def test_scale_five_to_one_with_a_writer(store: str, tmp_path: Path) -> None:
         cluster.harness.sidecars[0].wait_ready(timeout=30)
 
 
-@pytest.mark.parametrize("backend", sorted(STORES))
+@pytest.mark.parametrize("store", sorted(STORES))
 def test_parallel_scale_down_three_to_one(store: str, tmp_path: Path) -> None:
     """podManagementPolicy: Parallel: both departing pods leave at once."""
     with cluster_with_writer(store, tmp_path, 3) as (cluster, writer):
@@ -282,7 +282,7 @@ def test_parallel_scale_down_three_to_one(store: str, tmp_path: Path) -> None:
         cluster.wait_members(names(cluster, 0))
 
 
-@pytest.mark.parametrize("backend", sorted(STORES))
+@pytest.mark.parametrize("store", sorted(STORES))
 def test_leader_killed_while_another_pod_leaves(store: str, tmp_path: Path) -> None:
     """5 pods, scale to 4: the leader is SIGKILLed once pod 4's leave is under way. The
     removal goes through the new leader; the 3 live of the 4 remaining keep quorum."""

@@ -147,7 +147,7 @@ def test_probes_are_answered_from_cache(cluster: Harness[Any]) -> None:
     )
 
 
-@pytest.mark.parametrize("backend", STORE_NAMES)
+@pytest.mark.parametrize("store", STORE_NAMES)
 def test_new_node_not_ready_until_caught_up(store: str, tmp_path: Path) -> None:
     harness = _harness(store, tmp_path, sidecar_env={"AGENT_POLL_INTERVAL_SECONDS": "0.1",
                                                        "AGENT_MAX_LAG_ENTRIES": "10"})
@@ -189,7 +189,7 @@ def _open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-@pytest.mark.parametrize("backend", STORE_NAMES)
+@pytest.mark.parametrize("store", STORE_NAMES)
 def test_store_answering_badly_gives_503_with_the_reason_and_nothing_leaks(
         store: str, tmp_path: Path) -> None:
     """A store behind a proxy answering 500, garbage, truncated bodies, then slowly: each

@@ -12,23 +12,19 @@ import pytest
 from agent.errors import BackendUnavailable, KubeError
 from agent.leave import Leaver, decide
 from agent.membership import Membership
-from agent.model import ClusterView, Member
+from agent.model import ClusterView
 from agent.readiness import Policy
 from agent.server import allowed_to_leave
+from tests import fakes
 
 URL = {i: f"http://n{i}:1" for i in range(5)}
 
 
-def members(*ids: int, learners: tuple[int, ...] = ()) -> tuple[Member, ...]:
-    return tuple(Member(id=f"n{i}", name=f"n{i}", address=f"n{i}:2", api_url=URL[i],
-                        voter=i not in learners) for i in ids)
-
-
 def view(self_id: int, leader: int | None, ids: tuple[int, ...] = (0, 1, 2),
          learners: tuple[int, ...] = ()) -> ClusterView:
-    return ClusterView(members=members(*ids, learners=learners),
-                       leader_id=f"n{leader}" if leader is not None else None,
-                       self_id=f"n{self_id}", applied_index=1, commit_index=1)
+    """Nodes n0, n1, ... with their APIs at http://n<i>:1."""
+    return fakes.view(f"n{self_id}", f"n{leader}" if leader is not None else None,
+                      tuple(f"n{i}" for i in ids), learners=tuple(f"n{i}" for i in learners))
 
 
 async def test_decide_retries_transient_api_errors() -> None:

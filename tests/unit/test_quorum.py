@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from agent.model import ClusterView, Member
+from agent.model import ClusterView
 from agent.quorum import majority, quorum_for_add, quorum_for_removal, successor
+from tests import fakes
 
 URL = {i: f"http://n{i}:1" for i in range(5)}
 
 
-def members(*ids: int, learners: tuple[int, ...] = ()) -> tuple[Member, ...]:
-    return tuple(Member(id=f"n{i}", name=f"n{i}", address=f"n{i}:2", api_url=URL[i],
-                        voter=i not in learners) for i in ids)
-
-
 def view(self_id: int, leader: int | None, ids: tuple[int, ...] = (0, 1, 2),
          learners: tuple[int, ...] = ()) -> ClusterView:
-    return ClusterView(members=members(*ids, learners=learners),
-                       leader_id=f"n{leader}" if leader is not None else None,
-                       self_id=f"n{self_id}", applied_index=1, commit_index=1)
+    """Nodes n0, n1, ... with their APIs at http://n<i>:1."""
+    return fakes.view(f"n{self_id}", f"n{leader}" if leader is not None else None,
+                      tuple(f"n{i}" for i in ids), learners=tuple(f"n{i}" for i in learners))
 
 
 @pytest.mark.parametrize(("voters", "needed"), [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3)])
@@ -64,7 +60,7 @@ def test_quorum_for_removal_needs_a_leader() -> None:
     [({"n0", "n1", "n2"}, True), ({"n0", "n1"}, True), ({"n0"}, False)],
 )
 def test_quorum_for_add(answering: set[str], ok: bool) -> None:
-    listed = members(0, 1, 2, 3, learners=(3,))
+    listed = view(0, 0, (0, 1, 2, 3), learners=(3,)).members
     assert (quorum_for_add(listed, answering) is None) is ok
 
 

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from agent.model import ClusterView, Member, Snapshot
+from agent.model import ClusterView, Snapshot
 from agent.readiness import Policy, judge
+from tests import fakes
 
 A, B, C = "node-a", "node-b", "node-c"
-URLS = {A: "http://a:1", B: "http://b:1", C: "http://c:1"}
+URLS = {m: f"http://{m}:1" for m in (A, B, C)}
 
 
 def view(self_id: str, leader: str | None, *, members: tuple[str, ...] = (A, B, C),
          learners: tuple[str, ...] = (), applied: int = 10, commit: int = 10) -> ClusterView:
-    return ClusterView(
-        members=tuple(Member(id=m, name=m, address=f"{m}:2", api_url=URLS[m],
-                             voter=m not in learners) for m in members),
-        leader_id=leader, self_id=self_id, applied_index=applied, commit_index=commit)
+    return fakes.view(self_id, leader, members, learners=learners, applied=applied,
+                      commit=commit)
 
 
 POLICY = Policy(stale_after_seconds=5, max_lag_entries=5)

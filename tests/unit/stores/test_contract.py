@@ -11,6 +11,7 @@ import respx
 
 from agent.errors import AgentError
 from agent.registry import STORES
+from agent.stores.base import Promotable
 
 
 def _all_subclasses(cls: type[Exception]) -> list[type[Exception]]:
@@ -30,11 +31,21 @@ REQUEST_ERRORS = [c for c in _all_subclasses(httpx.RequestError)
 @pytest.mark.parametrize("store", sorted(STORES))
 @respx.mock
 async def test_no_httpx_exception_leaks(store: str, error: type[Exception]) -> None:
-    """Whatever httpx raises while talking to a store comes out as one of our errors."""
+    """Whatever httpx raises while talking to a store comes out as one of our errors, from
+    every method of the contract."""
     respx.route().mock(side_effect=error("boom"))
+    leader = "http://leader:1"
     async with httpx.AsyncClient() as client:
+        backend = STORES[store].backend_class()(client, "http://store:1")
         with pytest.raises(AgentError):
-            await STORES[store].backend_class()(client, "http://store:1").view()
+            await backend.view()
+        with pytest.raises(AgentError):
+            await backend.remove("member-1", leader_url=leader)
+        with pytest.raises(AgentError):
+            await backend.transfer_leadership(leader_url=leader, target_id="member-2")
+        if isinstance(backend, Promotable):
+            with pytest.raises(AgentError):
+                await backend.promote("member-1", via=leader)
 
 
 @pytest.mark.parametrize("store", sorted(STORES))

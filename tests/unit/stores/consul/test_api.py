@@ -402,33 +402,6 @@ async def test_view_failures(endpoint: str, response: httpx.Response | Exception
             await ConsulBackend(client, URL).view()
 
 
-def _all_subclasses(cls: type[Exception]) -> list[type[Exception]]:
-    found = []
-    for sub in cls.__subclasses__():
-        found.append(sub)
-        found.extend(_all_subclasses(sub))
-    return found
-
-
-REQUEST_ERRORS = [c for c in _all_subclasses(httpx.RequestError)
-                  if c not in (httpx.TransportError, httpx.TimeoutException,
-                               httpx.NetworkError, httpx.ProtocolError)]
-
-
-@pytest.mark.parametrize("error", REQUEST_ERRORS, ids=lambda c: c.__name__)
-@respx.mock
-async def test_no_httpx_exception_leaks(error: type[Exception]) -> None:
-    respx.route().mock(side_effect=error("boom"))
-    async with httpx.AsyncClient() as client:
-        backend = ConsulBackend(client, URL)
-        with pytest.raises(AgentError):
-            await backend.view()
-        with pytest.raises(AgentError):
-            await backend.remove(ID1, leader_url=LEADER)
-        with pytest.raises(AgentError):
-            await backend.transfer_leadership(leader_url=LEADER, target_id=ID2)
-
-
 PEER_URL = f"{LEADER}/v1/operator/raft/peer?id={ID1}"
 
 
