@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.registry import STORES
 from player.controller import StatefulSetPlayer
 from tests.integration.conftest import require_store
 
@@ -48,7 +49,7 @@ def played(example: Path, store: str, tmp_path: Path) -> Iterator[StatefulSetPla
         player.close()
 
 
-@pytest.fixture(params=["etcd", "rqlite", "consul"])
+@pytest.fixture(params=sorted(STORES))
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StatefulSetPlayer]:
     with played(ROOT / "k8s" / request.param, request.param, tmp_path) as player:
         yield player

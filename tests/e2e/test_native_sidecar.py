@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.registry import STORES
 from player.controller import StatefulSetPlayer
 from player.kubelet import Pod
 from player.wait import wait_until
@@ -19,7 +20,7 @@ from tests.e2e.test_statefulset import leader_url, names, pods
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(params=["etcd", "rqlite", "consul"])
+@pytest.fixture(params=sorted(STORES))
 def native(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StatefulSetPlayer]:
     with played(ROOT / "k8s" / "native-sidecar" / request.param, request.param,
                 tmp_path) as player:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.registry import STORES
 from player.soak import soak
 from tests.e2e.conftest import FAST, require_player
 from tests.integration.conftest import require_store
@@ -14,7 +15,7 @@ from tests.integration.conftest import require_store
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.parametrize("store", ["etcd", "rqlite", "consul"])
+@pytest.mark.parametrize("store", sorted(STORES))
 def test_one_soak_cycle(store: str, tmp_path: Path) -> None:
     require_player()
     require_store(store)

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agent.registry import STORES
 from player.dns import Dnsmasq
 from player.pods import InitPods
 from player.wait import wait_until
@@ -20,7 +21,8 @@ from tests.integration.conftest import require_store
 
 pytestmark = pytest.mark.integration
 
-STORE_NAMES = ["etcd", "rqlite"]
+# The stores whose init has pre-start work (joins decided before the store starts).
+STORE_NAMES = sorted(name for name, spec in STORES.items() if spec.prestart)
 
 
 @contextlib.contextmanager

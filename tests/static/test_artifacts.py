@@ -16,6 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from agent.registry import STORES
 from player.manifests import kustomize_binary
 from player.peers import MissingBinary
 
@@ -57,7 +58,7 @@ def test_every_example_is_checked() -> None:
             "k8s/native-sidecar/rqlite", "k8s/native-sidecar/consul"} <= set(EXAMPLES)
 
 
-@pytest.mark.parametrize("store", ["etcd", "rqlite", "consul"])
+@pytest.mark.parametrize("store", sorted(STORES))
 def test_native_sidecar_overlay(store: str) -> None:
     """The agent moves to the init containers with restartPolicy Always, drops its own
     preStop (it would run after the store has gone), is told so, and its port is closed
