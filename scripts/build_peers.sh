@@ -119,6 +119,78 @@ GO
     echo "build_peers: $out"
 }
 
+build_kubernetes() {
+    # The real control plane of the e2e tier and the demo, and a kubectl of the same
+    # release (the installed one may be outside the supported version skew).
+    local programs=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+    local missing=()
+    for program in "${programs[@]}"; do
+        [ -x "$BIN/$program-$KUBERNETES_VERSION" ] || missing+=("$program")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        return
+    fi
+    echo "build_peers: building ${missing[*]} $KUBERNETES_VERSION (go build, about 6 minutes cold)"
+    local work minor staging
+    work="$(mktemp -d)"
+    minor="${KUBERNETES_VERSION#v1.}"
+    minor="${minor%%.*}"
+    staging="v0.${KUBERNETES_VERSION#v1.}"
+    (
+        cd "$work"
+        export GOTOOLCHAIN=local GOFLAGS=-mod=mod
+        # kubernetes' go.mod requires its staging modules (k8s.io/api, client-go, ...) at
+        # v0.0.0 and replaces them with local directories; replace directives only apply in
+        # the main module, so this wrapper points each at the release's tagged version.
+        local gomod
+        gomod="$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" \
+            | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+        {
+            echo "module sts-agent.local/peers/kubernetes"
+            echo
+            grep -E '^go [0-9.]+$' "$gomod"
+            # A dependency's godebug settings are ignored: copy kubernetes' own.
+            sed -n '/^godebug /p; /^godebug (/,/^)/p' "$gomod"
+            echo
+            echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
+            echo
+            echo "replace ("
+            sed -n 's/^[[:space:]]*\(k8s\.io\/[A-Za-z0-9._/-]*\) v0\.0\.0$/\1/p' "$gomod" \
+                | sort -u | while read -r module; do
+                    printf '\t%s => %s %s\n' "$module" "$module" "$staging"
+                done
+            echo ")"
+        } > go.mod
+        cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubectl/pkg/cmd"
+	_ "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler/app"
+)
+GO
+        go mod tidy >/dev/null
+        local version="-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION"
+        version+=" -X k8s.io/component-base/version.gitMajor=1"
+        version+=" -X k8s.io/component-base/version.gitMinor=$minor"
+        version+=" -X k8s.io/client-go/pkg/version.gitVersion=$KUBERNETES_VERSION"
+        version+=" -X k8s.io/client-go/pkg/version.gitMajor=1"
+        version+=" -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+        for program in "${missing[@]}"; do
+            CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $version" \
+                -o "$BIN/$program-$KUBERNETES_VERSION.tmp" "k8s.io/kubernetes/cmd/$program"
+            mv "$BIN/$program-$KUBERNETES_VERSION.tmp" "$BIN/$program-$KUBERNETES_VERSION"
+            echo "build_peers: $BIN/$program-$KUBERNETES_VERSION"
+        done
+    )
+    rm -rf "$work"
+}
+
 build_rqlited
 build_kustomize
 build_consul
+build_kubernetes
