@@ -1,9 +1,9 @@
 """The real Kubernetes control plane on this host: etcd, kube-apiserver,
 kube-controller-manager and kube-scheduler at the pinned release, with generated PKI.
 
-The API server listens on ``10.96.<i>.1:443`` (a dummy interface), the address of the
-``kubernetes`` Service as a cluster would give it, so pods in their network namespaces
-reach it through their gateway exactly as an in-cluster client does.
+The API server listens on ``10.96.<i>.1:443`` (an address added to the host's loopback
+interface), the address of the ``kubernetes`` Service as a cluster would give it, so pods
+in their network namespaces reach it through their gateway as an in-cluster client does.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from player.pki import KeyPair, Pki
 from player.proc import Proc
 from player.wait import wait_until
 
-INTERFACE = "sts-api"
+INTERFACE = "lo"
 DOMAIN = "cluster.local"
 # What the e2e tier needs of the controller-manager: StatefulSets and their pods' life,
 # Services' endpoints, namespaces and garbage collection, tokens, PDBs, PV binding, nodes.
@@ -51,10 +51,8 @@ def etcd_binary() -> str:
 
 
 def _take_address() -> tuple[int, str]:
-    """A free ``10.96.<i>.1`` on the dummy interface, claimed atomically (``ip addr add``
-    fails when another control plane holds it)."""
-    ip("link", "add", INTERFACE, "type", "dummy", check=False)
-    ip("link", "set", INTERFACE, "up")
+    """A free ``10.96.<i>.1`` on the host, claimed atomically (``ip addr add`` fails when
+    another control plane holds it)."""
     for index in range(1, 250):
         address = f"10.96.{index}.1"
         if ip("addr", "add", f"{address}/32", "dev", INTERFACE, check=False).returncode == 0:
@@ -77,7 +75,7 @@ class ControlPlane:
         self.address = ""
         self.procs: dict[str, Proc] = {}
         self.pki = Pki(workdir / "pki")
-        self._clients: list[ApiClient] = []
+        self._clients: dict[tuple[str, str | None, float], ApiClient] = {}
         self.started_seconds = 0.0
 
     # --- addresses and identities -------------------------------------------------------
@@ -99,12 +97,14 @@ class ControlPlane:
 
     def client(self, user: str = "admin", group: str | None = "system:masters",
                *, timeout: float = 10.0) -> ApiClient:
-        """An API client authenticated as ``user`` (in ``group``) by a client certificate."""
-        pair = self.client_cert(user, group)
-        client = ApiClient(self.server, ca=self.ca, cert=pair.cert, key=pair.key,
-                           timeout=timeout)
-        self._clients.append(client)
-        return client
+        """An API client authenticated as ``user`` (in ``group``) by a client certificate;
+        one per identity, shared (httpx clients are thread-safe)."""
+        key = (user, group, timeout)
+        if key not in self._clients:
+            pair = self.client_cert(user, group)
+            self._clients[key] = ApiClient(self.server, ca=self.ca, cert=pair.cert,
+                                           key=pair.key, timeout=timeout)
+        return self._clients[key]
 
     def node_client(self, node: str) -> ApiClient:
         """The kubelet's identity on ``node``: the Node authorizer limits it to its pods."""
@@ -256,7 +256,7 @@ class ControlPlane:
         return result
 
     def stop(self) -> None:
-        for client in self._clients:
+        for client in self._clients.values():
             client.close()
         self._clients.clear()
         # Controllers first; the API server must be gone before its etcd (an old API

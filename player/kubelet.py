@@ -1,8 +1,11 @@
-"""One pod played as a kubelet would: volumes, init containers, containers, probes,
-restarts on liveness failure, and termination (preStop, SIGTERM, grace period, SIGKILL)."""
+"""One pod played as a kubelet would, from its object in the API: volumes (configMap,
+secret, projected token, emptyDir, PVC), init containers, containers, probes, restarts on
+liveness failure, status, and termination (preStop, SIGTERM, grace period, SIGKILL)."""
 
 from __future__ import annotations
 
+import base64
+import datetime
 import json
 import os
 import re
@@ -20,33 +23,33 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 
 from player import images
+from player.apiclient import JSON
 
 if TYPE_CHECKING:
-    from player.kubeapi import KubeApi
-    from player.manifests import Example
+    from player.apiclient import ApiClient
+    from player.controlplane import ControlPlane
     from player.netns import Network
 
 LAUNCH = Path(__file__).with_name("launch.py")
-SA_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+DOMAIN = "cluster.local"
 
 
 class Node(Protocol):
-    """What a pod needs of the node that plays it (the player's controller)."""
+    """What a pod needs of the node that plays it (player.node.Node)."""
 
-    workdir: Path
-    namespace: str
-    example: Example
+    api: ApiClient
     network: Network
-    kube: KubeApi
+    workdir: Path
+    control_plane: ControlPlane
 
-    def search_domains(self) -> list[str]:
-        """The pod's resolv.conf search list."""
+    def report(self, pod: Pod) -> None:
+        """Send the pod's status to the API."""
         ...
 
-    def pod_changed(self) -> None:
-        """A pod's phase, address or readiness changed: DNS and the API follow."""
-        ...
+
+def stamp() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -98,6 +101,7 @@ class Container:
     readiness: Probe | None = None
     liveness: Probe | None = None
     exits: list[int] = field(default_factory=list)
+    started_at: str = ""
 
     @property
     def name(self) -> str:
@@ -109,79 +113,110 @@ class Container:
 
 
 class Pod:
-    """Pod ``<sts>-<ordinal>``: its own network namespace, volumes and containers."""
+    """One pod bound to the node: its own network namespace, volumes and containers."""
 
-    def __init__(self, player: Node, ordinal: int) -> None:
-        self.player = player
-        self.ordinal = ordinal
-        self.name = f"{player.example.name}-{ordinal}"
-        self.dir = player.workdir / "pods" / self.name
+    def __init__(self, node: Node, obj: JSON) -> None:
+        self.node = node
+        meta = obj["metadata"]
+        self.obj = obj
+        self.name = str(meta["name"])
+        self.namespace = str(meta["namespace"])
+        self.uid = str(meta["uid"])
+        self.spec: JSON = obj["spec"]
+        self.dir = node.workdir / "pods" / f"{self.name}-{self.uid[:8]}"
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir(parents=True)
-        self.netns, self.ip = player.network.add_pod(
-            self.name, search=player.search_domains(), hostname=self.name)
+        hostname = str(self.spec.get("hostname") or self.name)
+        self.netns, self.ip = node.network.add_pod(
+            f"{self.name}-{self.uid[:5]}", search=self.search_domains(), hostname=hostname)
         self.containers: dict[str, Container] = {}
+        self.init_done: list[str] = []
         self.phase = "Pending"  # Pending, Running, Terminating, Gone
         self.ready = False
+        self.ready_since = stamp()
+        self.started_at = stamp()
         self.terminating = False
         self.events: list[str] = []
         self._init: Container | None = None  # the init container running now
-        self._volumes = self._make_volumes()
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._http = httpx.Client(timeout=1.0, trust_env=False)
+        self._volumes: dict[str, Path] = {}
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+
+    def search_domains(self) -> list[str]:
+        return [f"{self.namespace}.svc.{DOMAIN}", f"svc.{DOMAIN}", DOMAIN]
+
+    @property
+    def ordinal(self) -> int:
+        """The StatefulSet ordinal in the pod's name."""
+        return int(self.name.rsplit("-", 1)[1])
 
     # --- volumes and environment ---------------------------------------------------------
+    def _object(self, resource: str, name: str) -> JSON:
+        """A ConfigMap, Secret, PVC or PV the pod refers to, read with the node's rights."""
+        namespace = None if resource == "persistentvolumes" else self.namespace
+        found = self.node.api.get("v1", resource, name, namespace=namespace)
+        if found is None:
+            raise images.ImageError(f"{resource[:-1]} {name} not found")
+        return found
+
+    def _data(self, resource: str, name: str) -> dict[str, bytes]:
+        obj = self._object(resource, name)
+        data = {k: str(v).encode() for k, v in (obj.get("data") or {}).items()}
+        if resource == "secrets":
+            data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+            data.update({k: str(v).encode() for k, v in (obj.get("stringData") or {}).items()})
+        return data
+
     def _make_volumes(self) -> dict[str, Path]:
-        example = self.player.example
         volumes: dict[str, Path] = {}
-        for volume in example.pod_spec.get("volumes", []):
+        for volume in self.spec.get("volumes", []):
             name = volume["name"]
             path = self.dir / "volumes" / name
             path.mkdir(parents=True)
             if "configMap" in volume:
-                data = example.config_maps[volume["configMap"]["name"]]
-                for key, value in data.items():
-                    (path / key).write_text(value)
+                self._write(path, self._data("configmaps", volume["configMap"]["name"]),
+                            volume["configMap"])
             elif "secret" in volume:
-                data_bytes = example.secrets[volume["secret"]["secretName"]]
-                for key, raw in data_bytes.items():
-                    (path / key).write_bytes(raw)
-                    (path / key).chmod(int(volume["secret"].get("defaultMode", 0o644)))
+                self._write(path, self._data("secrets", volume["secret"]["secretName"]),
+                            volume["secret"])
             elif "projected" in volume:
                 self._project(volume["projected"], path)
+            elif "persistentVolumeClaim" in volume:
+                claim = self._object("persistentvolumeclaims",
+                                     volume["persistentVolumeClaim"]["claimName"])
+                bound = self._object("persistentvolumes", claim["spec"]["volumeName"])
+                source = bound["spec"].get("local") or bound["spec"].get("hostPath") or {}
+                path.rmdir()
+                path = Path(str(source["path"]))  # the PV's own directory, kept across pods
             elif "emptyDir" not in volume:
-                raise images.ImageError(f"volume {name}: only configMap, secret and emptyDir "
-                                        "are played")
+                raise images.ImageError(f"volume {name}: only configMap, secret, projected, "
+                                        "persistentVolumeClaim and emptyDir are played")
             volumes[name] = path
-        for claim in example.spec.get("volumeClaimTemplates", []):
-            name = claim["metadata"]["name"]
-            # A PVC outlives its pod: same name, same directory, after any restart.
-            volumes[name] = self.player.workdir / "pvc" / f"{name}-{self.name}"
-            volumes[name].mkdir(parents=True, exist_ok=True)
-        if not example.pod_spec.get("automountServiceAccountToken", True):
-            return volumes
-        sa = self.dir / "serviceaccount"
-        sa.mkdir()
-        api = self.player.kube
-        shutil.copy(api.token_file, sa / "token")
-        assert api.ca_file is not None, "the stand-in API serves TLS for in-cluster clients"
-        shutil.copy(api.ca_file, sa / "ca.crt")
-        (sa / "namespace").write_text(self.player.namespace)
-        volumes["kube-api-access"] = sa
         return volumes
 
-    def _project(self, projected: dict[str, Any], path: Path) -> None:
-        """A projected volume of a service-account token, the API's CA and the namespace:
-        what the kubelet writes for a token mounted by hand."""
-        api = self.player.kube
+    @staticmethod
+    def _write(path: Path, data: dict[str, bytes], source: JSON) -> None:
+        mode = int(source.get("defaultMode", 0o644))
+        items = source.get("items") or [{"key": k, "path": k} for k in data]
+        for item in items:
+            target = path / item["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data[item["key"]])
+            target.chmod(int(item.get("mode", mode)))
+
+    def _project(self, projected: JSON, path: Path) -> None:
+        """A projected volume: a bound service-account token from the TokenRequest API,
+        ConfigMaps (the cluster's CA in kube-root-ca.crt), the Downward API."""
         for source in projected.get("sources", []):
             if "serviceAccountToken" in source:
-                shutil.copy(api.token_file, path / source["serviceAccountToken"]["path"])
-            elif "configMap" in source and source["configMap"]["name"] == "kube-root-ca.crt":
-                assert api.ca_file is not None
-                for item in source["configMap"].get("items", [{"key": "ca.crt",
-                                                               "path": "ca.crt"}]):
-                    shutil.copy(api.ca_file, path / item["path"])
+                token = self._token(source["serviceAccountToken"])
+                (path / source["serviceAccountToken"]["path"]).write_text(token)
+            elif "configMap" in source:
+                self._write(path, self._data("configmaps", source["configMap"]["name"]),
+                            source["configMap"])
+            elif "secret" in source:
+                self._write(path, self._data("secrets", source["secret"]["name"]),
+                            source["secret"])
             elif "downwardAPI" in source:
                 for item in source["downwardAPI"]["items"]:
                     field_path = item["fieldRef"]["fieldPath"]
@@ -189,41 +224,62 @@ class Pod:
             else:
                 raise images.ImageError(f"projected source {sorted(source)} not played")
 
+    def _token(self, source: JSON) -> str:
+        """A token bound to this pod, as the kubelet asks the TokenRequest API for one."""
+        account = str(self.spec.get("serviceAccountName") or "default")
+        spec: JSON = {"boundObjectRef": {"apiVersion": "v1", "kind": "Pod",
+                                         "name": self.name, "uid": self.uid},
+                      "expirationSeconds": int(source.get("expirationSeconds", 3607))}
+        if source.get("audience"):
+            spec["audiences"] = [source["audience"]]
+        answer = self.node.api.create(
+            "v1", "serviceaccounts", {"apiVersion": "authentication.k8s.io/v1",
+                                      "kind": "TokenRequest", "spec": spec},
+            namespace=self.namespace, name=account, subresource="token")
+        return str(answer["status"]["token"])
+
     def _fields(self) -> dict[str, str]:
         """What the Downward API's fieldRefs resolve to for this pod."""
-        return {"metadata.name": self.name, "metadata.namespace": self.player.namespace,
-                "status.podIP": self.ip, "spec.serviceAccountName":
-                str(self.player.example.pod_spec.get("serviceAccountName", "default"))}
+        meta = self.obj["metadata"]
+        return {"metadata.name": self.name, "metadata.namespace": self.namespace,
+                "metadata.uid": self.uid, "status.podIP": self.ip,
+                "status.hostIP": self.node.network.gateway,
+                "spec.nodeName": str(self.spec.get("nodeName", "")),
+                "spec.serviceAccountName": str(self.spec.get("serviceAccountName", "default")),
+                **{f"metadata.labels['{k}']": str(v)
+                   for k, v in (meta.get("labels") or {}).items()}}
 
-    def _env(self, spec: dict[str, Any]) -> dict[str, str]:
+    def _env(self, spec: JSON) -> dict[str, str]:
+        control_plane = self.node.control_plane
         env = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOSTNAME": self.name,
+            "HOSTNAME": str(self.spec.get("hostname") or self.name),
             "HOME": "/root",
-            "KUBERNETES_SERVICE_HOST": self.player.network.gateway,
-            "KUBERNETES_SERVICE_PORT": str(self.player.kube.port),
+            # The kubernetes Service, as every pod sees it.
+            "KUBERNETES_SERVICE_HOST": control_plane.address,
+            "KUBERNETES_SERVICE_PORT": "443",
         }
         fields = self._fields()
         for item in spec.get("env", []):
-            if "value" in item:
-                env[item["name"]] = expand(str(item["value"]), env)
-            elif "fieldRef" in item.get("valueFrom", {}):
-                env[item["name"]] = fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
-            elif "secretKeyRef" in item.get("valueFrom", {}):
-                ref = item["valueFrom"]["secretKeyRef"]
-                env[item["name"]] = self.player.example.secrets[ref["name"]][ref["key"]].decode()
+            source = item.get("valueFrom", {})
+            if "valueFrom" not in item:
+                env[item["name"]] = expand(str(item.get("value", "")), env)
+            elif "fieldRef" in source:
+                env[item["name"]] = fields[source["fieldRef"]["fieldPath"]]
+            elif "secretKeyRef" in source:
+                ref = source["secretKeyRef"]
+                env[item["name"]] = self._data("secrets", ref["name"])[ref["key"]].decode()
+            elif "configMapKeyRef" in source:
+                ref = source["configMapKeyRef"]
+                env[item["name"]] = self._data("configmaps", ref["name"])[ref["key"]].decode()
             else:
                 raise images.ImageError(f"env {item['name']}: source not played")
         return env
 
-    def launch(self, spec: dict[str, Any], argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    def launch(self, spec: JSON, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         env = self._env(spec)
         mounts = [{"source": str(self._volumes[m["name"]]), "target": m["mountPath"],
                    "read_only": bool(m.get("readOnly"))} for m in spec.get("volumeMounts", [])]
-        if "kube-api-access" in self._volumes and not any(
-                m["target"] == SA_PATH for m in mounts):
-            mounts.append({"source": str(self._volumes["kube-api-access"]), "target": SA_PATH,
-                           "read_only": True})
         expanded = [expand(word, env) for word in argv]
         launch = self.dir / f"{spec['name']}.{time.monotonic_ns()}.json"
         launch.write_text(json.dumps({"argv": expanded, "env": env, "mounts": mounts,
@@ -233,8 +289,51 @@ class Pod:
                                      str(LAUNCH), str(launch)], stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)
 
-    def _argv(self, spec: dict[str, Any]) -> list[str]:
+    def _argv(self, spec: JSON) -> list[str]:
         return images.argv(spec["image"], spec.get("command"), spec.get("args"))
+
+    # --- status ------------------------------------------------------------------------------
+    def status(self) -> JSON:
+        """The pod's status as the kubelet reports it."""
+        ready = self.ready and not self.terminating
+        initialized = self.phase != "Pending" or not self.spec.get("initContainers")
+
+        def condition(kind: str, ok: bool, since: str | None = None) -> JSON:
+            return {"type": kind, "status": "True" if ok else "False",
+                    "lastTransitionTime": since or self.started_at}
+
+        def container(c: Container) -> JSON:
+            state: JSON = ({"running": {"startedAt": c.started_at}} if c.running
+                           else {"waiting": {"reason": "ContainerCreating"}})
+            return {"name": c.name, "image": str(c.spec["image"]), "imageID": "",
+                    "ready": c.ready, "restartCount": c.restarts, "started": c.running,
+                    "state": state}
+
+        mains = [self.containers[c["name"]] for c in self.spec["containers"]
+                 if c["name"] in self.containers]
+        inits = [self.containers[c["name"]] for c in self.spec.get("initContainers", [])
+                 if c["name"] in self.containers]
+        status: JSON = {
+            "phase": "Running" if self.phase in ("Running", "Terminating") else "Pending",
+            "hostIP": self.node.network.gateway,
+            "hostIPs": [{"ip": self.node.network.gateway}],
+            "podIP": self.ip, "podIPs": [{"ip": self.ip}],
+            "startTime": self.started_at,
+            "conditions": [condition("PodScheduled", True), condition("Initialized",
+                                                                     initialized),
+                           condition("ContainersReady", ready, self.ready_since),
+                           condition("Ready", ready, self.ready_since)],
+            "containerStatuses": [container(c) for c in mains],
+        }
+        if inits or self.init_done:
+            status["initContainerStatuses"] = (
+                [{"name": n, "image": "", "imageID": "", "ready": True, "restartCount": 0,
+                  "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}
+                 for n in self.init_done] + [container(c) for c in inits])
+        return status
+
+    def _changed(self) -> None:
+        self.node.report(self)
 
     def log_path(self, container: str) -> Path:
         return self.dir / f"{container}.log"
@@ -250,6 +349,7 @@ class Pod:
     def _start_container(self, container: Container) -> None:
         container.proc = self.launch(container.spec, self._argv(container.spec),
                                       self.log_path(container.name))
+        container.started_at = stamp()
         container.ready = False
         if "readinessProbe" in container.spec:
             container.readiness = Probe(container.spec["readinessProbe"])
@@ -262,7 +362,9 @@ class Pod:
 
     def _run(self) -> None:
         try:
-            for spec in self.player.example.pod_spec.get("initContainers", []):
+            self._volumes = self._make_volumes()
+            self._changed()  # the pod has an address
+            for spec in self.spec.get("initContainers", []):
                 if self.terminating:
                     return
                 if spec.get("restartPolicy") == "Always":
@@ -271,7 +373,7 @@ class Pod:
                     self._start_container(container)
                     continue
                 self._run_init(spec)
-            for spec in self.player.example.pod_spec["containers"]:
+            for spec in self.spec["containers"]:
                 if self.terminating:
                     return
                 container = Container(spec)
@@ -279,6 +381,7 @@ class Pod:
                 self._start_container(container)
             self.phase = "Running"
             self._note("started")
+            self._changed()
             while not self.terminating:
                 self._tick()
                 time.sleep(0.05)  # the kubelet loop's tick; probes keep their own periods
@@ -300,6 +403,7 @@ class Pod:
             container.exits.append(code)
             if code == 0:
                 del self.containers[container.name]
+                self.init_done.append(container.name)
                 self._note(f"init {container.name} done")
                 return
             self._note(f"init {container.name} exited {code}; retrying in {backoff:.0f}s")
@@ -358,8 +462,7 @@ class Pod:
                     probe.failures += 1
                     if probe.failures >= probe.failure_threshold:
                         self._note(f"{container.name} liveness failed; restarting")
-                        self._stop_container(container, time.monotonic() + self.player
-                                             .example.grace_seconds)
+                        self._stop_container(container, time.monotonic() + self.grace)
                         container.restarts += 1
                         self._start_container(container)
                         continue
@@ -381,8 +484,9 @@ class Pod:
         ready = all(c.ready for c in self.containers.values()) and bool(self.containers)
         if ready != self.ready and not self.terminating:
             self.ready = ready
+            self.ready_since = stamp()
             self._note("Ready" if ready else "NotReady")
-            self.player.pod_changed()
+            self._changed()
 
     # --- termination -------------------------------------------------------------------------
     def _pre_stop(self, container: Container, deadline: float) -> None:
@@ -433,13 +537,14 @@ class Pod:
 
     def delete(self, *, grace: float | None = None) -> None:
         """Terminate as the kubelet does, then drop the pod (its PVC stays)."""
-        grace = self.player.example.grace_seconds if grace is None else grace
+        grace = self.grace if grace is None else grace
         deadline = time.monotonic() + grace
         self.terminating = True
         self.phase = "Terminating"
         self.ready = False
+        self.ready_since = stamp()
         self._note("Terminating")
-        self.player.pod_changed()
+        self._changed()
         running_init = self._init
         if running_init is not None and running_init.proc is not None and running_init.running:
             os.killpg(running_init.proc.pid, signal.SIGTERM)
@@ -476,5 +581,9 @@ class Pod:
     def _gone(self) -> None:
         self.phase = "Gone"
         self._http.close()
-        self.player.network.remove_pod(self.netns)
-        self.player.pod_changed()
+        self.node.network.remove_pod(self.netns)
+
+    @property
+    def grace(self) -> float:
+        """terminationGracePeriodSeconds (the API's default is 30)."""
+        return float(self.spec.get("terminationGracePeriodSeconds", 30))

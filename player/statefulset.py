@@ -1,0 +1,338 @@
+"""One k8s/ example applied to the real control plane with `kubectl apply -k`, its pods
+played on this host's Node(s): the Python API the e2e tests, the demo and the soak use.
+
+>>> cluster = StatefulSetPlayer(Path("k8s/etcd"), workdir).start(3)
+>>> cluster.scale(5); cluster.rolling_restart(); cluster.members()
+
+The StatefulSet controller, the scheduler, RBAC, tokens, Events, PDBs and garbage
+collection are the real ones; the player is the kubelet (player.node, player.kubelet),
+the cluster DNS (player.clusterdns) and the storage provisioner.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from player.apiclient import JSON, ApiError
+from player.clusterdns import ClusterDns
+from player.controlplane import ControlPlane
+from player.dns import Dnsmasq
+from player.kubelet import Pod
+from player.manifests import Example, load
+from player.netns import Network
+from player.node import Node
+from player.wait import wait_until
+
+DOMAIN = "cluster.local"
+_players = itertools.count(1)
+
+
+class StatefulSetPlayer:
+    """Plays the StatefulSet of ``example_dir`` (e.g. ``k8s/etcd``) in ``workdir``.
+
+    ``control_plane``: a running one to share (tests), else the player starts its own.
+    ``namespace``: where the example goes (default: its own); ``overrides``: extra env
+    for the sts-agent containers, applied as a kustomize patch (test knobs).
+    """
+
+    def __init__(self, example_dir: Path, workdir: Path, *,
+                 overrides: dict[str, str] | None = None,
+                 control_plane: ControlPlane | None = None, namespace: str | None = None,
+                 nodes: int = 1, echo: bool = False) -> None:
+        self.example_dir = example_dir.resolve()
+        self.example: Example = load(example_dir)
+        self.workdir = workdir
+        shutil.rmtree(workdir / "nodes", ignore_errors=True)
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.own_control_plane = control_plane is None
+        self.control_plane = control_plane or ControlPlane(workdir / "control-plane",
+                                                           echo=echo)
+        self.namespace = namespace or str(
+            self.example.statefulset["metadata"].get("namespace", "default"))
+        self.overrides = dict(overrides or {})
+        self.network = Network()
+        self.node_count = nodes
+        self.nodes: list[Node] = []
+        self.dns: Dnsmasq | None = None
+        self.cluster_dns: ClusterDns | None = None
+        self.replicas = int(self.example.spec.get("replicas", 1))
+        self._http = httpx.Client(timeout=2.0, trust_env=False)
+        self._created_dirs: list[Path] = []
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.example.name
+
+    @property
+    def api(self) -> Any:
+        return self.control_plane.client()
+
+    def kubectl(self, *args: str, check: bool = True) -> str:
+        """kubectl in this player's namespace; its output."""
+        result = self.control_plane.kubectl("-n", self.namespace, *args, check=check)
+        return result.stdout
+
+    # --- setup -------------------------------------------------------------------------------
+    def start(self, replicas: int | None = None) -> StatefulSetPlayer:
+        """Control plane (if its own), bridge, DNS, Node(s), then `kubectl apply -k` of the
+        example; returns when ``replicas`` (default: the manifest's) pods are Ready."""
+        if self.own_control_plane:
+            self.control_plane.start()
+        self.network.up()
+        self._make_mount_points()
+        self.dns = Dnsmasq(self.workdir / "dns", listen=self.network.gateway, port=53,
+                           domains=(DOMAIN,))
+        self.dns.start()
+        self.cluster_dns = ClusterDns(self.control_plane.client(), self.dns,
+                                      self.namespace).start()
+        for index in range(self.node_count):
+            node = Node(self.control_plane, f"{self.network.prefix}-node-{index}",
+                        network=self.network, workdir=self.workdir / "nodes" / str(index))
+            self.nodes.append(node.start())
+        if replicas is not None:
+            self.replicas = replicas
+        self.kubectl("apply", "-k", str(self._overlay()))
+        self.wait_ready()
+        return self
+
+    def _overlay(self) -> Path:
+        """A kustomization over the example: this player's namespace, the replicas asked
+        for, and the test knobs as env of the sts-agent containers."""
+        overlay = self.workdir / "overlay"
+        overlay.mkdir(parents=True, exist_ok=True)
+        kustomization: JSON = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+            "resources": [os.path.relpath(self.example_dir, overlay)],
+            "namespace": self.namespace,
+            "replicas": [{"name": self.name, "count": self.replicas}],
+        }
+        if self.overrides:
+            env = [{"name": k, "value": v} for k, v in self.overrides.items()]
+            pod = self.example.pod_spec
+            patch = {"apiVersion": "apps/v1", "kind": "StatefulSet",
+                     "metadata": {"name": self.name}, "spec": {"template": {"spec": {
+                         key: [{"name": c["name"], "env": env} for c in pod.get(key, [])
+                               if str(c["image"]).split(":")[0] == "sts-agent"]
+                         for key in ("initContainers", "containers") if pod.get(key)}}}}
+            (overlay / "overrides.yaml").write_text(yaml.safe_dump(patch))
+            kustomization["patches"] = [{"path": "overrides.yaml"}]
+        (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+        return overlay
+
+    def _make_mount_points(self) -> None:
+        """The containers' mount points, created on the host where missing (bind mounts
+        need a directory to cover; what covers it stays private to each container) and
+        removed again on close."""
+        pod = self.example.pod_spec
+        paths = {Path(m["mountPath"]) for c in [*pod.get("initContainers", []),
+                                                 *pod["containers"]]
+                 for m in c.get("volumeMounts", [])}
+        paths.add(Path("/var/run/secrets/kubernetes.io/serviceaccount"))
+        for path in sorted(paths):
+            missing = [p for p in [path, *path.parents] if not p.exists()]
+            if missing:
+                path.mkdir(parents=True)
+                self._created_dirs.extend(sorted(missing, key=lambda p: len(p.parts)))
+
+    def _remove_mount_points(self) -> None:
+        for path in reversed(self._created_dirs):
+            try:
+                path.rmdir()  # only if still empty: another player may be using it
+            except OSError:
+                pass
+        self._created_dirs.clear()
+
+    def close(self) -> None:
+        """Kill every pod without hooks, delete the namespace, the Node(s), the network,
+        DNS, and the control plane if it is the player's own."""
+        for node in self.nodes:
+            node.kill_all()
+        if self.cluster_dns is not None:
+            self.cluster_dns.stop()
+        try:
+            self.control_plane.client().delete("v1", "namespaces", self.namespace)
+        except (ApiError, httpx.HTTPError):
+            pass  # the control plane may have failed; it is stopped below
+        for node in self.nodes:
+            node.stop()
+        self.nodes.clear()
+        if self.dns is not None:
+            self.dns.stop()
+        self.network.down()
+        self._remove_mount_points()
+        self._http.close()
+        if self.own_control_plane:
+            self.control_plane.stop()
+
+    # --- what the API says -------------------------------------------------------------------
+    def api_pods(self) -> dict[int, JSON]:
+        """This StatefulSet's pods in the API, by ordinal."""
+        selector = ",".join(f"{k}={v}" for k, v in
+                            self.example.spec["selector"]["matchLabels"].items())
+        items = self.control_plane.client().list("v1", "pods", namespace=self.namespace,
+                                                 labels=selector)["items"]
+        return {int(p["metadata"]["name"].rsplit("-", 1)[1]): p for p in items}
+
+    @staticmethod
+    def api_ready(pod: JSON) -> bool:
+        conditions = pod.get("status", {}).get("conditions") or []
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) \
+            and not pod["metadata"].get("deletionTimestamp")
+
+    @property
+    def pods(self) -> dict[int, Pod]:
+        """The pods played now, by ordinal (a terminating one until it is gone)."""
+        found: dict[int, Pod] = {}
+        for node in self.nodes:
+            for pod in list(node.pods.values()):
+                if pod.namespace == self.namespace and pod.phase != "Gone":
+                    current = found.get(pod.ordinal)
+                    if current is None or current.terminating:
+                        found[pod.ordinal] = pod
+        return found
+
+    def event_reasons(self) -> list[str]:
+        """Reasons of the Events the agent posted in this namespace, oldest first."""
+        events = self.control_plane.client().list("v1", "events",
+                                                  namespace=self.namespace)["items"]
+        mine = [e for e in events if (e.get("source") or {}).get("component") == "sts-agent"
+                or e.get("reportingComponent") == "sts-agent"]
+        mine.sort(key=lambda e: str(e.get("firstTimestamp") or e.get("eventTime") or ""))
+        return [str(e["reason"]) for e in mine]
+
+    # --- operations ----------------------------------------------------------------------
+    def scale(self, replicas: int, *, timeout: float = 180.0) -> None:
+        """`kubectl scale` (the scale subresource), then wait for the controller to get
+        there: ``replicas`` pods Ready, none beyond."""
+        self.replicas = replicas
+        self.kubectl("scale", f"statefulset/{self.name}", f"--replicas={replicas}")
+        self.wait_ready(timeout=timeout)
+
+    def rolling_restart(self, *, timeout: float = 300.0) -> None:
+        """`kubectl rollout restart`: the controller replaces every pod, highest ordinal
+        first, each Ready before the next."""
+        self.kubectl("rollout", "restart", f"statefulset/{self.name}")
+        self.wait_rolled_out(timeout=timeout)
+
+    def wait_rolled_out(self, *, timeout: float = 300.0) -> None:
+        def done() -> bool:
+            sts = self.control_plane.client().get("apps/v1", "statefulsets", self.name,
+                                                  namespace=self.namespace)
+            assert sts is not None
+            status, spec = sts.get("status", {}), sts["spec"]
+            return bool(status.get("observedGeneration", 0) >= sts["metadata"]["generation"]
+                        and status.get("updateRevision") == status.get("currentRevision")
+                        and status.get("updatedReplicas", 0) == spec["replicas"]
+                        and status.get("readyReplicas", 0) == spec["replicas"])
+
+        self._wait(done, f"the rollout of {self.name}", timeout)
+        self.wait_ready(timeout=timeout)
+
+    def kill(self, ordinal: int) -> None:
+        """SIGKILL the pod's containers, no preStop (a crashed node), and force-delete
+        it; the controller creates it anew, with its volume."""
+        old = self.pods[ordinal]
+        old.kill()
+        self.kubectl("delete", "pod", old.name, "--grace-period=0", "--force")
+        self._wait_replaced(ordinal, old.uid)
+
+    def delete_pod(self, ordinal: int) -> None:
+        """`kubectl delete pod`: graceful termination, then the controller recreates it."""
+        old = self.pods[ordinal]
+        self.kubectl("delete", "pod", old.name, "--wait=false")
+        self._wait_replaced(ordinal, old.uid)
+
+    def _wait_replaced(self, ordinal: int, uid: str, timeout: float = 180.0) -> None:
+        def replaced() -> bool:
+            pod = self.api_pods().get(ordinal)
+            return pod is not None and pod["metadata"]["uid"] != uid
+        self._wait(replaced, f"pod {ordinal} recreated", timeout)
+
+    def partition(self, ordinal: int) -> None:
+        """A network partition: pod ``ordinal`` and the other pods no longer reach each
+        other; the host (probes, DNS, the API) still reaches all of them."""
+        self.network.partition(self.pods[ordinal].netns)
+
+    def heal(self) -> None:
+        self.network.heal()
+
+    # --- observation -------------------------------------------------------------------------
+    def _wait(self, check: Any, what: str, timeout: float) -> None:
+        def guarded() -> bool:
+            self._fail_fast()
+            return bool(check())
+        try:
+            wait_until(guarded, what=what, timeout=timeout, interval=0.1)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.describe()}") from None
+
+    def _fail_fast(self) -> None:
+        dead = self.control_plane.alive()
+        if dead:
+            raise AssertionError(f"control plane components exited: {dead}")
+        for pod in self.pods.values():
+            failure = pod.dir / "failure.txt"
+            if failure.exists():
+                raise AssertionError(f"{pod.name} failed: {failure.read_text()}")
+
+    def wait_ready(self, *ordinals: int, timeout: float = 180.0) -> None:
+        """The API shows these pods (default: all the StatefulSet keeps, and no others)
+        Ready."""
+        wanted = ordinals or tuple(range(self.replicas))
+
+        def ready() -> bool:
+            pods = self.api_pods()
+            if not ordinals and set(pods) != set(wanted):
+                return False
+            return all(o in pods and self.api_ready(pods[o]) for o in wanted)
+
+        self._wait(ready, f"pods {list(wanted)} Ready", timeout)
+
+    def status(self, ordinal: int) -> dict[str, Any]:
+        """The sidecar's /status of one pod (port 9090 on the pod's address)."""
+        answer = self._http.get(f"http://{self.pods[ordinal].ip}:9090/status").json()
+        assert isinstance(answer, dict)
+        return answer
+
+    def members(self) -> list[dict[str, Any]]:
+        """The membership as a ready pod's sidecar reports it (the leader's own view)."""
+        for pod in self.pods.values():
+            if pod.ready and not pod.terminating:
+                view = self.status(pod.ordinal)["view"]["authority"]
+                return list(view["members"])
+        raise AssertionError("no ready pod to ask for members")
+
+    def describe(self) -> str:
+        """Pods, phases, events and the tail of each container's log: for failures."""
+        lines = []
+        try:
+            lines.append(self.kubectl("get", "pods,pvc,statefulset", "-o", "wide",
+                                      check=False))
+        except (OSError, RuntimeError) as exc:
+            lines.append(f"kubectl get failed: {exc}")
+        for node in self.nodes:
+            lines.extend(f"   node {node.name}: {event}" for event in node.events[-8:])
+        if self.cluster_dns is not None:
+            lines.extend(f"   dns: {e}" for e in self.cluster_dns.errors[-3:])
+        for _, pod in sorted(self.pods.items()):
+            lines.append(f"== {pod.name} {pod.ip} {pod.phase} ready={pod.ready}")
+            lines.extend(f"   {event}" for event in pod.events[-12:])
+            for log in sorted(pod.dir.glob("*.log")):
+                tail = log.read_text(errors="replace").splitlines()[-12:]
+                lines.append(f"   --- {log.name}")
+                lines.extend(f"   {line[:300]}" for line in tail)
+        return "\n".join(lines)
+
+    def dump(self) -> str:
+        """Objects of the namespace as JSON (debugging)."""
+        return json.dumps(self.api_pods(), indent=1)[:20000]
