@@ -18,7 +18,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cold_start import machine, print_table
-from player.kubeapi import KubeApi
+from player.agentnamespace import AgentNamespace
+from player.controlplane import ControlPlane
 from player.stores.base import Harness
 from player.stores.consul import ConsulCluster, ConsulHarness
 from player.stores.etcd import EtcdHarness
@@ -29,10 +30,11 @@ SIDECAR = {"AGENT_POLL_INTERVAL_SECONDS": "1", "AGENT_STALE_AFTER_SECONDS": "5",
            "AGENT_STORE_TIMEOUT_SECONDS": "2", "AGENT_TERMINATION_GRACE_PERIOD_SECONDS": "30"}
 
 
-def agent_leave(harness_class: type[Harness[Any]], workdir: Path, settle_seconds: float
-                ) -> tuple[float, float]:
-    """(server-side seconds from POST /leave to confirmed, `sts-agent leave` wall seconds)."""
-    api = KubeApi(workdir / "kube").start()
+def agent_leave(harness_class: type[Harness[Any]], workdir: Path, settle_seconds: float,
+                control_plane: ControlPlane) -> tuple[float, float]:
+    """(server-side seconds from POST /leave to confirmed, `sts-agent leave` wall seconds),
+    the decision read from the real API server."""
+    api = AgentNamespace(control_plane, workdir / "kube")
     api.add_statefulset(harness_class.store, replicas=3)
     harness = harness_class(workdir, sidecar_env={**SIDECAR, **api.env()})
     try:
@@ -55,7 +57,7 @@ def agent_leave(harness_class: type[Harness[Any]], workdir: Path, settle_seconds
         return float(outcome["took_seconds"]), wall
     finally:
         harness.close()
-        api.stop()
+        api.delete()
 
 
 def rqlite_native(workdir: Path) -> float:
@@ -107,28 +109,33 @@ def main() -> int:
     stores = set(args.stores.split(","))
     workdir = Path(tempfile.mkdtemp(prefix="sts-agent-bench-leave-"))
     samples: dict[str, list[float]] = {}
+    plane = ControlPlane(workdir / "control-plane", components=()).start()
     try:
         for run in range(args.runs):  # interleaved, so drift hits every case alike
             if "rqlite" in stores:
-                server, wall = agent_leave(RqliteHarness, workdir / f"rq-agent-{run}", 0)
+                server, wall = agent_leave(RqliteHarness, workdir / f"rq-agent-{run}", 0,
+                                           plane)
                 samples.setdefault("rqlite: sts-agent, POST /leave to removal confirmed",
                                    []).append(server)
                 samples.setdefault("rqlite: `sts-agent leave` command, wall", []).append(wall)
                 samples.setdefault("rqlite: own -raft-cluster-remove-shutdown, SIGTERM to exit",
                                    []).append(rqlite_native(workdir / f"rq-native-{run}"))
             if "etcd" in stores:
-                server, wall = agent_leave(EtcdHarness, workdir / f"etcd-agent-{run}", 5.5)
+                server, wall = agent_leave(EtcdHarness, workdir / f"etcd-agent-{run}", 5.5,
+                                           plane)
                 samples.setdefault("etcd: sts-agent, POST /leave to removal confirmed",
                                    []).append(server)
                 samples.setdefault("etcd: `sts-agent leave` command, wall", []).append(wall)
             if "consul" in stores:
-                server, wall = agent_leave(ConsulHarness, workdir / f"consul-agent-{run}", 0)
+                server, wall = agent_leave(ConsulHarness, workdir / f"consul-agent-{run}", 0,
+                                           plane)
                 samples.setdefault("consul: sts-agent, POST /leave to removal confirmed",
                                    []).append(server)
                 samples.setdefault("consul: `sts-agent leave` command, wall", []).append(wall)
                 samples.setdefault("consul: own `consul leave` (PUT /v1/agent/leave), wall",
                                    []).append(consul_native(workdir / f"consul-native-{run}"))
     finally:
+        plane.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"Date: {datetime.date.today().isoformat()}; machine: {machine()}; "
           f"{args.runs} runs each on a fresh 3-node loopback cluster\n")

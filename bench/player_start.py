@@ -5,6 +5,7 @@ readiness on rqlite's own /readyz), played the same way, interleaved, in one run
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import json
 import shutil
@@ -17,7 +18,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cold_start import machine, print_table
-from player.controller import StatefulSetPlayer
+from player.statefulset import StatefulSetPlayer
 
 ROOT = Path(__file__).resolve().parents[1]
 DROPPED_FLAGS = ("-join", "-auth", "-join-as")
@@ -25,8 +26,9 @@ DROPPED_FLAGS = ("-join", "-auth", "-join-as")
 
 def native(player: StatefulSetPlayer) -> None:
     """The pod template without sts-agent: rqlite discovers its peers through the
-    headless Service itself and its readiness is its own /readyz."""
-    pod: dict[str, Any] = player.example.pod_spec
+    headless Service itself and its readiness is its own /readyz (a JSON patch of the
+    StatefulSet applied with the example)."""
+    pod: dict[str, Any] = copy.deepcopy(player.example.pod_spec)
     pod["initContainers"] = []
     pod["containers"] = [c for c in pod["containers"] if c["name"] == "rqlite"]
     (rqlite,) = pod["containers"]
@@ -38,6 +40,7 @@ def native(player: StatefulSetPlayer) -> None:
     rqlite["readinessProbe"] = {"httpGet": {"path": "/readyz", "port": 4001},
                                 "periodSeconds": 2, "failureThreshold": 1}
     rqlite["lifecycle"] = {}
+    player.json_patches.append({"op": "replace", "path": "/spec/template/spec", "value": pod})
 
 
 def one(workdir: Path, *, agent: bool) -> float:

@@ -15,14 +15,17 @@ import time
 from pathlib import Path
 
 from player import demo
-from player.controller import StatefulSetPlayer
+from player.statefulset import StatefulSetPlayer
 
 
 def up(example: Path, replicas: int | None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="sts-agent-player-"))
-    player = StatefulSetPlayer(example, workdir)
+    player = StatefulSetPlayer(example, workdir, echo=True)
     try:
         started = time.monotonic()
+        player.control_plane.start()
+        print(f"kubectl --kubeconfig {player.control_plane.kubeconfig()} "
+              f"-n {player.namespace} get pods -w   # in another terminal", flush=True)
         player.start(replicas)
         demo.table(player, "started", time.monotonic() - started)
         print("commands: scale N | kill I | delete I | restart | status | quit")

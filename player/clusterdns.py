@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from player.apiclient import JSON, ApiClient, ApiError
-from player.dns import Dnsmasq, Records, SrvEntry
+from player.dns import Dnsmasq, DnsmasqError, Records, SrvEntry
 
 DOMAIN = "cluster.local"
 
@@ -73,6 +73,8 @@ class ClusterDns:
         self._stop.set()
 
     def _publish(self) -> None:
+        if self._stop.is_set():
+            return
         services = self.api.list("v1", "services", namespace=self.namespace)["items"]
         records = records_for(self.namespace, services, list(self._slices.values()))
         if records != self.dnsmasq.records:
@@ -106,7 +108,7 @@ class ClusterDns:
                     else:
                         self._slices[name] = obj
                     self._publish()
-            except (ApiError, httpx.HTTPError, OSError) as exc:
+            except (ApiError, httpx.HTTPError, OSError, DnsmasqError) as exc:
                 if self._stop.is_set():
                     return
                 self.errors.append(f"{type(exc).__name__}: {exc}")

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from agent.registry import STORES
-from player.controller import StatefulSetPlayer
+from player.statefulset import StatefulSetPlayer
 from player.writer import writer_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,13 +63,21 @@ def main() -> int:
               file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix=f"sts-agent-demo-{store}-"))
-    player = StatefulSetPlayer(ROOT / "k8s" / store, workdir)
+    player = StatefulSetPlayer(ROOT / "k8s" / store, workdir, echo=True)
     writer = writer_for(player)
-    print(f"sts-agent demo: k8s/{store} played locally (pods in network namespaces, "
-          f"dnsmasq for the Services, a stand-in API); work dir {workdir}")
+    print(f"sts-agent demo: k8s/{store} on the real Kubernetes control plane (kube-apiserver, "
+          f"controller-manager, scheduler on this host), its pods played in network "
+          f"namespaces; work dir {workdir}")
+
+    def start() -> None:
+        player.control_plane.start()
+        print(f"\nwatch along: kubectl --kubeconfig {player.control_plane.kubeconfig()} "
+              f"-n {player.namespace} get pods -w", flush=True)
+        player.start(3)
+
     try:
         steps: list[tuple[str, Callable[[], object]]] = [
-                 ("create 3 pods (Parallel)", lambda: player.start(3)),
+                 ("create 3 pods (Parallel)", start),
                  ("scale to 5", lambda: player.scale(5)),
                  # Rolled while there are 5: a 2-member cluster needs both members, so
                  # restarting one of them is an outage by raft's arithmetic.

@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -113,6 +114,9 @@ class Dnsmasq:
         self.records = Records()
         self.generation = 0
         self.process: subprocess.Popen[bytes] | None = None
+        self.closed = False  # stopped for good: nothing starts it again
+        # start, stop and reloads come from more than one thread (cluster DNS, tests).
+        self._lock = threading.RLock()
         workdir.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -165,6 +169,12 @@ class Dnsmasq:
 
     def start(self) -> None:
         """Start dnsmasq and return once it answers."""
+        with self._lock:
+            if self.closed:
+                return
+            self._start()
+
+    def _start(self) -> None:
         self.generation += 1
         self._write_hosts()
         conf = self._write_conf()
@@ -175,8 +185,18 @@ class Dnsmasq:
         )
         self._wait_for_generation("start")
 
+    def close(self) -> None:
+        """Stop dnsmasq for good: a reload arriving later does not start it again."""
+        with self._lock:
+            self.closed = True
+            self.stop()
+
     def stop(self) -> None:
         """Stop dnsmasq (SIGTERM, then SIGKILL after 5 s)."""
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
@@ -195,19 +215,20 @@ class Dnsmasq:
         Address changes are a SIGHUP (dnsmasq re-reads its hosts file); SRV changes
         need a restart, since dnsmasq reads srv-host only at start.
         """
-        srv_changed = records.srv != self.records.srv
-        self.records = Records(hosts={k: list(v) for k, v in records.hosts.items()},
-                               srv=list(records.srv))
-        if self.process is None:
-            return
-        if srv_changed:
-            self.stop()
-            self.start()
-            return
-        self.generation += 1
-        self._write_hosts()
-        self.process.send_signal(signal.SIGHUP)
-        self._wait_for_generation("reload")
+        with self._lock:
+            srv_changed = records.srv != self.records.srv
+            self.records = Records(hosts={k: list(v) for k, v in records.hosts.items()},
+                                   srv=list(records.srv))
+            if self.process is None:
+                return  # stopped: the next start serves them
+            if srv_changed:
+                self._stop()
+                self._start()
+                return
+            self.generation += 1
+            self._write_hosts()
+            self.process.send_signal(signal.SIGHUP)
+            self._wait_for_generation("reload")
 
     def _wait_for_generation(self, what: str) -> None:
         resolver = dns.resolver.Resolver(configure=False)
@@ -241,4 +262,4 @@ class Dnsmasq:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        self.close()

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.registry import STORES
-from player.controller import StatefulSetPlayer
+from player.controlplane import ControlPlane
 from player.demo import QUORUM_GAP_SECONDS, ROOT
+from player.statefulset import StatefulSetPlayer
 from player.wait import WaitTimeout, wait_until
 from player.writer import writer_for
 
@@ -47,10 +48,13 @@ class SoakResult:
 
 
 def soak(store: str, workdir: Path, *, seconds: float, overrides: dict[str, str] | None = None,
-         log: bool = False) -> SoakResult:
+         log: bool = False, control_plane: ControlPlane | None = None,
+         namespace: str | None = None) -> SoakResult:
     """Cycles of scale 3→5, a restart (every other cycle a rolling restart of all five,
-    else one pod deleted), scale 5→3, until ``seconds`` have passed (whole cycles)."""
-    player = StatefulSetPlayer(ROOT / "k8s" / store, workdir, overrides=overrides)
+    else one pod deleted), scale 5→3, until ``seconds`` have passed (whole cycles).
+    ``control_plane``: a running one to use, else the soak starts its own."""
+    player = StatefulSetPlayer(ROOT / "k8s" / store, workdir, overrides=overrides,
+                               control_plane=control_plane, namespace=namespace)
     writer = writer_for(player)
     result = SoakResult(store)
 

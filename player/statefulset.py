@@ -41,13 +41,15 @@ class StatefulSetPlayer:
 
     ``control_plane``: a running one to share (tests), else the player starts its own.
     ``namespace``: where the example goes (default: its own); ``overrides``: extra env
-    for the sts-agent containers, applied as a kustomize patch (test knobs).
+    for the sts-agent containers, applied as a kustomize patch (test knobs);
+    ``json_patches``: JSON patch operations on the StatefulSet (benchmark variants).
     """
 
     def __init__(self, example_dir: Path, workdir: Path, *,
                  overrides: dict[str, str] | None = None,
                  control_plane: ControlPlane | None = None, namespace: str | None = None,
-                 nodes: int = 1, echo: bool = False) -> None:
+                 nodes: int = 1, echo: bool = False,
+                 json_patches: list[JSON] | None = None) -> None:
         self.example_dir = example_dir.resolve()
         self.example: Example = load(example_dir)
         self.workdir = workdir
@@ -59,6 +61,7 @@ class StatefulSetPlayer:
         self.namespace = namespace or str(
             self.example.statefulset["metadata"].get("namespace", "default"))
         self.overrides = dict(overrides or {})
+        self.json_patches = list(json_patches or [])  # RFC 6902 ops on the StatefulSet
         self.network = Network()
         self.node_count = nodes
         self.nodes: list[Node] = []
@@ -86,7 +89,7 @@ class StatefulSetPlayer:
     def start(self, replicas: int | None = None) -> StatefulSetPlayer:
         """Control plane (if its own), bridge, DNS, Node(s), then `kubectl apply -k` of the
         example; returns when ``replicas`` (default: the manifest's) pods are Ready."""
-        if self.own_control_plane:
+        if self.own_control_plane and not self.control_plane.address:
             self.control_plane.start()
         self.network.up()
         self._make_mount_points()
@@ -116,6 +119,11 @@ class StatefulSetPlayer:
             "namespace": self.namespace,
             "replicas": [{"name": self.name, "count": self.replicas}],
         }
+        patches: list[JSON] = []
+        if self.json_patches:
+            (overlay / "json-patches.yaml").write_text(yaml.safe_dump(self.json_patches))
+            patches.append({"path": "json-patches.yaml",
+                            "target": {"kind": "StatefulSet", "name": self.name}})
         if self.overrides:
             env = [{"name": k, "value": v} for k, v in self.overrides.items()]
             pod = self.example.pod_spec
@@ -125,7 +133,9 @@ class StatefulSetPlayer:
                                if str(c["image"]).split(":")[0] == "sts-agent"]
                          for key in ("initContainers", "containers") if pod.get(key)}}}}
             (overlay / "overrides.yaml").write_text(yaml.safe_dump(patch))
-            kustomization["patches"] = [{"path": "overrides.yaml"}]
+            patches.append({"path": "overrides.yaml"})
+        if patches:
+            kustomization["patches"] = patches
         (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
         return overlay
 
@@ -167,7 +177,7 @@ class StatefulSetPlayer:
             node.stop()
         self.nodes.clear()
         if self.dns is not None:
-            self.dns.stop()
+            self.dns.close()
         self.network.down()
         self._remove_mount_points()
         self._http.close()

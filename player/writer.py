@@ -14,7 +14,7 @@ from agent.registry import STORES
 from player.stores import harness_class, kv_client
 
 if TYPE_CHECKING:
-    from player.controller import StatefulSetPlayer
+    from player.statefulset import StatefulSetPlayer
 
 
 class Writer:

@@ -1,8 +1,10 @@
-"""The e2e tier: the k8s/ examples played as StatefulSets (player/controller.py)."""
+"""The e2e tier: the k8s/ examples applied to the real control plane, their pods played
+on this host (player/statefulset.py)."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 from collections.abc import Iterator
@@ -11,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from agent.registry import STORES
-from player.controller import StatefulSetPlayer
-from tests.integration.conftest import require_store
+from player.controlplane import ControlPlane
+from player.statefulset import StatefulSetPlayer
+from tests.integration.conftest import require_control_plane, require_store
 
 ROOT = Path(__file__).resolve().parents[2]
 # Quicker polls than the manifests' defaults, so the tests spend less time waiting;
@@ -33,13 +36,30 @@ def require_player() -> None:
         pytest.skip(problem)
 
 
+@pytest.fixture(scope="session")
+def e2e_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """The whole control plane (API server, controllers, scheduler), shared by the e2e
+    tests; each test plays its example in a namespace of its own."""
+    require_player()
+    require_control_plane()
+    with ControlPlane(tmp_path_factory.mktemp("e2e-control-plane")) as plane:
+        yield plane
+
+
+_played = itertools.count(1)
+
+
 @contextlib.contextmanager
-def played(example: Path, store: str, tmp_path: Path) -> Iterator[StatefulSetPlayer]:
-    """A player for ``example`` (a k8s/ directory running ``store``); its pods, events and
-    logs are printed when the test fails; everything is stopped after."""
+def played(example: Path, store: str, tmp_path: Path,
+           control_plane: ControlPlane) -> Iterator[StatefulSetPlayer]:
+    """A player for ``example`` (a k8s/ directory running ``store``) in a namespace of its
+    own; its pods, events and logs are printed when the test fails; everything is
+    stopped after."""
     require_player()
     require_store(store)
-    player = StatefulSetPlayer(example, tmp_path / "sts", overrides=FAST)
+    namespace = f"{store}-{next(_played)}"
+    player = StatefulSetPlayer(example, tmp_path / "sts", overrides=FAST,
+                               control_plane=control_plane, namespace=namespace)
     try:
         yield player
     except BaseException:
@@ -50,6 +70,8 @@ def played(example: Path, store: str, tmp_path: Path) -> Iterator[StatefulSetPla
 
 
 @pytest.fixture(params=sorted(STORES))
-def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StatefulSetPlayer]:
-    with played(ROOT / "k8s" / request.param, request.param, tmp_path) as player:
+def cluster(request: pytest.FixtureRequest, tmp_path: Path,
+            e2e_control_plane: ControlPlane) -> Iterator[StatefulSetPlayer]:
+    with played(ROOT / "k8s" / request.param, request.param, tmp_path,
+                e2e_control_plane) as player:
         yield player

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from player.controller import StatefulSetPlayer
+from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import writer_for
 from tests.e2e.test_statefulset import leader_url
@@ -104,4 +104,4 @@ def test_partitioned_follower_goes_unready_and_comes_back(cluster: StatefulSetPl
           f"{len(writer.acknowledged)} writes acknowledged")
     assert {m["name"]: m["id"] for m in cluster.members()} == before
     assert writer.lost(leader_url(cluster)) == []
-    assert "MemberRemoved" not in cluster.kube.event_reasons()
+    assert "MemberRemoved" not in cluster.event_reasons()

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from agent.registry import STORES
-from player.controller import StatefulSetPlayer
+from player.controlplane import ControlPlane
 from player.kubelet import Pod
+from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import writer_for
 from tests.e2e.conftest import ROOT, played
@@ -21,9 +22,10 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(params=sorted(STORES))
-def native(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StatefulSetPlayer]:
+def native(request: pytest.FixtureRequest, tmp_path: Path,
+           e2e_control_plane: ControlPlane) -> Iterator[StatefulSetPlayer]:
     with played(ROOT / "k8s" / "native-sidecar" / request.param, request.param,
-                tmp_path) as player:
+                tmp_path, e2e_control_plane) as player:
         yield player
 
 
@@ -31,7 +33,8 @@ def hook_answers(pod: Pod) -> list[str]:
     """The leave results the store container's preStop (GET /leave/wait) was answered."""
     results = []
     for event in pod.events:
-        _, _, rest = event.partition(f"{pod.player.example.name} preStop httpGet 200 ")
+        store = pod.spec["containers"][0]["name"]
+        _, _, rest = event.partition(f"{store} preStop httpGet 200 ")
         if rest:
             leave = json.loads(rest)["leave"]
             results.append(leave["result"] if leave else "none")
@@ -51,7 +54,7 @@ def test_scale_down_removes_and_restart_keeps(native: StatefulSetPlayer) -> None
         native.wait_ready(1)
         assert hook_answers(restarted) == ["stayed"], restarted.events
         assert {m["name"]: m["id"] for m in native.members()} == before
-        assert "MemberRemoved" not in native.kube.event_reasons()
+        assert "MemberRemoved" not in native.event_reasons()
         leaving = native.pods[2]
         native.scale(2)  # the store's hook starts the leave; pod 2 is out before it goes
         # Removed while the store still ran: the store's own hook got the outcome.
@@ -62,4 +65,4 @@ def test_scale_down_removes_and_restart_keeps(native: StatefulSetPlayer) -> None
         writer.stop()
     assert writer.acknowledged
     assert writer.lost(leader_url(native)) == []
-    assert native.kube.event_reasons().count("MemberRemoved") == 1
+    assert native.event_reasons().count("MemberRemoved") == 1

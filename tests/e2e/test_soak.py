@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.registry import STORES
+from player.controlplane import ControlPlane
 from player.soak import soak
 from tests.e2e.conftest import FAST, require_player
 from tests.integration.conftest import require_store
@@ -16,10 +17,11 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.parametrize("store", sorted(STORES))
-def test_one_soak_cycle(store: str, tmp_path: Path) -> None:
+def test_one_soak_cycle(store: str, tmp_path: Path, e2e_control_plane: ControlPlane) -> None:
     require_player()
     require_store(store)
-    result = soak(store, tmp_path / "sts", seconds=0, overrides=FAST)
+    result = soak(store, tmp_path / "sts", seconds=0, overrides=FAST,
+                  control_plane=e2e_control_plane, namespace=f"soak-{store}")
     print(result.summary())
     assert result.cycles == 1 and len(result.steps) == 3
     assert result.membership_mismatches == []

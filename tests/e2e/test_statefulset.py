@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from agent.registry import STORES
-from player.controller import StatefulSetPlayer
+from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import writer_for
 
@@ -40,7 +40,7 @@ def test_scale_up_and_down_with_a_writer(cluster: StatefulSetPlayer) -> None:
         writer.stop()
     assert writer.acknowledged
     assert writer.lost(leader_url(cluster)) == []
-    reasons = cluster.kube.event_reasons()
+    reasons = cluster.event_reasons()
     assert reasons.count("MemberRemoved") == 2, reasons
 
 
@@ -54,7 +54,7 @@ def test_rolling_restart_changes_no_membership(cluster: StatefulSetPlayer) -> No
         writer.stop()
     assert {m["name"]: m["id"] for m in cluster.members()} == before
     assert writer.lost(leader_url(cluster)) == []
-    assert "MemberRemoved" not in cluster.kube.event_reasons()
+    assert "MemberRemoved" not in cluster.event_reasons()
 
 
 def test_killed_pod_is_not_removed_and_returns(cluster: StatefulSetPlayer) -> None:

@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
+from player.agentnamespace import AgentNamespace
+from player.controlplane import ControlPlane
 from player.dns import Dnsmasq
+from tests.integration.kubeproxy import KubeFaultProxy
 
 if TYPE_CHECKING:
     from player.stores.base import Harness
@@ -71,3 +74,48 @@ def ready_cluster(harness: H, count: int = 3) -> Iterator[H]:
         raise
     finally:
         harness.close()
+
+
+def require_control_plane() -> None:
+    """The control plane needs root (it adds its API address to the host) and the pinned
+    Kubernetes binaries (scripts/build_peers.sh)."""
+    from player.controlplane import kubernetes_binary
+    from player.peers import MissingBinary
+
+    problem = None
+    if os.geteuid() != 0:
+        problem = "the control plane needs root (its API address on the host)"
+    else:
+        try:
+            kubernetes_binary("kube-apiserver")
+        except MissingBinary as exc:
+            problem = str(exc)
+    if problem is not None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """etcd and the real kube-apiserver (no controllers: the integration tier only reads,
+    scales and posts), shared by the session."""
+    require_control_plane()
+    with ControlPlane(tmp_path_factory.mktemp("control-plane"), components=()) as plane:
+        yield plane
+
+
+@pytest.fixture
+def agent_namespace(control_plane: ControlPlane, tmp_path: Path) -> Iterator[AgentNamespace]:
+    """A fresh namespace with the agent's ServiceAccount, Role and a token file."""
+    namespace = AgentNamespace(control_plane, tmp_path / "kube")
+    yield namespace
+    namespace.delete()
+
+
+@pytest.fixture
+def kube_proxy(control_plane: ControlPlane) -> Iterator[KubeFaultProxy]:
+    """A fault proxy in front of the API server."""
+    proxy = KubeFaultProxy(control_plane).start()
+    yield proxy
+    proxy.stop()

@@ -1,57 +1,85 @@
-"""The agent's Kubernetes calls (lightkube) against the stand-in API: shapes, auth, errors."""
+"""The agent's Kubernetes calls (lightkube) against the real API server, as the agent's
+ServiceAccount with the Role of k8s/base: shapes, RBAC, tokens, errors."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import ssl
 from pathlib import Path
 
+import httpx
 import pytest
 
 from agent.config.settings import Settings
 from agent.errors import KubeError
 from agent.kube import Kube
-from player.kubeapi import KubeApi
+from player.agentnamespace import AgentNamespace
+from tests.integration.kubeproxy import KubeFaultProxy
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def api(tmp_path: Path) -> Iterator[KubeApi]:
-    server = KubeApi(tmp_path).start()
-    server.add_statefulset("rqlite", replicas=3, namespace="prod")
-    yield server
-    server.stop()
-
-
-def kube(api: KubeApi, **overrides: object) -> Kube:
-    settings = Settings(pod_name="rqlite-2", namespace="prod", kube_api_url=api.url,
-                        kube_token_file=api.token_file, **overrides)  # type: ignore[arg-type]
+def kube(namespace: AgentNamespace, url: str | None = None, **overrides: object) -> Kube:
+    env = namespace.env(url)
+    settings = Settings(pod_name="rqlite-2", namespace=namespace.name,
+                        kube_api_url=env["AGENT_KUBE_API_URL"],
+                        kube_token_file=namespace.token_file,
+                        kube_ca_file=env.get("AGENT_KUBE_CA_FILE"),
+                        **overrides)  # type: ignore[arg-type]
     return Kube(settings)
 
 
-async def test_replicas_and_scale(api: KubeApi) -> None:
-    client = kube(api)
+async def test_replicas_and_scale(agent_namespace: AgentNamespace) -> None:
+    agent_namespace.add_statefulset("rqlite", replicas=3)
+    client = kube(agent_namespace)
     assert await client.statefulset_scale("rqlite") == (3, 0)
-    api.scale("rqlite", 2, namespace="prod")
+    agent_namespace.scale("rqlite", 2)
     assert await client.statefulset_scale("rqlite") == (2, 0)
     await client.aclose()
 
 
-async def test_rotated_token_is_reread_after_401(api: KubeApi) -> None:
-    client = kube(api)
-    assert await client.statefulset_scale("rqlite") == (3, 0)
-    api.rotate_token()  # the kubelet rotates the projected token file
-    assert await client.statefulset_scale("rqlite") == (3, 0)
-    statuses = [status for _, _, status in api.requests]
-    assert statuses == [200, 401, 200], statuses
+async def test_ordinals_start_is_read(agent_namespace: AgentNamespace) -> None:
+    agent_namespace.add_statefulset("rqlite", replicas=3, start=1)
+    client = kube(agent_namespace)
+    assert await client.statefulset_scale("rqlite") == (3, 1)
     await client.aclose()
 
 
-async def test_missing_statefulset_and_api_down_are_kube_errors(api: KubeApi) -> None:
-    client = kube(api)
+def test_the_role_grants_nothing_more(agent_namespace: AgentNamespace) -> None:
+    """The Role allows GET of StatefulSets and creating Events; the API server refuses a
+    list, and another namespace's StatefulSet."""
+    agent_namespace.add_statefulset("rqlite", replicas=3)
+    plane = agent_namespace.control_plane
+    headers = {"Authorization": f"Bearer {agent_namespace.token_file.read_text()}"}
+    base = f"/apis/apps/v1/namespaces/{agent_namespace.name}/statefulsets"
+    verify = ssl.create_default_context(cafile=str(plane.ca))
+    with httpx.Client(base_url=plane.server, verify=verify, headers=headers,
+                      trust_env=False) as client:
+        assert client.get(f"{base}/rqlite").status_code == 200
+        assert client.get(base).status_code == 403
+        assert client.get("/apis/apps/v1/namespaces/default/statefulsets/rqlite"
+                          ).status_code == 403
+        assert client.delete(f"{base}/rqlite").status_code == 403
+
+
+async def test_rotated_token_is_reread_after_401(agent_namespace: AgentNamespace,
+                                                 kube_proxy: KubeFaultProxy) -> None:
+    agent_namespace.add_statefulset("rqlite", replicas=3)
+    client = kube(agent_namespace, kube_proxy.url)
+    assert await client.statefulset_scale("rqlite") == (3, 0)
+    # The kubelet rotates the projected token file; the old token is refused from now on.
+    kube_proxy.revoked.add(agent_namespace.token_file.read_text())
+    agent_namespace.write_token(agent_namespace.mint_token())
+    assert await client.statefulset_scale("rqlite") == (3, 0)
+    assert kube_proxy.statuses("statefulsets") == [200, 401, 200]
+    await client.aclose()
+
+
+async def test_missing_statefulset_and_api_down_are_kube_errors(
+        agent_namespace: AgentNamespace, kube_proxy: KubeFaultProxy) -> None:
+    client = kube(agent_namespace, kube_proxy.url)
     with pytest.raises(KubeError, match="404"):
         await client.statefulset_scale("nope")
-    api.available = False
+    kube_proxy.available = False
     with pytest.raises(KubeError, match="503"):
         await client.statefulset_scale("rqlite")
     await client.aclose()
@@ -66,22 +94,24 @@ async def test_unreachable_api(tmp_path: Path) -> None:
         await Kube(settings).statefulset_scale("rqlite")
 
 
-async def test_event_in_the_real_shape(api: KubeApi) -> None:
-    client = kube(api)
+async def test_event_in_the_real_shape(agent_namespace: AgentNamespace) -> None:
+    client = kube(agent_namespace)
     await client.event(reason="MemberRemoved", message="rqlite-2 removed")
     await client.event(reason="MemberRemoveFailed", message="deadline", warning=True)
-    first, second = api.events
-    assert first["involvedObject"] == {"kind": "Pod", "name": "rqlite-2", "namespace": "prod",
-                                       "apiVersion": "v1"}
+    first, second = agent_namespace.events()
+    assert first["involvedObject"] == {"kind": "Pod", "name": "rqlite-2",
+                                       "namespace": agent_namespace.name, "apiVersion": "v1"}
     assert first["type"] == "Normal" and second["type"] == "Warning"
+    assert first["reason"] == "MemberRemoved" and first["message"] == "rqlite-2 removed"
     assert first["source"] == {"component": "sts-agent"}
     assert first["metadata"]["name"].startswith("rqlite-2.")
     await client.aclose()
 
 
-async def test_event_failure_is_logged_not_raised(api: KubeApi) -> None:
-    client = kube(api)
-    api.available = False
+async def test_event_failure_is_logged_not_raised(agent_namespace: AgentNamespace,
+                                                  kube_proxy: KubeFaultProxy) -> None:
+    client = kube(agent_namespace, kube_proxy.url)
+    kube_proxy.available = False
     await client.event(reason="MemberRemoved", message="x")  # must not raise
-    assert api.events == []
+    assert agent_namespace.events() == []
     await client.aclose()

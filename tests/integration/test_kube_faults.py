@@ -1,19 +1,19 @@
 """The leave decision while the Kubernetes API is slow, failing or rejecting the token.
 
 A Leaver (the real Kube client, a fake three-member store; this pod is db-2) runs against
-the stand-in API with faults injected. Each scenario checks the decision, what was logged
-and recorded, how long the decision took and how many GETs of the StatefulSet the API saw
-(printed as a FIGURE line; run with -s to see them).
+the real API server, as the agent's ServiceAccount, through a proxy injecting faults. Each
+scenario checks the decision, what was logged and recorded, how long the decision took and
+how many GETs of the StatefulSet the API saw (printed as a FIGURE line; run with -s).
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -29,7 +29,8 @@ from agent.leave import Leaver, Outcome, decide
 from agent.membership import Membership
 from agent.model import ClusterView, Member
 from agent.readiness import Policy
-from player.kubeapi import Fault, KubeApi, resource_of
+from player.agentnamespace import AgentNamespace
+from tests.integration.kubeproxy import Fault, KubeFaultProxy
 
 pytestmark = pytest.mark.integration
 
@@ -43,9 +44,38 @@ LATENCY = 0.5
 STATEFULSET = "db"
 
 
-def settings_for(api: KubeApi) -> Settings:
-    return Settings(pod_name="db-2", namespace="prod", kube_api_url=api.url,
-                    kube_token_file=api.token_file, kube_timeout_seconds=TIMEOUT,
+@dataclass
+class Api:
+    """The API as these scenarios see it: the namespace (objects, Events, the token file)
+    and the fault proxy the agent talks through."""
+
+    namespace: AgentNamespace
+    proxy: KubeFaultProxy
+    writers: list[threading.Timer] = field(default_factory=list)
+
+    def received_for(self, resource: str) -> int:
+        return self.proxy.received_for(resource)
+
+    def event_reasons(self) -> list[str]:
+        return self.namespace.event_reasons()
+
+    def rotate_token(self, *, file_lag: float | None = 0.0) -> None:
+        """A new token: the old one is refused from now on; the file holds the new one
+        after ``file_lag`` seconds (as the kubelet writes a projected token), or never."""
+        self.proxy.revoked.add(self.namespace.token_file.read_text())
+        token = self.namespace.mint_token()
+        if file_lag == 0.0:
+            self.namespace.write_token(token)
+        elif file_lag is not None:
+            writer = threading.Timer(file_lag, self.namespace.write_token, args=(token,))
+            writer.daemon = True
+            self.writers.append(writer)
+            writer.start()
+
+
+def settings_for(api: Api) -> Settings:
+    return Settings(pod_name="db-2", namespace=api.namespace.name, kube_api_url=api.proxy.url,
+                    kube_token_file=api.namespace.token_file, kube_timeout_seconds=TIMEOUT,
                     termination_grace_period_seconds=GRACE, leave_margin_seconds=0)
 
 
@@ -98,14 +128,15 @@ class Run:
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[KubeApi]:
+def api(agent_namespace: AgentNamespace, kube_proxy: KubeFaultProxy) -> Iterator[Api]:
     # The agent imports lightkube on its first leave (0.2-0.4 s, once per process): done
     # here, so that every scenario's figures are alike.
     importlib.import_module("lightkube.resources.apps_v1")
-    server = KubeApi(tmp_path).start()
-    server.add_statefulset(STATEFULSET, replicas=2, namespace="prod")  # 3 -> 2: db-2 goes
-    yield server
-    server.stop()
+    agent_namespace.add_statefulset(STATEFULSET, replicas=2)  # 3 -> 2: db-2 goes
+    state = Api(agent_namespace, kube_proxy)
+    yield state
+    for writer in state.writers:
+        writer.cancel()
 
 
 @pytest.fixture
@@ -118,7 +149,7 @@ def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[MutableMapping[str, A
         yield entries
 
 
-async def leave(api: KubeApi, logs: list[MutableMapping[str, Any]], *,
+async def leave(api: Api, logs: list[MutableMapping[str, Any]], *,
                 during: Callable[[], Awaitable[None]] | None = None) -> Run:
     """One termination of db-2: decide, remove (or stay), post the Event, drain."""
     settings = settings_for(api)
@@ -144,8 +175,8 @@ async def leave(api: KubeApi, logs: list[MutableMapping[str, Any]], *,
     return Run(outcome, took, api.received_for("statefulsets") - before, logs, store)
 
 
-def statuses(api: KubeApi, resource: str) -> list[int]:
-    return [status for _, path, status in list(api.requests) if resource_of(path) == resource]
+def statuses(api: Api, resource: str) -> list[int]:
+    return api.proxy.statuses(resource)
 
 
 async def wait_for(what: str, condition: Callable[[], bool], *, within: float) -> None:
@@ -175,9 +206,9 @@ def assert_stayed(run: Run, naming: str) -> None:
 
 # --- a) slow, then normal, within the retry window ---------------------------------------
 
-async def test_slow_api_is_retried_within_the_window(api: KubeApi,
+async def test_slow_api_is_retried_within_the_window(api: Api,
                                                      logs: list[MutableMapping[str, Any]]) -> None:
-    api.inject(Fault(delay=4 * TIMEOUT, resource="statefulsets"), times=2)
+    api.proxy.inject(Fault(delay=4 * TIMEOUT, resource="statefulsets"), times=2)
     run = await leave(api, logs)
     run.figure("a slow (2 requests beyond the timeout), then normal")
     assert_left(run)
@@ -196,8 +227,8 @@ async def test_slow_api_is_retried_within_the_window(api: KubeApi,
                  id="trickled-answer"),
 ])
 async def test_api_slow_beyond_the_window_means_stay_in_bounded_time(
-        api: KubeApi, logs: list[MutableMapping[str, Any]], fault: Fault) -> None:
-    api.inject(fault)
+        api: Api, logs: list[MutableMapping[str, Any]], fault: Fault) -> None:
+    api.proxy.inject(fault)
     settings = settings_for(api)
     run = await leave(api, logs)
     run.figure(f"b slow beyond the window ({'trickle' if fault.trickle else 'delay'})")
@@ -215,10 +246,10 @@ async def test_api_slow_beyond_the_window_means_stay_in_bounded_time(
 @pytest.mark.parametrize("exact_json_type", [True, False], ids=["apiserver-json",
                                                                  "json-with-charset"])
 @pytest.mark.parametrize("status", [503, 429])
-async def test_transient_errors_then_ok(api: KubeApi, logs: list[MutableMapping[str, Any]],
+async def test_transient_errors_then_ok(api: Api, logs: list[MutableMapping[str, Any]],
                                         status: int, exact_json_type: bool) -> None:
-    api.exact_json_type = exact_json_type
-    api.inject(Fault(status=status, resource="statefulsets"), times=3)
+    api.proxy.exact_json_type = exact_json_type
+    api.proxy.inject(Fault(status=status, resource="statefulsets"), times=3)
     run = await leave(api, logs)
     run.figure(f"c {status} x3 then OK ({'exact' if exact_json_type else 'charset'} json)")
     assert_left(run)
@@ -229,10 +260,10 @@ async def test_transient_errors_then_ok(api: KubeApi, logs: list[MutableMapping[
 
 @pytest.mark.parametrize("exact_json_type", [True, False], ids=["apiserver-json",
                                                                  "json-with-charset"])
-async def test_500_for_good_means_stay(api: KubeApi, logs: list[MutableMapping[str, Any]],
+async def test_500_for_good_means_stay(api: Api, logs: list[MutableMapping[str, Any]],
                                        exact_json_type: bool) -> None:
-    api.exact_json_type = exact_json_type
-    api.inject(Fault(status=500, resource="statefulsets"))
+    api.proxy.exact_json_type = exact_json_type
+    api.proxy.inject(Fault(status=500, resource="statefulsets"))
     settings = settings_for(api)
     run = await leave(api, logs)
     run.figure(f"c 500 for good ({'exact' if exact_json_type else 'charset'} json)")
@@ -247,11 +278,11 @@ async def test_500_for_good_means_stay(api: KubeApi, logs: list[MutableMapping[s
 
 # --- d) the token rotated on the server ---------------------------------------------------
 
-async def test_token_rotated_during_leave_is_reread(api: KubeApi,
+async def test_token_rotated_during_leave_is_reread(api: Api,
                                                     logs: list[MutableMapping[str, Any]]) -> None:
     """The first GET fails (503) with the token read at start; the token rotates before
     the retry (the kubelet updates the file): the retry gets 401, re-reads, succeeds."""
-    api.inject(Fault(status=503, resource="statefulsets"), times=1)
+    api.proxy.inject(Fault(status=503, resource="statefulsets"), times=1)
 
     async def rotate_after_first_get() -> None:
         await wait_for("the first GET of the StatefulSet answered 503",
@@ -270,12 +301,12 @@ async def test_token_rotated_during_leave_is_reread(api: KubeApi,
 @pytest.mark.parametrize("file_lag", [None, 1.0], ids=["file-never-updated",
                                                        "file-updated-late"])
 async def test_rejected_token_means_stay_without_a_retry_storm(
-        api: KubeApi, logs: list[MutableMapping[str, Any]], file_lag: float | None,
+        api: Api, logs: list[MutableMapping[str, Any]], file_lag: float | None,
         exact_json_type: bool) -> None:
     """401 after the re-read is final: the file the agent has is all it will get (the
     kubelet refreshes a projected token long before the API rejects the old one), and
     asking again with the same token cannot pass."""
-    api.exact_json_type = exact_json_type
+    api.proxy.exact_json_type = exact_json_type
     api.rotate_token(file_lag=file_lag)
     run = await leave(api, logs)
     run.figure(f"d token rotated, file {'never' if file_lag is None else 'late'} "
@@ -286,7 +317,7 @@ async def test_rejected_token_means_stay_without_a_retry_storm(
     if file_lag is not None:
         assert run.took < file_lag, "decided before the file changed"
     # The Event with the same token fails too: logged, never raised.
-    assert api.events == []
+    assert api.namespace.events() == []
     [failed] = run.logged("event_failed")
     assert failed["reason"] == "LeaveSkipped" and "HTTP 401" in failed["error"]
 
@@ -301,10 +332,10 @@ async def test_rejected_token_means_stay_without_a_retry_storm(
     pytest.param(Fault(trickle=TIMEOUT / 2, chunk=16, resource="events"),
                  f"timed out after {TIMEOUT:g} s", id="trickled-answer"),
 ])
-async def test_event_failure_leaves_the_outcome_alone(api: KubeApi,
+async def test_event_failure_leaves_the_outcome_alone(api: Api,
                                                      logs: list[MutableMapping[str, Any]],
                                                      fault: Fault, naming: str) -> None:
-    api.inject(fault)
+    api.proxy.inject(fault)
     settings = settings_for(api)
     started = time.monotonic()
     run = await leave(api, logs)
@@ -313,7 +344,7 @@ async def test_event_failure_leaves_the_outcome_alone(api: KubeApi,
     assert_left(run)
     assert run.gets == 1
     if fault.status is not None:  # a slow answer may have created it: the agent gave up
-        assert api.events == []
+        assert api.namespace.events() == []
     assert api.received_for("events") == 1, "one attempt: an Event is not retried"
     [failed] = run.logged("event_failed")
     assert failed["reason"] == "MemberRemoved" and naming in failed["error"], failed
@@ -329,12 +360,12 @@ async def test_event_failure_leaves_the_outcome_alone(api: KubeApi,
 @pytest.mark.parametrize("exact_json_type", [True, False], ids=["apiserver-json",
                                                                  "json-with-charset"])
 @pytest.mark.parametrize(("status", "gets"), [(401, 2), (403, 1), (404, 1)])
-async def test_refusals_are_final(api: KubeApi, status: int, gets: int,
+async def test_refusals_are_final(api: Api, status: int, gets: int,
                                   exact_json_type: bool) -> None:
     """Whatever the Content-Type of the API's answer (lightkube makes an ApiError only of
     exactly application/json), 401/403/404 end the decision at once, naming the code."""
-    api.exact_json_type = exact_json_type
-    api.inject(Fault(status=status, resource="statefulsets"))
+    api.proxy.exact_json_type = exact_json_type
+    api.proxy.inject(Fault(status=status, resource="statefulsets"))
     kube = Kube(settings_for(api))
     started = time.monotonic()
     try:

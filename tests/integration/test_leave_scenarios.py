@@ -1,4 +1,4 @@
-"""Graceful leave against real etcd and rqlite, with a stand-in Kubernetes API."""
+"""Graceful leave against every real store, with the real Kubernetes API server."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ import httpx
 import pytest
 
 from agent.registry import STORES
-from player.kubeapi import KubeApi, dump
+from player.agentnamespace import AgentNamespace
+from player.controlplane import ControlPlane
 from player.stores import harness_class
 from player.stores.base import Harness
 from player.wait import wait_until
 from tests.integration.conftest import require_store
+from tests.integration.kubeproxy import KubeFaultProxy, dump
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +32,8 @@ pytestmark = pytest.mark.integration
 @dataclass
 class LeaveCluster:
     harness: Harness[Any]
-    api: KubeApi
+    api: AgentNamespace  # the StatefulSet, its Events, the agent's token
+    proxy: KubeFaultProxy  # what the sidecars reach the API through
 
     @property
     def name(self) -> str:
@@ -63,24 +66,24 @@ class LeaveCluster:
 
 
 @pytest.fixture(params=sorted(STORES))
-def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LeaveCluster]:
+def cluster(request: pytest.FixtureRequest, tmp_path: Path, agent_namespace: AgentNamespace,
+            kube_proxy: KubeFaultProxy) -> Iterator[LeaveCluster]:
     store = request.param
     require_store(store)
-    api = KubeApi(tmp_path / "kube").start()
-    api.add_statefulset(store, replicas=3)
+    agent_namespace.add_statefulset(store, replicas=3)
     harness = harness_class(store)(tmp_path, election_seconds=1.0, sidecar_env={
-        **api.env(), "AGENT_TERMINATION_GRACE_PERIOD_SECONDS": "30"})
+        **agent_namespace.env(kube_proxy.url),
+        "AGENT_TERMINATION_GRACE_PERIOD_SECONDS": "30"})
     try:
         harness.start(3)
         for sidecar in harness.sidecars.values():
             sidecar.wait_ready(timeout=60)
-        yield LeaveCluster(harness, api)
+        yield LeaveCluster(harness, agent_namespace, kube_proxy)
     except BaseException:
-        print(harness.logs(), dump(api), sep="\n")
+        print(harness.logs(), dump(kube_proxy), sep="\n")
         raise
     finally:
         harness.close()
-        api.stop()
 
 
 def names(cluster: LeaveCluster, *ordinals: int) -> list[str]:
@@ -119,7 +122,7 @@ def test_rolling_restart_removes_nothing(cluster: LeaveCluster) -> None:
     for sidecar in cluster.harness.sidecars.values():
         sidecar.wait_ready(timeout=60)
     assert cluster.members() == before
-    assert [r for r in cluster.api.requests if r[0] == "POST"] == []
+    assert [r for r in cluster.proxy.requests if r[0] == "POST"] == []
 
 
 def test_departing_leader_hands_off_and_is_removed(cluster: LeaveCluster) -> None:
@@ -145,7 +148,7 @@ def test_departing_leader_hands_off_and_is_removed(cluster: LeaveCluster) -> Non
 
 def test_kube_api_unreachable_means_stay(cluster: LeaveCluster) -> None:
     cluster.api.scale(cluster.name, 2)
-    cluster.api.available = False
+    cluster.proxy.available = False
     result = cluster.leave_command(2)
     assert result.returncode == 3, result.stdout + result.stderr
     assert "cannot read StatefulSet" in result.stdout
@@ -213,28 +216,31 @@ def terminate_pod(cluster: LeaveCluster, ordinal: int) -> None:
 
 
 @contextlib.contextmanager
-def cluster_with_writer(store: str, tmp_path: Path,
+def cluster_with_writer(store: str, tmp_path: Path, control_plane: ControlPlane,
                         replicas: int) -> Iterator[tuple[LeaveCluster, Writer]]:
-    """``replicas`` ready pods, the stand-in API, and a writer running throughout."""
+    """``replicas`` ready pods, the API server (through a fault proxy), and a writer
+    running throughout."""
     require_store(store)
-    api = KubeApi(tmp_path / "kube").start()
+    api = AgentNamespace(control_plane, tmp_path / "kube")
     api.add_statefulset(store, replicas=replicas)
+    proxy = KubeFaultProxy(control_plane).start()
     harness = harness_class(store)(tmp_path, sidecar_env={
-        **api.env(), "AGENT_TERMINATION_GRACE_PERIOD_SECONDS": "60"})
+        **api.env(proxy.url), "AGENT_TERMINATION_GRACE_PERIOD_SECONDS": "60"})
     writer = Writer(harness)
     try:
         harness.start(replicas)
         for sidecar in harness.sidecars.values():
             sidecar.wait_ready(timeout=60)
         writer.start()
-        yield LeaveCluster(harness, api), writer
+        yield LeaveCluster(harness, api, proxy), writer
     except BaseException:
-        print(harness.logs(), dump(api), sep="\n")
+        print(harness.logs(), dump(proxy), sep="\n")
         raise
     finally:
         writer.stop()
         harness.close()
-        api.stop()
+        proxy.stop()
+        api.delete()
 
 
 def assert_no_write_lost(cluster: LeaveCluster, writer: Writer) -> None:
@@ -246,8 +252,9 @@ def assert_no_write_lost(cluster: LeaveCluster, writer: Writer) -> None:
 
 
 @pytest.mark.parametrize("store", sorted(STORES))
-def test_scale_five_to_one_with_a_writer(store: str, tmp_path: Path) -> None:
-    with cluster_with_writer(store, tmp_path, 5) as (cluster, writer):
+def test_scale_five_to_one_with_a_writer(store: str, tmp_path: Path,
+        control_plane: ControlPlane) -> None:
+    with cluster_with_writer(store, tmp_path, control_plane, 5) as (cluster, writer):
         for ordinal in (4, 3, 2, 1):
             cluster.api.scale(store, ordinal)
             result = cluster.leave_command(ordinal)
@@ -266,9 +273,10 @@ def test_scale_five_to_one_with_a_writer(store: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("store", sorted(STORES))
-def test_parallel_scale_down_three_to_one(store: str, tmp_path: Path) -> None:
+def test_parallel_scale_down_three_to_one(store: str, tmp_path: Path,
+        control_plane: ControlPlane) -> None:
     """podManagementPolicy: Parallel: both departing pods leave at once."""
-    with cluster_with_writer(store, tmp_path, 3) as (cluster, writer):
+    with cluster_with_writer(store, tmp_path, control_plane, 3) as (cluster, writer):
         cluster.api.scale(store, 1)
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             results = list(pool.map(cluster.leave_command, (2, 1)))
@@ -283,10 +291,11 @@ def test_parallel_scale_down_three_to_one(store: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("store", sorted(STORES))
-def test_leader_killed_while_another_pod_leaves(store: str, tmp_path: Path) -> None:
+def test_leader_killed_while_another_pod_leaves(store: str, tmp_path: Path,
+        control_plane: ControlPlane) -> None:
     """5 pods, scale to 4: the leader is SIGKILLed once pod 4's leave is under way. The
     removal goes through the new leader; the 3 live of the 4 remaining keep quorum."""
-    with cluster_with_writer(store, tmp_path, 5) as (cluster, writer):
+    with cluster_with_writer(store, tmp_path, control_plane, 5) as (cluster, writer):
         if cluster.harness.leader() == 4:
             # Another pod's removal is the scenario: pod 4 hands off as a restarting
             # leader does (spec.replicas is still 5, so it stays).
@@ -307,15 +316,15 @@ def test_leader_killed_while_another_pod_leaves(store: str, tmp_path: Path) -> N
         cluster.api.scale(store, 4)
         # The API answers 503 (retried) until the leader is dead: the leave has begun
         # (readiness 503, decision pending) and goes on without the leader.
-        cluster.api.available = False
+        cluster.proxy.available = False
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             leaving = pool.submit(cluster.leave_command, 4)
             wait_until(lambda: any("statefulsets" in path for _, path, _ in
-                                   cluster.api.requests),
+                                   cluster.proxy.requests),
                        what="pod 4's leave to ask for the StatefulSet", timeout=30)
             killed_at = time.monotonic()
             cluster.harness.kill_store(leader)
-            cluster.api.available = True
+            cluster.proxy.available = True
             result = leaving.result(timeout=90)
         assert result.returncode == 0, result.stdout + result.stderr
         assert '"result": "removed"' in result.stdout
