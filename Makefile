@@ -18,9 +18,12 @@ unit: setup
 integration: setup
 	$(PY) -m pytest tests/integration
 
-# Everything CI runs: lint, types, unit and integration tests with real peers.
+# Everything CI runs: lint, types, and the unit, integration and e2e tiers with real peers,
+# in two workers (each with its own loopback block and control plane; most of a test's
+# time is waiting on real stores, so two share the two cores well).
+WORKERS ?= 2
 test: setup lint
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n $(WORKERS) --dist worksteal tests
 
 demo: setup
 	$(PY) -m player.demo
@@ -35,6 +38,7 @@ bench: setup
 	$(PY) bench/leave.py
 	$(PY) bench/join.py
 	$(PY) bench/player_start.py
+	$(PY) bench/control_plane.py
 
 docs: setup
 	$(PY) scripts/config_reference.py --write README.md

@@ -35,9 +35,9 @@ def machine() -> str:
 
 
 def print_table(samples: dict[str, list[float]], *, what: str = "what",
-                digits: int = 3) -> None:
-    """One Markdown row per case: median, min and max seconds."""
-    print(f"| {what} | median s | min s | max s |")
+                digits: int = 3, unit: str = "s") -> None:
+    """One Markdown row per case: median, min and max (seconds unless ``unit`` says)."""
+    print(f"| {what} | median {unit} | min {unit} | max {unit} |")
     print("|---|---|---|---|")
     for name, values in samples.items():
         print(f"| {name} | {statistics.median(values):.{digits}f} | {min(values):.{digits}f} "

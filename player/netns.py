@@ -18,24 +18,35 @@ class Network:
     """Bridge ``sts<i>br`` with ``10.77.<i>.1/24``; pods get ``10.77.<i>.10`` upwards."""
 
     def __init__(self, index: int | None = None) -> None:
-        self.index = index if index is not None else self._free_index()
-        self.prefix = f"sts{self.index}"
-        self.bridge = f"{self.prefix}br"
-        self.gateway = f"10.77.{self.index}.1"
+        self._fixed = index is not None
+        self._use(index if index is not None else self._free_index())
         self._next = 10
         self.pods: dict[str, str] = {}  # netns name -> address
 
+    def _use(self, index: int) -> None:
+        self.index = index
+        self.prefix = f"sts{index}"
+        self.bridge = f"{self.prefix}br"
+        self.gateway = f"10.77.{index}.1"
+
     @staticmethod
-    def _free_index() -> int:
+    def _free_index(after: int = 0) -> int:
         taken = ip("-o", "link", "show").stdout
-        for index in range(1, 250):
-            if f"sts{index}br" not in taken:
+        for index in range(after + 1, 250):
+            if f"sts{index}br:" not in taken:
                 return index
         raise RuntimeError("no free sts<i>br bridge index")
 
     def up(self) -> Network:
-        self.down()  # a run that was killed may have left its namespaces behind
-        ip("link", "add", self.bridge, "type", "bridge")
+        if self._fixed:
+            self.down()
+        # Another player (a parallel test worker) may take the same free index first:
+        # `ip link add` is the atomic claim, the next index is tried when it fails.
+        while ip("link", "add", self.bridge, "type", "bridge", check=False).returncode:
+            if self._fixed:
+                raise RuntimeError(f"bridge {self.bridge} exists")
+            self._use(self._free_index(after=self.index))
+        self._remove_pods()  # a run that was killed may have left its namespaces behind
         ip("addr", "add", f"{self.gateway}/24", "dev", self.bridge)
         ip("link", "set", self.bridge, "up")
         return self
@@ -84,9 +95,12 @@ class Network:
         shutil.rmtree(ETC_NETNS / netns, ignore_errors=True)
         self.pods.pop(netns, None)
 
-    def down(self) -> None:
+    def _remove_pods(self) -> None:
         for line in ip("netns", "list").stdout.splitlines():
             netns = line.split()[0] if line.strip() else ""
             if netns.startswith(f"{self.prefix}-"):
                 self.remove_pod(netns)
+
+    def down(self) -> None:
+        self._remove_pods()
         ip("link", "del", self.bridge, check=False)

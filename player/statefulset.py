@@ -69,7 +69,6 @@ class StatefulSetPlayer:
         self.cluster_dns: ClusterDns | None = None
         self.replicas = int(self.example.spec.get("replicas", 1))
         self._http = httpx.Client(timeout=2.0, trust_env=False)
-        self._created_dirs: list[Path] = []
         self._lock = threading.Lock()
 
     @property
@@ -141,26 +140,16 @@ class StatefulSetPlayer:
 
     def _make_mount_points(self) -> None:
         """The containers' mount points, created on the host where missing (bind mounts
-        need a directory to cover; what covers it stays private to each container) and
-        removed again on close."""
+        need a directory to cover; what covers it stays private to each container).
+        They stay: a player in another test worker may have its containers' mounts there,
+        and removing a mount point detaches those."""
         pod = self.example.pod_spec
         paths = {Path(m["mountPath"]) for c in [*pod.get("initContainers", []),
                                                  *pod["containers"]]
                  for m in c.get("volumeMounts", [])}
         paths.add(Path("/var/run/secrets/kubernetes.io/serviceaccount"))
         for path in sorted(paths):
-            missing = [p for p in [path, *path.parents] if not p.exists()]
-            if missing:
-                path.mkdir(parents=True)
-                self._created_dirs.extend(sorted(missing, key=lambda p: len(p.parts)))
-
-    def _remove_mount_points(self) -> None:
-        for path in reversed(self._created_dirs):
-            try:
-                path.rmdir()  # only if still empty: another player may be using it
-            except OSError:
-                pass
-        self._created_dirs.clear()
+            path.mkdir(parents=True, exist_ok=True)
 
     def close(self) -> None:
         """Kill every pod without hooks, delete the namespace, the Node(s), the network,
@@ -179,7 +168,6 @@ class StatefulSetPlayer:
         if self.dns is not None:
             self.dns.close()
         self.network.down()
-        self._remove_mount_points()
         self._http.close()
         if self.own_control_plane:
             self.control_plane.stop()
@@ -267,6 +255,47 @@ class StatefulSetPlayer:
             pod = self.api_pods().get(ordinal)
             return pod is not None and pod["metadata"]["uid"] != uid
         self._wait(replaced, f"pod {ordinal} recreated", timeout)
+
+    def apply(self) -> None:
+        """`kubectl apply -k` of the overlay again (after ``json_patches`` changed, or to
+        re-create what was deleted)."""
+        self.kubectl("apply", "-k", str(self._overlay()))
+
+    def patch(self, body: JSON) -> None:
+        """`kubectl patch statefulset` with a merge patch."""
+        self.kubectl("patch", f"statefulset/{self.name}", "--type=merge", "-p",
+                     json.dumps(body))
+
+    def delete_statefulset(self, *, cascade: str = "background") -> None:
+        """`kubectl delete statefulset --cascade=<cascade>` (orphan: the pods stay)."""
+        self.kubectl("delete", f"statefulset/{self.name}", f"--cascade={cascade}",
+                     "--wait=false")
+
+    def evict(self, ordinal: int) -> tuple[int, str]:
+        """The Eviction API, as `kubectl drain` uses it: (HTTP status, message); 429 when
+        a PodDisruptionBudget forbids it now."""
+        name = f"{self.name}-{ordinal}"
+        body = {"apiVersion": "policy/v1", "kind": "Eviction",
+                "metadata": {"name": name, "namespace": self.namespace}}
+        try:
+            self.control_plane.client().create("v1", "pods", body, namespace=self.namespace,
+                                               name=name, subresource="eviction")
+        except ApiError as exc:
+            return exc.status, exc.message
+        return 201, "evicted"
+
+    def statefulset(self) -> JSON:
+        """The StatefulSet object as the API has it now."""
+        found = self.control_plane.client().get("apps/v1", "statefulsets", self.name,
+                                                namespace=self.namespace)
+        if found is None:
+            raise AssertionError(f"StatefulSet {self.name} does not exist")
+        return found
+
+    def revisions(self) -> dict[int, str]:
+        """Each pod's controller revision (the template it runs), by ordinal."""
+        return {o: str(p["metadata"].get("labels", {}).get("controller-revision-hash"))
+                for o, p in self.api_pods().items()}
 
     def partition(self, ordinal: int) -> None:
         """A network partition: pod ``ordinal`` and the other pods no longer reach each

@@ -15,3 +15,11 @@ def clean_agent_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if key.startswith(("AGENT_", "POD_")):
             monkeypatch.delenv(key)
     yield
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Parallel workers (pytest-xdist) each get a block of loopback subnets of their own,
+    so that the real stores' fixed addresses never meet (player.stores.base.loopback)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", ...
+    if worker is not None:
+        os.environ["STS_AGENT_LOOPBACK_BLOCK"] = worker.removeprefix("gw")

@@ -9,6 +9,7 @@ to local programs.
 from __future__ import annotations
 
 import concurrent.futures
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,16 @@ import httpx
 from player.proc import Proc
 from player.sidecar import Sidecar
 from player.wait import wait_until
+
+
+def loopback(subnet: int, host: int) -> str:
+    """``127.0.<subnet>.<host>`` in this process's block: parallel test workers get
+    blocks 100 subnets apart (STS_AGENT_LOOPBACK_BLOCK, 0 to 2), so their stores' fixed
+    addresses never meet."""
+    block = int(os.environ.get("STS_AGENT_LOOPBACK_BLOCK", "0"))
+    if not 0 <= block <= 2:
+        raise ValueError(f"STS_AGENT_LOOPBACK_BLOCK must be 0, 1 or 2, not {block}")
+    return f"127.0.{subnet + 100 * block}.{host}"
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,7 @@ class LoopbackCluster:
     log_name: ClassVar[str] = "store.log"
 
     def ip(self, ordinal: int) -> str:
-        return f"127.0.{self.subnet}.{ordinal + 1}"
+        return loopback(self.subnet, ordinal + 1)
 
     def api_url(self, ordinal: int) -> str:
         """Node ``ordinal``'s client API."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from player.stores.base import loopback
 from player.stores.consul import ConsulHarness
 from player.wait import wait_until
 from tests.integration.conftest import ready_cluster, require_store
@@ -61,7 +62,7 @@ def test_server_back_on_a_new_address_rejoins_without_force_leave(
     consul.sidecars[follower].stop()
     consul.stop_store(follower)
     assert consul.put("w/while-away", "2")
-    new_ip = f"127.0.41.{follower + 1}"
+    new_ip = loopback(41, follower + 1)
     consul.cluster.move(follower, new_ip)
     # The pod's sidecar, on the pod's new address. No lag tolerated: "ready" then means
     # it has applied everything the leader had, so the write made while away is there.

@@ -10,6 +10,7 @@ import pytest
 
 from player.proc import Proc
 from player.sidecar import Sidecar
+from player.stores.base import loopback
 from player.stores.consul import consul_binary
 from player.stores.etcd import etcd_binary
 from player.stores.rqlite import rqlited_binary
@@ -41,7 +42,7 @@ def make_pki(directory: Path, server_ip: str) -> None:
 def test_etcd_with_client_certificates(tmp_path: Path) -> None:
     require_store("etcd")
     require_binary("openssl")
-    ip = "127.0.21.1"
+    ip = loopback(21, 1)
     pki = tmp_path / "pki"
     make_pki(pki, ip)
     url = f"https://{ip}:2379"
@@ -78,7 +79,7 @@ def test_etcd_with_client_certificates(tmp_path: Path) -> None:
 
 def test_rqlite_with_basic_auth(tmp_path: Path) -> None:
     require_store("rqlite")
-    ip = "127.0.31.1"
+    ip = loopback(31, 1)
     auth = tmp_path / "auth.json"
     auth.write_text(json.dumps([{"username": "agent", "password": "s3cret",
                                  "perms": ["status", "ready"]}]))
@@ -121,7 +122,7 @@ def test_consul_with_acls(tmp_path: Path) -> None:
     """ACLs on, default deny: the agent reads Consul with the token from its file; a
     sidecar without it is refused (403) and says so; the token shows up nowhere."""
     require_store("consul")
-    ip = "127.0.32.1"
+    ip = loopback(32, 1)
     token = "6d1c1a55-acl-s3cret"
     consul = Proc([consul_binary(), "agent", "-server", "-bootstrap-expect", "1",
                    "-node", "consul-0", "-bind", ip, "-advertise", ip, "-client", ip,

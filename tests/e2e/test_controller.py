@@ -1,0 +1,159 @@
+"""What only the real StatefulSet controller plays, on every store with a writer throughout:
+a partitioned rolling update, a drain through the Eviction API and the PodDisruptionBudget,
+a scale-down undone while its pods still terminate, OrderedReady waiting for an unready
+pod before it scales down, the StatefulSet deleted and re-created, the namespace deleted."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from player.statefulset import StatefulSetPlayer
+from player.wait import wait_until
+from player.writer import writer_for
+from tests.e2e.test_statefulset import leader_url, names, pods
+
+pytestmark = pytest.mark.e2e
+
+
+def identities(cluster: StatefulSetPlayer) -> dict[str, str]:
+    """Member name -> member id, as the leader has them."""
+    return {m["name"]: m["id"] for m in cluster.members()}
+
+
+def keeps(cluster: StatefulSetPlayer, before: dict[str, str], what: str) -> None:
+    wait_until(lambda: identities(cluster) == before, what=f"the same members {what}",
+               timeout=60)
+
+
+def removals(cluster: StatefulSetPlayer) -> int:
+    return cluster.event_reasons().count("MemberRemoved")
+
+
+def test_partitioned_rollout_drain_and_a_scale_down_undone(cluster: StatefulSetPlayer) -> None:
+    cluster.start(3)
+    before = identities(cluster)
+    writer = writer_for(cluster).start()
+    try:
+        # A rolling update with a partition: only ordinal 2 gets the new template.
+        old = cluster.revisions()
+        cluster.patch({"spec": {"updateStrategy": {"type": "RollingUpdate",
+                                                   "rollingUpdate": {"partition": 2}}}})
+        cluster.kubectl("rollout", "restart", f"statefulset/{cluster.name}")
+
+        def only_two_updated() -> bool:
+            status = cluster.statefulset().get("status", {})
+            new, revisions = status.get("updateRevision"), cluster.revisions()
+            return (new is not None and new != old[0] and revisions.get(2) == new
+                    and revisions.get(0) == old[0] and revisions.get(1) == old[1]
+                    and status.get("readyReplicas") == 3)
+
+        wait_until(only_two_updated, what="ordinal 2 on the new template, 0 and 1 on the "
+                   "old, all Ready", timeout=180)
+        keeps(cluster, before, "after the partitioned update")
+        cluster.patch({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 0}}}})
+        cluster.wait_rolled_out()
+        keeps(cluster, before, "after the whole rollout")
+
+        # A drain: the Eviction API takes one pod; the PDB refuses a second until the
+        # first is back and Ready, as `kubectl drain` finds it.
+        assert cluster.evict(0)[0] == 201
+        refused, message = cluster.evict(1)
+        assert refused == 429, message
+        assert "disruption budget" in message, message
+        cluster.wait_ready(0)
+        wait_until(lambda: cluster.evict(1)[0] == 201, what="the PDB to allow evicting pod 1",
+                   timeout=120)
+        cluster.wait_ready(1)
+        keeps(cluster, before, "after the drain")
+        assert removals(cluster) == 0
+
+        # Scale 3→5, then 5→3 undone while pod 4 still terminates.
+        cluster.scale(5)
+        cluster.kubectl("scale", f"statefulset/{cluster.name}", "--replicas=3")
+        wait_until(lambda: cluster.api_pods()[4]["metadata"].get("deletionTimestamp"),
+                   what="pod 4 terminating", timeout=60)
+        cluster.scale(5)
+        wait_until(lambda: names(cluster) == pods(cluster), what="members = pods",
+                   timeout=120)
+        assert all(m["voter"] for m in cluster.members())
+    finally:
+        writer.stop()
+    assert writer.acknowledged
+    assert writer.lost(leader_url(cluster)) == []
+
+
+def test_ordered_ready_waits_for_an_unready_pod_then_the_set_goes_and_returns(
+        cluster: StatefulSetPlayer) -> None:
+    cluster.start(3)
+    writer = writer_for(cluster).start()
+    try:
+        # podManagementPolicy cannot change: the StatefulSet is deleted leaving its pods
+        # (cascade orphan) and re-created as OrderedReady, which adopts them.
+        uids = {o: p["metadata"]["uid"] for o, p in cluster.api_pods().items()}
+        cluster.delete_statefulset(cascade="orphan")
+        wait_until(lambda: cluster.control_plane.client().get(
+            "apps/v1", "statefulsets", cluster.name, namespace=cluster.namespace) is None,
+            what="the StatefulSet gone, its pods orphaned", timeout=60)
+        cluster.json_patches.append({"op": "replace", "path": "/spec/podManagementPolicy",
+                                     "value": "OrderedReady"})
+        cluster.apply()
+        wait_until(lambda: cluster.statefulset().get("status", {}).get("readyReplicas") == 3,
+                   what="the new StatefulSet counting the adopted pods", timeout=60)
+        assert {o: p["metadata"]["uid"] for o, p in cluster.api_pods().items()} == uids
+        cluster.scale(5)  # one pod at a time, each Ready before the next
+        before = identities(cluster)
+        assert len(before) == 5
+
+        # Pod 2 unready (cut off from its peers): scaled to 3, the controller waits.
+        cluster.partition(2)
+        wait_until(lambda: not cluster.api_ready(cluster.api_pods()[2]),
+                   what="pod 2 not Ready", timeout=120)
+        cluster.kubectl("scale", f"statefulset/{cluster.name}", "--replicas=3")
+
+        def seen() -> bool:
+            sts = cluster.statefulset()
+            return bool(sts.get("status", {}).get("observedGeneration", 0)
+                        >= sts["metadata"]["generation"])
+
+        wait_until(seen, what="the controller to observe spec.replicas 3", timeout=60)
+        window = time.monotonic() + 8
+        samples = 0
+        while time.monotonic() < window:
+            current = cluster.api_pods()
+            assert {3, 4} <= set(current), "the controller scaled down with pod 2 unready"
+            assert not any(current[o]["metadata"].get("deletionTimestamp") for o in (3, 4))
+            samples += 1
+            time.sleep(0.5)  # sampling interval of the invariant, not a wait
+        assert samples >= 10
+        assert removals(cluster) == 0
+        cluster.heal()
+        cluster.wait_ready(timeout=240)  # pod 2 Ready, then 4 and 3 leave in turn
+        wait_until(lambda: names(cluster) == pods(cluster), what="members = pods",
+                   timeout=60)
+        wait_until(lambda: removals(cluster) == 2, what="two MemberRemoved Events",
+                   timeout=30)
+
+        # The StatefulSet deleted (background cascade): its pods go, no member leaves,
+        # the claims stay; applied again, the same members come back with their data.
+        kept = identities(cluster)
+        cluster.delete_statefulset(cascade="background")
+        wait_until(lambda: cluster.api_pods() == {}, what="every pod gone", timeout=240)
+        cluster.apply()
+        cluster.wait_ready(timeout=240)
+        keeps(cluster, kept, "after the StatefulSet came back")
+        assert removals(cluster) == 2
+    finally:
+        writer.stop()
+    assert writer.acknowledged
+    assert writer.lost(leader_url(cluster)) == []
+
+    # The namespace deleted: every pod's leave decides to stay (exit 3 of its preStop).
+    played = list(cluster.pods.values())
+    cluster.control_plane.client().delete("v1", "namespaces", cluster.namespace)
+    wait_until(lambda: all(p.phase == "Gone" for p in played), what="every pod gone",
+               timeout=240)
+    for pod in played:
+        hooks = [e for e in pod.events if "agent preStop exited" in e]
+        assert hooks and all(e.endswith("exited 3") for e in hooks), (pod.name, pod.events)
