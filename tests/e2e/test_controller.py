@@ -6,12 +6,15 @@ pod before it scales down, the StatefulSet deleted and re-created, the namespace
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
+from player.controlplane import ControlPlane
 from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import writer_for
+from tests.e2e.conftest import ROOT, played
 from tests.e2e.test_statefulset import leader_url, names, pods
 
 pytestmark = pytest.mark.e2e
@@ -111,6 +114,7 @@ def test_ordered_ready_waits_for_an_unready_pod_then_the_set_goes_and_returns(
         wait_until(lambda: not cluster.api_ready(cluster.api_pods()[2]),
                    what="pod 2 not Ready", timeout=120)
         cluster.kubectl("scale", f"statefulset/{cluster.name}", "--replicas=3")
+        cluster.replicas = 3  # what wait_ready() expects, once the controller may act
 
         def seen() -> bool:
             sts = cluster.statefulset()
@@ -136,10 +140,13 @@ def test_ordered_ready_waits_for_an_unready_pod_then_the_set_goes_and_returns(
                    timeout=30)
 
         # The StatefulSet deleted (background cascade): its pods go, no member leaves,
-        # the claims stay; applied again, the same members come back with their data.
+        # the claims stay; applied again as shipped, the same members come back with
+        # their data. (Not as OrderedReady: pod 0 alone would wait for a quorum that its
+        # peers, not created before it is Ready, cannot give; hence Parallel in k8s/.)
         kept = identities(cluster)
         cluster.delete_statefulset(cascade="background")
         wait_until(lambda: cluster.api_pods() == {}, what="every pod gone", timeout=240)
+        cluster.json_patches.clear()
         cluster.apply()
         cluster.wait_ready(timeout=240)
         keeps(cluster, kept, "after the StatefulSet came back")
@@ -157,3 +164,41 @@ def test_ordered_ready_waits_for_an_unready_pod_then_the_set_goes_and_returns(
     for pod in played:
         hooks = [e for e in pod.events if "agent preStop exited" in e]
         assert hooks and all(e.endswith("exited 3") for e in hooks), (pod.name, pod.events)
+
+
+def test_claims_deleted_on_scale_down_and_made_anew(tmp_path: Path,
+                                                    e2e_control_plane: ControlPlane) -> None:
+    """persistentVolumeClaimRetentionPolicy whenScaled: Delete — the controller deletes a
+    departing pod's claim, the provisioner its volume; scaled back, the pod gets an empty
+    volume and joins as a new member. (The controller's and the provisioner's part is the
+    same for every store; etcd plays it.)"""
+    with played(ROOT / "k8s" / "etcd", "etcd", tmp_path, e2e_control_plane) as cluster:
+        cluster.json_patches.append({"op": "add", "path":
+                                     "/spec/persistentVolumeClaimRetentionPolicy",
+                                     "value": {"whenScaled": "Delete",
+                                               "whenDeleted": "Retain"}})
+        cluster.start(3)
+        first = identities(cluster)
+        writer = writer_for(cluster).start()
+        try:
+            cluster.scale(1)
+            claims = cluster.control_plane.client().list(
+                "v1", "persistentvolumeclaims", namespace=cluster.namespace)
+
+            def claims_left() -> list[str]:
+                return sorted(c["metadata"]["name"] for c in cluster.control_plane.client()
+                              .list("v1", "persistentvolumeclaims",
+                                    namespace=cluster.namespace)["items"])
+
+            assert len(claims["items"]) >= 1
+            wait_until(lambda: claims_left() == ["data-etcd-0"],
+                       what="the claims of pods 1 and 2 deleted", timeout=60)
+            cluster.scale(3)
+            wait_until(lambda: names(cluster) == pods(cluster), what="members = pods",
+                       timeout=60)
+        finally:
+            writer.stop()
+        again = identities(cluster)
+        assert again["etcd-0"] == first["etcd-0"]
+        assert again["etcd-1"] != first["etcd-1"] and again["etcd-2"] != first["etcd-2"]
+        assert writer.lost(leader_url(cluster)) == []
