@@ -18,6 +18,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cold_start import machine, print_table
+from player.controlplane import ControlPlane
 from player.statefulset import StatefulSetPlayer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,8 +44,10 @@ def native(player: StatefulSetPlayer) -> None:
     player.json_patches.append({"op": "replace", "path": "/spec/template/spec", "value": pod})
 
 
-def one(workdir: Path, *, agent: bool) -> float:
-    player = StatefulSetPlayer(ROOT / "k8s" / "rqlite", workdir)
+def one(workdir: Path, plane: ControlPlane, namespace: str, *, agent: bool) -> float:
+    """`kubectl apply -k` to all three pods Ready (the control plane already up)."""
+    player = StatefulSetPlayer(ROOT / "k8s" / "rqlite", workdir, control_plane=plane,
+                               namespace=namespace)
     try:
         if not agent:
             native(player)
@@ -61,18 +64,20 @@ def main() -> int:
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="sts-agent-bench-start-"))
     samples: dict[str, list[float]] = {}
+    plane = ControlPlane(base / "control-plane").start()
     try:
         for run in range(args.runs):
             samples.setdefault("rqlite with sts-agent (k8s/rqlite as shipped)", []).append(
-                one(base / f"agent-{run}", agent=True))
+                one(base / f"agent-{run}", plane, f"agent-{run}", agent=True))
             samples.setdefault("rqlite alone: -disco-mode=dns -bootstrap-expect 3, "
                                "readiness on rqlite's /readyz", []).append(
-                one(base / f"native-{run}", agent=False))
+                one(base / f"native-{run}", plane, f"native-{run}", agent=False))
     finally:
+        plane.stop()
         shutil.rmtree(base, ignore_errors=True)
     print(f"Date: {datetime.date.today().isoformat()}; machine: {machine()}; "
-          f"{args.runs} runs each, interleaved; readiness probes every 2 s as in the "
-          "manifest\n")
+          f"{args.runs} runs each, interleaved, on one real control plane (kubectl apply -k "
+          "to all pods Ready); readiness probes every 2 s as in the manifest\n")
     print_table(samples, what="create 3 pods → all Ready", digits=2)
     return 0
 
