@@ -1,1 +1,1 @@
-"""Local stand-ins for a Kubernetes cluster's parts: DNS now, the StatefulSet player later."""
+"""A node of a Kubernetes cluster played on this host, under the real control plane."""

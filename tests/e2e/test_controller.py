@@ -83,6 +83,9 @@ def test_partitioned_rollout_drain_and_a_scale_down_undone(cluster: StatefulSetP
         assert all(m["voter"] for m in cluster.members())
     finally:
         writer.stop()
+    print(f"FIGURE {cluster.name} rollout/drain/rescale: {len(writer.acknowledged)} writes "
+          f"acknowledged, longest wait {writer.longest_gap:.1f} s, "
+          f"{removals(cluster)} MemberRemoved")
     assert writer.acknowledged
     assert writer.lost(leader_url(cluster)) == []
 
@@ -153,6 +156,9 @@ def test_ordered_ready_waits_for_an_unready_pod_then_the_set_goes_and_returns(
         assert removals(cluster) == 2
     finally:
         writer.stop()
+    print(f"FIGURE {cluster.name} ordered/deleted: {samples} samples with pods 3 and 4 kept "
+          f"while pod 2 was unready; {len(writer.acknowledged)} writes acknowledged, "
+          f"longest wait {writer.longest_gap:.1f} s (the StatefulSet away included)")
     assert writer.acknowledged
     assert writer.lost(leader_url(cluster)) == []
 
