@@ -80,10 +80,11 @@ class AgentNamespace:
         temp.replace(self.token_file)
 
     def events(self) -> list[JSON]:
-        """Events the agent posted here, oldest first."""
+        """Events the agent posted here, oldest first: in the order the API server stored
+        them (``firstTimestamp`` has whole seconds, and a list comes in name order)."""
         items = self.admin.list("v1", "events", namespace=self.name)["items"]
         mine = [e for e in items if (e.get("source") or {}).get("component") == "sts-agent"]
-        return sorted(mine, key=lambda e: str(e.get("firstTimestamp") or ""))
+        return sorted(mine, key=lambda e: int(e["metadata"]["resourceVersion"]))
 
     def event_reasons(self) -> list[str]:
         return [str(e["reason"]) for e in self.events()]

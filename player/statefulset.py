@@ -205,7 +205,7 @@ class StatefulSetPlayer:
                                                   namespace=self.namespace)["items"]
         mine = [e for e in events if (e.get("source") or {}).get("component") == "sts-agent"
                 or e.get("reportingComponent") == "sts-agent"]
-        mine.sort(key=lambda e: str(e.get("firstTimestamp") or e.get("eventTime") or ""))
+        mine.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))  # the order stored
         return [str(e["reason"]) for e in mine]
 
     # --- operations ----------------------------------------------------------------------
