@@ -3,7 +3,7 @@
 | image (any tag) | ENTRYPOINT | executables |
 |---|---|---|
 | `sts-agent` (our Dockerfile) | `sts-agent` | `sts-agent`: this checkout's `.venv/bin/sts-agent` |
-| `gcr.io/etcd-development/etcd` | `/usr/local/bin/etcd` | `etcd`: Debian's etcd-server |
+| `gcr.io/etcd-development/etcd` | `/usr/local/bin/etcd` | `etcd`: v3.4 Debian's, v3.5/v3.6 pinned |
 | `rqlite/rqlite` | `docker-entrypoint.sh` | `rqlited`: the pinned build in the cache |
 | `hashicorp/consul` | `docker-entrypoint.sh` | `consul`: the pinned build in the cache |
 
@@ -20,7 +20,8 @@ from player.stores import store_images
 from player.stores.base import Image
 
 
-def agent_binary() -> str:
+def agent_binary(tag: str = "") -> str:
+    """This checkout's sts-agent, whatever the tag."""
     return str(Path(sys.executable).with_name("sts-agent"))
 
 
@@ -41,6 +42,13 @@ def repository(image: str) -> str:
     return name.rsplit(":", 1)[0] if ":" in last else name
 
 
+def tag(image: str) -> str:
+    """``image``'s tag, "" when it has none."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.rsplit(":", 1)[1] if ":" in last else ""
+
+
 def argv(image: str, command: list[str] | None, args: list[str] | None) -> list[str]:
     """The local argv for a container: Kubernetes' command/args rules over the image's
     ENTRYPOINT, with the executable mapped to its local program."""
@@ -52,4 +60,4 @@ def argv(image: str, command: list[str] | None, args: list[str] | None) -> list[
     program = found.binaries.get(Path(words[0]).name)
     if program is None:
         raise ImageError(f"image {image!r} has no {words[0]!r} in the player's mapping")
-    return [program(), *words[1:]]
+    return [program(tag(image)), *words[1:]]

@@ -26,12 +26,13 @@ class InitPods:
     """
 
     def __init__(self, store: str, workdir: Path, dns: Dnsmasq, *, bootstrap_expect: int = 3,
-                 published: int = 5) -> None:
+                 published: int = 5, harness: Harness[Any] | None = None) -> None:
         self.store = store
         self.workdir = workdir
         self.dns = dns
         self.bootstrap_expect = bootstrap_expect
-        self.harness: Harness[Any] = harness_class(store)(workdir)
+        # ``harness``: a store's harness made with options (an etcd version, say).
+        self.harness: Harness[Any] = harness or harness_class(store)(workdir)
         self.cluster: LoopbackCluster = self.harness.cluster
         self.init_results: dict[int, subprocess.CompletedProcess[str]] = {}
         workdir.mkdir(parents=True, exist_ok=True)

@@ -190,7 +190,47 @@ GO
     rm -rf "$work"
 }
 
+build_etcd() {
+    # etcd 3.5 and 3.6, the versions users run (Debian's etcd-server is 3.4).
+    local version="$1"
+    local out="$BIN/etcd-$version"
+    if [ -x "$out" ]; then
+        return
+    fi
+    echo "build_peers: building etcd $version (go build)"
+    local work
+    work="$(mktemp -d)"
+    # A wrapper module: etcd's server module replaces its sibling modules (api, client,
+    # pkg) with local directories, which only applies in the main module, so the
+    # wrapper requires each at the same release.
+    cat > "$work/go.mod" <<GOMOD
+module sts-agent.local/peers/etcd
+
+go 1.24
+
+require (
+	go.etcd.io/etcd/api/v3 $version
+	go.etcd.io/etcd/client/pkg/v3 $version
+	go.etcd.io/etcd/client/v3 $version
+	go.etcd.io/etcd/pkg/v3 $version
+	go.etcd.io/etcd/server/v3 $version
+)
+GOMOD
+    (
+        cd "$work"
+        # -mod=mod: the build itself resolves what the server needs (a main package
+        # cannot be imported from a tools.go for `go mod tidy`).
+        export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
+        go build -trimpath -ldflags "-s -w" -o "$out.tmp" go.etcd.io/etcd/server/v3
+    )
+    mv "$out.tmp" "$out"
+    rm -rf "$work"
+    echo "build_peers: $out"
+}
+
 build_rqlited
 build_kustomize
 build_consul
 build_kubernetes
+build_etcd "$ETCD_35_VERSION"
+build_etcd "$ETCD_36_VERSION"

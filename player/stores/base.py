@@ -35,10 +35,10 @@ def loopback(subnet: int, host: int) -> str:
 @dataclass(frozen=True)
 class Image:
     """A container image as the player plays it: its ENTRYPOINT, and the local program
-    behind each executable a command may name."""
+    behind each executable a command may name (given the image's tag, "" for none)."""
 
     entrypoint: tuple[str, ...]
-    binaries: dict[str, Callable[[], str]]
+    binaries: dict[str, Callable[[str], str]]
 
 
 @dataclass

@@ -13,7 +13,8 @@ from player.peers import cached_binary
 from player.stores.base import Harness, Image, Kv, LoopbackCluster
 
 
-def consul_binary() -> str:
+def consul_binary(tag: str = "") -> str:
+    """The pinned build (the image's tag is not read: one version is played)."""
     return cached_binary("consul", "CONSUL_VERSION")
 
 

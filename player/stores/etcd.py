@@ -9,18 +9,43 @@ from typing import Any
 
 import httpx
 
-from player.peers import installed_binary
+from player.peers import cached_binary, installed_binary
 from player.stores.base import Harness, Image, Kv, LoopbackCluster
 from player.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def etcd_binary() -> str:
-    return installed_binary("etcd", "etcd-server")
+# The etcd versions played: 3.4 is Debian's etcd-server, 3.5 and 3.6 the pinned builds
+# (scripts/peers.env). k8s/etcd ships 3.6, which is also what the harness runs unless told.
+VERSIONS: dict[str, str | None] = {"3.4": None, "3.5": "ETCD_35_VERSION",
+                                   "3.6": "ETCD_36_VERSION"}
+DEFAULT_VERSION = "3.6"
 
 
-IMAGES = {"gcr.io/etcd-development/etcd": Image(("/usr/local/bin/etcd",), {"etcd": etcd_binary})}
+def etcd_binary(version: str = DEFAULT_VERSION) -> str:
+    if version not in VERSIONS:
+        raise ValueError(f"etcd {version} is not played; versions: {', '.join(VERSIONS)}")
+    pinned_key = VERSIONS[version]
+    if pinned_key is None:
+        return installed_binary("etcd", "etcd-server")
+    return cached_binary("etcd", pinned_key)
+
+
+def version_of(tag: str) -> str:
+    """The played version for an image tag: ``v3.5.35`` -> ``3.5``; no tag: the default."""
+    if not tag:
+        return DEFAULT_VERSION
+    parts = tag.removeprefix("v").split(".")
+    return ".".join(parts[:2])
+
+
+def image_binary(tag: str) -> str:
+    return etcd_binary(version_of(tag))
+
+
+IMAGES = {"gcr.io/etcd-development/etcd": Image(("/usr/local/bin/etcd",),
+                                                {"etcd": image_binary})}
 
 
 def _b64(text: str) -> str:
@@ -53,6 +78,7 @@ class EtcdCluster(LoopbackCluster):
     """etcd members named ``etcd-<i>`` on ``127.0.20.<i+1>``."""
 
     subnet: int = 20
+    version: str = DEFAULT_VERSION
     election_ms: int = 1000
     heartbeat_ms: int = 100
     token: str = "sts-agent-test"
@@ -72,7 +98,7 @@ class EtcdCluster(LoopbackCluster):
         node = self.nodes[ordinal]
         cluster = ",".join(f"etcd-{o}={url}" for o, url in sorted(initial.items()))
         return [
-            etcd_binary(), "--name", node.name, "--data-dir", str(node.data_dir),
+            etcd_binary(self.version), "--name", node.name, "--data-dir", str(node.data_dir),
             "--listen-client-urls", self.client_url(ordinal),
             "--advertise-client-urls", self.client_url(ordinal),
             "--listen-peer-urls", self.peer_url(ordinal),
@@ -85,7 +111,7 @@ class EtcdCluster(LoopbackCluster):
         ]
 
     def pod_command(self, ordinal: int, *, config_dir: Path, bootstrap_expect: int) -> list[str]:
-        return [etcd_binary(), "--config-file", str(config_dir / "etcd.conf.yml")]
+        return [etcd_binary(self.version), "--config-file", str(config_dir / "etcd.conf.yml")]
 
     def start(self, count: int) -> None:
         initial = {o: self.peer_url(o) for o in range(count)}
@@ -174,9 +200,14 @@ class EtcdHarness(Harness[EtcdCluster]):
     kv_class = EtcdKv
     templates = ROOT / "k8s" / "etcd" / "templates"
 
+    def __init__(self, workdir: Path, *, version: str = DEFAULT_VERSION,
+                 **kwargs: Any) -> None:
+        self.version = version
+        super().__init__(workdir, **kwargs)
+
     def make_cluster(self, workdir: Path) -> EtcdCluster:
         election_ms = int(self.election_seconds * 1000)
-        return EtcdCluster(workdir, election_ms=election_ms,
+        return EtcdCluster(workdir, version=self.version, election_ms=election_ms,
                            heartbeat_ms=max(50, election_ms // 10))
 
     def remove_through_store(self, ordinal: int) -> None:

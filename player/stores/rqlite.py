@@ -13,7 +13,8 @@ from player.peers import cached_binary
 from player.stores.base import Harness, Image, Kv, LoopbackCluster
 
 
-def rqlited_binary() -> str:
+def rqlited_binary(tag: str = "") -> str:
+    """The pinned build (the image's tag is not read: one version is played)."""
     return cached_binary("rqlited", "RQLITE_VERSION")
 
 

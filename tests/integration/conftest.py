@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -42,15 +42,16 @@ def dnsmasq(tmp_path: Path) -> Iterator[Dnsmasq]:
         yield server
 
 
-def require_store(store: str) -> None:
-    """Fail (CI) or skip when a program of ``store``'s images is missing."""
+def require_store(store: str, tag: str = "") -> None:
+    """Fail (CI) or skip when a program of ``store``'s images (at image tag ``tag``, e.g.
+    ``v3.5`` for etcd 3.5) is missing."""
     from player.peers import MissingBinary
     from player.stores import store_module
 
     try:
         for image in store_module(store).IMAGES.values():
             for program in image.binaries.values():
-                program()
+                program(tag)
     except MissingBinary as exc:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(str(exc))
@@ -119,3 +120,33 @@ def kube_proxy(control_plane: ControlPlane) -> Iterator[KubeFaultProxy]:
     proxy = KubeFaultProxy(control_plane).start()
     yield proxy
     proxy.stop()
+
+
+# The etcd versions played besides the default (k8s/etcd ships 3.6): the matrix tests
+# run each as a store variant of its own, "etcd@3.4", "etcd@3.5".
+ETCD_MATRIX = ("3.4", "3.5")
+
+
+def variants(stores: Iterable[str]) -> list[str]:
+    """Test parameters: each store, and etcd once more per version of the matrix."""
+    found = sorted(stores)
+    if "etcd" in found:
+        found += [f"etcd@{version}" for version in ETCD_MATRIX]
+    return found
+
+
+def split_variant(variant: str) -> tuple[str, str]:
+    """``etcd@3.5`` -> (``etcd``, ``3.5``); a plain store name -> (name, "")."""
+    store, _, version = variant.partition("@")
+    return store, version
+
+
+def harness_for(variant: str, workdir: Path, **options: Any) -> Harness[Any]:
+    """The harness of a store variant, its programs required (fail under CI, else skip)."""
+    from player.stores import harness_class
+
+    store, version = split_variant(variant)
+    require_store(store, f"v{version}" if version else "")
+    if version:
+        options["version"] = version
+    return harness_class(store)(workdir, **options)

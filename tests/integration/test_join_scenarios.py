@@ -17,18 +17,20 @@ from agent.registry import STORES
 from player.dns import Dnsmasq
 from player.pods import InitPods
 from player.wait import wait_until
-from tests.integration.conftest import require_store
+from tests.integration.conftest import harness_for, split_variant, variants
 
 pytestmark = pytest.mark.integration
 
-# The stores whose init has pre-start work (joins decided before the store starts).
-STORE_NAMES = sorted(name for name, spec in STORES.items() if spec.prestart)
+# The stores whose init has pre-start work (joins decided before the store starts), and
+# etcd once more at each version of the matrix.
+STORE_VARIANTS = variants(name for name, spec in STORES.items() if spec.prestart)
+ETCD_VARIANTS = [v for v in STORE_VARIANTS if split_variant(v)[0] == "etcd"]
 
 
 @contextlib.contextmanager
-def init_pods(store: str, dnsmasq: Dnsmasq, workdir: Path) -> Iterator[InitPods]:
-    require_store(store)
-    cluster = InitPods(store, workdir, dnsmasq)
+def init_pods(variant: str, dnsmasq: Dnsmasq, workdir: Path) -> Iterator[InitPods]:
+    store, _ = split_variant(variant)
+    cluster = InitPods(store, workdir, dnsmasq, harness=harness_for(variant, workdir))
     try:
         yield cluster
     except BaseException:
@@ -38,15 +40,16 @@ def init_pods(store: str, dnsmasq: Dnsmasq, workdir: Path) -> Iterator[InitPods]
         cluster.close()
 
 
-@pytest.fixture(params=STORE_NAMES)
+@pytest.fixture(params=STORE_VARIANTS)
 def pods(request: pytest.FixtureRequest, dnsmasq: Dnsmasq, tmp_path: Path) -> Iterator[InitPods]:
     with init_pods(request.param, dnsmasq, tmp_path / "pods") as cluster:
         yield cluster
 
 
-@pytest.fixture
-def etcd_pods(dnsmasq: Dnsmasq, tmp_path: Path) -> Iterator[InitPods]:
-    with init_pods("etcd", dnsmasq, tmp_path / "pods") as cluster:
+@pytest.fixture(params=ETCD_VARIANTS)
+def etcd_pods(request: pytest.FixtureRequest, dnsmasq: Dnsmasq,
+              tmp_path: Path) -> Iterator[InitPods]:
+    with init_pods(request.param, dnsmasq, tmp_path / "pods") as cluster:
         yield cluster
 
 

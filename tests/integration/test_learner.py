@@ -7,14 +7,16 @@ from pathlib import Path
 import pytest
 
 from player.stores.etcd import EtcdHarness
-from tests.integration.conftest import require_store
+from tests.integration.conftest import harness_for, variants
 
 pytestmark = pytest.mark.integration
 
 
-def test_learner_is_not_ready_until_the_agent_promotes_it(tmp_path: Path) -> None:
-    require_store("etcd")
-    harness = EtcdHarness(tmp_path)
+@pytest.mark.parametrize("variant", variants(["etcd"]))
+def test_learner_is_not_ready_until_the_agent_promotes_it(variant: str, tmp_path: Path) -> None:
+    """Learner rules differ between etcd 3.4, 3.5 and 3.6: every version played."""
+    harness = harness_for(variant, tmp_path)
+    assert isinstance(harness, EtcdHarness)
     try:
         harness.start(3)
         for sidecar in harness.sidecars.values():

@@ -23,7 +23,7 @@ from player.controlplane import ControlPlane
 from player.stores import harness_class
 from player.stores.base import Harness
 from player.wait import wait_until
-from tests.integration.conftest import require_store
+from tests.integration.conftest import harness_for, require_store, split_variant, variants
 from tests.integration.kubeproxy import KubeFaultProxy, dump
 
 pytestmark = pytest.mark.integration
@@ -68,10 +68,11 @@ class LeaveCluster:
 @pytest.fixture(params=sorted(STORES))
 def cluster(request: pytest.FixtureRequest, tmp_path: Path, agent_namespace: AgentNamespace,
             kube_proxy: KubeFaultProxy) -> Iterator[LeaveCluster]:
-    store = request.param
-    require_store(store)
+    """Three nodes of a store (or an etcd version: tests parametrize ``cluster`` with
+    ``variants``), a sidecar each, the API server through a fault proxy."""
+    store, _ = split_variant(request.param)
     agent_namespace.add_statefulset(store, replicas=3)
-    harness = harness_class(store)(tmp_path, election_seconds=1.0, sidecar_env={
+    harness = harness_for(request.param, tmp_path, election_seconds=1.0, sidecar_env={
         **agent_namespace.env(kube_proxy.url),
         "AGENT_TERMINATION_GRACE_PERIOD_SECONDS": "30"})
     try:
@@ -90,6 +91,7 @@ def names(cluster: LeaveCluster, *ordinals: int) -> list[str]:
     return sorted(f"{cluster.name}-{o}" for o in ordinals)
 
 
+@pytest.mark.parametrize("cluster", variants(STORES), indirect=True)
 def test_scale_down_removes_the_departing_pod(cluster: LeaveCluster) -> None:
     cluster.api.scale(cluster.name, 2)
     result = cluster.leave_command(2)
@@ -107,6 +109,7 @@ def test_scale_down_removes_the_departing_pod(cluster: LeaveCluster) -> None:
     assert cluster.api.event_reasons() == ["MemberRemoved"]
 
 
+@pytest.mark.parametrize("cluster", variants(STORES), indirect=True)
 def test_rolling_restart_removes_nothing(cluster: LeaveCluster) -> None:
     before = cluster.members()
     result = cluster.leave_command(1)

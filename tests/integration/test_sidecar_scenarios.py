@@ -12,10 +12,9 @@ import pytest
 
 from agent.registry import STORES
 from player.sidecar import Sidecar
-from player.stores import harness_class
 from player.stores.base import Harness
 from player.wait import wait_until
-from tests.integration.conftest import ready_cluster, require_store
+from tests.integration.conftest import harness_for, ready_cluster, variants
 from tests.integration.proxy import CountingProxy
 
 pytestmark = pytest.mark.integration
@@ -24,13 +23,13 @@ STORE_NAMES = sorted(STORES)
 
 
 def _harness(store: str, tmp_path: Path, **kwargs: object) -> Harness[Any]:
-    require_store(store)
-    return harness_class(store)(tmp_path, **kwargs)  # type: ignore[arg-type]
+    return harness_for(store, tmp_path, **kwargs)
 
 
 @pytest.fixture(params=STORE_NAMES)
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness[Any]]:
-    """Three store nodes, each with its sidecar, all ready."""
+    """Three store nodes, each with its sidecar, all ready (an etcd version of the matrix
+    where a test parametrizes ``cluster`` with ``variants``)."""
     harness = _harness(request.param, tmp_path, election_seconds=2.0)
     with ready_cluster(harness):
         yield harness
@@ -41,6 +40,7 @@ def _follower(cluster: Harness[Any]) -> int:
     return next(o for o in sorted(cluster.sidecars) if o != leader)
 
 
+@pytest.mark.parametrize("cluster", variants(STORES), indirect=True)
 def test_three_nodes_ready_with_view_and_metrics(cluster: Harness[Any]) -> None:
     leader = cluster.leader()
     for ordinal, sidecar in cluster.sidecars.items():
@@ -82,6 +82,7 @@ def test_stopped_follower_reports_store_unreachable_others_stay_ready(
     cluster.sidecars[follower].wait_ready(timeout=60)
 
 
+@pytest.mark.parametrize("cluster", variants(STORES), indirect=True)
 def test_removed_node_reports_not_a_member_within_two_polls(cluster: Harness[Any]) -> None:
     follower = _follower(cluster)
     sidecar = cluster.sidecars[follower]

@@ -1,4 +1,4 @@
-"""etcd through its v3 JSON gateway: member list and maintenance status (3.4 and 3.5)."""
+"""etcd through its v3 JSON gateway: member list and maintenance status (3.4 to 3.6)."""
 
 from __future__ import annotations
 
@@ -144,13 +144,14 @@ class EtcdBackend:
                       name=str(raw.get("name") or ""), address=peer_url, voter=False)
 
     async def promote(self, member_id: str, *, via: str) -> None:
-        """``member promote``; "not in sync with leader" is retryable."""
+        """``member promote``; "not in sync with leader" is retryable, a member that is
+        a voter already is success."""
         response = await self._send(via, "/v3/cluster/member/promote", {"ID": member_id})
         if response.status_code == 200:
             return
         text = response.text[:300]
-        if "not a learner" in text:
-            return  # promoted already
+        if "can only promote a learner member" in text and "in sync" not in text:
+            return  # a voter already: promoted by an earlier attempt
         raise BackendUnavailable(f"etcd refused promoting {member_id}: HTTP "
                                  f"{response.status_code}: {text}")
 
@@ -166,7 +167,11 @@ class EtcdBackend:
             raise status
         if isinstance(members, BaseException):
             learner = isinstance(status, dict) and status.get("isLearner") is True
-            if not (isinstance(members, BackendUnavailable) and learner):
+            # A learner refuses to list members: "rpc not supported for learner", as
+            # HTTP 503 (gRPC Unavailable) up to 3.5, HTTP 400 (FailedPrecondition) in 3.6.
+            refused = isinstance(members, BackendUnavailable) or (
+                isinstance(members, BackendError) and "for learner" in str(members))
+            if not (learner and refused):
                 raise members
-            members = None  # "rpc not supported for learner"
+            members = None
         return build_view(members, status)
