@@ -42,14 +42,16 @@ class StatefulSetPlayer:
     ``control_plane``: a running one to share (tests), else the player starts its own.
     ``namespace``: where the example goes (default: its own); ``overrides``: extra env
     for the sts-agent containers, applied as a kustomize patch (test knobs);
-    ``json_patches``: JSON patch operations on the StatefulSet (benchmark variants).
+    ``json_patches``: JSON patch operations on the StatefulSet (benchmark variants);
+    ``images``: image repository -> tag, as kustomize's ``images:`` (a store version).
     """
 
     def __init__(self, example_dir: Path, workdir: Path, *,
                  overrides: dict[str, str] | None = None,
                  control_plane: ControlPlane | None = None, namespace: str | None = None,
                  nodes: int = 1, echo: bool = False,
-                 json_patches: list[JSON] | None = None) -> None:
+                 json_patches: list[JSON] | None = None,
+                 images: dict[str, str] | None = None) -> None:
         self.example_dir = example_dir.resolve()
         self.example: Example = load(example_dir)
         self.workdir = workdir
@@ -62,6 +64,7 @@ class StatefulSetPlayer:
             self.example.statefulset["metadata"].get("namespace", "default"))
         self.overrides = dict(overrides or {})
         self.json_patches = list(json_patches or [])  # RFC 6902 ops on the StatefulSet
+        self.images = dict(images or {})  # changed and applied again: a rolling update
         self.network = Network()
         self.node_count = nodes
         self.nodes: list[Node] = []
@@ -109,7 +112,7 @@ class StatefulSetPlayer:
 
     def _overlay(self) -> Path:
         """A kustomization over the example: this player's namespace, the replicas asked
-        for, and the test knobs as env of the sts-agent containers."""
+        for, the image tags set, and the test knobs as env of the sts-agent containers."""
         overlay = self.workdir / "overlay"
         overlay.mkdir(parents=True, exist_ok=True)
         kustomization: JSON = {
@@ -118,6 +121,9 @@ class StatefulSetPlayer:
             "namespace": self.namespace,
             "replicas": [{"name": self.name, "count": self.replicas}],
         }
+        if self.images:
+            kustomization["images"] = [{"name": name, "newTag": tag}
+                                       for name, tag in sorted(self.images.items())]
         patches: list[JSON] = []
         if self.json_patches:
             (overlay / "json-patches.yaml").write_text(yaml.safe_dump(self.json_patches))

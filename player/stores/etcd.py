@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from player.peers import cached_binary, installed_binary
+from player.peers import cached_binary, installed_binary, pinned
 from player.stores.base import Harness, Image, Kv, LoopbackCluster
 from player.wait import wait_until
 
@@ -30,6 +30,15 @@ def etcd_binary(version: str = DEFAULT_VERSION) -> str:
     if pinned_key is None:
         return installed_binary("etcd", "etcd-server")
     return cached_binary("etcd", pinned_key)
+
+
+DEBIAN_TAG = "v3.4.23"  # the release of Debian 12's etcd-server
+
+
+def image_tag(version: str) -> str:
+    """The etcd image tag that plays ``version``: ``3.5`` -> ``v3.5.35`` (the pin)."""
+    pinned_key = VERSIONS[version]
+    return pinned(pinned_key) if pinned_key else DEBIAN_TAG
 
 
 def version_of(tag: str) -> str:

@@ -15,7 +15,7 @@ import pytest
 from agent.registry import STORES
 from player.controlplane import ControlPlane
 from player.statefulset import StatefulSetPlayer
-from tests.integration.conftest import require_control_plane, require_store
+from tests.integration.conftest import require_control_plane, require_store, split_variant
 
 ROOT = Path(__file__).resolve().parents[2]
 # Quicker polls than the manifests' defaults, so the tests spend less time waiting;
@@ -49,17 +49,30 @@ def e2e_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cont
 _played = itertools.count(1)
 
 
+def etcd_images(version: str) -> dict[str, str]:
+    """The kustomize ``images:`` that run etcd ``version`` in k8s/etcd."""
+    from player.stores.etcd import IMAGES, image_tag
+
+    return {name: image_tag(version) for name in IMAGES}
+
+
 @contextlib.contextmanager
-def played(example: Path, store: str, tmp_path: Path,
-           control_plane: ControlPlane) -> Iterator[StatefulSetPlayer]:
-    """A player for ``example`` (a k8s/ directory running ``store``) in a namespace of its
-    own; its pods, events and logs are printed when the test fails; everything is
-    stopped after."""
+def played(example: Path, variant: str, tmp_path: Path, control_plane: ControlPlane,
+           images: dict[str, str] | None = None) -> Iterator[StatefulSetPlayer]:
+    """A player for ``example`` (a k8s/ directory running a store, or an etcd version of
+    the matrix: ``etcd@3.5``) in a namespace of its own; its pods, events and logs are
+    printed when the test fails; everything is stopped after."""
+    store, version = split_variant(variant)
+    images = dict(images or {})
+    if version:
+        images.update(etcd_images(version))
     require_player()
-    require_store(store)
+    for tag in {"", *images.values()}:
+        require_store(store, tag)
     namespace = f"{store}-{next(_played)}"
     player = StatefulSetPlayer(example, tmp_path / "sts", overrides=FAST,
-                               control_plane=control_plane, namespace=namespace)
+                               control_plane=control_plane, namespace=namespace,
+                               images=images)
     try:
         yield player
     except BaseException:
@@ -72,6 +85,8 @@ def played(example: Path, store: str, tmp_path: Path,
 @pytest.fixture(params=sorted(STORES))
 def cluster(request: pytest.FixtureRequest, tmp_path: Path,
             e2e_control_plane: ControlPlane) -> Iterator[StatefulSetPlayer]:
-    with played(ROOT / "k8s" / request.param, request.param, tmp_path,
-                e2e_control_plane) as player:
+    """A store's example (or an etcd version of the matrix, where a test parametrizes
+    ``cluster`` with ``variants``), not started."""
+    store, _ = split_variant(request.param)
+    with played(ROOT / "k8s" / store, request.param, tmp_path, e2e_control_plane) as player:
         yield player

@@ -1,5 +1,6 @@
 """The k8s/ examples for etcd, rqlite and Consul, played as StatefulSets: what `kubectl scale`,
-a rolling update and a crashed pod do to the cluster, with a client writing throughout."""
+a rolling update and a crashed pod do to the cluster, with a client writing throughout
+(scaling and rolling restarts also with etcd 3.4 and 3.5 besides the example's 3.6)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from agent.registry import STORES
 from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import writer_for
+from tests.integration.conftest import variants
 
 pytestmark = pytest.mark.e2e
 
@@ -26,6 +28,7 @@ def leader_url(cluster: StatefulSetPlayer) -> str:
     return f"http://{cluster.pods[0].ip}:{port}"
 
 
+@pytest.mark.parametrize("cluster", variants(STORES), indirect=True)
 def test_scale_up_and_down_with_a_writer(cluster: StatefulSetPlayer) -> None:
     cluster.start(3)
     writer = writer_for(cluster).start()
@@ -44,6 +47,7 @@ def test_scale_up_and_down_with_a_writer(cluster: StatefulSetPlayer) -> None:
     assert reasons.count("MemberRemoved") == 2, reasons
 
 
+@pytest.mark.parametrize("cluster", variants(STORES), indirect=True)
 def test_rolling_restart_changes_no_membership(cluster: StatefulSetPlayer) -> None:
     cluster.start(3)
     before = {m["name"]: m["id"] for m in cluster.members()}
@@ -65,6 +69,7 @@ def test_killed_pod_is_not_removed_and_returns(cluster: StatefulSetPlayer) -> No
     assert {m["name"]: m["id"] for m in cluster.members()} == before
 
 
+@pytest.mark.parametrize("cluster", variants(STORES), indirect=True)
 def test_scale_to_one_and_back_with_kept_volumes(cluster: StatefulSetPlayer) -> None:
     cluster.start(3)
     writer = writer_for(cluster).start()

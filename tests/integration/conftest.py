@@ -79,8 +79,8 @@ def ready_cluster(harness: H, count: int = 3) -> Iterator[H]:
 
 def require_control_plane() -> None:
     """The control plane needs root (it adds its API address to the host) and the pinned
-    Kubernetes binaries (scripts/build_peers.sh)."""
-    from player.controlplane import kubernetes_binary
+    Kubernetes binaries and its etcd (scripts/build_peers.sh)."""
+    from player.controlplane import etcd_binary, kubernetes_binary
     from player.peers import MissingBinary
 
     problem = None
@@ -89,6 +89,7 @@ def require_control_plane() -> None:
     else:
         try:
             kubernetes_binary("kube-apiserver")
+            etcd_binary()
         except MissingBinary as exc:
             problem = str(exc)
     if problem is not None:
