@@ -21,8 +21,9 @@ build_rqlited() {
     echo "build_peers: building rqlited $RQLITE_VERSION (go build, a few minutes)"
     local work
     work="$(mktemp -d)"
-    # A wrapper module: rqlite's own go.mod replaces two dependencies, and replace
-    # directives only apply in the main module, so the wrapper repeats them.
+    # A wrapper module: rqlite's own go.mod replaces two dependencies (go-sqlite3 by
+    # rqlite's fork, which has the pre-update hook and checkpoint controls rqlite uses),
+    # and replace directives only apply in the main module, so the wrapper repeats them.
     cat > "$work/go.mod" <<GOMOD
 module sts-agent.local/peers/rqlited
 
@@ -32,7 +33,7 @@ require github.com/rqlite/rqlite/v8 $RQLITE_VERSION
 
 replace (
 	github.com/armon/go-metrics => github.com/hashicorp/go-metrics v0.5.1
-	golang.org/x/text => golang.org/x/text v0.3.8
+	github.com/mattn/go-sqlite3 => github.com/rqlite/go-sqlite3 $RQLITE_SQLITE3_VERSION
 )
 GOMOD
     cat > "$work/tools.go" <<'GO'
@@ -46,7 +47,9 @@ GO
         cd "$work"
         export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=1
         go mod tidy >/dev/null
-        go build -trimpath -o "$out.tmp" github.com/rqlite/rqlite/v8/cmd/rqlited
+        # The version rqlite's release builds stamp in (/status build.version), else "8".
+        go build -trimpath -ldflags "-X github.com/rqlite/rqlite/v8/cmd.Version=$RQLITE_VERSION" \
+            -o "$out.tmp" github.com/rqlite/rqlite/v8/cmd/rqlited
     )
     mv "$out.tmp" "$out"
     rm -rf "$work"

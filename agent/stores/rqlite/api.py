@@ -101,8 +101,9 @@ class RqliteBackend:
         response = await request(self.client, "GET", url, f"rqlite {url}")
         return decode_json(response, f"rqlite {url}")
 
-    # rqlite 8.36 has no leadership-transfer endpoint; a leader that removes itself
-    # commits the new configuration and then steps down, which raft handles.
+    # Not used for rqlite yet (8.36 had no transfer endpoint; 8.43 has POST /leader,
+    # needing the leader-ops permission): a leader that removes itself commits the new
+    # configuration and then steps down, which raft handles.
     can_transfer: ClassVar[bool] = False
 
     async def remove(self, member_id: str, *, leader_url: str) -> None:

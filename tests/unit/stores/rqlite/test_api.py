@@ -1,4 +1,4 @@
-"""rqlite backend: /status and /nodes (ver=2 and legacy) as rqlite 8.36 answers them."""
+"""rqlite backend: /status and /nodes (ver=2 and legacy) as rqlite 8.36 and 8.43 answer them."""
 
 from __future__ import annotations
 
@@ -66,6 +66,34 @@ def test_build_view() -> None:
     assert (view.applied_index, view.commit_index) == (1200, 1203)
     assert view.version == "v8.36.0"
     assert [m.id for m in view.voters] == ["rqlite-0", "rqlite-1"]
+
+
+# Trimmed from a real rqlite v8.43.4 node (rqlite-0, follower): /nodes adds each node's
+# "version" and "time_s", /status many store keys the agent does not read.
+STATUS_843: dict[str, Any] = {
+    "build": {"version": "v8.43.4", "compiler": "gc"},
+    "store": {
+        "addr": "127.0.30.1:4002", "node_id": "rqlite-0", "ready": True, "observer": {},
+        "leader": {"addr": "127.0.30.2:4002", "node_id": "rqlite-1"},
+        "nodes": [{"id": "rqlite-0", "addr": "127.0.30.1:4002", "suffrage": "Voter"},
+                  {"id": "rqlite-1", "addr": "127.0.30.2:4002", "suffrage": "Voter"},
+                  {"id": "rqlite-2", "addr": "127.0.30.3:4002", "suffrage": "Voter"}],
+        "raft": {"applied_index": 5, "commit_index": 5, "state": "Follower", "voter": True,
+                 "last_log_index": 5, "latest_configuration_index": 3, "num_peers": "2"},
+    },
+}
+NODES_V2_843: dict[str, Any] = {"nodes": [
+    {"id": f"rqlite-{i}", "api_addr": f"http://127.0.30.{i + 1}:4001",
+     "addr": f"127.0.30.{i + 1}:4002", "version": "v8.43.4", "voter": True,
+     "reachable": True, "leader": i == 1, "time": 4e-08, "time_s": "190ns"}
+    for i in range(3)]}
+
+
+def test_build_view_843() -> None:
+    view = build_view(STATUS_843, NODES_V2_843)
+    assert (view.self_id, view.leader_id, view.version) == ("rqlite-0", "rqlite-1", "v8.43.4")
+    assert [m.id for m in view.voters] == ["rqlite-0", "rqlite-1", "rqlite-2"]
+    assert view.leader is not None and view.leader.api_url == "http://127.0.30.2:4001"
 
 
 def test_view_from_status_configuration_alone() -> None:
