@@ -108,6 +108,15 @@ class Settings(BaseSettings):
         description="The store's data dir, mounted into the init container too, so init "
         "can tell a restart from a removed member coming back (etcd, rqlite).",
     )
+    moved_aside_keep: int = Field(
+        default=1,
+        ge=0,
+        description="Copies of data moved aside (etcd `member.removed-<time>`, made when "
+        "a removed member comes back with its old data) kept on the volume, newest "
+        "first; older ones are deleted, so scaling down and up again on a kept volume "
+        "cannot fill it. The cluster holds every committed write: the copies are for "
+        "forensics only.",
+    )
     node_id: str | None = Field(
         default=None,
         description="The store's id for this member (rqlite -node-id). Default: the pod "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import itertools
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -14,13 +16,31 @@ from agent.identity import PodIdentity
 from agent.registry import store_spec
 
 
-def move_aside(path: Path) -> Path:
-    """Rename ``path`` to ``<path>.removed-<UTC stamp>`` beside it; never deletes. Works
-    when the data dir itself is a mount point, which cannot be renamed."""
+def move_aside(path: Path, *, keep: int = 1) -> tuple[Path, list[Path]]:
+    """Rename ``path`` to ``<path>.removed-<UTC stamp>`` beside it (works when the data
+    dir itself is a mount point, which cannot be renamed), then delete all but the
+    ``keep`` newest such copies. Returns (the new copy's path, the copies deleted)."""
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     target = path.with_name(f"{path.name}.removed-{stamp}")
+    for again in itertools.count(2):  # two moves within one second
+        if not target.exists():
+            break
+        target = path.with_name(f"{path.name}.removed-{stamp}-{again}")
     path.rename(target)
-    return target
+    copies = sorted(path.parent.glob(f"{path.name}.removed-*"), key=_stamp, reverse=True)
+    deleted = copies[keep:]
+    for old in deleted:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+    return target, deleted
+
+
+def _stamp(copy: Path) -> tuple[str, int]:
+    """A copy's place in time: its stamp, then the number added within one second."""
+    stamp, _, again = copy.name.rsplit(".removed-", 1)[1].partition("-")
+    return stamp, int(again) if again.isdigit() else 1
 
 
 class PrestartBase:

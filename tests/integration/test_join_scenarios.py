@@ -186,6 +186,26 @@ def test_no_join_without_quorum(pods: InitPods) -> None:
     assert pods.members(0) == before
 
 
+def test_etcd_data_moved_aside_stays_bounded(dnsmasq: Dnsmasq, tmp_path: Path) -> None:
+    """Scaled down and up twice on a kept volume: one copy of old data, not one a cycle
+    (before, every cycle left a full copy until the volume was full)."""
+    with init_pods("etcd", dnsmasq, tmp_path / "pods") as pods:
+        pods.start(0, 1, 2)
+        pods.wait_ready(0, 1, 2)
+        for _ in range(2):
+            pods.remove(2)
+            pods.stop(2)
+            wait_until(lambda: pods.members(0) == names(pods, 0, 1),
+                       what="etcd-2 out of the cluster", timeout=30)
+            pods.start(2)
+            pods.wait_ready(2)
+        copies = [p.name for p in pods.data_dir(2).iterdir()
+                  if p.name.startswith("member.removed-")]
+        assert len(copies) == 1, copies
+        assert "older_copies_deleted" in init_log(pods, 2)
+        assert pods.voters(0) == names(pods, 0, 1, 2)
+
+
 def test_etcd_old_volume_restored_under_a_new_member(etcd_pods: InitPods) -> None:
     """An old copy of a pod's volume comes back after the pod rejoined as a new member:
     etcd alone crash-loops ("member ID mismatch"); init reads the member id in the WAL,

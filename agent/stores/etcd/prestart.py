@@ -126,7 +126,10 @@ class EtcdPrestart(PrestartBase):
                   data_dir: Path | None, deadline: float) -> None:
         if action.kind == "move_data_aside":
             assert data_dir is not None
-            log.warning("etcd_data_moved_aside", to=str(move_aside(data_dir / "member")))
+            moved, deleted = move_aside(data_dir / "member",
+                                        keep=self.settings.moved_aside_keep)
+            log.warning("etcd_data_moved_aside", to=str(moved),
+                        older_copies_deleted=[str(p) for p in deleted])
             return
         assert via is not None
         while True:

@@ -1,4 +1,4 @@
-"""What the stores' pre-start work shares: data moved aside, never deleted."""
+"""What the stores' pre-start work shares: data moved aside, at most ``keep`` copies kept."""
 
 from __future__ import annotations
 
@@ -7,10 +7,47 @@ from pathlib import Path
 from agent.stores.prestart import move_aside
 
 
-def test_old_data_is_moved_aside_never_deleted(tmp_path: Path) -> None:
+def member(tmp_path: Path, text: str) -> Path:
     (tmp_path / "member" / "wal").mkdir(parents=True)
-    (tmp_path / "member" / "wal" / "0.wal").write_text("old")
-    target = move_aside(tmp_path / "member")
+    (tmp_path / "member" / "wal" / "0.wal").write_text(text)
+    return tmp_path / "member"
+
+
+def copies(tmp_path: Path) -> list[str]:
+    return sorted(p.name for p in tmp_path.glob("member.removed-*"))
+
+
+def test_old_data_is_moved_aside(tmp_path: Path) -> None:
+    target, deleted = move_aside(member(tmp_path, "old"))
     assert target.parent == tmp_path and target.name.startswith("member.removed-")
     assert (target / "wal" / "0.wal").read_text() == "old"
-    assert not (tmp_path / "member").exists()
+    assert not (tmp_path / "member").exists() and deleted == []
+
+
+def test_only_the_newest_copies_are_kept(tmp_path: Path) -> None:
+    """Scaled down and up again and again on a kept volume: the copies stay bounded."""
+    (tmp_path / "member.removed-20261101T000000Z").mkdir()
+    (tmp_path / "member.removed-20261102T000000Z").mkdir()
+    (tmp_path / "member.removed-20261102T000000Z-2").mkdir()
+    (tmp_path / "unrelated").mkdir()
+    target, deleted = move_aside(member(tmp_path, "newest"), keep=2)
+    assert sorted(p.name for p in deleted) == ["member.removed-20261101T000000Z",
+                                               "member.removed-20261102T000000Z"]
+    assert copies(tmp_path) == sorted(["member.removed-20261102T000000Z-2", target.name])
+    assert (target / "wal" / "0.wal").read_text() == "newest"
+    assert (tmp_path / "unrelated").is_dir()
+
+
+def test_two_moves_within_one_second_keep_both(tmp_path: Path) -> None:
+    first, _ = move_aside(member(tmp_path, "first"), keep=5)
+    second, _ = move_aside(member(tmp_path, "second"), keep=5)
+    assert first != second and len(copies(tmp_path)) == 2
+    assert (second / "wal" / "0.wal").read_text() == "second"
+    # Within one second too, the newest is the one kept.
+    third, deleted = move_aside(member(tmp_path, "third"), keep=1)
+    assert sorted(deleted) == sorted([first, second]) and copies(tmp_path) == [third.name]
+
+
+def test_keep_none(tmp_path: Path) -> None:
+    target, deleted = move_aside(member(tmp_path, "x"), keep=0)
+    assert deleted == [target] and copies(tmp_path) == [] and not (tmp_path / "member").exists()
