@@ -53,9 +53,11 @@ class KubeError(AgentError):
 
     exit_code = 7
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = False,
+                 status: int | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable  # timeouts, 5xx, 429: asking again may work
+        self.status = status  # the HTTP status of a refusal, None when none came
 
 
 class DeadlineExceeded(AgentError):

@@ -65,8 +65,10 @@ class Kube:
         except KubeError:
             raise
         except Exception as exc:
+            status = _status(exc)
             raise KubeError(self._describe(exc, f"GET statefulset {name}"),
-                            retryable=_retryable(exc)) from None
+                            retryable=_retryable(exc),
+                            status=status[0] if status is not None else None) from None
         spec = statefulset.spec
         replicas = spec.replicas if spec is not None else None
         ordinals = getattr(spec, "ordinals", None) if spec is not None else None

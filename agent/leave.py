@@ -88,6 +88,13 @@ async def decide(policy: str, *, ordinal: int, statefulset: str | None,
             desired, start = await replicas.statefulset_scale(statefulset)
             break
         except KubeError as exc:
+            if exc.status == 404:
+                # Deleted (`helm uninstall`, `kubectl delete statefulset`): not a
+                # scale-down. Its claims stay, and a StatefulSet made again finds its
+                # members in them; nothing is in doubt, so no warning.
+                return Decision(False, f"StatefulSet {statefulset} is gone (deleted, "
+                                       "not scaled down): keeping membership for when "
+                                       "it is made again with its volumes")
             if not exc.retryable or clock() >= give_up:
                 return Decision(False, f"cannot read StatefulSet {statefulset} "
                                        f"({exc.message}); staying, as for a restart",

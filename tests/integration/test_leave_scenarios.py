@@ -159,6 +159,21 @@ def test_kube_api_unreachable_means_stay(cluster: LeaveCluster) -> None:
     assert "leave_decision" in cluster.harness.sidecars[2].proc.log_path.read_text()
 
 
+@pytest.mark.parametrize("cluster", ["etcd"], indirect=True)  # the decision is the agent's
+def test_statefulset_deleted_means_stay_without_a_warning(cluster: LeaveCluster) -> None:
+    """`helm uninstall` or `kubectl delete statefulset`: the API answers 404. Before, the
+    agent posted a Warning that it could not read the StatefulSet."""
+    cluster.api.delete_statefulset(cluster.name)
+    result = cluster.leave_command(2)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert f"StatefulSet {cluster.name} is gone" in result.stdout
+    assert cluster.members() == names(cluster, 0, 1, 2)
+    # Events go out in the background: a sidecar that stops has posted all of its own.
+    assert cluster.harness.sidecars[2].stop() == 0
+    assert "event_recorded" not in cluster.harness.sidecars[2].proc.log_path.read_text()
+    assert cluster.api.events() == []
+
+
 def test_quorum_lost_gives_up_within_the_deadline(cluster: LeaveCluster) -> None:
     cluster.api.scale(cluster.name, 2)
     for ordinal in (0, 1):

@@ -59,6 +59,8 @@ class FakeReplicas:
                                                  "ordinals 0..1"),
         ("scale-down", 1, FakeReplicas(3), False, "not a scale-down: ordinal 1 is kept"),
         ("scale-down", 4, FakeReplicas(KubeError("forbidden")), False, "cannot read"),
+        ("scale-down", 4, FakeReplicas(KubeError("not found", status=404)), False,
+         "StatefulSet db is gone (deleted, not scaled down)"),
         ("scale-down", 0, FakeReplicas(0), False, "scale to zero: keeping membership"),
         ("scale-down", 3, FakeReplicas(3, start=1), False, "not a scale-down"),
         ("scale-down", 4, FakeReplicas(3, start=1), True, "scale-down: ordinal 4"),
@@ -73,6 +75,8 @@ async def test_decide(policy: str, ordinal: int, replicas: FakeReplicas | None, 
     decision = await decide(policy, ordinal=ordinal, statefulset="db", replicas=replicas)
     assert decision.leave is leave
     assert decision.reason.startswith(reason)
+    # In doubt only when the API could not say: a deleted StatefulSet is no doubt.
+    assert decision.unknown is reason.startswith("cannot read")
 
 
 @dataclass
