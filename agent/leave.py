@@ -270,7 +270,8 @@ class Leaver:
                 if view is None or self_id is None or view.leader_id != self_id:
                     return None
                 leader = view.leader
-                target = successor(view, self_id, await self._reachable(view))
+                target = successor(view, self_id, await self._reachable(view),
+                                   self._departing(view, self_id))
                 if target is None or leader is None or not leader.api_url:
                     log.info("hand_off_skipped", reason="no reachable voter to lead")
                     return None
@@ -314,7 +315,7 @@ class Leaver:
                 await self._obstacle(obstacle)
                 continue
             if leader.id == self_id and self.backend.can_transfer:
-                target = successor(view, self_id, reachable)
+                target = successor(view, self_id, reachable, self._departing(view, self_id))
                 if target is not None:
                     try:
                         await self.backend.transfer_leadership(leader_url=leader.api_url,

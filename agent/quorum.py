@@ -61,6 +61,11 @@ def quorum_for_removal(view: ClusterView, self_id: str, answering: Collection[st
     return None
 
 
-def successor(view: ClusterView, self_id: str, answering: Collection[str]) -> Member | None:
-    """The voter a leaving or restarting leader hands leadership to: answering, not itself."""
-    return next((m for m in view.voters if m.id != self_id and m.id in answering), None)
+def successor(view: ClusterView, self_id: str, answering: Collection[str],
+              departing: Collection[str] = ()) -> Member | None:
+    """The voter a leaving or restarting leader hands leadership to: answering, not
+    itself, and not departing too (a parallel scale-down would make it hand off again,
+    one more election). None when no such voter: the leader then steps down as raft
+    does when it removes itself."""
+    return next((m for m in view.voters if m.id != self_id and m.id in answering
+                 and m.id not in departing), None)

@@ -70,3 +70,11 @@ def test_successor_is_an_answering_voter_other_than_self() -> None:
     cluster = view(0, 0, (0, 1, 2, 3), learners=(1,))
     assert successor(cluster, "n0", {"n0", "n1", "n3"}) == cluster.member("n3")
     assert successor(cluster, "n0", {"n0", "n1"}) is None
+    # A voter leaving in the same scale-down is no successor: it would hand off again.
+    answering = {m.id for m in cluster.members}
+    first = successor(cluster, "n0", answering)
+    assert first is not None
+    other = successor(cluster, "n0", answering, departing={first.id})
+    assert other is not None and other.id not in {"n0", first.id}
+    assert successor(cluster, "n0", answering,
+                     departing={m.id for m in cluster.voters}) is None
