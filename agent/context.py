@@ -10,14 +10,15 @@ from agent.identity import PodIdentity
 
 
 def peer_ordinals(
-    *, bootstrap_expect: int, self_ordinal: int, discovered: Sequence[Peer] = ()
+    *, bootstrap: range, self_ordinal: int, discovered: Sequence[Peer] = ()
 ) -> list[int]:
     """Ordinals every template lists: the bootstrap set, this pod, and every pod DNS knows.
 
-    The bootstrap set (0..bootstrap_expect-1) comes from names alone, so every pod
-    of a new cluster renders the same list whether or not its peers resolve yet.
+    The bootstrap set (the first bootstrap_expect ordinals from spec.ordinals.start)
+    comes from names alone, so every pod of a new cluster renders the same list whether
+    or not its peers resolve yet.
     """
-    ordinals = set(range(bootstrap_expect)) | {self_ordinal}
+    ordinals = set(bootstrap) | {self_ordinal}
     ordinals.update(peer.ordinal for peer in discovered)
     return sorted(ordinals)
 
@@ -27,16 +28,15 @@ def build_context(
     names: ServiceNames,
     pod: PodIdentity,
     pod_ip: str | None,
-    bootstrap_expect: int,
+    bootstrap: range,
     peer_port: int | None,
     discovered: Sequence[Peer] = (),
     template_vars: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Template variables. Documented in the README; names are part of the interface."""
     by_ordinal = {peer.ordinal: peer for peer in discovered}
-    ordinals = peer_ordinals(
-        bootstrap_expect=bootstrap_expect, self_ordinal=pod.ordinal, discovered=discovered
-    )
+    ordinals = peer_ordinals(bootstrap=bootstrap, self_ordinal=pod.ordinal,
+                             discovered=discovered)
     peer_pods = [
         {
             "ordinal": ordinal,
@@ -57,7 +57,8 @@ def build_context(
         "domain": names.domain,
         "service_fqdn": names.service_fqdn,
         "fqdn": names.pod_fqdn(pod.ordinal),
-        "bootstrap_expect": bootstrap_expect,
+        "bootstrap_expect": len(bootstrap),
+        "ordinals_start": bootstrap.start,
         "peers": peers,
         "other_peers": [p["fqdn"] for p in peer_pods if not p["is_self"]],
         "peer_pods": peer_pods,

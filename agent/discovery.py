@@ -163,10 +163,10 @@ def assemble_peers(
     ]
 
 
-def missing_ordinals(peers: Sequence[Peer], count: int) -> list[int]:
-    """Ordinals in 0..count-1 that have no resolvable peer."""
+def missing_ordinals(peers: Sequence[Peer], ordinals: Iterable[int]) -> list[int]:
+    """Those of ``ordinals`` that have no resolvable peer."""
     present = {peer.ordinal for peer in peers if peer.addresses}
-    return [ordinal for ordinal in range(count) if ordinal not in present]
+    return [ordinal for ordinal in ordinals if ordinal not in present]
 
 
 class Discovery:
@@ -199,7 +199,8 @@ class Discovery:
         )
 
     async def discover(self, *, expected: int = 0) -> list[Peer]:
-        """One round of lookups; raises DnsUnavailable when the resolver fails."""
+        """One round of lookups (ordinals from 0 up to at least ``expected`` - 1, more
+        when the Service shows more); raises DnsUnavailable when the resolver fails."""
         srv_fqdn = self.names.srv_fqdn
         service_addresses, srv = await asyncio.gather(
             self.client.addresses(self.names.service_fqdn),
@@ -250,21 +251,22 @@ class Discovery:
 
     async def wait_for_peers(
         self,
-        count: int,
+        ordinals: range,
         *,
         timeout_seconds: float,
         backoff: Backoff | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.monotonic,
     ) -> list[Peer]:
-        """Wait until ordinals 0..count-1 all resolve; return every peer found then."""
+        """Wait until ``ordinals`` all resolve; return every peer found then."""
+        count = len(ordinals)
 
         async def attempt() -> Done[list[Peer]] | Pending:
             try:
-                peers = await self.discover(expected=count)
+                peers = await self.discover(expected=ordinals.stop)
             except DnsUnavailable as exc:
                 return Pending(f"resolver failed: {exc.message}")
-            missing = missing_ordinals(peers, count)
+            missing = missing_ordinals(peers, ordinals)
             if not missing:
                 return Done(peers)
             names = ", ".join(self.names.pod_fqdn(o) for o in missing)

@@ -60,7 +60,7 @@ def render(settings: Settings, names: ServiceNames, peers: Sequence[Peer],
         names=names,
         pod=pod,
         pod_ip=settings.pod_ip,
-        bootstrap_expect=settings.bootstrap_expect,
+        bootstrap=settings.bootstrap_ordinals(),
         peer_port=settings.effective_peer_port(),
         discovered=peers,
         template_vars=template_vars(os.environ),
@@ -96,12 +96,13 @@ async def run_init(settings: Settings, domain: str) -> int:
         await discovery.wait_for_self(pod.ordinal, settings.pod_ip,
                                       timeout_seconds=deadline - time.monotonic())
     if settings.wait_for_peers:
-        peers = await discovery.wait_for_peers(settings.bootstrap_expect,
+        peers = await discovery.wait_for_peers(settings.bootstrap_ordinals(),
                                                timeout_seconds=deadline - time.monotonic())
     else:
         async def once() -> Done[list[Peer]] | Pending:
             try:
-                return Done(await discovery.discover(expected=settings.bootstrap_expect))
+                return Done(await discovery.discover(
+                    expected=settings.bootstrap_ordinals().stop))
             except DnsUnavailable as exc:
                 return Pending(exc.message)
 
@@ -111,7 +112,7 @@ async def run_init(settings: Settings, domain: str) -> int:
     extra: dict[str, Any] = {}
 
     async def rediscover() -> list[Peer]:
-        return await discovery.discover(expected=settings.bootstrap_expect)
+        return await discovery.discover(expected=settings.bootstrap_ordinals().stop)
 
     spec = settings.store()
     prestart = spec.prestart_class() if spec is not None else None
@@ -130,7 +131,7 @@ async def run_init(settings: Settings, domain: str) -> int:
 async def print_peers(settings: Settings, domain: str) -> int:
     """``sts-agent peers``: the pods DNS knows, as JSON on stdout."""
     discovery = _discovery(settings, service_names(settings, domain))
-    peers = await discovery.discover(expected=settings.bootstrap_expect)
+    peers = await discovery.discover(expected=settings.bootstrap_ordinals().stop)
     json.dump([peer.as_dict() for peer in peers], sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

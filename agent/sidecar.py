@@ -43,8 +43,9 @@ async def guarded(name: str, coroutine: Coroutine[Any, Any, None]) -> None:
 def default_seeds(settings: Settings, domain: str | None) -> list[str]:
     """Peers' store API URLs from their stable names, when none are configured.
 
-    Ordinals 0..max(bootstrap_expect, own+1)-1 of this StatefulSet behind its headless
-    Service, this pod excluded; no DNS query is needed to build them.
+    The bootstrap ordinals and every ordinal below this pod's (down to the first) of
+    this StatefulSet behind its headless Service, this pod excluded; no DNS query is
+    needed to build them.
     """
     if settings.seed_urls:
         return settings.seed_url_list()
@@ -52,11 +53,12 @@ def default_seeds(settings: Settings, domain: str | None) -> list[str]:
     if not (settings.pod_name and settings.service and settings.namespace and domain and port):
         return []
     pod = parse_pod_name(settings.pod_name)
-    count = max(settings.bootstrap_expect, pod.ordinal + 1)
+    bootstrap = settings.bootstrap_ordinals()
+    ordinals = range(bootstrap.start, max(bootstrap.stop, pod.ordinal + 1))
     return [
         f"http://{pod.statefulset}-{o}.{settings.service}.{settings.namespace}.svc.{domain}"
         f":{port}"
-        for o in range(count) if o != pod.ordinal
+        for o in ordinals if o != pod.ordinal
     ]
 
 

@@ -333,7 +333,10 @@ class StatefulSetPlayer:
     def wait_ready(self, *ordinals: int, timeout: float = 180.0) -> None:
         """The API shows these pods (default: all the StatefulSet keeps, and no others)
         Ready."""
-        wanted = ordinals or tuple(range(self.replicas))
+        found = self.control_plane.client().get("apps/v1", "statefulsets", self.name,
+                                                namespace=self.namespace) or {}
+        start = int(((found.get("spec") or {}).get("ordinals") or {}).get("start", 0))
+        wanted = ordinals or tuple(range(start, start + self.replicas))
 
         def ready() -> bool:
             pods = self.api_pods()

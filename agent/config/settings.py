@@ -81,8 +81,17 @@ class Settings(BaseSettings):
         default=3,
         ge=1,
         le=99,
-        description="Pods (ordinals 0..N-1) that form a new cluster; they are always in "
-        "the rendered peer list. Default 3, the smallest cluster surviving one loss.",
+        description="Pods (the first N ordinals) that form a new cluster; they are "
+        "always in the rendered peer list. Default 3, the smallest cluster surviving one "
+        "loss.",
+    )
+    ordinals_start: int = Field(
+        default=0,
+        ge=0,
+        le=1_000_000,
+        description="The StatefulSet's spec.ordinals.start: its first pod's ordinal. The "
+        "bootstrap members are ordinals start..start+bootstrap_expect-1. Set it with the "
+        "StatefulSet's.",
     )
     peer_port: int | None = Field(
         default=None,
@@ -173,7 +182,7 @@ class Settings(BaseSettings):
     )
     wait_for_peers: bool = Field(
         default=False,
-        description="init waits until ordinals 0..bootstrap_expect-1 resolve. Only with "
+        description="init waits until the bootstrap ordinals resolve. Only with "
         "podManagementPolicy: Parallel; under OrderedReady the later pods cannot exist yet.",
     )
 
@@ -376,6 +385,10 @@ class Settings(BaseSettings):
         """The configured client port, else the store's usual one."""
         spec = self.store()
         return self.client_port or (spec.client_port if spec else None)
+
+    def bootstrap_ordinals(self) -> range:
+        """The ordinals of the pods that form a new cluster."""
+        return range(self.ordinals_start, self.ordinals_start + self.bootstrap_expect)
 
     def effective_peer_port(self) -> int | None:
         """The configured peer port, else the store's usual one."""

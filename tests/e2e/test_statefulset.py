@@ -84,3 +84,26 @@ def test_scale_to_one_and_back_with_kept_volumes(cluster: StatefulSetPlayer) -> 
         writer.stop()
     assert all(m["voter"] for m in cluster.members())
     assert writer.lost(leader_url(cluster)) == []
+
+
+@pytest.mark.parametrize("cluster", ["etcd"], indirect=True)
+def test_a_statefulset_starting_at_ordinal_one(cluster: StatefulSetPlayer) -> None:
+    """`spec.ordinals.start: 1`: pods 1, 2, 3 bootstrap the cluster, then scale 3→4→3.
+    Before, the bootstrap set was ordinals 0..2: pods 1 and 2 waited for an etcd-0 that
+    never exists."""
+    cluster.json_patches = [{"op": "add", "path": "/spec/ordinals", "value": {"start": 1}}]
+    cluster.overrides["AGENT_ORDINALS_START"] = "1"
+    cluster.start(3)
+    assert names(cluster) == ["etcd-1", "etcd-2", "etcd-3"] == pods(cluster)
+    writer = writer_for(cluster).start()
+    try:
+        cluster.scale(4)
+        assert names(cluster) == pods(cluster) == ["etcd-1", "etcd-2", "etcd-3", "etcd-4"]
+        cluster.scale(3)
+        wait_until(lambda: names(cluster) == pods(cluster), what="members = pods",
+                   timeout=30)
+    finally:
+        writer.stop()
+    assert all(m["voter"] for m in cluster.members())
+    assert writer.lost(f"http://{cluster.pods[1].ip}:2379") == []
+    assert cluster.event_reasons().count("MemberRemoved") == 1

@@ -77,7 +77,8 @@ async def test_wait_for_self_sees_record_added_while_waiting(dnsmasq: Dnsmasq) -
 async def test_wait_for_peers_picks_up_reloads(dnsmasq: Dnsmasq) -> None:
     dnsmasq.set_records(records({0: "127.0.10.1"}))
     discovery = Discovery(client(dnsmasq), NAMES)
-    waiting = asyncio.create_task(discovery.wait_for_peers(3, timeout_seconds=30, backoff=FAST))
+    waiting = asyncio.create_task(discovery.wait_for_peers(range(3), timeout_seconds=30,
+                                                            backoff=FAST))
     # SIGHUP reload (A only), then a restart (SRV changes) while the wait goes on.
     await asyncio.to_thread(dnsmasq.set_records,
                             records({0: "127.0.10.1", 1: "127.0.10.2"}, srv=False))
@@ -92,7 +93,7 @@ async def test_wait_for_peers_picks_up_reloads(dnsmasq: Dnsmasq) -> None:
 async def test_wait_for_peers_deadline_names_the_missing(dnsmasq: Dnsmasq) -> None:
     dnsmasq.set_records(records({0: "127.0.10.1", 2: "127.0.10.3"}))
     with pytest.raises(DiscoveryError) as info:
-        await Discovery(client(dnsmasq), NAMES).wait_for_peers(3, timeout_seconds=0.5,
+        await Discovery(client(dnsmasq), NAMES).wait_for_peers(range(3), timeout_seconds=0.5,
                                                                backoff=FAST)
     assert f"2 of 3 resolve; missing {fqdn(1)}" in info.value.message
 

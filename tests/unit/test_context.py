@@ -15,10 +15,12 @@ def fqdn(i: int) -> str:
 
 
 def test_peer_ordinals_bootstrap_set_self_and_discovered() -> None:
-    assert peer_ordinals(bootstrap_expect=3, self_ordinal=0) == [0, 1, 2]
-    assert peer_ordinals(bootstrap_expect=3, self_ordinal=4) == [0, 1, 2, 4]
+    assert peer_ordinals(bootstrap=range(3), self_ordinal=0) == [0, 1, 2]
+    assert peer_ordinals(bootstrap=range(3), self_ordinal=4) == [0, 1, 2, 4]
     discovered = [Peer(3, "consul-3", fqdn(3), ("10.0.0.4",))]
-    assert peer_ordinals(bootstrap_expect=1, self_ordinal=0, discovered=discovered) == [0, 3]
+    assert peer_ordinals(bootstrap=range(1), self_ordinal=0, discovered=discovered) == [0, 3]
+    # spec.ordinals.start 1: the bootstrap set is 1..3, ordinal 0 never exists.
+    assert peer_ordinals(bootstrap=range(1, 4), self_ordinal=1) == [1, 2, 3]
 
 
 def test_context_names_and_values() -> None:
@@ -26,7 +28,7 @@ def test_context_names_and_values() -> None:
         names=NAMES,
         pod=PodIdentity("consul", 1),
         pod_ip="10.0.0.2",
-        bootstrap_expect=3,
+        bootstrap=range(3),
         peer_port=8301,
         discovered=[Peer(0, "consul-0", fqdn(0), ("10.0.0.1",))],
         template_vars={"datacenter": "dc1"},
@@ -50,7 +52,7 @@ def test_context_names_and_values() -> None:
 
 def test_optional_names_absent_when_unknown() -> None:
     context = build_context(names=NAMES, pod=PodIdentity("consul", 0), pod_ip=None,
-                            bootstrap_expect=1, peer_port=None)
+                            bootstrap=range(1), peer_port=None)
     assert "pod_ip" not in context
     assert "peer_addresses" not in context and "peer_port" not in context
 

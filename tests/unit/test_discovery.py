@@ -69,7 +69,8 @@ def test_assemble_from_probes_srv_and_ptr() -> None:
         Peer(5, "db-5", pod(5), (), 9999),
     ]
     # A peer seen only in SRV (its A record not there yet) does not count as resolvable.
-    assert missing_ordinals(peers, 6) == [3, 4, 5]
+    assert missing_ordinals(peers, range(6)) == [3, 4, 5]
+    assert missing_ordinals(peers, range(1, 4)) == [3]
 
 
 async def test_discover_maps_service_addresses_to_pods() -> None:
@@ -144,7 +145,7 @@ async def test_wait_for_peers_names_missing_then_succeeds() -> None:
             dns.hosts[pod(1)] = ["10.0.0.2"]
             dns.hosts[pod(2)] = ["10.0.0.3"]
 
-    peers = await Discovery(dns, NAMES).wait_for_peers(3, timeout_seconds=60, sleep=sleep,
+    peers = await Discovery(dns, NAMES).wait_for_peers(range(3), timeout_seconds=60, sleep=sleep,
                                                        clock=time.clock)
     assert [p.ordinal for p in peers] == [0, 1, 2]
 
@@ -153,7 +154,7 @@ async def test_wait_for_peers_deadline_lists_missing_names() -> None:
     dns = FakeDns(hosts={pod(0): ["10.0.0.1"], pod(2): ["10.0.0.3"]})
     time = FakeTime()
     with pytest.raises(DiscoveryError) as info:
-        await Discovery(dns, NAMES).wait_for_peers(4, timeout_seconds=10, sleep=time.sleep,
+        await Discovery(dns, NAMES).wait_for_peers(range(4), timeout_seconds=10, sleep=time.sleep,
                                                    clock=time.clock)
     message = info.value.message
     assert f"4 bootstrap peers of {SVC}" in message
@@ -168,6 +169,6 @@ async def test_wait_for_peers_rides_out_resolver_failures() -> None:
         await time.sleep(seconds)
         dns.failing.clear()
 
-    peers = await Discovery(dns, NAMES).wait_for_peers(1, timeout_seconds=10, sleep=sleep,
+    peers = await Discovery(dns, NAMES).wait_for_peers(range(1), timeout_seconds=10, sleep=sleep,
                                                        clock=time.clock)
     assert [p.ordinal for p in peers] == [0]

@@ -258,7 +258,7 @@ def _snapshot(root: Path) -> dict[str, tuple[bytes, int, int]]:
 
 def _context() -> dict[str, Any]:
     return build_context(names=NAMES, pod=PodIdentity("db", 1), pod_ip="10.0.0.2",
-                         bootstrap_expect=3, peer_port=2380,
+                         bootstrap=range(3), peer_port=2380,
                          template_vars=template_vars(os.environ))
 
 

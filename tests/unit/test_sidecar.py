@@ -15,6 +15,11 @@ def test_default_seeds_from_stable_names() -> None:
     settings = Settings(backend="etcd", pod_name="etcd-3", service="etcd", namespace="prod")
     assert default_seeds(settings, "cluster.local") == [
         f"http://etcd-{o}.etcd.prod.svc.cluster.local:2379" for o in range(3)]
+    # spec.ordinals.start 1: no etcd-0 is asked, it never exists.
+    shifted = Settings(backend="etcd", pod_name="etcd-1", service="etcd", namespace="prod",
+                       ordinals_start=1)
+    assert default_seeds(shifted, "cluster.local") == [
+        f"http://etcd-{o}.etcd.prod.svc.cluster.local:2379" for o in (2, 3)]
     explicit = Settings(backend="etcd", seed_urls="http://a:1, http://b:2/")
     assert default_seeds(explicit, "cluster.local") == ["http://a:1", "http://b:2"]
     assert default_seeds(Settings(backend="etcd"), "cluster.local") == []

@@ -43,7 +43,7 @@ def plan_start(
 ) -> EtcdPlan:
     """Decide how this etcd member starts.
 
-    ``bootstrap`` is (name, peer URL) of ordinals 0..bootstrap_expect-1, the same on every
+    ``bootstrap`` is (name, peer URL) of the bootstrap ordinals, the same on every
     pod; ``members`` the member list of a running cluster, or None when no peer answered;
     ``has_data`` whether this pod's data dir holds a member already, ``local_id`` the
     member id its WAL names (when readable). A member "is us" when its name is ours or

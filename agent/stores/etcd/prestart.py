@@ -40,7 +40,7 @@ class EtcdPrestart(PrestartBase):
     def _names_by_url(self, peers: Sequence[Peer]) -> dict[str, str]:
         """Peer URL -> pod name for every pod we know of."""
         names = {}
-        for ordinal in {*range(self.settings.bootstrap_expect), *(p.ordinal for p in peers)}:
+        for ordinal in {*self.settings.bootstrap_ordinals(), *(p.ordinal for p in peers)}:
             host = self.host(ordinal, peers)
             if host is not None:
                 names[self.url(host, self.peer_port)] = f"{self.pod.statefulset}-{ordinal}"
@@ -82,7 +82,7 @@ class EtcdPrestart(PrestartBase):
                 log.warning("etcd_wal_unreadable", error=str(exc))
         while True:
             bootstrap = []
-            for ordinal in range(self.settings.bootstrap_expect):
+            for ordinal in self.settings.bootstrap_ordinals():
                 host = self.host(ordinal, peers)
                 if host is not None:
                     bootstrap.append((f"{self.pod.statefulset}-{ordinal}",

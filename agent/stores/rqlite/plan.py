@@ -45,8 +45,9 @@ def plan_start(
 
     ``members`` is the leader's configuration, or None when no peer knows a leader;
     ``has_state`` whether the data dir holds raft state; ``bootstrap_member`` whether
-    this pod is one of ordinals 0..bootstrap_expect-1. An entry "is us" when it has our
-    id, or our raft address under another id (a node id changed in the manifest).
+    this pod is one of the bootstrap ordinals (the first bootstrap_expect). An entry
+    "is us" when it has our id, or our raft address under another id (a node id changed
+    in the manifest).
     """
     if members is None:
         if has_state:

@@ -63,7 +63,7 @@ class RqlitePrestart(PrestartBase):
             plan = plan_start(
                 node_id=self.node_id, raft_address=raft_address,
                 members=found.view.members if found else None, has_state=has_state,
-                bootstrap_member=self.pod.ordinal < self.settings.bootstrap_expect)
+                bootstrap_member=self.pod.ordinal in self.settings.bootstrap_ordinals())
             if plan.state == "wait":
                 current = await rediscover()
                 return Pending(plan.reason)
@@ -88,7 +88,7 @@ class RqlitePrestart(PrestartBase):
         log.info("rqlite_plan", state=plan.state, reason=plan.reason, node_id=self.node_id,
                  removed=list(plan.remove))
         join = []
-        for ordinal in sorted({*range(self.settings.bootstrap_expect),
+        for ordinal in sorted({*self.settings.bootstrap_ordinals(),
                                *(p.ordinal for p in current)}):
             host = self.host(ordinal, current)
             if ordinal != self.pod.ordinal and host is not None:
