@@ -12,6 +12,7 @@ import httpx
 
 from agent.registry import STORES
 from player.stores import harness_class, kv_client
+from player.wait import wait_until
 
 if TYPE_CHECKING:
     from player.statefulset import StatefulSetPlayer
@@ -68,9 +69,13 @@ class Writer:
         """Every key under w/ as the store has it now (a linearizable read)."""
         return self.kv.read_prefix(url, "w/")
 
-    def lost(self, url: str) -> list[str]:
-        """Acknowledged keys missing (or changed) in the store."""
-        stored = self.read_all(url)
+    def lost(self, url: str, *, timeout: float = 30.0) -> list[str]:
+        """Acknowledged keys missing (or changed) in the store. A linearizable read waits
+        for a leader: right after a membership change it may not answer within one
+        request's timeout, so it is asked until ``timeout``."""
+        stored: dict[str, str] = wait_until(
+            lambda: (self.read_all(url),), what=f"a linearizable read of w/ through {url}",
+            timeout=timeout, interval=0.2)[0]
         return sorted(k for k, v in self.acknowledged.items() if stored.get(k) != v)
 
 

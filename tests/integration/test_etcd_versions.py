@@ -15,6 +15,11 @@ from tests.integration.conftest import require_store
 
 pytestmark = pytest.mark.integration
 
+# Refusals whose words depend on timing: etcd derives a new member's id from its peer
+# URLs and the time, so adding a peer URL again is refused for the id or for the URL.
+VARYING = {"duplicate_peer_url": ("etcdserver: member ID already exist",
+                                  "etcdserver: Peer URLs already exists")}
+
 
 @pytest.mark.parametrize("version", sorted(VERSIONS))
 def test_live_answers_as_captured(version: str, tmp_path: Path) -> None:
@@ -27,7 +32,9 @@ def test_live_answers_as_captured(version: str, tmp_path: Path) -> None:
         assert answer["status"] == captured[name]["status"], name
         assert differences(answer["body"], captured[name]["body"]) == [], name
         if answer["status"] != 200:  # a refusal: the backend reads its words
-            assert answer["body"]["message"] == captured[name]["body"]["message"], name
+            said = answer["body"]["message"]
+            assert said == captured[name]["body"]["message"] or said in VARYING.get(name, ()), (
+                name, said)
         for path in READS.get(name, ()):
             assert missing(answer["body"], path) == [], f"{name}: {path}"
 
