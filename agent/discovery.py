@@ -114,11 +114,14 @@ class _PeerDraft:
 
 
 def probe_count(
-    expected: int, service_addresses: Sequence[str], srv_ordinals: Iterable[int]
+    expected: int, service_addresses: Sequence[str], srv_ordinals: Iterable[int],
+    start: int = 0,
 ) -> int:
-    """How many ordinals (0..n-1) to look up by name, given what the Service returned."""
-    highest = max(srv_ordinals, default=-1)
-    return min(MAX_PROBED_ORDINALS, max(expected, len(service_addresses), highest + 1))
+    """How many ordinals (``start``..``start``+n-1) to look up by name, given what the
+    Service returned."""
+    highest = max(srv_ordinals, default=start - 1)
+    return min(MAX_PROBED_ORDINALS,
+               max(expected, len(service_addresses), highest - start + 1))
 
 
 def assemble_peers(
@@ -198,20 +201,22 @@ class Discovery:
             ),
         )
 
-    async def discover(self, *, expected: int = 0) -> list[Peer]:
-        """One round of lookups (ordinals from 0 up to at least ``expected`` - 1, more
-        when the Service shows more); raises DnsUnavailable when the resolver fails."""
+    async def discover(self, *, expected: int = 0, start: int = 0) -> list[Peer]:
+        """One round of lookups (at least ``expected`` ordinals from ``start``, the
+        StatefulSet's first, more when the Service shows more); raises DnsUnavailable
+        when the resolver fails."""
         srv_fqdn = self.names.srv_fqdn
         service_addresses, srv = await asyncio.gather(
             self.client.addresses(self.names.service_fqdn),
             self.client.srv(srv_fqdn) if srv_fqdn else _no_srv(),
         )
         srv_ordinals = [o for o in (self.names.ordinal_of(r.target) for r in srv) if o is not None]
-        count = probe_count(expected, service_addresses, srv_ordinals)
+        count = probe_count(expected, service_addresses, srv_ordinals, start)
+        ordinals = range(start, start + count)
         answers = await asyncio.gather(
-            *(self.client.addresses(self.names.pod_fqdn(ordinal)) for ordinal in range(count))
+            *(self.client.addresses(self.names.pod_fqdn(ordinal)) for ordinal in ordinals)
         )
-        probed = dict(enumerate(answers))
+        probed = dict(zip(ordinals, answers, strict=True))
         claimed = {address for addresses in answers for address in addresses}
         unclaimed = [a for a in dict.fromkeys(service_addresses) if a not in claimed]
         reverse_answers = await asyncio.gather(*(self.client.ptr(a) for a in unclaimed))
@@ -263,7 +268,7 @@ class Discovery:
 
         async def attempt() -> Done[list[Peer]] | Pending:
             try:
-                peers = await self.discover(expected=ordinals.stop)
+                peers = await self.discover(expected=count, start=ordinals.start)
             except DnsUnavailable as exc:
                 return Pending(f"resolver failed: {exc.message}")
             missing = missing_ordinals(peers, ordinals)

@@ -54,10 +54,12 @@ class KubeError(AgentError):
     exit_code = 7
 
     def __init__(self, message: str, *, retryable: bool = False,
-                 status: int | None = None) -> None:
+                 not_found: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable  # timeouts, 5xx, 429: asking again may work
-        self.status = status  # the HTTP status of a refusal, None when none came
+        # The API server said the object asked for does not exist (a 404 Status naming
+        # it): not a wrong URL, a proxy's page or another kind missing.
+        self.not_found = not_found
 
 
 class DeadlineExceeded(AgentError):

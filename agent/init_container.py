@@ -79,6 +79,13 @@ def render(settings: Settings, names: ServiceNames, peers: Sequence[Peer],
     return context
 
 
+async def discover(discovery: Discovery, settings: Settings) -> list[Peer]:
+    """One round of peer lookups from the StatefulSet's first ordinal, at least the
+    bootstrap set."""
+    bootstrap = settings.bootstrap_ordinals()
+    return await discovery.discover(expected=len(bootstrap), start=bootstrap.start)
+
+
 async def run_init(settings: Settings, domain: str) -> int:
     """``sts-agent init``: wait for own DNS, find peers, pre-start work, render."""
     from agent.discovery import DnsUnavailable
@@ -101,8 +108,7 @@ async def run_init(settings: Settings, domain: str) -> int:
     else:
         async def once() -> Done[list[Peer]] | Pending:
             try:
-                return Done(await discovery.discover(
-                    expected=settings.bootstrap_ordinals().stop))
+                return Done(await discover(discovery, settings))
             except DnsUnavailable as exc:
                 return Pending(exc.message)
 
@@ -112,7 +118,7 @@ async def run_init(settings: Settings, domain: str) -> int:
     extra: dict[str, Any] = {}
 
     async def rediscover() -> list[Peer]:
-        return await discovery.discover(expected=settings.bootstrap_ordinals().stop)
+        return await discover(discovery, settings)
 
     spec = settings.store()
     prestart = spec.prestart_class() if spec is not None else None
@@ -131,7 +137,7 @@ async def run_init(settings: Settings, domain: str) -> int:
 async def print_peers(settings: Settings, domain: str) -> int:
     """``sts-agent peers``: the pods DNS knows, as JSON on stdout."""
     discovery = _discovery(settings, service_names(settings, domain))
-    peers = await discovery.discover(expected=settings.bootstrap_ordinals().stop)
+    peers = await discover(discovery, settings)
     json.dump([peer.as_dict() for peer in peers], sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

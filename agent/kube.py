@@ -65,10 +65,9 @@ class Kube:
         except KubeError:
             raise
         except Exception as exc:
-            status = _status(exc)
             raise KubeError(self._describe(exc, f"GET statefulset {name}"),
                             retryable=_retryable(exc),
-                            status=status[0] if status is not None else None) from None
+                            not_found=_not_found(exc, "statefulsets", name)) from None
         spec = statefulset.spec
         replicas = spec.replicas if spec is not None else None
         ordinals = getattr(spec, "ordinals", None) if spec is not None else None
@@ -128,6 +127,18 @@ def _status(exc: BaseException) -> tuple[int, str] | None:
     if isinstance(exc, httpx.HTTPStatusError) and exc.response is not None:
         return exc.response.status_code, exc.response.reason_phrase
     return None
+
+
+def _not_found(exc: BaseException, kind: str, name: str) -> bool:
+    """Whether the API server's own answer says object ``name`` of ``kind`` does not
+    exist: a Status with reason NotFound naming it (a 404 from a wrong path or a proxy
+    says nothing about the object)."""
+    status = getattr(exc, "status", None)
+    details = getattr(status, "details", None)
+    return (getattr(status, "code", None) == 404
+            and getattr(status, "reason", None) == "NotFound"
+            and getattr(details, "kind", None) == kind
+            and getattr(details, "name", None) == name)
 
 
 def _retryable(exc: BaseException) -> bool:

@@ -88,7 +88,7 @@ async def decide(policy: str, *, ordinal: int, statefulset: str | None,
             desired, start = await replicas.statefulset_scale(statefulset)
             break
         except KubeError as exc:
-            if exc.status == 404:
+            if exc.not_found:
                 # Deleted (`helm uninstall`, `kubectl delete statefulset`): not a
                 # scale-down. Its claims stay, and a StatefulSet made again finds its
                 # members in them; nothing is in doubt, so no warning.

@@ -122,6 +122,16 @@ def cross_check(settings: Settings) -> list[str]:
             f"{describe('leave_margin_seconds')}: must be less than "
             f"{describe('termination_grace_period_seconds')}"
         )
+    if settings.pod_name and settings.ordinals_start:
+        from agent.identity import parse_pod_name
+
+        ordinal = parse_pod_name(settings.pod_name).ordinal
+        if ordinal < settings.ordinals_start:
+            problems.append(
+                f"{describe('ordinals_start')}: {settings.ordinals_start} is above this "
+                f"pod's ordinal {ordinal} ({settings.pod_name}): set it to the "
+                "StatefulSet's spec.ordinals.start"
+            )
     if settings.template_suffix in ("/", "."):
         problems.append(
             f"{describe('template_suffix')}: {settings.template_suffix!r} is not a suffix"

@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     )
     moved_aside_keep: int = Field(
         default=1,
-        ge=0,
+        ge=1,
         description="Copies of data moved aside (etcd `member.removed-<time>`, made when "
         "a removed member comes back with its old data) kept on the volume, newest "
         "first; older ones are deleted, so scaling down and up again on a kept volume "

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
+
+import structlog
 
 from agent.addresses import host_port
 from agent.config.settings import Settings
@@ -15,11 +18,16 @@ from agent.discovery import Peer, ServiceNames
 from agent.identity import PodIdentity
 from agent.registry import store_spec
 
+log = structlog.get_logger(__name__)
+
 
 def move_aside(path: Path, *, keep: int = 1) -> tuple[Path, list[Path]]:
     """Rename ``path`` to ``<path>.removed-<UTC stamp>`` beside it (works when the data
-    dir itself is a mount point, which cannot be renamed), then delete all but the
-    ``keep`` newest such copies. Returns (the new copy's path, the copies deleted)."""
+    dir itself is a mount point, which cannot be renamed), then delete the older copies
+    this function made (names of exactly that form) beyond the ``keep`` newest, the new
+    one always among them. Anything else beside it is left alone. A copy that cannot be
+    deleted is logged and kept: the copies are for forensics, never worth failing init.
+    Returns (the new copy's path, the copies deleted)."""
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     target = path.with_name(f"{path.name}.removed-{stamp}")
     for again in itertools.count(2):  # two moves within one second
@@ -27,20 +35,25 @@ def move_aside(path: Path, *, keep: int = 1) -> tuple[Path, list[Path]]:
             break
         target = path.with_name(f"{path.name}.removed-{stamp}-{again}")
     path.rename(target)
-    copies = sorted(path.parent.glob(f"{path.name}.removed-*"), key=_stamp, reverse=True)
-    deleted = copies[keep:]
-    for old in deleted:
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old)
-        else:
-            old.unlink()
+    pattern = re.compile(re.escape(path.name) + r"\.removed-(\d{8}T\d{6}Z)(?:-(\d+))?")
+    older = []
+    for copy in path.parent.iterdir():
+        found = pattern.fullmatch(copy.name)
+        if found is not None and copy != target:
+            older.append(((found[1], int(found[2] or 1)), copy))
+    older.sort(reverse=True)  # newest first: by stamp, then by the number within a second
+    deleted = []
+    for _, copy in older[max(keep - 1, 0):]:
+        try:
+            if copy.is_dir() and not copy.is_symlink():
+                shutil.rmtree(copy)
+            else:
+                copy.unlink()
+        except OSError as exc:
+            log.warning("moved_aside_copy_kept", copy=str(copy), error=str(exc))
+            continue
+        deleted.append(copy)
     return target, deleted
-
-
-def _stamp(copy: Path) -> tuple[str, int]:
-    """A copy's place in time: its stamp, then the number added within one second."""
-    stamp, _, again = copy.name.rsplit(".removed-", 1)[1].partition("-")
-    return stamp, int(again) if again.isdigit() else 1
 
 
 class PrestartBase:

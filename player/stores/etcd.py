@@ -70,8 +70,12 @@ class EtcdKv(Kv):
 
     def read_prefix(self, url: str, prefix: str) -> dict[str, str]:
         end = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # the whole prefix: "w/" .. "w0"
-        answer = self.http.post(f"{url}/v3/kv/range",
-                                json={"key": _b64(prefix), "range_end": _b64(end)}).json()
+        response = self.http.post(f"{url}/v3/kv/range",
+                                  json={"key": _b64(prefix), "range_end": _b64(end)})
+        response.raise_for_status()  # "no leader" is no answer, not an empty store
+        answer = response.json()
+        if "header" not in answer:
+            raise ValueError(f"etcd range through {url}: {response.text[:200]}")
         return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]).decode()
                 for kv in answer.get("kvs", [])}
 

@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +61,19 @@ def capture(version: str, workdir: Path) -> dict[str, dict[str, Any]]:
     def post(ordinal: int, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return _answer(cluster.http.post(cluster.client_url(ordinal) + path, json=body))
 
+    def until(ordinal: int, path: str, body: dict[str, Any],
+              accept: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        """Ask until the answer is one ``accept`` takes (timing-dependent answers)."""
+        def check() -> dict[str, Any] | None:
+            answer = post(ordinal, path, body)
+            return answer if accept(answer) else None
+
+        return wait_until(check, what=f"etcd {version}: {what}", timeout=30, interval=0.25)
+
     def until_ok(name: str, ordinal: int, path: str, body: dict[str, Any]) -> None:
         """etcd refuses membership changes while a member is younger than 5 s."""
-        found[name] = wait_until(
-            lambda: (answer := post(ordinal, path, body))["status"] == 200 and answer,
-            what=f"etcd {version} to answer {name} with 200", timeout=30, interval=0.25)
+        found[name] = until(ordinal, path, body, lambda a: a["status"] == 200,
+                            f"{name} answered with 200")
 
     try:
         cluster.start(3)
@@ -79,8 +88,13 @@ def capture(version: str, workdir: Path) -> dict[str, dict[str, Any]]:
             "peerURLs": [cluster.peer_url(3)], "isLearner": True})
         found["promote_not_in_sync"] = post(leader, "/v3/cluster/member/promote",
                                             {"ID": learner_id})
-        found["voter_member_list"] = post(follower, "/v3/cluster/member/list", {})
+        # The follower applies the learner's addition a moment after the leader commits.
+        found["voter_member_list"] = until(
+            follower, "/v3/cluster/member/list", {},
+            lambda a: a["status"] == 200 and len(a["body"].get("members", [])) == 4,
+            "the follower lists the learner")
         found["voter_status"] = post(follower, "/v3/maintenance/status", {})
+        leader = cluster.wait_leader()  # the same, unless an election came in between
         found["leader_status"] = post(leader, "/v3/maintenance/status", {})
 
         members = found["voter_member_list"]["body"]["members"]
@@ -94,8 +108,15 @@ def capture(version: str, workdir: Path) -> dict[str, dict[str, Any]]:
         found["learner_member_list"] = post(3, "/v3/cluster/member/list", {})
         found["learner_status"] = post(3, "/v3/maintenance/status", {})
 
+        leader = cluster.wait_leader()
+        follower = next(o for o in range(3) if o != leader)
         voter_id = next(m["ID"] for m in members if m.get("name") == f"etcd-{follower}")
-        found["promote_voter"] = post(leader, "/v3/cluster/member/promote", {"ID": voter_id})
+        # etcd checks "in sync" before "a learner", for voters too: a follower a few
+        # entries behind is refused as not in sync. Asked until the voter rule answers.
+        found["promote_voter"] = until(
+            leader, "/v3/cluster/member/promote", {"ID": voter_id},
+            lambda a: a["status"] != 200 and "in sync" not in str(a["body"]),
+            "promoting a voter refused as a voter")
         found["transfer_to_learner"] = post(leader, "/v3/maintenance/transfer-leadership",
                                             {"targetID": learner_id})
         found["transfer_from_follower"] = post(

@@ -55,8 +55,11 @@ class RqliteKv(Kv):
                                 json=[["SELECT k, v FROM kv WHERE k >= ? AND k < ?",
                                        prefix, end]]).json()
         result = answer["results"][0]
-        if "no such table" in str(result.get("error", "")):
+        error = str(result.get("error", ""))
+        if "no such table" in error:
             return {}
+        if error:  # "not leader", a timeout: no answer, not an empty store
+            raise ValueError(f"rqlite query through {url}: {error}")
         return {str(k): str(v) for k, v in result.get("values") or []}
 
     def read_local(self, url: str, key: str) -> str | None:

@@ -89,6 +89,21 @@ async def test_discover_maps_service_addresses_to_pods() -> None:
     assert {q[1] for q in dns.queries if q[0] == "A"} == {SVC, pod(0), pod(1), pod(2)}
 
 
+async def test_discover_from_the_first_ordinal() -> None:
+    """spec.ordinals.start 5: pods 5..9, no SRV port. Probing from 0 would look up
+    ordinals 0..4 and miss every pod."""
+    names = ServiceNames(statefulset="db", service="db-hl", namespace="prod",
+                         domain="cluster.local")
+    addresses = {i: f"10.0.0.{i}" for i in range(5, 10)}
+    dns = FakeDns(hosts={SVC: list(addresses.values()),
+                         **{pod(i): [a] for i, a in addresses.items()}})
+    peers = await Discovery(dns, names).discover(expected=3, start=5)
+    assert [p.ordinal for p in peers] == [5, 6, 7, 8, 9]
+    assert {q[1] for q in dns.queries if q[0] == "A"} == {SVC, *(pod(i) for i in addresses)}
+    assert probe_count(1, [], [12], start=5) == 8
+    assert probe_count(3, [], [], start=300) == 3
+
+
 async def test_discover_without_srv_port_asks_no_srv() -> None:
     names = ServiceNames(statefulset="db", service="db-hl", namespace="prod",
                          domain="cluster.local")

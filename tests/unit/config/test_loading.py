@@ -107,6 +107,14 @@ def test_overlapping_dirs_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
 
 
+def test_ordinals_start_above_this_pod_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    pod = GOOD["POD_NAME"]
+    problems = _problems("init", monkeypatch, GOOD | {"AGENT_ORDINALS_START": "7"})
+    assert problems == [f"AGENT_ORDINALS_START (--ordinals-start): 7 is above this pod's "
+                        f"ordinal {pod.rsplit('-', 1)[1]} ({pod}): set it to the "
+                        "StatefulSet's spec.ordinals.start"]
+
+
 def test_cluster_domain_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = _load("init", monkeypatch, GOOD, cluster_domain="K8S.Example.")
     assert settings.cluster_domain == "k8s.example"

@@ -48,6 +48,14 @@ def test_two_moves_within_one_second_keep_both(tmp_path: Path) -> None:
     assert sorted(deleted) == sorted([first, second]) and copies(tmp_path) == [third.name]
 
 
-def test_keep_none(tmp_path: Path) -> None:
-    target, deleted = move_aside(member(tmp_path, "x"), keep=0)
-    assert deleted == [target] and copies(tmp_path) == [] and not (tmp_path / "member").exists()
+def test_the_new_copy_and_foreign_names_are_never_deleted(tmp_path: Path) -> None:
+    """A copy stamped later than now (a node whose clock ran ahead) does not push the new
+    copy out; names this function does not make are not its to delete."""
+    (tmp_path / "member.removed-29991231T235959Z").mkdir()
+    (tmp_path / "member.removed-backup").mkdir()
+    (tmp_path / "member.removed-20261101T000000Z.tar").write_text("user's")
+    target, deleted = move_aside(member(tmp_path, "new"), keep=1)
+    assert deleted == [tmp_path / "member.removed-29991231T235959Z"]
+    assert (target / "wal" / "0.wal").read_text() == "new"
+    assert copies(tmp_path) == sorted(["member.removed-20261101T000000Z.tar",
+                                       "member.removed-backup", target.name])
