@@ -67,7 +67,10 @@ def plan_start(
     actions: list[Action] = []
     if mine:
         me = mine[0]
-        started = bool(me.name)
+        # A started member has published its client URLs. A bootstrap member has its name
+        # from the initial cluster before it ever starts: one whose init runs after its
+        # peers formed the cluster must start into its entry, not remove it as "lost".
+        started = bool(me.name) and me.api_url is not None
         if has_data and started and local_id is not None and local_id != me.id:
             # etcd would refuse to start ("member ID mismatch"): the data is another
             # member's (an old volume restored, a copy). Keep it aside, join anew.

@@ -16,7 +16,17 @@ BOOT = [(f"etcd-{i}", url(i)) for i in range(3)]
 def member(i: int, *, started: bool = True, mid: str | None = None,
            learner: bool = False) -> Member:
     return Member(id=mid or f"id{i}", name=f"etcd-{i}" if started else "", address=url(i),
-                  voter=not learner)
+                  api_url=f"http://etcd-{i}:2379" if started else None, voter=not learner)
+
+
+def test_a_late_bootstrap_member_starts_into_its_entry() -> None:
+    """Its peers formed the cluster first: its entry has its name (from initial-cluster)
+    but no client URLs, as it never started. Before, it removed that entry as lost."""
+    waiting = Member(id="id2", name="etcd-2", address=url(2), api_url=None)
+    plan = plan_start(name="etcd-2", peer_url=url(2), bootstrap=BOOT,
+                      members=[member(0), member(1), waiting], has_data=False)
+    assert plan.actions == () and plan.state == "existing"
+    assert "never started" in plan.reason
 
 
 Planned = tuple[str, str, tuple[Action, ...]]
