@@ -84,7 +84,11 @@ def test_rolling_update_from_35_to_36(tmp_path: Path,
                                       e2e_control_plane: ControlPlane) -> None:
     with played(ROOT / "k8s" / "etcd", "etcd@3.5", tmp_path, e2e_control_plane) as cluster:
         cluster.start(3)
-        assert cluster_version(cluster) == "3.5.0"
+        # A new cluster starts at 3.0.0; its leader raises it on its next version check
+        # (every 4 s in etcd), once it has heard every member's version.
+        wait_until(lambda: cluster_version(cluster) == "3.5.0",
+                   what="the new cluster's version to move to 3.5 once the leader sees 3 members",
+                   timeout=30)
         before = {m["name"]: m["id"] for m in cluster.members()}
         writer = writer_for(cluster).start()
         try:
