@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
-from player import images
+from player import cgroups, images
 from player.apiclient import JSON
 
 if TYPE_CHECKING:
@@ -140,6 +140,9 @@ class Pod:
         self._init: Container | None = None  # the init container running now
         self._http = httpx.Client(timeout=1.0, trust_env=False)
         self._volumes: dict[str, Path] = {}
+        self._cgroups: dict[str, cgroups.Cgroup | None] = {}  # by container, kept on restart
+        self._cgroup_hierarchy: cgroups.Hierarchy | None = None
+        self._cgroup_lock = threading.Lock()  # preStop hooks launch from their own threads
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
 
     def search_domains(self) -> list[str]:
@@ -276,18 +279,48 @@ class Pod:
                 raise images.ImageError(f"env {item['name']}: source not played")
         return env
 
+    def _cgroup(self, spec: JSON) -> cgroups.Cgroup | None:
+        """The container's cgroup with its limits, made at its first launch and reused by
+        its restarts and exec hooks; None for a container without limits (or, outside CI,
+        on a machine without a usable hierarchy: cgroups.system says so)."""
+        name = str(spec["name"])
+        with self._cgroup_lock:
+            if name not in self._cgroups:
+                limits = cgroups.Limits.of(spec)
+                hierarchy = None if limits.empty else cgroups.system()
+                if hierarchy is None:
+                    self._cgroups[name] = None
+                    if not limits.empty:
+                        self._note(f"{name} limits not applied: {limits.describe()}")
+                else:
+                    self._cgroup_hierarchy = hierarchy
+                    self._cgroups[name] = hierarchy.create(self.dir.name, name, limits)
+                    self._note(f"{name} cgroup {limits.describe()}")
+            return self._cgroups[name]
+
     def launch(self, spec: JSON, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+        """Start ``argv`` as (or, for an exec hook, inside) container ``spec``: in the pod's
+        network namespace and the container's cgroup, with its volumes and environment."""
         env = self._env(spec)
         mounts = [{"source": str(self._volumes[m["name"]]), "target": m["mountPath"],
                    "read_only": bool(m.get("readOnly"))} for m in spec.get("volumeMounts", [])]
         expanded = [expand(word, env) for word in argv]
-        launch = self.dir / f"{spec['name']}.{time.monotonic_ns()}.json"
-        launch.write_text(json.dumps({"argv": expanded, "env": env, "mounts": mounts,
-                                      "working_dir": spec.get("workingDir")}))
-        with log.open("ab") as out:
-            return subprocess.Popen(["ip", "netns", "exec", self.netns, sys.executable,
-                                     str(LAUNCH), str(launch)], stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+        cgroup = self._cgroup(spec)
+        fds = cgroup.open_procs() if cgroup is not None else []
+        try:
+            launch = self.dir / f"{spec['name']}.{time.monotonic_ns()}.json"
+            launch.write_text(json.dumps({
+                "argv": expanded, "env": env, "mounts": mounts,
+                "working_dir": spec.get("workingDir"), "cgroup_fds": fds,
+                "cgroups": [str(d) for d in cgroup.dirs] if cgroup is not None else []}))
+            with log.open("ab") as out:
+                return subprocess.Popen(["ip", "netns", "exec", self.netns, sys.executable,
+                                         str(LAUNCH), str(launch)], stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        pass_fds=fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def _argv(self, spec: JSON) -> list[str]:
         return images.argv(spec["image"], spec.get("command"), spec.get("args"))
@@ -582,6 +615,11 @@ class Pod:
         self.phase = "Gone"
         self._http.close()
         self.node.network.remove_pod(self.netns)
+        if self._cgroup_hierarchy is not None:
+            try:
+                self._cgroup_hierarchy.remove(self.dir.name)
+            except cgroups.CgroupError as exc:
+                self._note(f"cgroups not removed: {exc}")
 
     @property
     def grace(self) -> float:
