@@ -136,6 +136,40 @@ def test_lost_volume_of_a_configured_member(pods: InitPods) -> None:
     assert_has(pods, 2, "w/k", "v")
 
 
+def test_lost_volume_while_the_cluster_has_no_leader(pods: InitPods) -> None:
+    """A wiped bootstrap member inits while its peers answer but elect no leader (the
+    leader is down and one voter cannot win alone). It must not bootstrap or rejoin as a
+    voter under its old entry: with no log and no vote record its vote could elect a
+    leader missing committed writes. It waits; once a leader is back it is removed and
+    joins anew."""
+    pods.start(0, 1, 2)
+    pods.wait_ready(0, 1, 2)
+    put(pods, "w/k", "v")
+    before = {m["name"]: m["id"] for m in pods.authority(0)["members"]}
+    pods.stop(0, wipe=True)  # no removal: the configuration still lists it
+    leader = pods.harness.leader()
+    pods.stop(leader)
+    survivor = ({1, 2} - {leader}).pop()
+    result = pods.init(0, env={"AGENT_DNS_WAIT_TIMEOUT_SECONDS": "8"}, check=False)
+    assert result.returncode != 0, f"init went ahead without a leader:\n{result.stderr}"
+    why = "remove_member did not succeed" if pods.store == "etcd" else "knows no leader"
+    assert why in result.stderr
+    assert pods.harness.running() == [survivor]  # nothing started, nothing bootstrapped
+    pods.start(leader)
+    pods.start(0)
+    pods.wait_ready(0, 1, 2)
+    if pods.store == "etcd":
+        # A new member: the old entry went first (the removal the waiting init
+        # proposed may be the one a returning leader commits).
+        after = {m["name"]: m["id"] for m in pods.authority(survivor)["members"]}
+        assert after[f"{pods.store}-0"] != before[f"{pods.store}-0"]
+    else:
+        assert "lost its raft state" in init_log(pods, 0)
+    assert pods.voters(survivor) == names(pods, 0, 1, 2)
+    assert_one_cluster(pods, 0, 1, 2)
+    assert_has(pods, 0, "w/k", "v")
+
+
 def test_init_retried_before_the_store_started(pods: InitPods) -> None:
     """A crash between init's membership change and the store's start: the pod's init
     runs again and must not add a second entry."""

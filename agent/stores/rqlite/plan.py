@@ -40,12 +40,15 @@ def plan_start(
     members: Sequence[Member] | None,
     has_state: bool,
     bootstrap_member: bool,
+    formed_at: str | None = None,
 ) -> RqlitePlan:
     """Decide how this rqlite node starts.
 
     ``members`` is the leader's configuration, or None when no peer knows a leader;
     ``has_state`` whether the data dir holds raft state; ``bootstrap_member`` whether
-    this pod is one of the bootstrap ordinals (the first bootstrap_expect). An entry
+    this pod is one of the bootstrap ordinals (the first bootstrap_expect); ``formed_at``
+    a peer that answered with raft state although no leader was found (a cluster exists
+    and is electing, or lost its quorum). An entry
     "is us" when it has our id, or our raft address under another id (a node id changed
     in the manifest).
     """
@@ -53,6 +56,14 @@ def plan_start(
         if has_state:
             return RqlitePlan("restart", (), "no leader answers; restarting from this "
                                              "node's raft state")
+        if formed_at is not None:
+            # A cluster exists but has no leader (an election, or no quorum). This node
+            # has no log and no vote record: bootstrapping or joining now could make it a
+            # voter under an entry the cluster still lists, and its vote could elect a
+            # leader that misses committed writes. Only a leader can drop that entry.
+            return RqlitePlan("wait", (), f"peer {formed_at} has raft state but knows no "
+                                          f"leader: {node_id} has no state and waits for a "
+                                          "leader instead of bootstrapping")
         if bootstrap_member:
             return RqlitePlan("new", (), "no cluster yet: bootstrapping with the other "
                                          "bootstrap members")

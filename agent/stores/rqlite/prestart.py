@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -14,13 +15,14 @@ from agent.config.settings import Settings
 from agent.discovery import Peer, ServiceNames
 from agent.errors import AgentError, BackendError
 from agent.identity import PodIdentity
+from agent.model import ClusterView
 from agent.quorum import quorum_for_add
 from agent.retry import Done, Pending, poll
 from agent.stores.base import Rediscover
 from agent.stores.prestart import PrestartBase
 from agent.stores.rqlite.api import RqliteBackend
 from agent.stores.rqlite.plan import RqlitePlan, plan_start
-from agent.survey import Leader, answering, leader_through
+from agent.survey import Leader, answering, leader_through, try_view
 
 log = structlog.get_logger("agent.rqlite")
 
@@ -36,15 +38,29 @@ class RqlitePrestart(PrestartBase):
         self.backend = RqliteBackend(client, "http://unused")
         self.node_id = settings.node_id or pod.name
 
-    async def leader_view(self, peers: Sequence[Peer]) -> Leader | None:
-        """The leader's own view, found through the peers (this pod excluded)."""
+    def _peer_urls(self, peers: Sequence[Peer]) -> list[str]:
         urls = []
         for peer in peers:
             host = self.host(peer.ordinal, peers)
             if peer.ordinal != self.pod.ordinal and host is not None:
                 urls.append(self.url(host, self.client_port))
-        found = await leader_through(self.backend.view, urls)
+        return urls
+
+    async def leader_view(self, peers: Sequence[Peer]) -> Leader | None:
+        """The leader's own view, found through the peers (this pod excluded)."""
+        found = await leader_through(self.backend.view, self._peer_urls(peers))
         return found if isinstance(found, Leader) else None
+
+    async def formed_peer(self, peers: Sequence[Peer]) -> str | None:
+        """A peer that answers with raft state (a configuration, a commit), if any: proof
+        that a cluster exists even when none of them knows a leader. A node that waits
+        for its bootstrap peers answers with neither."""
+        urls = self._peer_urls(peers)
+        views = await asyncio.gather(*(try_view(self.backend.view, url) for url in urls))
+        for url, view in zip(urls, views, strict=True):
+            if isinstance(view, ClusterView) and (view.members or view.commit_index):
+                return url
+        return None
 
     async def prepare(self, peers: Sequence[Peer], *, deadline: float,
                       rediscover: Rediscover) -> dict[str, Any]:
@@ -60,10 +76,12 @@ class RqlitePrestart(PrestartBase):
         async def attempt() -> Done[RqlitePlan] | Pending:
             nonlocal current
             found = await self.leader_view(current)
+            formed = None if found or has_state else await self.formed_peer(current)
             plan = plan_start(
                 node_id=self.node_id, raft_address=raft_address,
                 members=found.view.members if found else None, has_state=has_state,
-                bootstrap_member=self.pod.ordinal in self.settings.bootstrap_ordinals())
+                bootstrap_member=self.pod.ordinal in self.settings.bootstrap_ordinals(),
+                formed_at=formed)
             if plan.state == "wait":
                 current = await rediscover()
                 return Pending(plan.reason)

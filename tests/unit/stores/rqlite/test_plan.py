@@ -51,6 +51,21 @@ def test_plan(case: str, ordinal: int, members: list[Member] | None, has_state: 
     assert plan(ordinal, members, has_state, bootstrap) == expected, case
 
 
+@pytest.mark.parametrize(("has_state", "bootstrap", "expected"), [
+    (False, True, "wait"),  # wiped bootstrap member during an election: never "new"
+    (False, False, "wait"),
+    (True, True, "restart"),  # its own raft state: restarting is safe
+])
+def test_a_cluster_without_a_leader_is_waited_for(has_state: bool, bootstrap: bool,
+                                                  expected: str) -> None:
+    result = plan_start(node_id="rqlite-0", raft_address=addr(0), members=None,
+                        has_state=has_state, bootstrap_member=bootstrap,
+                        formed_at="http://rqlite-1:4001")
+    assert result.state == expected
+    if expected == "wait":
+        assert "knows no leader" in result.reason
+
+
 def test_a_restart_never_changes_membership() -> None:
     for i in range(3):
         assert plan(i, THREE, True) == ("restart", ())
