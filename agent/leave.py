@@ -163,16 +163,17 @@ class Leaver:
             self.membership.clear_leaving()
         return outcome
 
-    async def settled(self, *, start_window: float) -> Outcome | None:
-        """The outcome of the leave in flight, once it is over; None when none starts
-        within ``start_window`` seconds (a restart whose preStop decided to stay, say)."""
-        end = self.clock() + start_window
+    async def leave_after(self, *, window: float) -> Outcome:
+        """Join the leave in flight, or start it when none has started within ``window``
+        seconds: the store container's preStop, which the kubelet runs at the same moment
+        as the agent's own. Whichever arrives first starts the procedure, so the store's
+        SIGTERM never cuts a removal that the agent's preStop (a process start under the
+        agent's CPU limit) was too slow to begin. What to do still comes from the
+        Kubernetes API, never from the caller."""
+        end = self.clock() + window
         while self._task is None and self.clock() < end:
-            await self.sleep(0.05)  # waiting for the preStop's `sts-agent leave` to arrive
-        task = self._task
-        if task is None:
-            return self.outcome
-        return await asyncio.shield(task)
+            await self.sleep(0.05)  # the agent's own preStop usually starts it
+        return await self.leave()
 
     async def _run(self) -> Outcome:
         started = self.clock()

@@ -14,8 +14,9 @@ from aiohttp import web
 from agent.membership import Membership
 
 JSON = "application/json"
-# How long GET /leave/wait waits for a leave to begin: the kubelet starts every preStop
-# hook at once, and `sts-agent leave` needs a Python start-up before it asks.
+# How long GET /leave/wait waits for the agent's own preStop to begin the leave before it
+# begins it itself: the kubelet starts every preStop hook at once, and `sts-agent leave`
+# needs a Python start-up (under the agent's CPU limit) before it asks.
 LEAVE_START_WINDOW_SECONDS = 3.0
 
 
@@ -24,7 +25,7 @@ class LeaveTrigger(Protocol):
 
     async def leave(self) -> Any: ...
 
-    async def settled(self, *, start_window: float) -> Any: ...
+    async def leave_after(self, *, window: float) -> Any: ...
 
 
 def allowed_to_leave(remote: str | None, authorization: str | None,
@@ -130,21 +131,20 @@ class Routes:
                             content_type=JSON)
 
     async def leave_wait(self, request: web.BaseRequest) -> web.Response:
-        """Hold until a leave in flight is over: the store container's preStop (an httpGet,
-        run by the kubelet at the same moment as the agent's own preStop) so the store keeps
-        serving until its member is out. Starts nothing, so it needs no authorisation.
+        """Hold until the leave is over: the store container's preStop (an httpGet, run by
+        the kubelet at the same moment as the agent's own preStop), so the store keeps
+        serving until its member is out. It joins the leave the agent's preStop started,
+        or starts it after a short window, so a slow ``sts-agent leave`` can never let the
+        store's SIGTERM cut a removal. On a restart the leave decides to stay and this
+        returns at once. No authorisation is needed: the caller decides nothing, whether
+        the pod goes away for good is read from the Kubernetes API, as for every trigger.
 
         As a native sidecar the agent is stopped only after the store has exited, too late
-        to remove it: this hook is then the trigger, and starts the leave (not final: the
-        store container may only be restarting). The caller decides nothing: whether the
-        pod goes away for good is read from the Kubernetes API, as for every trigger."""
+        to remove it: this hook is then the only trigger and starts the leave at once."""
         assert self.leaver is not None
-        if self.native_sidecar:
-            outcome = await self.leaver.leave()
-            body = {"leave": outcome.as_dict()}
-            return web.Response(text=json.dumps(body), content_type=JSON)
-        outcome = await self.leaver.settled(start_window=LEAVE_START_WINDOW_SECONDS)
-        body = {"leave": outcome.as_dict() if outcome is not None else None}
+        window = 0.0 if self.native_sidecar else LEAVE_START_WINDOW_SECONDS
+        outcome = await self.leaver.leave_after(window=window)
+        body = {"leave": outcome.as_dict()}
         return web.Response(text=json.dumps(body), content_type=JSON)
 
     async def metrics(self, request: web.BaseRequest) -> web.Response:

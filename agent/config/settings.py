@@ -300,8 +300,9 @@ class Settings(BaseSettings):
         default=False,
         description="The agent runs as a native sidecar (an init container with "
         "restartPolicy Always), so it stops only after the store: the store container's "
-        "preStop GET /leave/wait then starts the leave instead of only waiting for it. The "
-        "decision still comes from the Kubernetes API, never from the caller.",
+        "preStop GET /leave/wait then starts the leave at once (as a classic sidecar it "
+        "first gives the agent's own preStop 3 s to start it). The decision still comes "
+        "from the Kubernetes API, never from the caller.",
     )
     kube_api_url: HttpUrl | None = Field(
         default=None,

@@ -61,8 +61,8 @@ def test_every_example_is_checked() -> None:
 @pytest.mark.parametrize("store", sorted(STORES))
 def test_native_sidecar_overlay(store: str) -> None:
     """The agent moves to the init containers with restartPolicy Always, drops its own
-    preStop (it would run after the store has gone), is told so, and its port is closed
-    to all pods but scrapers; the store's hook still points at the agent."""
+    preStop (it would run after the store has gone) and is told so; the store's hook
+    still points at the agent."""
     documents = [d for d in yaml.safe_load_all(render(f"k8s/native-sidecar/{store}")) if d]
     statefulset = next(d for d in documents if d["kind"] == "StatefulSet")
     pod = statefulset["spec"]["template"]["spec"]
@@ -74,10 +74,20 @@ def test_native_sidecar_overlay(store: str) -> None:
     assert [c["name"] for c in pod["containers"]] == [store]
     hook = pod["containers"][0]["lifecycle"]["preStop"]["httpGet"]
     assert (hook["path"], hook["port"]) == ("/leave/wait", 9090)
+
+
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if e != "k8s/base"])
+def test_the_agent_port_is_open_to_scrapers_only(example: str) -> None:
+    """GET /leave/wait may start a leave: no rule opens port 9090 to every pod."""
+    documents = [d for d in yaml.safe_load_all(render(example)) if d]
     policy = next(d for d in documents if d["kind"] == "NetworkPolicy")
     open_ports = [p["port"] for rule in policy["spec"]["ingress"] if "from" not in rule
                   for p in rule["ports"]]
     assert 9090 not in open_ports
+    scrapers = [rule for rule in policy["spec"]["ingress"]
+                if {"port": 9090, "protocol": "TCP"} in rule["ports"]]
+    assert [r["from"][0]["podSelector"]["matchLabels"] for r in scrapers] == [
+        {"sts-agent.io/scrape": "true"}]
 
 
 @pytest.mark.parametrize("example", EXAMPLES)

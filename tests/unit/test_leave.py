@@ -276,7 +276,7 @@ def test_who_may_ask_to_leave(remote: str | None, header: str | None, token: str
     assert allowed_to_leave(remote, header, token_file) is allowed
 
 
-async def test_settled_waits_for_the_leave_in_flight() -> None:
+async def test_leave_after_joins_the_leave_in_flight() -> None:
     """The store container's preStop (GET /leave/wait) holds until the member is out."""
     store = FakeCluster()
     membership = Membership(store, policy=Policy(), poll_interval_seconds=1,
@@ -284,14 +284,17 @@ async def test_settled_waits_for_the_leave_in_flight() -> None:
     subject = Leaver(membership, store, policy="scale-down", ordinal=2, statefulset="db",
                      replicas=FakeReplicas(2), events=None, deadline_seconds=10,
                      sleep=asyncio.sleep)
-    waiting = asyncio.create_task(subject.settled(start_window=5))
+    waiting = asyncio.create_task(subject.leave_after(window=5))
     await asyncio.sleep(0)
     outcome = await subject.leave()
     assert (await waiting) == outcome
     assert outcome.result == "removed"
+    assert store.removed == ["n2"]  # one procedure, one removal
 
 
-async def test_settled_without_a_leave_returns_after_the_window() -> None:
+async def test_leave_after_starts_the_leave_when_no_preStop_did() -> None:
+    """The agent's own preStop is late (a slow start under its CPU limit) or never
+    comes: after the window the store's hook starts the leave itself."""
     clock = [0.0]
 
     async def tick(seconds: float) -> None:
@@ -301,7 +304,22 @@ async def test_settled_without_a_leave_returns_after_the_window() -> None:
     membership = Membership(store, policy=Policy(), poll_interval_seconds=1,
                             poll_timeout_seconds=1)
     subject = Leaver(membership, store, policy="scale-down", ordinal=2, statefulset="db",
-                     replicas=FakeReplicas(3), events=None, deadline_seconds=10,
+                     replicas=FakeReplicas(2), events=None, deadline_seconds=10,
                      clock=lambda: clock[0], sleep=tick)
-    assert await subject.settled(start_window=3) is None
+    outcome = await subject.leave_after(window=3)
     assert clock[0] >= 3
+    assert outcome.result == "removed"
+    assert store.removed == ["n2"]
+
+
+async def test_leave_after_on_a_restart_stays() -> None:
+    store = FakeCluster()
+    membership = Membership(store, policy=Policy(), poll_interval_seconds=1,
+                            poll_timeout_seconds=1)
+    subject = Leaver(membership, store, policy="scale-down", ordinal=2, statefulset="db",
+                     replicas=FakeReplicas(3), events=None, deadline_seconds=10,
+                     sleep=asyncio.sleep)
+    outcome = await subject.leave_after(window=0)
+    assert outcome.result == "stayed"
+    assert store.removed == []
+    assert not membership.leaving  # the pod is only restarting: readiness comes back

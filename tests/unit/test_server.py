@@ -123,30 +123,29 @@ async def test_run_sidecar_serves_and_stops_cleanly(respx_mock: respx.MockRouter
     assert await asyncio.wait_for(task, 5) == 0
 
 
-class CountingLeaver:
-    """Records which of the two entry points GET /leave/wait used."""
+class WindowLeaver:
+    """Records the window GET /leave/wait gave the agent's own preStop."""
 
     def __init__(self) -> None:
-        self.started = 0
-        self.waited = 0
+        self.windows: list[float] = []
 
     async def leave(self) -> object:
+        raise AssertionError("GET /leave/wait goes through leave_after")
+
+    async def leave_after(self, *, window: float) -> object:
         from agent.leave import Outcome
-        self.started += 1
+        self.windows.append(window)
         return Outcome("removed", "scale-down")
 
-    async def settled(self, *, start_window: float) -> object:
-        self.waited += 1
-        return None
 
-
-@pytest.mark.parametrize("native", [False, True])
-async def test_leave_wait_starts_the_leave_only_as_a_native_sidecar(native: bool) -> None:
-    """A classic sidecar's own preStop starts the leave, so the store's hook only waits;
-    a native sidecar stops after the store, so the store's hook is the trigger."""
+@pytest.mark.parametrize(("native", "window"), [(False, 3.0), (True, 0.0)])
+async def test_leave_wait_starts_the_leave_after_a_window(native: bool, window: float) -> None:
+    """A classic sidecar's own preStop usually starts the leave, so the store's hook gives
+    it a moment and then starts it itself; a native sidecar stops after the store, so the
+    store's hook is the trigger at once."""
     membership = Membership(OneNode(), policy=Policy(), poll_interval_seconds=1,
                             poll_timeout_seconds=1)
-    leaver = CountingLeaver()
+    leaver = WindowLeaver()
     routes = Routes(membership, liveness_timeout_seconds=30, leaver=leaver,
                     native_sidecar=native)
     test_client: Client
@@ -154,9 +153,5 @@ async def test_leave_wait_starts_the_leave_only_as_a_native_sidecar(native: bool
         response = await test_client.get("/leave/wait")
         body = await response.json()
     assert response.status == 200
-    if native:
-        assert (leaver.started, leaver.waited) == (1, 0)
-        assert body["leave"]["result"] == "removed"
-    else:
-        assert (leaver.started, leaver.waited) == (0, 1)
-        assert body == {"leave": None}
+    assert leaver.windows == [window]
+    assert body["leave"]["result"] == "removed"
