@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
 
 CACHE = Path(os.environ.get("STS_AGENT_CACHE")
              or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sts-agent")
-PEERS_ENV = Path(__file__).resolve().parents[1] / "scripts" / "peers.env"
+ROOT = Path(__file__).resolve().parents[1]
+PEERS_ENV = ROOT / "scripts" / "peers.env"
+CHECKER_SOURCES = ROOT / "checker"
 
 
 class MissingBinary(RuntimeError):
@@ -26,7 +29,21 @@ def pinned(name: str) -> str:
 
 def cached_binary(program: str, version_key: str) -> str:
     """``<cache>/bin/<program>-<pinned version>``, built by scripts/build_peers.sh."""
-    path = CACHE / "bin" / f"{program}-{pinned(version_key)}"
+    return _built(CACHE / "bin" / f"{program}-{pinned(version_key)}")
+
+
+def checker_binary() -> str:
+    """The linearizability checker (checker/ on Porcupine), built by scripts/build_peers.sh
+    as ``porcupine-checker-<pinned version>-<digest of its sources>``: an edited checker is
+    a binary not built yet, never a stale one."""
+    names = ["go.mod", "go.sum", *sorted(p.name for p in CHECKER_SOURCES.glob("*.go"))]
+    digest = hashlib.sha256(b"".join((CHECKER_SOURCES / name).read_bytes()
+                                     for name in names)).hexdigest()[:12]
+    return _built(CACHE / "bin"
+                  / f"porcupine-checker-{pinned('PORCUPINE_VERSION')}-{digest}")
+
+
+def _built(path: Path) -> str:
     if not path.exists():
         raise MissingBinary(f"{path} not built (scripts/build_peers.sh)")
     return str(path)

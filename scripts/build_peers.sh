@@ -231,6 +231,38 @@ GOMOD
     echo "build_peers: $out"
 }
 
+build_checker() {
+    # Our linearizability checker (checker/, on Porcupine): named by Porcupine's pin and a
+    # hash of its sources, so an edit of the checker builds a new one.
+    local digest out
+    if [ ! -f checker/go.mod ]; then
+        # images/test-stores copies only this script and peers.env: it builds stores only.
+        return
+    fi
+    # The digest of go.mod, go.sum and the .go files in byte order (player/peers.py agrees).
+    digest="$(cd checker && { cat go.mod go.sum; printf '%s\n' *.go | LC_ALL=C sort | xargs cat; } \
+        | sha256sum | cut -c1-12)"
+    out="$BIN/porcupine-checker-$PORCUPINE_VERSION-$digest"
+    if [ -x "$out" ]; then
+        return
+    fi
+    if ! grep -q "^require github.com/anishathalye/porcupine $PORCUPINE_VERSION\$" checker/go.mod; then
+        echo "build_peers: checker/go.mod does not require porcupine $PORCUPINE_VERSION (scripts/peers.env)" >&2
+        return 1
+    fi
+    echo "build_peers: building the linearizability checker (porcupine $PORCUPINE_VERSION)"
+    (
+        cd checker
+        # -mod=readonly: go.sum is the pin; -buildvcs=false: the repository's state is no
+        # input (the digest is).
+        export GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0
+        go build -trimpath -buildvcs=false -o "$out.tmp" .
+    )
+    mv "$out.tmp" "$out"
+    echo "build_peers: $out"
+}
+
+build_checker
 build_rqlited
 build_kustomize
 build_consul

@@ -141,6 +141,12 @@ class Kv:
         """Every key under ``prefix``, read linearizably through the node at ``url``."""
         raise NotImplementedError
 
+    def get(self, url: str, key: str) -> str | None:
+        """``key`` read linearizably through the node at ``url``; None when it is absent.
+        Raises (an httpx.HTTPError or ValueError) when the store gives no answer (no
+        leader, a timeout): a failed read never passes for an absent key."""
+        raise NotImplementedError
+
     def read_local(self, url: str, key: str) -> str | None:
         """``key`` from the node at ``url``'s own copy, without asking its leader."""
         raise NotImplementedError

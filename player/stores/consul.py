@@ -37,6 +37,13 @@ class ConsulKv(Kv):
         return {str(e["Key"]): base64.b64decode(e["Value"] or "").decode()
                 for e in response.json()}
 
+    def get(self, url: str, key: str) -> str | None:
+        response = self.http.get(f"{url}/v1/kv/{key}", params={"consistent": ""})
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return base64.b64decode(response.json()[0]["Value"] or "").decode()
+
     def read_local(self, url: str, key: str) -> str | None:
         response = self.http.get(f"{url}/v1/kv/{key}?stale")
         if response.status_code == 404:

@@ -79,6 +79,16 @@ class EtcdKv(Kv):
         return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]).decode()
                 for kv in answer.get("kvs", [])}
 
+    def get(self, url: str, key: str) -> str | None:
+        # Not serializable: the member confirms with its leader that it has caught up.
+        response = self.http.post(f"{url}/v3/kv/range", json={"key": _b64(key)})
+        response.raise_for_status()
+        answer = response.json()
+        if "header" not in answer:
+            raise ValueError(f"etcd range through {url}: {response.text[:200]}")
+        kvs = answer.get("kvs") or []
+        return base64.b64decode(kvs[0]["value"]).decode() if kvs else None
+
     def read_local(self, url: str, key: str) -> str | None:
         answer = self.http.post(f"{url}/v3/kv/range",
                                 json={"key": _b64(key), "serializable": True}).json()

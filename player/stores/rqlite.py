@@ -62,6 +62,20 @@ class RqliteKv(Kv):
             raise ValueError(f"rqlite query through {url}: {error}")
         return {str(k): str(v) for k, v in result.get("values") or []}
 
+    def get(self, url: str, key: str) -> str | None:
+        # linearizable: the leader confirms its leadership with a quorum before it reads.
+        response = self.http.post(f"{url}/db/query?level=linearizable",
+                                  json=[["SELECT v FROM kv WHERE k = ?", key]])
+        response.raise_for_status()
+        result = response.json()["results"][0]
+        error = str(result.get("error", ""))
+        if "no such table" in error:  # no write yet: the table comes with the first
+            return None
+        if error:
+            raise ValueError(f"rqlite query through {url}: {error}")
+        values = result.get("values") or []
+        return str(values[0][0]) if values else None
+
     def read_local(self, url: str, key: str) -> str | None:
         answer = self.http.post(f"{url}/db/query?level=none",
                                 json=[["SELECT v FROM kv WHERE k = ?", key]]).json()
