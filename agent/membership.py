@@ -142,6 +142,14 @@ class Membership:
             if found is not None:
                 authority, source = found, how
 
+        # Lag is the leader's commit read *before* our applied index: the previous poll's
+        # (a leader's own view holds both at once). Read after, every write committed in
+        # between would count as lag and a busy follower would flap out of endpoints.
+        earlier_commit = None
+        if authority is not None and source == "local":
+            earlier_commit = authority.commit_index
+        elif previous.authority is not None and local is not None:
+            earlier_commit = previous.authority.commit_index
         now = self.clock()
         self.snapshot = Snapshot(
             local=local if local is not None else previous.local,
@@ -153,6 +161,7 @@ class Membership:
             self_id=self_id,
             polled_at=now,
             poll_seconds=now - started,
+            earlier_commit=earlier_commit,
         )
         self._observe(self.snapshot)
         return self.snapshot
@@ -178,11 +187,7 @@ class Membership:
         metrics.ready.set(1 if verdict.ready else 0)
         for check in verdict.checks:
             metrics.check.labels(check=check.name).set(1 if check.ok else 0)
-        lag = None
-        if snapshot.local is not None and snapshot.authority is not None:
-            if (snapshot.local.applied_index is not None
-                    and snapshot.authority.commit_index is not None):
-                lag = max(0, snapshot.authority.commit_index - snapshot.local.applied_index)
+        lag = snapshot.lag
         metrics.lag.set(-1 if lag is None else lag)
         self._changed.set()
 

@@ -87,6 +87,29 @@ class Snapshot:
     self_id: str | None = None  # this node's id, remembered across store outages
     polled_at: float | None = None
     poll_seconds: float | None = None
+    # The leader's commit index as read before this poll's local read (the previous
+    # poll's), so writes committed between the two reads never count as lag.
+    earlier_commit: int | None = None
+
+    @property
+    def leader_commit(self) -> int | None:
+        """The commit index this node's applied index is measured against: the leader's,
+        read before the local read (the same read when this node leads); the current
+        one only when there is no earlier (conservative: it can only overstate lag)."""
+        if self.authority is None:
+            return None
+        if self.earlier_commit is not None:
+            return self.earlier_commit
+        return self.authority.commit_index
+
+    @property
+    def lag(self) -> int | None:
+        """Entries this node has yet to apply of those the leader had committed."""
+        commit = self.leader_commit
+        applied = self.local.applied_index if self.local is not None else None
+        if commit is None or applied is None:
+            return None
+        return max(0, commit - applied)
 
     def as_dict(self) -> dict[str, Any]:
         return {

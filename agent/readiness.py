@@ -89,7 +89,7 @@ def judge(snapshot: Snapshot, *, now: float, policy: Policy, leaving: bool) -> V
         else:
             member = Check("member", True)
 
-    commit = authority.commit_index if authority is not None else None
+    commit = snapshot.leader_commit
     applied = local.applied_index if local is not None and fresh else None
     if applied is None or commit is None:
         why = (local.notes[0] if local is not None and fresh and local.notes

@@ -158,3 +158,46 @@ async def test_run_loop_survives_bugs_and_stops() -> None:
     await asyncio.wait_for(task, 5)
     assert m.metrics.store_errors.labels(kind="internal")._value.get() >= 3
     assert m.alive(30)[0]
+
+
+class WritesBetweenReads(FakeStore):
+    """A follower under a steady writer: every read of the leader comes after 50 more
+    commits than the follower had applied when it was read (the follower itself never
+    falls behind what the leader had committed before)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.committed = 100
+
+    async def view(self, api_url: str | None = None) -> ClusterView:
+        self.calls.append(api_url)
+        if api_url is None:
+            return view(A, B, applied=self.committed, commit=self.committed)
+        self.committed += 50  # written while the follower's answer was on its way
+        return view(B, B, applied=self.committed, commit=self.committed)
+
+
+async def test_writes_between_the_two_reads_are_not_lag() -> None:
+    """The leader's commit index is taken from before the follower's applied index (the
+    previous poll's): read after it, a busy follower would flap out of endpoints."""
+    store = WritesBetweenReads()
+    m = membership(store)
+    await m.poll_once()  # nothing earlier to compare with: the current commit (50 behind)
+    assert m.verdict().reasons == ["catching up: 50 entries behind the leader (max 5)"]
+    for _ in range(5):
+        snapshot = await m.poll_once()
+        assert snapshot.lag == 0
+        assert m.verdict().ready, m.verdict().reasons
+    assert m.metrics.lag._value.get() == 0
+
+
+async def test_a_follower_that_falls_behind_is_still_seen() -> None:
+    store = FakeStore({None: view(A, B, applied=100), URLS[B]: view(B, B, commit=100)})
+    m = membership(store)
+    await m.poll_once()
+    assert m.verdict().ready
+    store.answers[URLS[B]] = view(B, B, commit=400)
+    await m.poll_once()  # the new commit is measured against the next applied index
+    store.answers[None] = view(A, B, applied=150)
+    await m.poll_once()
+    assert m.verdict().reasons == ["catching up: 250 entries behind the leader (max 5)"]
