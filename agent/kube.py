@@ -51,8 +51,7 @@ class Kube:
                 raise KubeError(f"Kubernetes client: {type(exc).__name__}: {exc}") from None
         return self._client
 
-    async def statefulset_scale(self, name: str) -> tuple[int, int]:
-        """(``spec.replicas``, ``spec.ordinals.start``) of StatefulSet ``name``."""
+    async def _statefulset(self, name: str) -> Any:
         from lightkube.resources.apps_v1 import StatefulSet
 
         try:
@@ -60,20 +59,33 @@ class Kube:
             # httpx's timeout bounds each phase (connect, every read) on its own, so an
             # answer trickling in could outlast it many times over: bound the whole call.
             async with asyncio.timeout(self.settings.kube_timeout_seconds):
-                statefulset = await client.get(StatefulSet, name,
-                                               namespace=self.settings.namespace)
+                return await client.get(StatefulSet, name, namespace=self.settings.namespace)
         except KubeError:
             raise
         except Exception as exc:
             raise KubeError(self._describe(exc, f"GET statefulset {name}"),
                             retryable=_retryable(exc),
                             not_found=_not_found(exc, "statefulsets", name)) from None
-        spec = statefulset.spec
+
+    async def statefulset_scale(self, name: str) -> tuple[int, int]:
+        """(``spec.replicas``, ``spec.ordinals.start``) of StatefulSet ``name``."""
+        spec = (await self._statefulset(name)).spec
         replicas = spec.replicas if spec is not None else None
         ordinals = getattr(spec, "ordinals", None) if spec is not None else None
         start = getattr(ordinals, "start", None) if ordinals is not None else None
         # The API's defaults: 1 replica, ordinals from 0.
         return (1 if replicas is None else int(replicas), int(start or 0))
+
+    async def rolling_update(self, name: str) -> tuple[int, int | str | None]:
+        """(``spec.replicas``, ``spec.updateStrategy.rollingUpdate.maxUnavailable``, None
+        when unset or when the API server drops it: its feature gate is off)."""
+        spec = (await self._statefulset(name)).spec
+        replicas = spec.replicas if spec is not None else None
+        strategy = getattr(spec, "updateStrategy", None) if spec is not None else None
+        rolling = getattr(strategy, "rollingUpdate", None) if strategy is not None else None
+        value = getattr(rolling, "maxUnavailable", None) if rolling is not None else None
+        return (1 if replicas is None else int(replicas),
+                value if isinstance(value, (int, str)) else None)
 
     async def event(self, *, reason: str, message: str, warning: bool = False) -> None:
         """Record an Event on this pod; failures are logged, never raised."""

@@ -8,6 +8,7 @@ unsafe now, or None when it is safe.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Sequence
 
 from agent.model import ClusterView, Member
@@ -69,3 +70,26 @@ def successor(view: ClusterView, self_id: str, answering: Collection[str],
     does when it removes itself."""
     return next((m for m in view.voters if m.id != self_id and m.id in answering
                  and m.id not in departing), None)
+
+
+def update_strategy_problem(replicas: int, max_unavailable: int | str | None) -> str | None:
+    """Why a rolling update of ``replicas`` voters with this ``maxUnavailable`` (an int, a
+    percentage, or None for the default of 1) could stop the cluster committing, or None.
+
+    The StatefulSet controller rounds a percentage up and takes at least 1. Restarting
+    pods are members that do not answer: more of them than a majority can spare and
+    the cluster loses quorum until they are back, with one election or more."""
+    if max_unavailable is None:
+        return None  # one pod at a time: what every quorum of two or more spares
+    if isinstance(max_unavailable, str):
+        percent = int(max_unavailable.rstrip("%"))
+        down = max(1, math.ceil(replicas * percent / 100))
+    else:
+        down = max(1, max_unavailable)
+    spare = replicas - majority(replicas)
+    if down <= max(1, spare):
+        return None
+    return (f"updateStrategy.rollingUpdate.maxUnavailable {max_unavailable} lets a rolling "
+            f"update restart {min(down, replicas)} of {replicas} members at once; a "
+            f"majority of {replicas} spares {spare}: the cluster stops committing while "
+            f"they restart (set it to {max(1, spare)} or less)")

@@ -12,13 +12,14 @@ import structlog
 from aiohttp import web
 
 from agent.config.settings import Settings
-from agent.errors import ConfigError
+from agent.errors import ConfigError, KubeError
 from agent.identity import parse_pod_name
 from agent.kube import Kube
 from agent.leave import Leaver
 from agent.membership import Membership
 from agent.metrics import Metrics
 from agent.promote import Promoter
+from agent.quorum import update_strategy_problem
 from agent.readiness import Policy
 from agent.server import Routes, make_server
 from agent.storeclient import http_client
@@ -38,6 +39,22 @@ async def guarded(name: str, coroutine: Coroutine[Any, Any, None]) -> None:
     except Exception:
         log.exception("task_crashed", task=name)
         raise
+
+
+async def check_update_strategy(kube: Kube, statefulset: str) -> str | None:
+    """Warn (log and a Warning Event on the pod) when the StatefulSet's rolling update may
+    restart more members at once than quorum spares; said once, at start. An API that
+    cannot be read is only logged: nothing depends on this check."""
+    try:
+        replicas, max_unavailable = await kube.rolling_update(statefulset)
+    except KubeError as exc:
+        log.info("update_strategy_unread", statefulset=statefulset, error=exc.message)
+        return None
+    problem = update_strategy_problem(replicas, max_unavailable)
+    if problem is not None:
+        log.warning("update_strategy_unsafe", statefulset=statefulset, problem=problem)
+        await kube.event(reason="UnsafeUpdateStrategy", message=problem, warning=True)
+    return problem
 
 
 def default_seeds(settings: Settings, domain: str | None) -> list[str]:
@@ -131,6 +148,11 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
                  store_url=redact(store_url))
         if leave_time_problem is not None:
             log.warning("grace_period_too_short", problem=leave_time_problem)
+        statefulset = settings.statefulset_name()
+        checks = []
+        if settings.namespace and settings.pod_name and statefulset:
+            checks.append(asyncio.create_task(check_update_strategy(kube, statefulset),
+                                              name="update_strategy"))
         # Everything allocated so far lives as long as the process: move it out of the
         # collector's reach, so GC passes (which pause probes) stay short.
         gc.collect()
@@ -162,6 +184,9 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
                     await leaver.drain()
             except TimeoutError:
                 log.warning("events_not_sent", timeout_s=drain_seconds)
+            for check in checks:
+                check.cancel()
+            await asyncio.gather(*checks, return_exceptions=True)
             await kube.aclose()
             try:
                 async with asyncio.timeout(settings.shutdown_timeout_seconds):

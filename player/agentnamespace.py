@@ -41,7 +41,8 @@ class AgentNamespace:
                 subject["namespace"] = self.name
             self.admin.create(api, resource, doc, namespace=self.name)
 
-    def add_statefulset(self, name: str, *, replicas: int, start: int = 0) -> JSON:
+    def add_statefulset(self, name: str, *, replicas: int, start: int = 0,
+                        max_unavailable: int | str | None = None) -> JSON:
         """A StatefulSet object the agent reads; its pods can never be scheduled (no node
         has the label its template selects), so nothing but the object exists."""
         labels = {"app.kubernetes.io/name": name}
@@ -52,6 +53,9 @@ class AgentNamespace:
                 "containers": [{"name": "store", "image": "store"}]}}}
         if start:
             spec["ordinals"] = {"start": start}
+        if max_unavailable is not None:
+            spec["updateStrategy"] = {"type": "RollingUpdate",
+                                      "rollingUpdate": {"maxUnavailable": max_unavailable}}
         return self.admin.create("apps/v1", "statefulsets", {
             "apiVersion": "apps/v1", "kind": "StatefulSet",
             "metadata": {"name": name, "namespace": self.name}, "spec": spec},

@@ -63,6 +63,11 @@ def _take_address() -> tuple[int, str]:
     raise RuntimeError(f"no free 10.96.<i>.1 address on {INTERFACE}")
 
 
+# StatefulSet rollingUpdate.maxUnavailable is alpha in 1.34: without its gate the API
+# server drops the field, and the agent's check of it could not be shown to work.
+FEATURE_GATES = "--feature-gates=MaxUnavailableStatefulSet=true"
+
+
 class ControlPlane:
     """One control plane in ``workdir``. ``components``: which controllers run beside the
     API server ("controller-manager", "scheduler"); the API server alone serves the
@@ -185,7 +190,7 @@ class ControlPlane:
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction",
             f"--service-cluster-ip-range={self.service_range}",
-            "--profiling=false", "--event-ttl=1h",
+            "--profiling=false", "--event-ttl=1h", FEATURE_GATES,
         ], env={"GOMEMLIMIT": "200MiB", "GOGC": "50"})
         admin = self.client(timeout=2.0)
 
@@ -213,7 +218,7 @@ class ControlPlane:
             f"--service-account-private-key-file={sa.key}", f"--root-ca-file={self.ca}",
             "--controllers=" + ",".join(f"{c}-controller" for c in CONTROLLERS),
             "--node-monitor-period=2s", "--node-monitor-grace-period=20s",
-            "--concurrent-statefulset-syncs=5",
+            "--concurrent-statefulset-syncs=5", FEATURE_GATES,
         ], env={"GOMEMLIMIT": "100MiB"})
 
     def _start_scheduler(self) -> None:

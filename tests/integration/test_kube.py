@@ -12,6 +12,7 @@ import pytest
 from agent.config.settings import Settings
 from agent.errors import KubeError
 from agent.kube import Kube
+from agent.sidecar import check_update_strategy
 from player.agentnamespace import AgentNamespace
 from tests.integration.kubeproxy import KubeFaultProxy
 
@@ -106,6 +107,28 @@ async def test_event_in_the_real_shape(agent_namespace: AgentNamespace) -> None:
     assert first["source"] == {"component": "sts-agent"}
     assert first["metadata"]["name"].startswith("rqlite-2.")
     await client.aclose()
+
+
+@pytest.mark.parametrize(("max_unavailable", "warned"), [(None, False), (1, False), (2, True),
+                                                      ("50%", True)])
+async def test_an_update_strategy_that_breaks_quorum_is_warned_of(
+        agent_namespace: AgentNamespace, max_unavailable: int | str | None,
+        warned: bool) -> None:
+    """At start the sidecar reads the StatefulSet's rollingUpdate.maxUnavailable as the
+    real API server keeps it and says so in a Warning Event when a rollout could restart
+    more of the 3 members at once than quorum spares."""
+    agent_namespace.add_statefulset("rqlite", replicas=3, max_unavailable=max_unavailable)
+    client = kube(agent_namespace)
+    defaulted = 1 if max_unavailable is None else max_unavailable  # the API server's default
+    assert await client.rolling_update("rqlite") == (3, defaulted)
+    problem = await check_update_strategy(client, "rqlite")
+    await client.aclose()
+    events = [(e["type"], e["reason"], e["message"]) for e in agent_namespace.events()]
+    if warned:
+        assert problem is not None and "restart 2 of 3 members at once" in problem
+        assert events == [("Warning", "UnsafeUpdateStrategy", problem)]
+    else:
+        assert (problem, events) == (None, [])
 
 
 async def test_event_failure_is_logged_not_raised(agent_namespace: AgentNamespace,

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from agent.model import ClusterView
-from agent.quorum import majority, quorum_for_add, quorum_for_removal, successor
+from agent.quorum import (
+    majority,
+    quorum_for_add,
+    quorum_for_removal,
+    successor,
+    update_strategy_problem,
+)
 from tests import fakes
 
 URL = {i: f"http://n{i}:1" for i in range(5)}
@@ -78,3 +84,24 @@ def test_successor_is_an_answering_voter_other_than_self() -> None:
     assert other is not None and other.id not in {"n0", first.id}
     assert successor(cluster, "n0", answering,
                      departing={m.id for m in cluster.voters}) is None
+
+
+@pytest.mark.parametrize(("replicas", "max_unavailable", "unsafe"), [
+    (3, None, False),  # the default: one at a time
+    (3, 1, False),
+    (3, 2, True),
+    (5, 2, False),
+    (5, 3, True),
+    (5, "40%", False),  # rounded up: 2
+    (5, "50%", True),  # rounded up: 3
+    (3, "10%", False),  # at least 1
+    (2, 1, False),  # two members spare none, but one at a time is all a rollout can do
+    (2, 2, True),
+    (1, 1, False),
+])
+def test_update_strategy_problem(replicas: int, max_unavailable: int | str | None,
+                                 unsafe: bool) -> None:
+    problem = update_strategy_problem(replicas, max_unavailable)
+    assert (problem is not None) is unsafe
+    if problem is not None:
+        assert f"maxUnavailable {max_unavailable}" in problem
