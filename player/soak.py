@@ -13,6 +13,7 @@ from pathlib import Path
 from agent.registry import STORES
 from player.controlplane import ControlPlane
 from player.demo import QUORUM_GAP_SECONDS, ROOT
+from player.history import Verdict
 from player.statefulset import StatefulSetPlayer
 from player.wait import WaitTimeout, wait_until
 from player.writer import writer_for
@@ -33,18 +34,21 @@ class SoakResult:
     lost: int = 0
     longest_gap: float = 0.0
     membership_mismatches: list[str] = field(default_factory=list)
+    history: Verdict | None = None  # the writer's reads and writes, checked by Porcupine
 
     @property
     def ok(self) -> bool:
         return (self.lost == 0 and self.longest_gap < QUORUM_GAP_SECONDS
-                and not self.membership_mismatches and self.acknowledged > 0)
+                and not self.membership_mismatches and self.acknowledged > 0
+                and self.history is not None and self.history.ok)
 
     def summary(self) -> str:
         return (f"soak {self.store}: {'OK' if self.ok else 'FAILED'} — {self.cycles} cycles "
                 f"({len(self.steps)} steps) in {self.seconds:.0f} s; {self.acknowledged} "
                 f"writes acknowledged, {self.lost} lost; longest wait between acknowledged "
                 f"writes {self.longest_gap:.1f} s (limit {QUORUM_GAP_SECONDS:.0f} s); "
-                f"membership = pods after every step: {not self.membership_mismatches}")
+                f"membership = pods after every step: {not self.membership_mismatches}; "
+                f"history: {self.history.explain() if self.history else 'not checked'}")
 
 
 def soak(store: str, workdir: Path, *, seconds: float, overrides: dict[str, str] | None = None,
@@ -100,6 +104,7 @@ def soak(store: str, workdir: Path, *, seconds: float, overrides: dict[str, str]
         writer.stop()
         leader_url = f"http://{player.pods[min(player.pods)].ip}:{STORES[store].client_port}"
         result.lost = len(writer.lost(leader_url))
+        result.history = writer.check_history()
     except BaseException:
         print(player.describe(), file=sys.stderr)
         raise

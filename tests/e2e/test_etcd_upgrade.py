@@ -17,6 +17,7 @@ from player.stores.etcd import image_tag
 from player.wait import wait_until
 from player.writer import writer_for
 from tests.e2e.conftest import ROOT, etcd_images, played
+from tests.e2e.test_statefulset import assert_linearizable
 
 pytestmark = pytest.mark.e2e
 
@@ -106,6 +107,7 @@ def test_rolling_update_from_35_to_36(tmp_path: Path,
         assert {m["name"]: m["id"] for m in cluster.members()} == before
         assert writer.acknowledged
         assert writer.lost(f"http://{cluster.pods[0].ip}:2379") == []
+        assert_linearizable(writer)
         assert "MemberRemoved" not in cluster.event_reasons()
         with httpx.Client(timeout=2.0, trust_env=False) as http:
             running = {http.post(f"http://{p.ip}:2379/v3/maintenance/status",

@@ -10,7 +10,7 @@ import pytest
 from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import writer_for
-from tests.e2e.test_statefulset import leader_url
+from tests.e2e.test_statefulset import assert_linearizable, leader_url
 
 pytestmark = pytest.mark.e2e
 
@@ -59,6 +59,7 @@ def test_dns_outage_while_running_keeps_every_pod_ready(cluster: StatefulSetPlay
           f"{acknowledged_during_outage} writes acknowledged")
     assert samples >= 10
     assert writer.lost(leader_url(cluster)) == []
+    assert_linearizable(writer)
 
 
 def test_partitioned_follower_goes_unready_and_comes_back(cluster: StatefulSetPlayer) -> None:
@@ -104,4 +105,5 @@ def test_partitioned_follower_goes_unready_and_comes_back(cluster: StatefulSetPl
           f"{len(writer.acknowledged)} writes acknowledged")
     assert {m["name"]: m["id"] for m in cluster.members()} == before
     assert writer.lost(leader_url(cluster)) == []
+    assert_linearizable(writer)
     assert "MemberRemoved" not in cluster.event_reasons()

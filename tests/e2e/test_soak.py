@@ -26,4 +26,5 @@ def test_one_soak_cycle(store: str, tmp_path: Path, e2e_control_plane: ControlPl
     assert result.cycles == 1 and len(result.steps) == 3
     assert result.membership_mismatches == []
     assert result.acknowledged > 0 and result.lost == 0
+    assert result.history is not None and result.history.ok, result.history
     assert result.ok, result.summary()

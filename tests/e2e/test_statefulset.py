@@ -9,7 +9,7 @@ import pytest
 from agent.registry import STORES
 from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
-from player.writer import writer_for
+from player.writer import Writer, writer_for
 from tests.integration.conftest import variants
 
 pytestmark = pytest.mark.e2e
@@ -28,6 +28,14 @@ def leader_url(cluster: StatefulSetPlayer) -> str:
     return f"http://{cluster.pods[0].ip}:{port}"
 
 
+def assert_linearizable(writer: Writer) -> None:
+    """The writer's history of reads and writes, checked by Porcupine (player.history):
+    stronger than no acknowledged write lost, it also catches a stale read."""
+    verdict = writer.check_history()
+    print(verdict.explain())
+    assert verdict.ok, verdict.explain()
+
+
 @pytest.mark.parametrize("cluster", variants(STORES), indirect=True)
 def test_scale_up_and_down_with_a_writer(cluster: StatefulSetPlayer) -> None:
     cluster.start(3)
@@ -43,6 +51,7 @@ def test_scale_up_and_down_with_a_writer(cluster: StatefulSetPlayer) -> None:
         writer.stop()
     assert writer.acknowledged
     assert writer.lost(leader_url(cluster)) == []
+    assert_linearizable(writer)
     reasons = cluster.event_reasons()
     assert reasons.count("MemberRemoved") == 2, reasons
 
@@ -58,6 +67,7 @@ def test_rolling_restart_changes_no_membership(cluster: StatefulSetPlayer) -> No
         writer.stop()
     assert {m["name"]: m["id"] for m in cluster.members()} == before
     assert writer.lost(leader_url(cluster)) == []
+    assert_linearizable(writer)
     assert "MemberRemoved" not in cluster.event_reasons()
 
 
@@ -84,6 +94,7 @@ def test_scale_to_one_and_back_with_kept_volumes(cluster: StatefulSetPlayer) -> 
         writer.stop()
     assert all(m["voter"] for m in cluster.members())
     assert writer.lost(leader_url(cluster)) == []
+    assert_linearizable(writer)
 
 
 @pytest.mark.parametrize("cluster", ["etcd"], indirect=True)
@@ -106,4 +117,5 @@ def test_a_statefulset_starting_at_ordinal_one(cluster: StatefulSetPlayer) -> No
         writer.stop()
     assert all(m["voter"] for m in cluster.members())
     assert writer.lost(f"http://{cluster.pods[1].ip}:2379") == []
+    assert_linearizable(writer)
     assert cluster.event_reasons().count("MemberRemoved") == 1
