@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -276,14 +276,19 @@ def test_who_may_ask_to_leave(remote: str | None, header: str | None, token: str
     assert allowed_to_leave(remote, header, token_file) is allowed
 
 
+def hooked_leaver(store: FakeCluster, replicas: int, **timing: Any) -> Leaver:
+    """Pod 2 of StatefulSet db with ``replicas`` kept, as the store's preStop meets it."""
+    membership = Membership(store, policy=Policy(), poll_interval_seconds=1,
+                            poll_timeout_seconds=1)
+    return Leaver(membership, store, policy="scale-down", ordinal=2, statefulset="db",
+                  replicas=FakeReplicas(replicas), events=None, deadline_seconds=10,
+                  **{"sleep": asyncio.sleep, **timing})
+
+
 async def test_leave_after_joins_the_leave_in_flight() -> None:
     """The store container's preStop (GET /leave/wait) holds until the member is out."""
     store = FakeCluster()
-    membership = Membership(store, policy=Policy(), poll_interval_seconds=1,
-                            poll_timeout_seconds=1)
-    subject = Leaver(membership, store, policy="scale-down", ordinal=2, statefulset="db",
-                     replicas=FakeReplicas(2), events=None, deadline_seconds=10,
-                     sleep=asyncio.sleep)
+    subject = hooked_leaver(store, 2)
     waiting = asyncio.create_task(subject.leave_after(window=5))
     await asyncio.sleep(0)
     outcome = await subject.leave()
@@ -301,11 +306,7 @@ async def test_leave_after_starts_the_leave_when_no_preStop_did() -> None:
         clock[0] += seconds
 
     store = FakeCluster()
-    membership = Membership(store, policy=Policy(), poll_interval_seconds=1,
-                            poll_timeout_seconds=1)
-    subject = Leaver(membership, store, policy="scale-down", ordinal=2, statefulset="db",
-                     replicas=FakeReplicas(2), events=None, deadline_seconds=10,
-                     clock=lambda: clock[0], sleep=tick)
+    subject = hooked_leaver(store, 2, clock=lambda: clock[0], sleep=tick)
     outcome = await subject.leave_after(window=3)
     assert clock[0] >= 3
     assert outcome.result == "removed"
@@ -314,12 +315,8 @@ async def test_leave_after_starts_the_leave_when_no_preStop_did() -> None:
 
 async def test_leave_after_on_a_restart_stays() -> None:
     store = FakeCluster()
-    membership = Membership(store, policy=Policy(), poll_interval_seconds=1,
-                            poll_timeout_seconds=1)
-    subject = Leaver(membership, store, policy="scale-down", ordinal=2, statefulset="db",
-                     replicas=FakeReplicas(3), events=None, deadline_seconds=10,
-                     sleep=asyncio.sleep)
+    subject = hooked_leaver(store, 3)
     outcome = await subject.leave_after(window=0)
     assert outcome.result == "stayed"
     assert store.removed == []
-    assert not membership.leaving  # the pod is only restarting: readiness comes back
+    assert not subject.membership.leaving  # only restarting: readiness comes back
