@@ -17,7 +17,7 @@ from agent.membership import Membership
 from agent.model import ClusterView
 from agent.quorum import quorum_for_removal, successor
 from agent.stores.base import Reconfigurable
-from agent.survey import answering
+from agent.survey import progress
 
 log = structlog.get_logger("agent.leave")
 
@@ -255,8 +255,9 @@ class Leaver:
         # Jitter, so two pods leaving at once do not retry in lockstep.
         await self.sleep(self.retry_seconds * random.uniform(0.5, 1.5))
 
-    async def _reachable(self, view: ClusterView) -> set[str]:
-        return await answering(self.membership.view_at, view.members)
+    async def _reachable(self, view: ClusterView) -> dict[str, int | None]:
+        """The members that answer, with the raft index each has applied."""
+        return await progress(self.membership.view_at, view.members)
 
     async def _hand_off_before_restart(self) -> str | None:
         """A leader that stops but stays a member hands leadership to a reachable voter

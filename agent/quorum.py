@@ -9,7 +9,7 @@ unsafe now, or None when it is safe.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from agent.model import ClusterView, Member
 
@@ -62,14 +62,25 @@ def quorum_for_removal(view: ClusterView, self_id: str, answering: Collection[st
     return None
 
 
-def successor(view: ClusterView, self_id: str, answering: Collection[str],
+def successor(view: ClusterView, self_id: str,
+              answering: Collection[str] | Mapping[str, int | None],
               departing: Collection[str] = ()) -> Member | None:
     """The voter a leaving or restarting leader hands leadership to: answering, not
     itself, and not departing too (a parallel scale-down would make it hand off again,
-    one more election). None when no such voter: the leader then steps down as raft
-    does when it removes itself."""
-    return next((m for m in view.voters if m.id != self_id and m.id in answering
-                 and m.id not in departing), None)
+    one more election). When ``answering`` maps ids to applied indexes, the voter that
+    has applied most (raft makes the target catch up before it takes over, so the most
+    caught-up one takes over soonest; one of unknown progress comes after those known;
+    ties go to the first in the configuration's order).
+    None when no such voter: the leader then steps down as raft does when it removes
+    itself."""
+    candidates = [m for m in view.voters if m.id != self_id and m.id in answering
+                  and m.id not in departing]
+    if not candidates:
+        return None
+    if not isinstance(answering, Mapping):
+        return candidates[0]
+    applied = answering
+    return max(candidates, key=lambda m: (applied[m.id] is not None, applied[m.id] or 0))
 
 
 def update_strategy_problem(replicas: int, max_unavailable: int | str | None) -> str | None:

@@ -27,12 +27,20 @@ async def try_view(ask: Ask, url: str) -> ClusterView | str:
 async def answering(ask: Ask, members: Iterable[Member]) -> set[str]:
     """Ids of the members that answer: those the store reports reachable, and those it
     says nothing of whose API answers now. One the store reports unreachable is not asked."""
+    return set(await progress(ask, members))
+
+
+async def progress(ask: Ask, members: Iterable[Member]) -> dict[str, int | None]:
+    """The members that answer (as ``answering``), each with the raft index it has
+    applied when it was asked (None when the store vouched for it without a read)."""
     listed = list(members)
-    known = {m.id for m in listed if m.reachable}
+    known: dict[str, int | None] = {m.id: None for m in listed if m.reachable}
     unknown = [m for m in listed if m.reachable is None and m.api_url]
     results = await asyncio.gather(*(try_view(ask, m.api_url or "") for m in unknown))
-    return known | {m.id for m, result in zip(unknown, results, strict=True)
-                    if isinstance(result, ClusterView)}
+    for member, result in zip(unknown, results, strict=True):
+        if isinstance(result, ClusterView):
+            known[member.id] = result.applied_index
+    return known
 
 
 @dataclass(frozen=True, slots=True)

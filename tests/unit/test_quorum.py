@@ -86,6 +86,18 @@ def test_successor_is_an_answering_voter_other_than_self() -> None:
                      departing={m.id for m in cluster.voters}) is None
 
 
+def test_successor_is_the_most_caught_up_voter() -> None:
+    """Raft makes the target catch up before it takes over: the voter that has applied
+    most takes over soonest; one the store vouched for without a read comes last."""
+    cluster = view(0, 0, (0, 1, 2, 3, 4))
+    applied: dict[str, int | None] = {"n0": 900, "n1": 400, "n2": 880, "n3": None,
+                                      "n4": 870}
+    assert successor(cluster, "n0", applied) == cluster.member("n2")
+    assert successor(cluster, "n0", applied, departing={"n2"}) == cluster.member("n4")
+    assert successor(cluster, "n0", {"n0": 900, "n3": None}) == cluster.member("n3")
+    assert successor(cluster, "n0", {"n0": 1, "n1": 5, "n2": 5}) == cluster.member("n1")
+
+
 @pytest.mark.parametrize(("replicas", "max_unavailable", "unsafe"), [
     (3, None, False),  # the default: one at a time
     (3, 1, False),

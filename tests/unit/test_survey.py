@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from agent.errors import BackendUnavailable
 from agent.model import ClusterView, Member
-from agent.survey import Leader, answering, leader_through
+from agent.survey import Leader, answering, leader_through, progress
 
 
 def member(name: str, *, reachable: bool | None = None, api: bool = True) -> Member:
@@ -30,7 +30,8 @@ class Cluster:
         self.asked.append(node)
         if node in self.down:
             raise BackendUnavailable(f"{url}: connection refused")
-        return ClusterView(members=MEMBERS, leader_id=self.leaders[node], self_id=node)
+        return ClusterView(members=MEMBERS, leader_id=self.leaders[node], self_id=node,
+                           applied_index=10 * (ord(node) - ord("a")))
 
 
 async def test_answering_trusts_the_store_and_asks_only_the_unknown() -> None:
@@ -39,6 +40,12 @@ async def test_answering_trusts_the_store_and_asks_only_the_unknown() -> None:
               member("d", reachable=False), member("e", api=False)]
     assert await answering(cluster.ask, listed) == {"a", "b"}
     assert sorted(cluster.asked) == ["b", "c"]  # d is known unreachable, e has no API
+
+
+async def test_progress_gives_what_each_answering_member_applied() -> None:
+    cluster = Cluster({"a": "a", "b": "a", "c": "a", "d": "a"}, down={"c"})
+    listed = [member("a", reachable=True), member("b"), member("c"), member("d")]
+    assert await progress(cluster.ask, listed) == {"a": None, "b": 10, "d": 30}
 
 
 async def test_leader_found_directly_or_through_a_follower() -> None:
