@@ -109,6 +109,21 @@ def test_scale_down_removes_the_departing_pod(cluster: LeaveCluster) -> None:
     assert cluster.api.event_reasons() == ["MemberRemoved"]
 
 
+def test_the_store_hook_alone_removes_a_departing_pod(cluster: LeaveCluster) -> None:
+    """Classic layout, the agent's own preStop too slow to begin (a process start under
+    its CPU limit) or lost: the store container's preStop, GET /leave/wait, starts the
+    leave itself after its window and holds until the member is out, so the store's
+    SIGTERM that follows never cuts the removal. (Before, it waited 3 s, answered
+    ``{"leave": null}`` and let the store stop with the member still configured.)"""
+    cluster.api.scale(cluster.name, 2)
+    answer = httpx.get(cluster.harness.sidecars[2].url + "/leave/wait", timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["leave"]["result"] == "removed", answer.text
+    cluster.wait_members(names(cluster, 0, 1))
+    wait_until(lambda: cluster.api.event_reasons() == ["MemberRemoved"],
+               what="the MemberRemoved event", timeout=10)
+
+
 @pytest.mark.parametrize("cluster", variants(STORES), indirect=True)
 def test_rolling_restart_removes_nothing(cluster: LeaveCluster) -> None:
     before = cluster.members()
