@@ -62,8 +62,9 @@ def plan_start(
             # voter under an entry the cluster still lists, and its vote could elect a
             # leader that misses committed writes. Only a leader can drop that entry.
             return RqlitePlan("wait", (), f"peer {formed_at} has raft state but knows no "
-                                          f"leader: {node_id} has no state and waits for a "
-                                          "leader instead of bootstrapping")
+                                          f"leader: {node_id} has no state and is waiting "
+                                          "for a leader (no bootstrap, no rejoin as a voter "
+                                          "before a leader drops its old entry)")
         if bootstrap_member:
             return RqlitePlan("new", (), "no cluster yet: bootstrapping with the other "
                                          "bootstrap members")
