@@ -1,8 +1,9 @@
 """Init's composition root: own DNS, peers, the store's pre-start work, then the config files.
 
 Also ``render`` (templates only, peers from ordinals) and ``peers`` (what DNS knows), which
-share its parts. Imports stay lazy: an init container never loads aiohttp, lightkube or
-prometheus-client, and a store without pre-start work never loads httpx.
+share its parts. Imports stay lazy: an init container never loads lightkube or
+prometheus-client, and a store without pre-start work never loads httpx or aiohttp (a store
+with some serves GET /init while it runs, for its peers' bootstrap decision).
 """
 
 from __future__ import annotations
@@ -122,12 +123,18 @@ async def run_init(settings: Settings, domain: str) -> int:
 
     spec = settings.store()
     prestart = spec.prestart_class() if spec is not None else None
-    if prestart is not None:
+    if spec is not None and prestart is not None:
+        from agent.server import init_state_server
         from agent.storeclient import http_client
 
         async with http_client(settings) as client:
-            extra = await prestart(settings, names, pod, client).prepare(
-                peers, deadline=deadline, rediscover=rediscover)
+            work = prestart(settings, names, pod, client)
+            has_state = work.has_state()
+            host, port = settings.listen_address()
+            document = {"pod": pod.name, "store": spec.name, "has_state": has_state}
+            async with init_state_server(host, port, document, work.peer_asked):
+                log.info("init_serving", listen=f"{host}:{port}", has_state=has_state)
+                extra = await work.prepare(peers, deadline=deadline, rediscover=rediscover)
     if settings.templates_dir is not None:
         render(settings, names, peers, extra)
     log.info("init_done", took_s=round(time.monotonic() - started, 3))

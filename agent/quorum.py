@@ -104,3 +104,26 @@ def update_strategy_problem(replicas: int, max_unavailable: int | str | None) ->
             f"update restart {min(down, replicas)} of {replicas} members at once; a "
             f"majority of {replicas} spares {spare}: the cluster stops committing while "
             f"they restart (set it to {max(1, spare)} or less)")
+
+
+def bootstrap_blocker(states: Mapping[str, bool | None]) -> str | None:
+    """Why a member with no raft state may not bootstrap a new cluster now, or None.
+
+    ``states`` says of every other bootstrap member whether it holds raft state (True),
+    provably none (False: its store or its init container said so), or None (nothing
+    answered). Bootstrapping is safe only when every one is proven empty: a peer with
+    state means the cluster exists and this node lost its volume (it must come back
+    through a leader that drops its old entry, or its empty vote could elect a leader
+    missing committed writes), and a silent peer may be such a member not back yet
+    after a whole-cluster outage."""
+    holding = sorted(name for name, held in states.items() if held)
+    if holding:
+        return (f"{', '.join(holding)} {'holds' if len(holding) == 1 else 'hold'} raft "
+                "state: the cluster exists, so this member lost its own and waits for "
+                "a leader to drop its old entry")
+    silent = sorted(name for name, held in states.items() if held is None)
+    if silent:
+        return (f"no answer from {', '.join(silent)}: bootstrapping needs every bootstrap "
+                "member to say it has no raft state (after a whole-cluster outage a "
+                "silent one may hold the cluster's data)")
+    return None

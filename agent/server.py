@@ -1,16 +1,19 @@
-"""The sidecar's HTTP surface: /readyz, /livez, /status, /metrics on aiohttp's low-level server."""
+"""The agent's HTTP surface on aiohttp's low-level server: the sidecar's /readyz, /livez,
+/status, /metrics, /leave; init's GET /init while it runs."""
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
 
+from agent.errors import ConfigError
 from agent.membership import Membership
 
 JSON = "application/json"
@@ -156,3 +159,36 @@ class Routes:
 def make_server(routes: Routes) -> web.Server:
     """aiohttp's low-level server around ``routes``; no access log (probes are frequent)."""
     return web.Server(routes, access_log=None, max_line_size=8190, max_field_size=8190)
+
+
+@contextlib.asynccontextmanager
+async def init_state_server(host: str, port: int, document: dict[str, Any],
+                            asked: Callable[[str], None]) -> AsyncIterator[None]:
+    """While init runs, GET /init answers ``document`` (this pod, whether it holds raft
+    state) on the agent's port: a peer with no state of its own bootstraps only when
+    every other bootstrap member says it has none, so a whole-cluster restart with one
+    lost volume is told apart from a first start. ``asked`` hears the pod named in
+    ``?from=`` (a peer that asks has no state). The sidecar takes the port later."""
+    body = json.dumps(document)
+
+    async def answer(request: web.BaseRequest) -> web.Response:
+        if request.path == "/init" and request.method in ("GET", "HEAD"):
+            asker = request.query.get("from")
+            if asker:
+                asked(asker)
+            return web.Response(text=body, content_type=JSON)
+        return web.Response(status=404, text=json.dumps({"error": "not found"}),
+                            content_type=JSON)
+
+    runner = web.ServerRunner(web.Server(answer, access_log=None), handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(f"AGENT_LISTEN (--listen): init cannot listen on {host}:{port}: "
+                          f"{exc.strerror}") from None
+    try:
+        yield
+    finally:
+        await runner.cleanup()

@@ -53,6 +53,8 @@ class InitPods:
             "AGENT_BOOTSTRAP_EXPECT": str(self.bootstrap_expect),
             "AGENT_DATA_DIR": str(self.data_dir(ordinal)), "AGENT_LOG_FORMAT": "json",
             "AGENT_DNS_WAIT_TIMEOUT_SECONDS": "90",
+            # Init answers GET /init there while it runs, as the sidecar does later.
+            "AGENT_LISTEN": f"{self.cluster.ip(ordinal)}:9090",
         })
         if self.harness.templates is not None:
             env.update({
@@ -63,19 +65,27 @@ class InitPods:
             })
         return env
 
+    def init_log(self, ordinal: int) -> Path:
+        return self.workdir / f"{self.store}-{ordinal}.init.log"
+
     def config_dir(self, ordinal: int) -> Path:
         return self.workdir / "config" / f"{self.store}-{ordinal}"
 
     def init(self, ordinal: int, *, env: dict[str, str] | None = None,
              check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run the init container once; its result is kept for the test to read."""
-        result = subprocess.run([sys.executable, "-m", "agent", "init"],
-                                env={**self.init_env(ordinal), **(env or {})},
-                                capture_output=True, text=True, timeout=150)
-        self.init_results[ordinal] = result
-        log = self.workdir / f"{self.store}-{ordinal}.init.log"
+        """Run the init container once; its result is kept for the test to read. Its log
+        goes to ``init_log(ordinal)`` as it runs, so a test can watch a waiting init."""
+        log = self.init_log(ordinal)
+        start = log.stat().st_size if log.exists() else 0
         with log.open("a") as out:
-            out.write(result.stderr)
+            ran = subprocess.run([sys.executable, "-m", "agent", "init"],
+                                 env={**self.init_env(ordinal), **(env or {})},
+                                 stdout=subprocess.PIPE, stderr=out, text=True, timeout=150)
+        with log.open() as written:
+            written.seek(start)
+            result = subprocess.CompletedProcess(ran.args, ran.returncode, ran.stdout,
+                                                 written.read())
+        self.init_results[ordinal] = result
         if check and result.returncode != 0:
             raise AssertionError(f"init of {self.store}-{ordinal} exited "
                                  f"{result.returncode}:\n{result.stderr[-3000:]}")

@@ -250,6 +250,40 @@ class StatefulSetPlayer:
         self.kubectl("delete", "pod", old.name, "--grace-period=0", "--force")
         self._wait_replaced(ordinal, old.uid)
 
+    def outage(self, *, lose_volumes: tuple[int, ...] = ()) -> None:
+        """Every pod SIGKILLed at once (a power cut), the volumes of ``lose_volumes``
+        emptied (their disks lost; the claims stay bound), then all force-deleted: the
+        controller recreates them together (podManagementPolicy: Parallel)."""
+        old = dict(self.pods)
+        for pod in old.values():
+            pod.kill()
+        for ordinal in lose_volumes:
+            for path in self.volume_paths(ordinal):
+                for entry in path.iterdir():
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
+        self.kubectl("delete", "pod", *(pod.name for pod in old.values()),
+                     "--grace-period=0", "--force")
+        for ordinal, pod in old.items():
+            self._wait_replaced(ordinal, pod.uid)
+
+    def volume_paths(self, ordinal: int) -> list[Path]:
+        """The directories behind pod ``ordinal``'s PersistentVolumeClaims."""
+        client = self.control_plane.client()
+        paths = []
+        for template in self.example.spec.get("volumeClaimTemplates", []):
+            claim = client.get("v1", "persistentvolumeclaims",
+                               f"{template['metadata']['name']}-{self.name}-{ordinal}",
+                               namespace=self.namespace)
+            assert claim is not None, f"no claim {template['metadata']['name']} of {ordinal}"
+            volume = client.get("v1", "persistentvolumes", claim["spec"]["volumeName"])
+            assert volume is not None
+            source = volume["spec"].get("local") or volume["spec"].get("hostPath") or {}
+            paths.append(Path(str(source["path"])))
+        return paths
+
     def delete_pod(self, ordinal: int) -> None:
         """`kubectl delete pod`: graceful termination, then the controller recreates it."""
         old = self.pods[ordinal]

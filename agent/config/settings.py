@@ -194,7 +194,8 @@ class Settings(BaseSettings):
     )
     listen: ListenAddress = Field(
         default=f"0.0.0.0:{LISTEN_PORT}",
-        description="Address of the sidecar's HTTP server (probes, status, metrics).",
+        description="Address of the sidecar's HTTP server (probes, status, metrics); "
+        "init answers its peers' GET /init there while it runs (etcd, rqlite).",
     )
     poll_interval_seconds: float = Field(
         default=1.0,

@@ -99,13 +99,19 @@ class Prestart(Protocol):
     start, and returns the template variables the store's config needs. It must be safe
     to run again after a crash at any point (an init container is retried): every
     change it makes is idempotent or checked first. It never bootstraps a cluster while
-    a peer holds one. It waits, re-reading DNS through ``rediscover``, until the start
+    a peer holds one, nor while a bootstrap member has not said it has no state (each
+    init answers ``has_state()`` on GET /init while it runs, and hears ``peer_asked``).
+    It waits, re-reading DNS through ``rediscover``, until the start
     is safe or ``deadline`` (a ``time.monotonic()`` value) passes, then raises an
     AgentError naming what it waited for; nothing is written in that case.
     """
 
     def __init__(self, settings: Settings, names: ServiceNames, pod: PodIdentity,
                  client: httpx.AsyncClient) -> None: ...
+
+    def has_state(self) -> bool: ...
+
+    def peer_asked(self, name: str) -> None: ...
 
     async def prepare(self, peers: Sequence[Peer], *, deadline: float,
                       rediscover: Rediscover) -> dict[str, Any]: ...

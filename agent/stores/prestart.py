@@ -1,21 +1,24 @@
-"""What the stores' pre-start work shares: this pod's and its peers' addresses, data set aside."""
+"""What the stores' pre-start work shares: addresses, peers' state before a bootstrap, old data."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import itertools
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+import httpx
 import structlog
 
 from agent.addresses import host_port
 from agent.config.settings import Settings
 from agent.discovery import Peer, ServiceNames
 from agent.identity import PodIdentity
+from agent.quorum import bootstrap_blocker
 from agent.registry import store_spec
 
 log = structlog.get_logger(__name__)
@@ -68,6 +71,8 @@ class PrestartBase:
         spec = store_spec(self.store)
         self.peer_port = settings.peer_port or spec.peer_port
         self.client_port = settings.client_port or spec.client_port
+        # Bootstrap members shown to have no raft state during this init (bootstrap_blocker).
+        self.proven_empty: set[str] = set()
 
     def host(self, ordinal: int, peers: Sequence[Peer]) -> str | None:
         """Pod ``ordinal``'s stable name, or its address (``advertise: ip``) when known."""
@@ -81,3 +86,57 @@ class PrestartBase:
     @staticmethod
     def url(host: str, port: int) -> str:
         return f"http://{host_port(host, port)}"
+
+    def has_state(self) -> bool:
+        """Whether this pod's data dir holds the store's raft state (what init tells its
+        peers on GET /init while it runs)."""
+        raise NotImplementedError
+
+    def peer_asked(self, name: str) -> None:
+        """A peer asked this init's GET /init before bootstrapping: only a member with no
+        raft state asks, so it had none (recorded for the rest of this init)."""
+        self.proven_empty.add(name)
+
+    async def bootstrap_blocker(self, peers: Sequence[Peer],
+                                stores: Mapping[int, bool] | None = None) -> str | None:
+        """Why this member, with no state, may not bootstrap now, or None when every other
+        bootstrap member is proven to have none.
+
+        ``stores``: what peers' stores said just now (ordinal -> holds raft state). Else a
+        peer is proven empty once, during this init, its init container said so (GET
+        /init on the agent's port, answered while init runs) or it asked ours: a first
+        start's inits end at different times, and a member that bootstrapped first is
+        silent until its cluster has a quorum. A peer with none of these counts as
+        possibly holding state: after a whole-cluster outage it may be a member not
+        back yet."""
+        known: dict[int, bool | None] = dict(stores or {})
+        port = self.settings.listen_address()[1]
+        names = {ordinal: f"{self.pod.statefulset}-{ordinal}"
+                 for ordinal in self.settings.bootstrap_ordinals()
+                 if ordinal != self.pod.ordinal}
+        ask: dict[int, str] = {}
+        for ordinal, name in names.items():
+            host = self.host(ordinal, peers)
+            if name in self.proven_empty and not known.get(ordinal):
+                known[ordinal] = False
+            elif ordinal not in known and host is not None:
+                ask[ordinal] = f"{self.url(host, port)}/init?from={self.pod.name}"
+        timeout = httpx.Timeout(self.settings.store_timeout_seconds)
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            answers = await asyncio.gather(*(_init_says(client, url) for url in ask.values()))
+        known.update(zip(ask, answers, strict=True))
+        self.proven_empty.update(names[o] for o, held in known.items()
+                                 if held is False and o in names)
+        return bootstrap_blocker({name: known.get(o) for o, name in names.items()})
+
+
+async def _init_says(client: httpx.AsyncClient, url: str) -> bool | None:
+    """What a peer's init container says of its raft state; None when it does not answer
+    (not running: not started yet, or done and its store not up yet) or answers garbage."""
+    try:
+        response = await client.get(url)
+        response.raise_for_status()
+        held = response.json().get("has_state")
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return held if isinstance(held, bool) else None

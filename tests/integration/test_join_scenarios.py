@@ -1,10 +1,12 @@
 """Joining and rejoining through `sts-agent init`, on real etcd and rqlite: every start a
-StatefulSet produces (fresh parallel start, scale 3→1→3 with kept or lost volumes, a lost
-volume of a configured member, init retried before the store started, all pods at once)
-ends with each pod a ready voter and the cluster exactly its pods."""
+StatefulSet produces (fresh parallel start, one init long before the others, scale 3→1→3
+with kept or lost volumes, a lost volume of a configured member, during an election or a
+whole-cluster outage, init retried before the store started, all pods at once) ends with
+each pod a ready voter and the cluster exactly its pods."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import shutil
 from collections.abc import Iterator
@@ -168,6 +170,55 @@ def test_lost_volume_while_the_cluster_has_no_leader(pods: InitPods) -> None:
     assert pods.voters(survivor) == names(pods, 0, 1, 2)
     assert_one_cluster(pods, 0, 1, 2)
     assert_has(pods, 0, "w/k", "v")
+
+
+def test_lost_volume_in_a_whole_cluster_outage(pods: InitPods) -> None:
+    """Every pod down, pod 0's volume lost, and pod 0's init runs first: no peer answers
+    (their stores are down, their inits not started). It must not bootstrap: it would
+    come back under its old entry (etcd gives it its old member id) with no log and no
+    vote record. It waits until the peers are back; a leader then drops its old entry
+    and it joins anew, the data kept."""
+    pods.start(0, 1, 2)
+    pods.wait_ready(0, 1, 2)
+    put(pods, "w/k", "v")
+    before = {m["name"]: m["id"] for m in pods.authority(0)["members"]}
+    for ordinal in (0, 1, 2):
+        pods.stop(ordinal, wipe=ordinal == 0)
+    result = pods.init(0, env={"AGENT_DNS_WAIT_TIMEOUT_SECONDS": "6"}, check=False)
+    assert result.returncode != 0, f"init bootstrapped with no peer answering:\n{result.stderr}"
+    assert "not bootstrapping: no answer from" in result.stderr
+    assert pods.harness.running() == []  # nothing started, nothing bootstrapped
+    pods.start(0, 1, 2)  # the whole StatefulSet back at once (podManagementPolicy: Parallel)
+    pods.wait_ready(0, 1, 2)
+    after = {m["name"]: m["id"] for m in pods.authority(1)["members"]}
+    if pods.store == "etcd":
+        assert after[f"{pods.store}-0"] != before[f"{pods.store}-0"]
+    assert "lost its" in init_log(pods, 0)
+    assert pods.voters(1) == names(pods, 0, 1, 2)
+    assert_one_cluster(pods, 0, 1, 2)
+    assert_has(pods, 0, "w/k", "v")
+
+
+def test_first_start_waits_for_every_bootstrap_member(pods: InitPods) -> None:
+    """A first start where pod 0's init runs long before the others: it waits for them
+    to say they have no state (each init answers GET /init while it runs) instead of
+    bootstrapping on silence; then the three form one cluster."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        first = pool.submit(pods.init, 0)
+        log = pods.init_log(0)
+        wait_until(lambda: first.done() or (log.exists()
+                   and "not bootstrapping: no answer from" in log.read_text()),
+                   what=f"{pods.store}-0's init to wait for its peers", timeout=30)
+        assert not first.done(), f"init bootstrapped alone:\n{init_log(pods, 0)}"
+        says = httpx.get(f"http://{pods.cluster.ip(0)}:9090/init", timeout=5).json()
+        assert says == {"pod": f"{pods.store}-0", "store": pods.store, "has_state": False}
+        pods.start(1, 2)
+        first.result(timeout=60)
+    pods.start_store(0)
+    pods.start_sidecar(0)
+    pods.wait_ready(0, 1, 2)
+    assert pods.voters(0) == names(pods, 0, 1, 2)
+    assert_one_cluster(pods, 0, 1, 2)
 
 
 def test_init_retried_before_the_store_started(pods: InitPods) -> None:

@@ -77,17 +77,26 @@ def test_native_sidecar_overlay(store: str) -> None:
 
 
 @pytest.mark.parametrize("example", [e for e in EXAMPLES if e != "k8s/base"])
-def test_the_agent_port_is_open_to_scrapers_only(example: str) -> None:
-    """GET /leave/wait may start a leave: no rule opens port 9090 to every pod."""
+def test_the_agent_port_is_open_to_scrapers_and_peers_only(example: str) -> None:
+    """GET /leave/wait may start a leave: no rule opens port 9090 to every pod. A store
+    with pre-start work opens it to its own pods too (init asks its peers' GET /init)."""
     documents = [d for d in yaml.safe_load_all(render(example)) if d]
     policy = next(d for d in documents if d["kind"] == "NetworkPolicy")
+    statefulset = next(d for d in documents if d["kind"] == "StatefulSet")
+    own = statefulset["spec"]["selector"]["matchLabels"]
+    store = policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
     open_ports = [p["port"] for rule in policy["spec"]["ingress"] if "from" not in rule
                   for p in rule["ports"]]
     assert 9090 not in open_ports
-    scrapers = [rule for rule in policy["spec"]["ingress"]
-                if {"port": 9090, "protocol": "TCP"} in rule["ports"]]
-    assert [r["from"][0]["podSelector"]["matchLabels"] for r in scrapers] == [
-        {"sts-agent.io/scrape": "true"}]
+    rules = [rule for rule in policy["spec"]["ingress"]
+             if {"port": 9090, "protocol": "TCP"} in rule["ports"]]
+    assert len(rules) == 1
+    sources = [source["podSelector"]["matchLabels"] for source in rules[0]["from"]]
+    expected = [{"sts-agent.io/scrape": "true"}]
+    if STORES[store].prestart:
+        expected.append(own)
+        assert "namespaceSelector" not in rules[0]["from"][1]  # this namespace's pods
+    assert sources == expected
 
 
 @pytest.mark.parametrize("example", EXAMPLES)

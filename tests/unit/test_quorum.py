@@ -6,6 +6,7 @@ import pytest
 
 from agent.model import ClusterView
 from agent.quorum import (
+    bootstrap_blocker,
     majority,
     quorum_for_add,
     quorum_for_removal,
@@ -117,3 +118,20 @@ def test_update_strategy_problem(replicas: int, max_unavailable: int | str | Non
     assert (problem is not None) is unsafe
     if problem is not None:
         assert f"maxUnavailable {max_unavailable}" in problem
+
+
+@pytest.mark.parametrize(("states", "expected"), [
+    ({}, None),  # a one-member cluster
+    ({"s-1": False, "s-2": False}, None),
+    ({"s-1": False, "s-2": True}, "s-2 holds raft state"),
+    ({"s-1": True, "s-2": True}, "s-1, s-2 hold raft state"),
+    ({"s-1": None, "s-2": False}, "no answer from s-1"),
+    ({"s-1": None, "s-2": True}, "s-2 holds raft state"),  # state outranks silence
+])
+def test_bootstrap_only_when_no_other_member_may_hold_state(
+        states: dict[str, bool | None], expected: str | None) -> None:
+    blocker = bootstrap_blocker(states)
+    if expected is None:
+        assert blocker is None
+    else:
+        assert blocker is not None and blocker.startswith(expected)

@@ -1,4 +1,4 @@
-"""The sidecar's HTTP surface on a real aiohttp server, and the whole `run` lifecycle."""
+"""The agent's HTTP surface on a real aiohttp server (the sidecar's, init's GET /init) and `run`."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from aiohttp import web
 from aiohttp.test_utils import RawTestServer, TestClient
 
 from agent.config.settings import Settings
+from agent.errors import ConfigError
 from agent.membership import Membership
 from agent.model import ClusterView, Member
 from agent.readiness import Policy
-from agent.server import Routes, make_server
+from agent.server import Routes, init_state_server, make_server
 from agent.sidecar import run_sidecar
 from tests.unit.stores.etcd.test_api import MEMBERS_34, STATUS_34
 
@@ -155,3 +156,23 @@ async def test_leave_wait_starts_the_leave_after_a_window(native: bool, window: 
     assert response.status == 200
     assert leaver.windows == [window]
     assert body["leave"]["result"] == "removed"
+
+
+async def test_init_answers_its_state_while_it_runs_and_frees_the_port() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    document = {"pod": "etcd-1", "store": "etcd", "has_state": True}
+    askers: list[str] = []
+    async with httpx.AsyncClient() as http:
+        async with init_state_server("127.0.0.1", port, document, askers.append):
+            answer = await http.get(f"http://127.0.0.1:{port}/init")
+            assert answer.status_code == 200 and answer.json() == document
+            await http.get(f"http://127.0.0.1:{port}/init?from=etcd-2")
+            assert askers == ["etcd-2"]
+            assert (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 404
+            with pytest.raises(ConfigError, match="init cannot listen"):
+                async with init_state_server("127.0.0.1", port, document, askers.append):
+                    pass
+        with pytest.raises(httpx.ConnectError):  # the sidecar takes the port next
+            await http.get(f"http://127.0.0.1:{port}/init")

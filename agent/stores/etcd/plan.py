@@ -40,6 +40,7 @@ def plan_start(
     has_data: bool,
     local_id: str | None = None,
     names_by_url: Mapping[str, str] | None = None,
+    bootstrap_blocker: str | None,
 ) -> EtcdPlan:
     """Decide how this etcd member starts.
 
@@ -50,6 +51,11 @@ def plan_start(
     it carries our peer URL (a member added but never started has no name yet; such
     others are named from ``names_by_url``, the pods' peer URLs, since etcd checks every
     member's URL against ``initial-cluster`` when the new member starts).
+    ``bootstrap_blocker`` is why bootstrapping is not proven safe with no peer answering
+    (``quorum.bootstrap_blocker``), None when every other bootstrap member said it has no
+    data: a member with no data that starts "new" under its old name gets its old member
+    id back (etcd derives both ids from the names and URLs) and would vote with an empty
+    log.
     """
     if members is None:
         if has_data:
@@ -59,8 +65,12 @@ def plan_start(
         if name not in {n for n, _ in bootstrap}:
             return EtcdPlan("wait", "", (), f"no cluster answers yet and {name} is not one "
                                             "of the bootstrap members: waiting for them")
+        if bootstrap_blocker is not None:
+            return EtcdPlan("wait", "", (), f"{name} has no data and no peer's etcd "
+                                            f"answers; not bootstrapping: {bootstrap_blocker}")
         return EtcdPlan("new", _cluster_string(bootstrap), (),
-                        f"no cluster yet: bootstrapping with {len(bootstrap)} members")
+                        f"no cluster yet and no bootstrap member has data: bootstrapping "
+                        f"with {len(bootstrap)} members")
 
     mine = [m for m in members if m.name == name or peer_url == m.address]
     others = [m for m in members if m not in mine]

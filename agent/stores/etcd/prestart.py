@@ -37,6 +37,10 @@ class EtcdPrestart(PrestartBase):
         super().__init__(settings, names, pod)
         self.backend = EtcdBackend(client, "http://unused")
 
+    def has_state(self) -> bool:
+        data_dir = self.settings.data_dir
+        return data_dir is not None and (data_dir / "member").is_dir()
+
     def _names_by_url(self, peers: Sequence[Peer]) -> dict[str, str]:
         """Peer URL -> pod name for every pod we know of."""
         names = {}
@@ -72,7 +76,7 @@ class EtcdPrestart(PrestartBase):
             raise DiscoveryError("etcd: this pod's own address is unknown (POD_IP unset?)")
         peer_url = self.url(own_host, self.peer_port)
         data_dir = self.settings.data_dir
-        has_data = data_dir is not None and (data_dir / "member").is_dir()
+        has_data = self.has_state()
         local_id = None
         if has_data:
             assert data_dir is not None
@@ -89,9 +93,12 @@ class EtcdPrestart(PrestartBase):
                                       self.url(host, self.peer_port)))
             names = self._names_by_url(peers)
             members, via = await self._members(peers)
+            blocker = None
+            if members is None and not has_data and name in {n for n, _ in bootstrap}:
+                blocker = await self.bootstrap_blocker(peers)
             plan = plan_start(name=name, peer_url=peer_url, bootstrap=bootstrap,
-                             members=members, has_data=has_data,
-                             local_id=local_id, names_by_url=names)
+                             members=members, has_data=has_data, local_id=local_id,
+                             names_by_url=names, bootstrap_blocker=blocker)
             if plan.state != "wait" and (plan.state != "new" or len(bootstrap) ==
                                          self.settings.bootstrap_expect or has_data):
                 break
@@ -109,7 +116,8 @@ class EtcdPrestart(PrestartBase):
             # also hold members added meanwhile by other pods: read it again.
             after, _ = await self._members(peers)
             final = plan_start(name=name, peer_url=peer_url, bootstrap=bootstrap,
-                              members=after, has_data=False, names_by_url=names)
+                              members=after, has_data=False, names_by_url=names,
+                              bootstrap_blocker=None)
             if final.actions or after is None:
                 raise BackendUnavailable(f"etcd: after joining, the member list does not "
                                          f"show this member as added: {final.reason}")

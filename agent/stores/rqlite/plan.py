@@ -41,6 +41,7 @@ def plan_start(
     has_state: bool,
     bootstrap_member: bool,
     formed_at: str | None = None,
+    bootstrap_blocker: str | None,
 ) -> RqlitePlan:
     """Decide how this rqlite node starts.
 
@@ -48,7 +49,9 @@ def plan_start(
     ``has_state`` whether the data dir holds raft state; ``bootstrap_member`` whether
     this pod is one of the bootstrap ordinals (the first bootstrap_expect); ``formed_at``
     a peer that answered with raft state although no leader was found (a cluster exists
-    and is electing, or lost its quorum). An entry
+    and is electing, or lost its quorum); ``bootstrap_blocker`` why bootstrapping is not
+    proven safe (``quorum.bootstrap_blocker``), None when every other bootstrap member
+    said it has no raft state. An entry
     "is us" when it has our id, or our raft address under another id (a node id changed
     in the manifest).
     """
@@ -65,9 +68,12 @@ def plan_start(
                                           f"leader: {node_id} has no state and is waiting "
                                           "for a leader (no bootstrap, no rejoin as a voter "
                                           "before a leader drops its old entry)")
+        if bootstrap_member and bootstrap_blocker is not None:
+            return RqlitePlan("wait", (), f"{node_id} has no raft state and no leader "
+                                          f"answers; not bootstrapping: {bootstrap_blocker}")
         if bootstrap_member:
-            return RqlitePlan("new", (), "no cluster yet: bootstrapping with the other "
-                                         "bootstrap members")
+            return RqlitePlan("new", (), "no cluster yet and no bootstrap member has raft "
+                                         "state: bootstrapping with the others")
         return RqlitePlan("wait", (), f"no cluster answers yet and {node_id} is not a "
                                       "bootstrap member: waiting for a leader")
     same_id = [m for m in members if m.id == node_id]

@@ -38,29 +38,33 @@ class RqlitePrestart(PrestartBase):
         self.backend = RqliteBackend(client, "http://unused")
         self.node_id = settings.node_id or pod.name
 
+    def _url(self, ordinal: int, peers: Sequence[Peer]) -> str | None:
+        host = self.host(ordinal, peers)
+        return None if host is None else self.url(host, self.client_port)
+
     def _peer_urls(self, peers: Sequence[Peer]) -> list[str]:
-        urls = []
-        for peer in peers:
-            host = self.host(peer.ordinal, peers)
-            if peer.ordinal != self.pod.ordinal and host is not None:
-                urls.append(self.url(host, self.client_port))
-        return urls
+        return [url for p in peers if p.ordinal != self.pod.ordinal
+                and (url := self._url(p.ordinal, peers)) is not None]
 
     async def leader_view(self, peers: Sequence[Peer]) -> Leader | None:
         """The leader's own view, found through the peers (this pod excluded)."""
         found = await leader_through(self.backend.view, self._peer_urls(peers))
         return found if isinstance(found, Leader) else None
 
-    async def formed_peer(self, peers: Sequence[Peer]) -> str | None:
-        """A peer that answers with raft state (a configuration, a commit), if any: proof
-        that a cluster exists even when none of them knows a leader. A node that waits
-        for its bootstrap peers answers with neither."""
-        urls = self._peer_urls(peers)
-        views = await asyncio.gather(*(try_view(self.backend.view, url) for url in urls))
-        for url, view in zip(urls, views, strict=True):
-            if isinstance(view, ClusterView) and (view.members or view.commit_index):
-                return url
-        return None
+    async def store_states(self, peers: Sequence[Peer]) -> dict[int, tuple[str, bool]]:
+        """The peers whose rqlited answers: ordinal -> (its URL, whether it has raft state:
+        a configuration or a commit). Raft state proves a cluster exists even when no
+        peer knows a leader; a node waiting for its bootstrap peers answers with neither."""
+        asked = [(p.ordinal, url) for p in peers if p.ordinal != self.pod.ordinal
+                 and (url := self._url(p.ordinal, peers)) is not None]
+        views = await asyncio.gather(*(try_view(self.backend.view, url) for _, url in asked))
+        return {ordinal: (url, bool(view.members or view.commit_index))
+                for (ordinal, url), view in zip(asked, views, strict=True)
+                if isinstance(view, ClusterView)}
+
+    def has_state(self) -> bool:
+        data_dir = self.settings.data_dir
+        return data_dir is not None and (data_dir / "raft.db").exists()
 
     async def prepare(self, peers: Sequence[Peer], *, deadline: float,
                       rediscover: Rediscover) -> dict[str, Any]:
@@ -69,19 +73,24 @@ class RqlitePrestart(PrestartBase):
         if own is None:
             raise BackendError("rqlite: this pod's own address is unknown (POD_IP unset?)")
         raft_address = host_port(own, self.peer_port)
-        data_dir = self.settings.data_dir
-        has_state = data_dir is not None and (data_dir / "raft.db").exists()
+        has_state = self.has_state()
+        bootstrap_member = self.pod.ordinal in self.settings.bootstrap_ordinals()
         current = list(peers)
 
         async def attempt() -> Done[RqlitePlan] | Pending:
             nonlocal current
             found = await self.leader_view(current)
-            formed = None if found or has_state else await self.formed_peer(current)
+            stores = {} if found or has_state else await self.store_states(current)
+            formed = next((url for url, held in stores.values() if held), None)
+            blocker = None
+            if found is None and not has_state and formed is None and bootstrap_member:
+                blocker = await self.bootstrap_blocker(
+                    current, {ordinal: held for ordinal, (_, held) in stores.items()})
             plan = plan_start(
                 node_id=self.node_id, raft_address=raft_address,
                 members=found.view.members if found else None, has_state=has_state,
-                bootstrap_member=self.pod.ordinal in self.settings.bootstrap_ordinals(),
-                formed_at=formed)
+                bootstrap_member=bootstrap_member, formed_at=formed,
+                bootstrap_blocker=blocker)
             if plan.state == "wait":
                 current = await rediscover()
                 return Pending(plan.reason)

@@ -24,7 +24,8 @@ def test_a_late_bootstrap_member_starts_into_its_entry() -> None:
     but no client URLs, as it never started. Before, it removed that entry as lost."""
     waiting = Member(id="id2", name="etcd-2", address=url(2), api_url=None)
     plan = plan_start(name="etcd-2", peer_url=url(2), bootstrap=BOOT,
-                      members=[member(0), member(1), waiting], has_data=False)
+                      members=[member(0), member(1), waiting], has_data=False,
+                      bootstrap_blocker=None)
     assert plan.actions == () and plan.state == "existing"
     assert "never started" in plan.reason
 
@@ -34,7 +35,7 @@ Planned = tuple[str, str, tuple[Action, ...]]
 
 def plan(i: int, members: list[Member] | None, has_data: bool) -> Planned:
     result = plan_start(name=f"etcd-{i}", peer_url=url(i), bootstrap=BOOT, members=members,
-                       has_data=has_data)
+                       has_data=has_data, bootstrap_blocker=None)
     return result.state, result.initial_cluster, result.actions
 
 
@@ -86,12 +87,12 @@ def test_retried_init_after_add_reuses_the_entry() -> None:
 def test_data_of_another_member_under_our_name_is_moved_aside() -> None:
     members = [member(0), member(1), member(2, mid="new-id")]
     result = plan_start(name="etcd-2", peer_url=url(2), bootstrap=BOOT, members=members,
-                       has_data=True, local_id="old-id")
+                       has_data=True, local_id="old-id", bootstrap_blocker=None)
     assert result.state == "existing"
     assert result.actions == (Action("remove_member", "new-id"), Action("move_data_aside"),
                               Action("add_learner", url(2)))
     same = plan_start(name="etcd-2", peer_url=url(2), bootstrap=BOOT, members=members,
-                     has_data=True, local_id="new-id")
+                     has_data=True, local_id="new-id", bootstrap_blocker=None)
     assert same.actions == ()
 
 
@@ -100,8 +101,20 @@ def test_unstarted_other_members_are_named_from_their_pods() -> None:
     must still list it (etcd checks every URL), under a name, never an empty one."""
     members = [member(0), member(1), member(2), member(3, started=False, learner=True)]
     result = plan_start(name="etcd-4", peer_url=url(4), bootstrap=BOOT, members=members,
-                       has_data=False, names_by_url={url(3): "etcd-3"})
+                       has_data=False, names_by_url={url(3): "etcd-3"}, bootstrap_blocker=None)
     assert f"etcd-3={url(3)}" in result.initial_cluster.split(",")
     anonymous = plan_start(name="etcd-4", peer_url=url(4), bootstrap=BOOT, members=members,
-                          has_data=False)
+                          has_data=False, bootstrap_blocker=None)
     assert f"member-id3={url(3)}" in anonymous.initial_cluster.split(",")
+
+
+def test_no_bootstrap_unless_every_bootstrap_member_is_proven_empty() -> None:
+    """With no data and no peer answering, "new" would give this member its old id back
+    (etcd derives it from names and URLs) with an empty log: it waits instead."""
+    result = plan_start(name="etcd-0", peer_url=url(0), bootstrap=BOOT, members=None,
+                        has_data=False, bootstrap_blocker="etcd-1 holds raft state")
+    assert result.state == "wait" and result.actions == ()
+    assert "not bootstrapping: etcd-1 holds raft state" in result.reason
+    restart = plan_start(name="etcd-0", peer_url=url(0), bootstrap=BOOT, members=None,
+                         has_data=True, bootstrap_blocker="etcd-1 holds raft state")
+    assert restart.state == "new" and restart.actions == ()  # starts from its own data

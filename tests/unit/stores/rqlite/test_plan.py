@@ -23,7 +23,7 @@ THREE = [member(0), member(1), member(2)]
 def plan(i: int, members: list[Member] | None, has_state: bool,
          bootstrap: bool = True) -> tuple[str, tuple[str, ...]]:
     result = plan_start(node_id=f"rqlite-{i}", raft_address=addr(i), members=members,
-                         has_state=has_state, bootstrap_member=bootstrap)
+                         has_state=has_state, bootstrap_member=bootstrap, bootstrap_blocker=None)
     assert result.reason
     return result.state, result.remove
 
@@ -60,7 +60,7 @@ def test_a_cluster_without_a_leader_is_waited_for(has_state: bool, bootstrap: bo
                                                   expected: str) -> None:
     result = plan_start(node_id="rqlite-0", raft_address=addr(0), members=None,
                         has_state=has_state, bootstrap_member=bootstrap,
-                        formed_at="http://rqlite-1:4001")
+                        formed_at="http://rqlite-1:4001", bootstrap_blocker=None)
     assert result.state == expected
     if expected == "wait":
         assert "knows no leader" in result.reason
@@ -83,3 +83,18 @@ def test_a_restart_never_changes_membership() -> None:
 ])
 def test_same_address(reported: str, ours: str, same: bool) -> None:
     assert same_address(reported, ours) is same
+
+
+def test_no_bootstrap_unless_every_bootstrap_member_is_proven_empty() -> None:
+    """A whole-cluster outage with this pod's volume lost: no peer answers yet, so no
+    leader and no raft state is seen. Bootstrapping would keep its old entry and let it
+    vote with an empty log; it waits until the peers say they have no state."""
+    result = plan_start(node_id="rqlite-0", raft_address=addr(0), members=None,
+                        has_state=False, bootstrap_member=True,
+                        bootstrap_blocker="no answer from rqlite-1")
+    assert result.state == "wait"
+    assert "not bootstrapping: no answer from rqlite-1" in result.reason
+    restart = plan_start(node_id="rqlite-0", raft_address=addr(0), members=None,
+                         has_state=True, bootstrap_member=True,
+                         bootstrap_blocker="no answer from rqlite-1")
+    assert restart.state == "restart"  # its own raft state: never blocked
