@@ -119,7 +119,15 @@ async def run_init(settings: Settings, domain: str) -> int:
     extra: dict[str, Any] = {}
 
     async def rediscover() -> list[Peer]:
-        return await discover(discovery, settings)
+        """The peers DNS knows now; a DNS answer missed while init waits keeps the peers
+        found before (init would otherwise exit and restart, forgetting which peers
+        have said they hold no raft state)."""
+        nonlocal peers
+        try:
+            peers = await discover(discovery, settings)
+        except DnsUnavailable as exc:
+            log.warning("rediscover_failed", error=exc.message, kept=[p.fqdn for p in peers])
+        return peers
 
     spec = settings.store()
     prestart = spec.prestart_class() if spec is not None else None

@@ -26,6 +26,16 @@ from agent.survey import Leader, answering, leader_through, try_view
 
 log = structlog.get_logger("agent.rqlite")
 
+# After a server is removed, a hashicorp/raft leader may still send it one last
+# AppendEntries: the replication goroutine makes a final best-effort call once it sees the
+# stop, and a goroutine that was failing sleeps out its back-off first (10 ms doubling per
+# failure, at most 10.24 s) without watching for the stop. Should that call reach the new
+# rqlited, its boot sees "a leader" and counts itself done without ever joining: a node
+# with no configuration, unready for good (seen in CI, 0.1 s after a removal). So after
+# removing an entry at this pod's raft address, init starts rqlited only once that
+# window is over.
+LAST_REPLICATION_AFTER_REMOVAL_SECONDS = 10.5
+
 
 class RqlitePrestart(PrestartBase):
     """Everything ``sts-agent init`` does for rqlite before rqlited starts."""
@@ -76,9 +86,10 @@ class RqlitePrestart(PrestartBase):
         has_state = self.has_state()
         bootstrap_member = self.pod.ordinal in self.settings.bootstrap_ordinals()
         current = list(peers)
+        removed_at: float | None = None
 
         async def attempt() -> Done[RqlitePlan] | Pending:
-            nonlocal current
+            nonlocal current, removed_at
             found = await self.leader_view(current)
             stores = {} if found or has_state else await self.store_states(current)
             formed = next((url for url, held in stores.values() if held), None)
@@ -102,6 +113,7 @@ class RqlitePrestart(PrestartBase):
                     await self.backend.remove(stale, leader_url=leader_url)
                 except AgentError as exc:
                     return Pending(f"removing stale entry {stale}: {exc.message}")
+                removed_at = time.monotonic()
                 log.warning("rqlite_stale_entry_removed", member=stale, reason=plan.reason)
             if plan.state == "join":
                 members = [m for m in view.members if m.id not in plan.remove]
@@ -114,6 +126,14 @@ class RqlitePrestart(PrestartBase):
                           timeout_seconds=max(0.0, deadline - time.monotonic()))
         log.info("rqlite_plan", state=plan.state, reason=plan.reason, node_id=self.node_id,
                  removed=list(plan.remove))
+        if removed_at is not None:
+            left = removed_at + LAST_REPLICATION_AFTER_REMOVAL_SECONDS - time.monotonic()
+            if left > 0:
+                log.info("rqlite_waiting_out_last_replication", seconds=round(left, 1),
+                         reason="the leader may still send the removed entry's address one "
+                                "last AppendEntries; rqlited would take it for a cluster it "
+                                "is in and never join")
+                await asyncio.sleep(left)
         join = []
         for ordinal in sorted({*self.settings.bootstrap_ordinals(),
                                *(p.ordinal for p in current)}):
