@@ -1,9 +1,10 @@
-"""Kubernetes API calls the agent makes: the StatefulSet's replicas, Events on the pod."""
+"""Kubernetes API calls the agent makes: the StatefulSet's replicas, pods, Events on the pod."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -12,6 +13,17 @@ from agent.config.settings import Settings
 from agent.errors import KubeError
 
 log = structlog.get_logger("agent.kube")
+
+
+@dataclass(frozen=True, slots=True)
+class PodState:
+    """What the repair needs of a pod: its phase, and since when it is being deleted."""
+
+    name: str
+    uid: str
+    phase: str  # Pending, Running, Succeeded, Failed, Unknown
+    deleting_since: datetime.datetime | None = None  # metadata.deletionTimestamp
+    grace_seconds: int | None = None  # metadata.deletionGracePeriodSeconds
 
 
 class Kube:
@@ -86,6 +98,29 @@ class Kube:
         value = getattr(rolling, "maxUnavailable", None) if rolling is not None else None
         return (1 if replicas is None else int(replicas),
                 value if isinstance(value, (int, str)) else None)
+
+    async def pod(self, name: str) -> PodState | None:
+        """Pod ``name`` of this namespace, or None when the API server says it does not
+        exist. Any other failure raises KubeError."""
+        from lightkube.resources.core_v1 import Pod
+
+        try:
+            client = self.client
+            async with asyncio.timeout(self.settings.kube_timeout_seconds):
+                pod = await client.get(Pod, name, namespace=self.settings.namespace)
+        except KubeError:
+            raise
+        except Exception as exc:
+            if _not_found(exc, "pods", name):
+                return None
+            raise KubeError(self._describe(exc, f"GET pod {name}"),
+                            retryable=_retryable(exc)) from None
+        meta, status = pod.metadata, pod.status
+        grace = getattr(meta, "deletionGracePeriodSeconds", None)
+        return PodState(name=name, uid=str(getattr(meta, "uid", "") or ""),
+                        phase=str(getattr(status, "phase", None) or "Unknown"),
+                        deleting_since=getattr(meta, "deletionTimestamp", None),
+                        grace_seconds=int(grace) if grace is not None else None)
 
     async def event(self, *, reason: str, message: str, warning: bool = False) -> None:
         """Record an Event on this pod; failures are logged, never raised."""

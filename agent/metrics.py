@@ -34,6 +34,14 @@ class Metrics:
         self.store_errors = Counter("sts_agent_store_errors",
                                     "Failed store reads by kind.", ["kind"],
                                     registry=self.registry)
+        self.repairs = Counter("sts_agent_repairs",
+                               "Members the repair removed (result=removed) or failed to "
+                               "remove (failed).", ["result"], registry=self.registry)
+        self.repair_waiting = Gauge("sts_agent_repair_waiting",
+                                    "Silent members of dropped ordinals the repair is "
+                                    "waiting on (leader only).", registry=self.registry)
+        for result in ("removed", "failed"):
+            self.repairs.labels(result=result)
         for name in CHECKS:
             self.check.labels(check=name).set(0)
         for kind in ("unavailable", "bad_answer", "leader_unreachable", "internal"):

@@ -31,6 +31,12 @@ class LeaveTrigger(Protocol):
     async def leave_after(self, *, window: float) -> Any: ...
 
 
+class Reported(Protocol):
+    """A part of the sidecar that reports its state in /status (agent.repair)."""
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
 def allowed_to_leave(remote: str | None, authorization: str | None,
                      token_file: Path | None) -> bool:
     """Loopback clients always; others only with the bearer token from ``token_file``.
@@ -63,8 +69,10 @@ class Routes:
 
     def __init__(self, membership: Membership, *, liveness_timeout_seconds: float,
                  info: dict[str, Any] | None = None, leaver: LeaveTrigger | None = None,
-                 leave_token_file: Path | None = None, native_sidecar: bool = False) -> None:
+                 leave_token_file: Path | None = None, native_sidecar: bool = False,
+                 repair: Reported | None = None) -> None:
         self.membership = membership
+        self.repair = repair
         self.leaver = leaver
         self.leave_token_file = leave_token_file
         self.native_sidecar = native_sidecar
@@ -118,6 +126,7 @@ class Routes:
             "last_poll_age_seconds": (round(now - snapshot.polled_at, 3)
                                       if snapshot.polled_at is not None else None),
             "view": snapshot.as_dict(),
+            "repair": self.repair.as_dict() if self.repair is not None else None,
         }
         return web.Response(text=json.dumps(body, indent=2), content_type=JSON)
 

@@ -21,6 +21,7 @@ from agent.metrics import Metrics
 from agent.promote import Promoter
 from agent.quorum import update_strategy_problem
 from agent.readiness import Policy
+from agent.repair import Repairer
 from agent.server import Routes, make_server
 from agent.storeclient import http_client
 from agent.stores.base import Promotable
@@ -128,12 +129,21 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
             deadline_seconds=settings.leave_deadline_seconds(),
             deadline_problem=leave_time_problem,
         )
+        repairer = None
+        if settings.repair and settings.namespace and settings.statefulset_name():
+            repairer = Repairer(membership, backend, pods=kube,
+                                events=kube if settings.pod_name else None,
+                                statefulset=settings.statefulset_name() or "",
+                                after_seconds=settings.repair_after_seconds,
+                                interval_seconds=settings.repair_interval_seconds,
+                                metrics=metrics)
         routes = Routes(membership, liveness_timeout_seconds=settings.liveness_timeout_seconds,
                         info={"backend": settings.backend, "store_url": redact(store_url),
                               "pod": settings.pod_name, "namespace": settings.namespace,
                               "leave_policy": settings.leave_policy},
                         leaver=leaver, leave_token_file=settings.leave_token_file,
-                        native_sidecar=settings.native_sidecar)
+                        native_sidecar=settings.native_sidecar,
+                        repair=repairer.state if repairer is not None else None)
         runner = web.ServerRunner(make_server(routes), handle_signals=False)
         await runner.setup()
         host, port = settings.listen_address()
@@ -161,6 +171,9 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
             asyncio.create_task(guarded("poll_loop", membership.run(stop)), name="poll_loop"),
             asyncio.create_task(guarded("stop_signal", _wait(stop)), name="stop_signal"),
         ]
+        if repairer is not None:
+            tasks.append(asyncio.create_task(guarded("repair", repairer.run(stop)),
+                                             name="repair"))
         exit_code = 0
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

@@ -305,6 +305,24 @@ class Settings(BaseSettings):
         "first gives the agent's own preStop 3 s to start it). The decision still comes "
         "from the Kubernetes API, never from the caller.",
     )
+    repair: bool = Field(
+        default=True,
+        description="The sidecar that leads removes members whose pods are gone for good "
+        "without leaving (an ordinal outside the kept ones, its pod absent or not running, "
+        "silent for AGENT_REPAIR_AFTER_SECONDS). Needs the Role's pods get.",
+    )
+    repair_after_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a member of a dropped ordinal must have been silent, seen "
+        "by the leader, before the repair removes it.",
+    )
+    repair_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the leader's sidecar looks for members to repair; a "
+        "healthy cluster costs one read of each member, no Kubernetes call.",
+    )
     kube_api_url: HttpUrl | None = Field(
         default=None,
         description="Kubernetes API URL. Default: in-cluster (KUBERNETES_SERVICE_HOST/PORT "

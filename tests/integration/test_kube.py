@@ -46,8 +46,8 @@ async def test_ordinals_start_is_read(agent_namespace: AgentNamespace) -> None:
 
 
 def test_the_role_grants_nothing_more(agent_namespace: AgentNamespace) -> None:
-    """The Role allows GET of StatefulSets and creating Events; the API server refuses a
-    list, and another namespace's StatefulSet."""
+    """The Role allows GET of StatefulSets and pods and creating Events; the API server
+    refuses a list of either, and another namespace's objects."""
     agent_namespace.add_statefulset("rqlite", replicas=3)
     plane = agent_namespace.control_plane
     headers = {"Authorization": f"Bearer {agent_namespace.token_file.read_text()}"}
@@ -60,6 +60,29 @@ def test_the_role_grants_nothing_more(agent_namespace: AgentNamespace) -> None:
         assert client.get("/apis/apps/v1/namespaces/default/statefulsets/rqlite"
                           ).status_code == 403
         assert client.delete(f"{base}/rqlite").status_code == 403
+        pods = f"/api/v1/namespaces/{agent_namespace.name}/pods"
+        assert client.get(f"{pods}/rqlite-0").status_code == 404  # allowed, and absent
+        assert client.get(pods).status_code == 403
+        assert client.delete(f"{pods}/rqlite-0").status_code == 403
+        assert client.get("/api/v1/namespaces/default/pods/rqlite-0").status_code == 403
+
+
+async def test_a_pod_is_read_and_an_absent_one_is_none(
+        agent_namespace: AgentNamespace) -> None:
+    """What the repair reads of a pod: phase, UID, and None for a pod that does not
+    exist (the API server's NotFound naming it)."""
+    agent_namespace.admin.create("v1", "pods", {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "rqlite-1", "namespace": agent_namespace.name},
+        "spec": {"serviceAccountName": "sts-agent",
+                 "containers": [{"name": "store", "image": "store"}]}},
+        namespace=agent_namespace.name)
+    client = kube(agent_namespace)
+    pod = await client.pod("rqlite-1")
+    assert pod is not None and pod.phase == "Pending" and pod.uid
+    assert pod.deleting_since is None
+    assert await client.pod("rqlite-2") is None
+    await client.aclose()
 
 
 async def test_rotated_token_is_reread_after_401(agent_namespace: AgentNamespace,
