@@ -79,7 +79,7 @@ AWKWARD_VALUES = [
 # Environment and argv strings are bytes decoded with surrogateescape: never NUL, any other
 # byte. A lone surrogate other than surrogateescape's (U+DC80..U+DCFF, which the binary
 # strategy below makes) cannot be in them at all: os.environ refuses to encode it.
-NO_NUL = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
+NO_NUL = st.characters(exclude_characters="\x00", exclude_categories=["Cs"])
 VALUE = st.one_of(
     st.sampled_from(AWKWARD_VALUES),
     st.text(NO_NUL, max_size=30),
