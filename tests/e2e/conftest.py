@@ -18,9 +18,10 @@ from player.statefulset import StatefulSetPlayer
 from tests.integration.conftest import require_control_plane, require_store, split_variant
 
 ROOT = Path(__file__).resolve().parents[2]
-# Quicker polls than the manifests' defaults, so the tests spend less time waiting;
-# everything else is the manifests' own.
-FAST = {"AGENT_POLL_INTERVAL_SECONDS": "0.5"}
+# Quicker polls and a shorter repair wait than the manifests' defaults, so the tests
+# spend less time waiting (and every scenario runs with a repair that would act within
+# seconds on a wrong reading); everything else is the manifests' own.
+FAST = {"AGENT_POLL_INTERVAL_SECONDS": "0.5", "AGENT_REPAIR_AFTER_SECONDS": "10"}
 
 
 def require_player() -> None:
