@@ -40,10 +40,13 @@ class Pods(Replicas, Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Suspect:
-    """A silent member of an ordinal the StatefulSet no longer keeps."""
+    """A silent member the repair may remove: of an ordinal the StatefulSet no longer
+    keeps (once its pod is checked), or an old identity of a kept pod that answers as
+    another member now (``now_as``: that member's id)."""
 
     member: Member
     ordinal: int
+    now_as: str | None = None
 
 
 def member_ordinal(member: Member, statefulset: str) -> int | None:
@@ -60,18 +63,40 @@ def member_ordinal(member: Member, statefulset: str) -> int | None:
 
 
 def suspects(view: ClusterView, *, keep: range, statefulset: str,
-             answering: Collection[str]) -> list[Suspect]:
-    """Members the repair may remove once their pods are checked: silent, of an ordinal
-    outside ``keep``, never the node that answered ``view`` (the leader). Highest
-    ordinal first, as the StatefulSet controller removes pods."""
-    found = []
+             answering: Collection[str],
+             remembered: Mapping[str, int] | None = None) -> list[Suspect]:
+    """Silent members the repair may remove, never the node that answered ``view`` (the
+    leader): those of an ordinal outside ``keep`` (highest first, as the StatefulSet
+    controller removes pods), then old identities of kept pods.
+
+    A member's ordinal comes from what the store says of it now, else from
+    ``remembered`` (member id -> ordinal, from earlier views): Consul names a raft entry
+    by the serf member at its address, so the entry of a server that came back on a new
+    address under a new node ID (its volume lost) has no name any more. Such an entry is
+    an old identity when its pod answers now as another member, named by the store:
+    a pod runs one server."""
+    remembered = remembered or {}
+    current = {m.id: member_ordinal(m, statefulset) for m in view.members}
+    answering_as: dict[int, str] = {}
+    for member in view.members:
+        ordinal = current[member.id]
+        if ordinal is not None and member.id in answering:
+            answering_as.setdefault(ordinal, member.id)
+    dropped, old = [], []
     for member in view.members:
         if member.id == view.self_id or member.id in answering:
             continue
-        ordinal = member_ordinal(member, statefulset)
-        if ordinal is not None and ordinal not in keep:
-            found.append(Suspect(member, ordinal))
-    return sorted(found, key=lambda s: (-s.ordinal, s.member.id))
+        ordinal = current[member.id]
+        if ordinal is None:
+            ordinal = remembered.get(member.id)
+        if ordinal is None:
+            continue
+        if ordinal not in keep:
+            dropped.append(Suspect(member, ordinal))
+        elif answering_as.get(ordinal, member.id) != member.id:
+            old.append(Suspect(member, ordinal, now_as=answering_as[ordinal]))
+    return [*sorted(dropped, key=lambda s: (-s.ordinal, s.member.id)),
+            *sorted(old, key=lambda s: (s.ordinal, s.member.id))]
 
 
 def pod_problem(pod: PodState | None, now: datetime.datetime) -> str | None:
@@ -115,10 +140,12 @@ class Repairer:
     there, and removes at most one member a pass, under the quorum guard of a leave,
     then confirms it in the leader's view.
 
-    A member is removed only when every one of these holds: its ordinal is outside the
-    StatefulSet's kept ordinals (a kept one's pod comes back), its pod does not exist or
-    cannot run it (``pod_problem``), and it has not answered for ``after_seconds`` while
-    this node led. Any doubt (the API unreadable, a pod that may still run it) keeps it.
+    A member is removed only when it has not answered for ``after_seconds`` while this
+    node led, and either its ordinal is outside the StatefulSet's kept ordinals (a kept
+    one's pod comes back) and its pod does not exist or cannot run it (``pod_problem``),
+    or it is an old identity of a kept pod that answers as another member now (a Consul
+    server whose volume was lost comes back under a new node ID). Any doubt (the API
+    unreadable, a pod that may still run it, a member no view ever placed) keeps it.
     """
 
     def __init__(self, membership: Membership, backend: Reconfigurable, *, pods: Pods,
@@ -141,6 +168,7 @@ class Repairer:
         self.sleep = sleep
         self.state = RepairState()
         self._silent_since: dict[str, float] = {}
+        self._ordinals: dict[str, int] = {}  # member id -> ordinal, from earlier views
         self._said: str | None = None
         self._posting: set[asyncio.Task[None]] = set()
 
@@ -163,6 +191,8 @@ class Repairer:
         self.state.passes += 1
         snapshot = self.membership.snapshot
         view = snapshot.authority
+        if view is not None:
+            self._remember(view)
         leads = (view is not None and snapshot.authority_source == "local" and view.leads
                  and not self.membership.leaving)
         self.state.leads = leads
@@ -171,6 +201,7 @@ class Repairer:
             self._silent_since.clear()
             self.state.waiting.clear()
             self.state.blocked = None
+            self.metrics.repair_waiting.set(0)
             return None
         answering = await progress(self.membership.view_at, view.members)
         now = self.clock()
@@ -182,6 +213,7 @@ class Repairer:
         for member_id in set(self._silent_since) - {m.id for m in view.members}:
             del self._silent_since[member_id]
         if not self._silent_since:
+            self.metrics.repair_waiting.set(0)
             self._settle(waiting={}, blocked=None)
             return None
         try:
@@ -193,19 +225,25 @@ class Repairer:
         keep = range(start, start + desired)
         self.state.keep = keep
         if desired == 0:
+            self.metrics.repair_waiting.set(0)
             self._settle(waiting={}, blocked=None)  # parked: every member comes back
             return None
         waiting: dict[str, str] = {}
         ready: list[tuple[Suspect, str]] = []
         for suspect in suspects(view, keep=keep, statefulset=self.statefulset,
-                                answering=answering):
-            name = suspect.member.name or suspect.member.id
+                                answering=answering, remembered=self._ordinals):
+            name = self._label(suspect)
             silent = now - self._silent_since[suspect.member.id]
             if silent < self.after_seconds:
                 waiting[name] = (f"silent for {silent:.0f} s of the {self.after_seconds:g} s "
                                  "the repair waits")
                 continue
             pod = pod_name(self.statefulset, suspect.ordinal)
+            if suspect.now_as is not None:
+                ready.append((suspect, f"an old identity of {pod}, which answers as member "
+                                       f"{suspect.now_as} now (its volume lost?); silent "
+                                       f"for {silent:.0f} s"))
+                continue
             try:
                 problem = pod_problem(await self.pods.pod(pod), self.wall_clock())
             except KubeError as exc:
@@ -222,20 +260,39 @@ class Repairer:
             self._settle(waiting=waiting, blocked=None)
             return None
         suspect, reason = ready[0]
+        label = self._label(suspect)
         obstacle = quorum_for_removal(view, suspect.member.id, answering)
         leader = view.leader
         if obstacle is None and (leader is None or not leader.api_url):
             obstacle = "this node's API address is not in the configuration"
         if obstacle is not None:
-            self._settle(waiting=waiting, blocked=f"not removing "
-                         f"{suspect.member.name or suspect.member.id}: {obstacle}")
+            self._settle(waiting=waiting, blocked=f"not removing {label}: {obstacle}")
             return None
         assert leader is not None and leader.api_url is not None
         self._settle(waiting=waiting, blocked=None)
-        return await self._remove(suspect.member, reason, leader.api_url)
+        return await self._remove(suspect.member, label, reason, leader.api_url)
 
-    async def _remove(self, member: Member, reason: str, leader_url: str) -> str | None:
-        name = member.name or member.id
+    def _label(self, suspect: Suspect) -> str:
+        """The member's name where the store gives one that places it, else its id and
+        the pod it was once."""
+        member = suspect.member
+        if suspect.now_as is None and member_ordinal(member, self.statefulset) is not None:
+            return member.name or member.id
+        return f"{member.id} (once {pod_name(self.statefulset, suspect.ordinal)})"
+
+    def _remember(self, view: ClusterView) -> None:
+        """Which pod each member belonged to, while the store could say (every sidecar
+        reads the leader's view each poll, so a new leader knows it too)."""
+        for member in view.members:
+            ordinal = member_ordinal(member, self.statefulset)
+            if ordinal is not None:
+                self._ordinals[member.id] = ordinal
+        if len(self._ordinals) > 4 * len(view.members) + 16:  # bounded: drop the gone
+            listed = {m.id for m in view.members}
+            self._ordinals = {k: v for k, v in self._ordinals.items() if k in listed}
+
+    async def _remove(self, member: Member, name: str, reason: str,
+                      leader_url: str) -> str | None:
         log.info("repair_removing", member=name, id=member.id, reason=reason)
         try:
             await self.backend.remove(member.id, leader_url=leader_url)
@@ -259,7 +316,7 @@ class Repairer:
                 return None
             await self.sleep(0.2)
         self._silent_since.pop(member.id, None)
-        self.state.removed.append(name)
+        self.state.removed = [*self.state.removed[-19:], name]  # the last 20
         self.metrics.repairs.labels(result="removed").inc()
         message = f"removed {name} (id {member.id}): {reason}"
         log.info("repair_removed", member=name, id=member.id, reason=reason)

@@ -242,11 +242,14 @@ class StatefulSetPlayer:
         self._wait(done, f"the rollout of {self.name}", timeout)
         self.wait_ready(timeout=timeout)
 
-    def kill(self, ordinal: int) -> None:
+    def kill(self, ordinal: int, *, lose_volume: bool = False) -> None:
         """SIGKILL the pod's containers, no preStop (a crashed node), and force-delete
-        it; the controller creates it anew, with its volume."""
+        it; the controller creates it anew, with its volume (emptied first with
+        ``lose_volume``: its disk lost, the claim still bound)."""
         old = self.pods[ordinal]
         old.kill()
+        if lose_volume:
+            self._empty_volumes(ordinal)
         self.kubectl("delete", "pod", old.name, "--grace-period=0", "--force")
         self._wait_replaced(ordinal, old.uid)
 
@@ -258,16 +261,19 @@ class StatefulSetPlayer:
         for pod in old.values():
             pod.kill()
         for ordinal in lose_volumes:
-            for path in self.volume_paths(ordinal):
-                for entry in path.iterdir():
-                    if entry.is_dir() and not entry.is_symlink():
-                        shutil.rmtree(entry)
-                    else:
-                        entry.unlink()
+            self._empty_volumes(ordinal)
         self.kubectl("delete", "pod", *(pod.name for pod in old.values()),
                      "--grace-period=0", "--force")
         for ordinal, pod in old.items():
             self._wait_replaced(ordinal, pod.uid)
+
+    def _empty_volumes(self, ordinal: int) -> None:
+        for path in self.volume_paths(ordinal):
+            for entry in path.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
 
     def volume_paths(self, ordinal: int) -> list[Path]:
         """The directories behind pod ``ordinal``'s PersistentVolumeClaims."""
@@ -284,11 +290,13 @@ class StatefulSetPlayer:
             paths.append(Path(str(source["path"])))
         return paths
 
-    def delete_pod(self, ordinal: int) -> None:
-        """`kubectl delete pod`: graceful termination, then the controller recreates it."""
-        old = self.pods[ordinal]
-        self.kubectl("delete", "pod", old.name, "--wait=false")
-        self._wait_replaced(ordinal, old.uid)
+    def delete_pod(self, *ordinals: int) -> None:
+        """`kubectl delete pod` of these pods at once: graceful termination (preStop,
+        SIGTERM, the grace period), then the controller recreates each."""
+        old = {ordinal: self.pods[ordinal] for ordinal in ordinals}
+        self.kubectl("delete", "pod", *(pod.name for pod in old.values()), "--wait=false")
+        for ordinal, pod in old.items():
+            self._wait_replaced(ordinal, pod.uid)
 
     def _wait_replaced(self, ordinal: int, uid: str, timeout: float = 180.0) -> None:
         def replaced() -> bool:

@@ -3,6 +3,8 @@ removed by the leader's sidecar once its ordinal is dropped and its pod gone."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from agent.registry import STORES
@@ -47,5 +49,69 @@ def test_a_pod_that_could_not_read_the_api_at_its_leave_is_repaired(
     assert reasons.count("StaleMemberRemoved") == 1, reasons
     assert "MemberRemoved" not in reasons
     assert writer.acknowledged
+    assert writer.lost(leader_url(cluster)) == []
+    assert_linearizable(writer)
+
+
+@pytest.mark.parametrize("cluster", ["consul"], indirect=True)
+def test_a_consul_server_back_without_its_volume_has_its_old_entry_removed(
+        cluster: StatefulSetPlayer) -> None:
+    """Pod 2 dies and its disk is lost; the controller recreates it on a new address, its
+    Consul server comes back under a new node ID and Consul adds it, but the old entry
+    stays a dead voter (autopilot's dead-server cleanup is off in k8s/consul, to keep
+    restarts safe) with no name (no server at its old address). The leader's sidecar,
+    having seen that entry as consul-2 before, removes it once consul-2 answers as the
+    new member and the old one has been silent for the repair's wait."""
+    cluster.start(3)
+    before = {m["name"]: m["id"] for m in cluster.members()}
+    writer = writer_for(cluster).start()
+    try:
+        cluster.kill(2, lose_volume=True)
+
+        def repaired() -> bool:
+            ids = {m["name"]: m["id"] for m in cluster.members()}
+            return (names(cluster) == pods(cluster)
+                    and ids.get("consul-2") not in (None, before["consul-2"]))
+
+        wait_until(repaired, what="members = pods, consul-2 under its new id only",
+                   timeout=180)
+        cluster.wait_ready(timeout=60)
+    finally:
+        writer.stop()
+    after = {m["name"]: m["id"] for m in cluster.members()}
+    assert after["consul-0"] == before["consul-0"] and after["consul-1"] == before["consul-1"]
+    assert after["consul-2"] != before["consul-2"]
+    assert all(m["voter"] for m in cluster.members())
+    reasons = cluster.event_reasons()
+    assert reasons.count("StaleMemberRemoved") == 1, reasons
+    assert writer.lost(leader_url(cluster)) == []
+    assert_linearizable(writer)
+
+
+@pytest.mark.parametrize("cluster", ["consul"], indirect=True)
+def test_every_consul_pod_deleted_at_once_comes_back_with_its_data(
+        cluster: StatefulSetPlayer) -> None:
+    """A node-pool upgrade: every Consul pod deleted at once; each comes back with its
+    volume on a new address, the raft configuration listing only the old ones. Consul
+    (raft protocol 3) dials peers by node ID through the addresses serf learns, so the
+    servers elect a leader with their data; no member is removed or added, and the
+    repair has nothing to do."""
+    cluster.start(3)
+    before = {m["name"]: m["id"] for m in cluster.members()}
+    addresses = {p.ordinal: p.ip for p in cluster.pods.values()}
+    writer = writer_for(cluster).start()
+    try:
+        started = time.monotonic()
+        cluster.delete_pod(0, 1, 2)
+        cluster.wait_ready(timeout=300)
+        print(f"every pod deleted at once: all Ready again after "
+              f"{time.monotonic() - started:.1f} s")
+        assert all(p.ip != addresses[p.ordinal] for p in cluster.pods.values())
+        wait_until(lambda: {m["name"]: m["id"] for m in cluster.members()} == before,
+                   what="the same members under the same ids", timeout=60)
+    finally:
+        writer.stop()
+    reasons = cluster.event_reasons()
+    assert "StaleMemberRemoved" not in reasons and "MemberRemoved" not in reasons, reasons
     assert writer.lost(leader_url(cluster)) == []
     assert_linearizable(writer)

@@ -175,6 +175,7 @@ async def test_a_dead_member_of_a_dropped_ordinal_is_removed_after_the_wait() ->
     assert await r.after(55) is None
     assert r.store.removed == []
     assert "db-3" in r.repairer.state.waiting
+    assert r.membership.metrics.repair_waiting._value.get() == 1
     assert await r.after(10) == "db-3"
     assert r.store.removed == ["id3"]
     assert r.store.ordinals == [0, 1, 2]
@@ -183,6 +184,8 @@ async def test_a_dead_member_of_a_dropped_ordinal_is_removed_after_the_wait() ->
     assert "ordinal 3 is outside the kept ordinals 0..2, its pod does not exist" in message
     assert r.repairer.state.removed == ["db-3"]
     assert r.membership.metrics.repairs.labels(result="removed")._value.get() == 1
+    await r.poll_and_pass()
+    assert r.membership.metrics.repair_waiting._value.get() == 0
 
 
 async def test_a_healthy_cluster_costs_no_api_call() -> None:
@@ -299,3 +302,116 @@ async def test_a_leaving_leader_does_not_repair() -> None:
     r.membership.set_leaving()
     assert await r.after(120) is None
     assert not r.repairer.state.leads
+
+
+# --- old identities (a Consul server back under a new node ID) ---------------------------
+
+def consul_entry(member_id: str, name: str, ip: str) -> Member:
+    return Member(id=member_id, name=name, address=f"{ip}:8300", api_url=f"http://{ip}:1")
+
+
+def test_an_unnamed_entry_of_a_kept_pod_answering_as_another_is_an_old_identity() -> None:
+    view = ClusterView(members=(consul_entry("A0", "db-0", "10.0.0.1"),
+                                consul_entry("A1", "db-1", "10.0.0.2"),
+                                consul_entry("A2", "(unknown)", "10.0.0.3"),
+                                consul_entry("B2", "db-2", "10.0.0.9")),
+                       leader_id="A0", self_id="A0")
+    everyone_but_a2 = {"A0", "A1", "B2"}
+    found = suspects(view, keep=range(3), statefulset="db", answering=everyone_but_a2,
+                     remembered={"A2": 2})
+    assert [(s.member.id, s.ordinal, s.now_as) for s in found] == [("A2", 2, "B2")]
+    # Never placed by any view: never touched.
+    assert suspects(view, keep=range(3), statefulset="db", answering=everyone_but_a2) == []
+    # Its pod does not answer as another member (yet): it may be that pod's server.
+    assert suspects(view, keep=range(3), statefulset="db", answering={"A0", "A1"},
+                    remembered={"A2": 2}) == []
+    # Remembered of a dropped ordinal: a dropped suspect, its pod to be checked.
+    found = suspects(view, keep=range(2), statefulset="db", answering=everyone_but_a2,
+                     remembered={"A2": 2})
+    assert [(s.member.id, s.now_as) for s in found] == [("A2", None)]
+
+
+@dataclass
+class FakeConsul:
+    """Entries as Consul's raft configuration lists them; ``silent`` do not answer."""
+
+    entries: list[Member]
+    silent: set[str] = field(default_factory=set)
+    removed: list[str] = field(default_factory=list)
+    can_transfer: ClassVar[bool] = False
+
+    async def view(self, api_url: str | None = None) -> ClusterView:
+        me = next((m for m in self.entries if m.api_url == api_url), self.entries[0])
+        if me.id in self.silent:
+            raise BackendUnavailable(f"{me.id} down")
+        return ClusterView(members=tuple(self.entries), leader_id=self.entries[0].id,
+                           self_id=me.id, applied_index=5, commit_index=5)
+
+    async def remove(self, member_id: str, *, leader_url: str) -> None:
+        self.removed.append(member_id)
+        self.entries = [m for m in self.entries if m.id != member_id]
+
+    async def transfer_leadership(self, *, leader_url: str, target_id: str) -> None:
+        raise AssertionError("the repair never transfers leadership")
+
+
+async def test_a_server_back_under_a_new_id_has_its_old_entry_removed() -> None:
+    store = FakeConsul([consul_entry("A0", "db-0", "10.0.0.1"),
+                        consul_entry("A1", "db-1", "10.0.0.2"),
+                        consul_entry("A2", "db-2", "10.0.0.3")])
+    api = FakeApi(replicas=3)
+    time_ = FakeTime()
+    metrics = Metrics()
+    membership = Membership(store, policy=Policy(), poll_interval_seconds=1,
+                            poll_timeout_seconds=4, clock=time_.clock, metrics=metrics)
+    repairer = Repairer(membership, store, pods=api, events=api, statefulset="db",
+                        after_seconds=60, interval_seconds=5, metrics=metrics,
+                        clock=time_.clock, wall_clock=lambda: NOW, sleep=time_.sleep)
+
+    async def passes(seconds: float) -> str | None:
+        removed = None
+        for _ in range(int(seconds // 5) + 1):
+            await membership.poll_once()
+            removed = await repairer.pass_once() or removed
+            time_.now += 5
+        return removed
+
+    await passes(10)  # db-2 seen as A2 while it ran
+    # Its pod dies with its volume and comes back at a new address under a new id:
+    # Consul adds B2, and names A2 by nobody (no server at its old address).
+    store.entries[2] = consul_entry("A2", "(unknown)", "10.0.0.3")
+    store.entries.append(consul_entry("B2", "db-2", "10.0.0.9"))
+    store.silent.add("A2")
+    assert await passes(55) is None
+    assert repairer.state.waiting == {"A2 (once db-2)": "silent for 55 s of the 60 s the "
+                                                        "repair waits"}
+    assert await passes(10) == "A2 (once db-2)"
+    assert store.removed == ["A2"]
+    assert api.pod_reads == []  # a kept pod: its pod is not what decides
+    (reason, message, _), = api.events
+    assert reason == "StaleMemberRemoved"
+    assert "an old identity of db-2, which answers as member B2 now" in message
+
+
+async def test_a_restarted_server_on_a_new_address_is_not_an_old_identity() -> None:
+    """The same id at a new address: until Consul updates its entry, the entry has no
+    name and does not answer, but no other entry answers as that pod: nothing to do."""
+    store = FakeConsul([consul_entry("A0", "db-0", "10.0.0.1"),
+                        consul_entry("A1", "db-1", "10.0.0.2"),
+                        consul_entry("A2", "db-2", "10.0.0.3")])
+    api = FakeApi(replicas=3)
+    time_ = FakeTime()
+    membership = Membership(store, policy=Policy(), poll_interval_seconds=1,
+                            poll_timeout_seconds=4, clock=time_.clock)
+    repairer = Repairer(membership, store, pods=api, events=api, statefulset="db",
+                        after_seconds=60, interval_seconds=5, metrics=Metrics(),
+                        clock=time_.clock, wall_clock=lambda: NOW, sleep=time_.sleep)
+    await membership.poll_once()
+    await repairer.pass_once()
+    store.entries[2] = consul_entry("A2", "(unknown)", "10.0.0.3")
+    store.silent.add("A2")
+    for _ in range(60):
+        await membership.poll_once()
+        assert await repairer.pass_once() is None
+        time_.now += 5
+    assert store.removed == []
