@@ -39,6 +39,8 @@ bench: setup
 	$(PY) bench/join.py
 	$(PY) bench/player_start.py
 	$(PY) bench/control_plane.py
+	$(PY) bench/repair.py
+	$(PY) bench/consul_full_restart.py
 
 docs: setup
 	$(PY) scripts/config_reference.py --write README.md

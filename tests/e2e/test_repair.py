@@ -88,10 +88,12 @@ def test_a_consul_server_back_without_its_volume_has_its_old_entry_removed(
     assert_linearizable(writer)
 
 
+@pytest.mark.parametrize("how", ["deleted", "power cut"])
 @pytest.mark.parametrize("cluster", ["consul"], indirect=True)
-def test_every_consul_pod_deleted_at_once_comes_back_with_its_data(
-        cluster: StatefulSetPlayer) -> None:
-    """A node-pool upgrade: every Consul pod deleted at once; each comes back with its
+def test_every_consul_pod_gone_at_once_comes_back_with_its_data(
+        cluster: StatefulSetPlayer, how: str) -> None:
+    """A node-pool upgrade (every Consul pod deleted at once: preStop, SIGTERM) or a
+    power cut (every pod SIGKILLed, then force-deleted): each comes back with its
     volume on a new address, the raft configuration listing only the old ones. Consul
     (raft protocol 3) dials peers by node ID through the addresses serf learns, so the
     servers elect a leader with their data; no member is removed or added, and the
@@ -102,9 +104,12 @@ def test_every_consul_pod_deleted_at_once_comes_back_with_its_data(
     writer = writer_for(cluster).start()
     try:
         started = time.monotonic()
-        cluster.delete_pod(0, 1, 2)
+        if how == "deleted":
+            cluster.delete_pod(0, 1, 2)
+        else:
+            cluster.outage()
         cluster.wait_ready(timeout=300)
-        print(f"every pod deleted at once: all Ready again after "
+        print(f"every pod {how}: all Ready again after "
               f"{time.monotonic() - started:.1f} s")
         assert all(p.ip != addresses[p.ordinal] for p in cluster.pods.values())
         wait_until(lambda: {m["name"]: m["id"] for m in cluster.members()} == before,
