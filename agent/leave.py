@@ -6,7 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 import structlog
@@ -256,8 +256,13 @@ class Leaver:
         await self.sleep(self.retry_seconds * random.uniform(0.5, 1.5))
 
     async def _reachable(self, view: ClusterView) -> dict[str, int | None]:
-        """The members that answer, with the raft index each has applied."""
-        return await progress(self.membership.view_at, view.members)
+        """The members that answer now, with the raft index each has applied. One the
+        store vouches for is asked too, where its API is known: a store's own word lags
+        (Consul's autopilot counts a server healthy for seconds after it stopped), and
+        the guard must not count a member that just died."""
+        members = [replace(m, reachable=None) if m.reachable and m.api_url else m
+                   for m in view.members]
+        return await progress(self.membership.view_at, members)
 
     async def _hand_off_before_restart(self) -> str | None:
         """A leader that stops but stays a member hands leadership to a reachable voter

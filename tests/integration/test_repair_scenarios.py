@@ -4,6 +4,9 @@ one never is, and no acknowledged write is lost."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -163,6 +166,40 @@ def test_an_unreadable_api_removes_nothing(cluster: RepairCluster) -> None:
     expected = [f"{cluster.name}-0", f"{cluster.name}-1"]
     wait_until(lambda: cluster.members() == expected, what=f"membership {expected}",
                timeout=AFTER_SECONDS + 30)
+
+
+def test_an_agent_killed_mid_leave_is_repaired(cluster: RepairCluster) -> None:
+    """Pod 2's leave is under way but held back (node 1 is down: removing 2 would leave 1
+    of 2 voters answering, or there is no leader while node 1 was it) when the pod's
+    processes are killed. Once node 1 is back, the leader's sidecar removes the member
+    the leave never did."""
+    keys = written(cluster, 0, 10)
+    cluster.api.scale(cluster.name, 2)
+    cluster.harness.stop_store(1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "POD_"))}
+    env.update({"AGENT_LISTEN": f"{cluster.harness.ip(2)}:9090", "AGENT_LOG_FORMAT": "json"})
+    leave = subprocess.Popen([sys.executable, "-m", "agent", "leave"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        log = cluster.harness.sidecars[2].proc.log_path
+        wait_until(lambda: "leave_waiting" in log.read_text(),
+                   what="pod 2's leave held back", timeout=30)
+        cluster.die(2)
+        leave.wait(timeout=30)
+    finally:
+        if leave.poll() is None:
+            leave.kill()
+            leave.wait()
+    assert "leave_outcome" not in log.read_text()  # killed before it ended
+    cluster.harness.restart_store(1)
+    expected = [f"{cluster.name}-0", f"{cluster.name}-1"]
+    wait_until(lambda: cluster.members() == expected, what=f"membership {expected}",
+               timeout=AFTER_SECONDS + 60)
+    wait_until(lambda: "StaleMemberRemoved" in cluster.api.event_reasons(),
+               what="the StaleMemberRemoved event", timeout=10)
+    assert "MemberRemoved" not in cluster.api.event_reasons()  # not the leave's doing
+    keys += written(cluster, 100, 10)
+    assert sorted(cluster.harness.read_all()) == sorted(keys)
 
 
 @pytest.mark.parametrize("cluster", ["etcd"], indirect=True)
