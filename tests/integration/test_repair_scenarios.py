@@ -20,7 +20,7 @@ from agent.registry import STORES
 from player.agentnamespace import AgentNamespace
 from player.stores.base import Harness
 from player.wait import wait_until
-from tests.integration.conftest import harness_for, split_variant
+from tests.integration.conftest import harness_for, ready_cluster, split_variant
 from tests.integration.kubeproxy import KubeFaultProxy, dump
 
 pytestmark = pytest.mark.integration
@@ -82,16 +82,12 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path, agent_namespace: Age
         **agent_namespace.env(kube_proxy.url),
         "AGENT_REPAIR_AFTER_SECONDS": str(AFTER_SECONDS),
         "AGENT_REPAIR_INTERVAL_SECONDS": "0.5"})
-    try:
-        harness.start(3)
-        for sidecar in harness.sidecars.values():
-            sidecar.wait_ready(timeout=60)
-        yield RepairCluster(harness, agent_namespace, kube_proxy)
-    except BaseException:
-        print(harness.logs(), dump(kube_proxy), sep="\n")
-        raise
-    finally:
-        harness.close()
+    with ready_cluster(harness):
+        try:
+            yield RepairCluster(harness, agent_namespace, kube_proxy)
+        except BaseException:
+            print(dump(kube_proxy))
+            raise
 
 
 def written(cluster: RepairCluster, start: int, count: int) -> list[str]:

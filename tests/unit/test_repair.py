@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -93,7 +93,7 @@ class FakeApi:
 
 @dataclass
 class Rig:
-    store: FakeStore
+    store: Any  # FakeStore or FakeConsul
     api: FakeApi
     time: FakeTime
     membership: Membership
@@ -112,7 +112,7 @@ class Rig:
         return removed
 
 
-def rig(store: FakeStore | None = None, api: FakeApi | None = None) -> Rig:
+def rig(store: FakeStore | FakeConsul | None = None, api: FakeApi | None = None) -> Rig:
     store = store or FakeStore()
     api = api or FakeApi()
     time = FakeTime()
@@ -359,23 +359,8 @@ async def test_a_server_back_under_a_new_id_has_its_old_entry_removed() -> None:
     store = FakeConsul([consul_entry("A0", "db-0", "10.0.0.1"),
                         consul_entry("A1", "db-1", "10.0.0.2"),
                         consul_entry("A2", "db-2", "10.0.0.3")])
-    api = FakeApi(replicas=3)
-    time_ = FakeTime()
-    metrics = Metrics()
-    membership = Membership(store, policy=Policy(), poll_interval_seconds=1,
-                            poll_timeout_seconds=4, clock=time_.clock, metrics=metrics)
-    repairer = Repairer(membership, store, pods=api, events=api, statefulset="db",
-                        after_seconds=60, interval_seconds=5, metrics=metrics,
-                        clock=time_.clock, wall_clock=lambda: NOW, sleep=time_.sleep)
-
-    async def passes(seconds: float) -> str | None:
-        removed = None
-        for _ in range(int(seconds // 5) + 1):
-            await membership.poll_once()
-            removed = await repairer.pass_once() or removed
-            time_.now += 5
-        return removed
-
+    r = rig(store)
+    passes = r.after
     await passes(10)  # db-2 seen as A2 while it ran
     # Its pod dies with its volume and comes back at a new address under a new id:
     # Consul adds B2, and names A2 by nobody (no server at its old address).
@@ -383,12 +368,12 @@ async def test_a_server_back_under_a_new_id_has_its_old_entry_removed() -> None:
     store.entries.append(consul_entry("B2", "db-2", "10.0.0.9"))
     store.silent.add("A2")
     assert await passes(55) is None
-    assert repairer.state.waiting == {"A2 (once db-2)": "silent for 55 s of the 60 s the "
+    assert r.repairer.state.waiting == {"A2 (once db-2)": "silent for 55 s of the 60 s the "
                                                         "repair waits"}
     assert await passes(10) == "A2 (once db-2)"
     assert store.removed == ["A2"]
-    assert api.pod_reads == []  # a kept pod: its pod is not what decides
-    (reason, message, _), = api.events
+    assert r.api.pod_reads == []  # a kept pod: its pod is not what decides
+    (reason, message, _), = r.api.events
     assert reason == "StaleMemberRemoved"
     assert "an old identity of db-2, which answers as member B2 now" in message
 
@@ -399,19 +384,9 @@ async def test_a_restarted_server_on_a_new_address_is_not_an_old_identity() -> N
     store = FakeConsul([consul_entry("A0", "db-0", "10.0.0.1"),
                         consul_entry("A1", "db-1", "10.0.0.2"),
                         consul_entry("A2", "db-2", "10.0.0.3")])
-    api = FakeApi(replicas=3)
-    time_ = FakeTime()
-    membership = Membership(store, policy=Policy(), poll_interval_seconds=1,
-                            poll_timeout_seconds=4, clock=time_.clock)
-    repairer = Repairer(membership, store, pods=api, events=api, statefulset="db",
-                        after_seconds=60, interval_seconds=5, metrics=Metrics(),
-                        clock=time_.clock, wall_clock=lambda: NOW, sleep=time_.sleep)
-    await membership.poll_once()
-    await repairer.pass_once()
+    r = rig(store)
+    await r.poll_and_pass()
     store.entries[2] = consul_entry("A2", "(unknown)", "10.0.0.3")
     store.silent.add("A2")
-    for _ in range(60):
-        await membership.poll_once()
-        assert await repairer.pass_once() is None
-        time_.now += 5
+    assert await r.after(300) is None
     assert store.removed == []
