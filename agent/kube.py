@@ -22,8 +22,8 @@ class PodState:
     name: str
     uid: str
     phase: str  # Pending, Running, Succeeded, Failed, Unknown
-    deleting_since: datetime.datetime | None = None  # metadata.deletionTimestamp
-    grace_seconds: int | None = None  # metadata.deletionGracePeriodSeconds
+    # metadata.deletionTimestamp: the time the pod should be gone by (its grace included)
+    deleting_since: datetime.datetime | None = None
 
 
 class Kube:
@@ -63,21 +63,27 @@ class Kube:
                 raise KubeError(f"Kubernetes client: {type(exc).__name__}: {exc}") from None
         return self._client
 
-    async def _statefulset(self, name: str) -> Any:
-        from lightkube.resources.apps_v1 import StatefulSet
-
+    async def _get(self, resource: Any, plural: str, name: str) -> Any:
+        """Object ``name`` of lightkube ``resource`` (API kind ``plural``) in this
+        namespace; KubeError, with ``not_found`` when the API server says it does not
+        exist."""
         try:
             client = self.client  # built (lightkube imported) outside the request's budget
             # httpx's timeout bounds each phase (connect, every read) on its own, so an
             # answer trickling in could outlast it many times over: bound the whole call.
             async with asyncio.timeout(self.settings.kube_timeout_seconds):
-                return await client.get(StatefulSet, name, namespace=self.settings.namespace)
+                return await client.get(resource, name, namespace=self.settings.namespace)
         except KubeError:
             raise
         except Exception as exc:
-            raise KubeError(self._describe(exc, f"GET statefulset {name}"),
+            raise KubeError(self._describe(exc, f"GET {plural[:-1]} {name}"),
                             retryable=_retryable(exc),
-                            not_found=_not_found(exc, "statefulsets", name)) from None
+                            not_found=_not_found(exc, plural, name)) from None
+
+    async def _statefulset(self, name: str) -> Any:
+        from lightkube.resources.apps_v1 import StatefulSet
+
+        return await self._get(StatefulSet, "statefulsets", name)
 
     async def statefulset_scale(self, name: str) -> tuple[int, int]:
         """(``spec.replicas``, ``spec.ordinals.start``) of StatefulSet ``name``."""
@@ -105,22 +111,15 @@ class Kube:
         from lightkube.resources.core_v1 import Pod
 
         try:
-            client = self.client
-            async with asyncio.timeout(self.settings.kube_timeout_seconds):
-                pod = await client.get(Pod, name, namespace=self.settings.namespace)
-        except KubeError:
-            raise
-        except Exception as exc:
-            if _not_found(exc, "pods", name):
+            pod = await self._get(Pod, "pods", name)
+        except KubeError as exc:
+            if exc.not_found:
                 return None
-            raise KubeError(self._describe(exc, f"GET pod {name}"),
-                            retryable=_retryable(exc)) from None
+            raise
         meta, status = pod.metadata, pod.status
-        grace = getattr(meta, "deletionGracePeriodSeconds", None)
         return PodState(name=name, uid=str(getattr(meta, "uid", "") or ""),
                         phase=str(getattr(status, "phase", None) or "Unknown"),
-                        deleting_since=getattr(meta, "deletionTimestamp", None),
-                        grace_seconds=int(grace) if grace is not None else None)
+                        deleting_since=getattr(meta, "deletionTimestamp", None))
 
     async def event(self, *, reason: str, message: str, warning: bool = False) -> None:
         """Record an Event on this pod; failures are logged, never raised."""

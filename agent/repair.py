@@ -170,7 +170,6 @@ class Repairer:
         self._silent_since: dict[str, float] = {}
         self._ordinals: dict[str, int] = {}  # member id -> ordinal, from earlier views
         self._said: str | None = None
-        self._posting: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """A pass every ``interval_seconds`` until ``stop``; a failed pass is logged."""
@@ -214,19 +213,19 @@ class Repairer:
             del self._silent_since[member_id]
         if not self._silent_since:
             self.metrics.repair_waiting.set(0)
-            self._settle(waiting={}, blocked=None)
+            await self._settle(waiting={}, blocked=None)
             return None
         try:
             desired, start = await self.pods.statefulset_scale(self.statefulset)
         except KubeError as exc:
-            self._settle(waiting={}, blocked=f"cannot read StatefulSet {self.statefulset} "
+            await self._settle(waiting={}, blocked=f"cannot read StatefulSet {self.statefulset} "
                                              f"({exc.message}): removing nothing")
             return None
         keep = range(start, start + desired)
         self.state.keep = keep
         if desired == 0:
             self.metrics.repair_waiting.set(0)
-            self._settle(waiting={}, blocked=None)  # parked: every member comes back
+            await self._settle(waiting={}, blocked=None)  # parked: every member comes back
             return None
         waiting: dict[str, str] = {}
         ready: list[tuple[Suspect, str]] = []
@@ -257,7 +256,7 @@ class Repairer:
                                    f"and it has not answered for {silent:.0f} s"))
         self.metrics.repair_waiting.set(len(waiting) + len(ready))
         if not ready:
-            self._settle(waiting=waiting, blocked=None)
+            await self._settle(waiting=waiting, blocked=None)
             return None
         suspect, reason = ready[0]
         label = self._label(suspect)
@@ -266,10 +265,10 @@ class Repairer:
         if obstacle is None and (leader is None or not leader.api_url):
             obstacle = "this node's API address is not in the configuration"
         if obstacle is not None:
-            self._settle(waiting=waiting, blocked=f"not removing {label}: {obstacle}")
+            await self._settle(waiting=waiting, blocked=f"not removing {label}: {obstacle}")
             return None
         assert leader is not None and leader.api_url is not None
-        self._settle(waiting=waiting, blocked=None)
+        await self._settle(waiting=waiting, blocked=None)
         return await self._remove(suspect.member, label, reason, leader.api_url)
 
     def _label(self, suspect: Suspect) -> str:
@@ -328,7 +327,7 @@ class Repairer:
         self.state.blocked = f"removing {name} failed: {why}"
         log.warning("repair_failed", member=name, error=why)
 
-    def _settle(self, *, waiting: Mapping[str, str], blocked: str | None) -> None:
+    async def _settle(self, *, waiting: Mapping[str, str], blocked: str | None) -> None:
         """Record the pass's findings; say each new blocker once (log and a Warning
         Event), and each new wait in the log."""
         self.state.waiting = dict(waiting)
@@ -338,16 +337,11 @@ class Repairer:
         if said is not None and said != self._said:
             log.info("repair_waiting", reason=said)
             if blocked is not None:
-                self._record("MemberRepairBlocked", blocked)
+                await self._event("MemberRepairBlocked", blocked, warning=True)
         self._said = said
 
-    def _record(self, reason: str, message: str) -> None:
+    async def _event(self, reason: str, message: str, *, warning: bool = False) -> None:
+        """Post an Event on this pod (bounded by the API timeout; never raises): the pass
+        runs in a task of its own, so nothing waits on it but the next pass."""
         if self.events is not None:
-            task = asyncio.get_running_loop().create_task(
-                self.events.event(reason=reason, message=message, warning=True))
-            self._posting.add(task)
-            task.add_done_callback(self._posting.discard)
-
-    async def _event(self, reason: str, message: str) -> None:
-        if self.events is not None:
-            await self.events.event(reason=reason, message=message)
+            await self.events.event(reason=reason, message=message, warning=warning)

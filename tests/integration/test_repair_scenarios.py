@@ -38,28 +38,28 @@ class RepairCluster:
     def name(self) -> str:
         return self.harness.store
 
-    def members(self) -> list[str]:
-        """Member names in the leader's own view, read through a ready sidecar."""
+    def statuses(self) -> Iterator[dict[str, Any]]:
+        """/status of each running sidecar that answers."""
         for sidecar in self.harness.sidecars.values():
             if not sidecar.proc.running:
                 continue
             try:
-                snapshot = sidecar.status()["view"]
-            except (httpx.HTTPError, KeyError, TypeError):
+                yield dict(sidecar.status())
+            except (httpx.HTTPError, ValueError):
                 continue
-            if snapshot["authority"] is not None:
-                return sorted(m["name"] or m["address"] for m in snapshot["authority"]["members"])
+
+    def members(self) -> list[str]:
+        """Member names in the leader's own view, read through a ready sidecar."""
+        for status in self.statuses():
+            authority = status["view"]["authority"]
+            if authority is not None:
+                return sorted(m["name"] or m["address"] for m in authority["members"])
         raise AssertionError("no sidecar knows the membership")
 
     def leader_repair(self) -> dict[str, Any] | None:
         """The repair's state on the sidecar whose node leads."""
-        for sidecar in self.harness.sidecars.values():
-            if not sidecar.proc.running:
-                continue
-            try:
-                repair = sidecar.status()["repair"]
-            except (httpx.HTTPError, KeyError, TypeError):
-                continue
+        for status in self.statuses():
+            repair = status["repair"]
             if repair is not None and repair["leads"]:
                 return dict(repair)
         return None

@@ -158,9 +158,9 @@ def test_the_leader_is_never_a_suspect() -> None:
     (PodState("db-3", "u", "Failed"), "its pod is Failed"),
     (PodState("db-3", "u", "Running"), None),
     # Terminating within its grace period: its own preStop and SIGTERM remove it.
-    (PodState("db-3", "u", "Running", NOW + datetime.timedelta(seconds=20), 30), None),
-    (PodState("db-3", "u", "Running", NOW - datetime.timedelta(seconds=20), 30), None),
-    (PodState("db-3", "u", "Running", NOW - datetime.timedelta(seconds=31), 30),
+    (PodState("db-3", "u", "Running", NOW + datetime.timedelta(seconds=20)), None),
+    (PodState("db-3", "u", "Running", NOW - datetime.timedelta(seconds=20)), None),
+    (PodState("db-3", "u", "Running", NOW - datetime.timedelta(seconds=31)),
      "its pod is 31 s past its deletion deadline"),
 ])
 def test_pod_problem(pod: PodState | None, problem: str | None) -> None:
