@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 # sts-agent: one image for the init container (`init`) and the sidecar (`run`).
 # Build: docker build -t sts-agent:0.1.0 .
+# Galera's init container also runs `mariadbd --wsrep-recover` (a crashed node's position
+# is in InnoDB): docker build --target galera-init -t sts-agent-galera:0.1.0 .
 #
 # The build stage uses Debian 12's own Python, the one the distroless runtime carries at
 # the same path, so the virtualenv's interpreter link and the console script's shebang
@@ -17,6 +19,22 @@ RUN python3 -m venv /opt/sts-agent \
     && /opt/sts-agent/bin/python -m compileall -q /opt/sts-agent/lib \
     && rm -rf /opt/sts-agent/bin/pip* /opt/sts-agent/lib/python3.11/site-packages/pip
 
+# The agent beside Debian 12's mariadbd and galera-4 (the versions the tests run), as the
+# MariaDB image's mysql user (uid 999), whose files the data volume holds.
+FROM debian:12.11-slim AS galera-init
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3=3.11.2-1+b1 \
+        mariadb-server-core=1:10.11.19-0+deb12u1 galera-4=26.4.23-0+deb12u1 \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /opt/sts-agent /opt/sts-agent
+ENV PATH=/opt/sts-agent/bin:/usr/sbin:/usr/bin:/bin \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+USER 999:999
+ENTRYPOINT ["sts-agent"]
+CMD ["--help"]
+
+# The default target: the agent alone, on distroless.
 FROM gcr.io/distroless/python3-debian12:nonroot
 LABEL org.opencontainers.image.title="sts-agent" \
       org.opencontainers.image.description="Init container and sidecar for raft stores in Kubernetes StatefulSets" \

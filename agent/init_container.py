@@ -139,7 +139,10 @@ async def run_init(settings: Settings, domain: str) -> int:
             work = prestart(settings, names, pod, client)
             has_state = work.has_state()
             host, port = settings.listen_address()
-            document = {"pod": pod.name, "store": spec.name, "has_state": has_state}
+
+            def document() -> dict[str, Any]:
+                return {"pod": pod.name, "store": spec.name, **work.init_document()}
+
             async with init_state_server(host, port, document, work.peer_asked):
                 log.info("init_serving", listen=f"{host}:{port}", has_state=has_state)
                 extra = await work.prepare(peers, deadline=deadline, rediscover=rediscover)

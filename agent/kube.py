@@ -87,12 +87,21 @@ class Kube:
 
     async def statefulset_scale(self, name: str) -> tuple[int, int]:
         """(``spec.replicas``, ``spec.ordinals.start``) of StatefulSet ``name``."""
+        replicas, start, _ = await self.pod_management(name)
+        return replicas, start
+
+    async def pod_management(self, name: str) -> tuple[int, int, str]:
+        """(``spec.replicas``, ``spec.ordinals.start``, ``spec.podManagementPolicy``) of
+        StatefulSet ``name``: the pods a Galera vote waits for, and whether they start
+        together."""
         spec = (await self._statefulset(name)).spec
         replicas = spec.replicas if spec is not None else None
         ordinals = getattr(spec, "ordinals", None) if spec is not None else None
         start = getattr(ordinals, "start", None) if ordinals is not None else None
-        # The API's defaults: 1 replica, ordinals from 0.
-        return (1 if replicas is None else int(replicas), int(start or 0))
+        policy = getattr(spec, "podManagementPolicy", None) if spec is not None else None
+        # The API's defaults: 1 replica, ordinals from 0, OrderedReady.
+        return (1 if replicas is None else int(replicas), int(start or 0),
+                str(policy or "OrderedReady"))
 
     async def rolling_update(self, name: str) -> tuple[int, int | str | None]:
         """(``spec.replicas``, ``spec.updateStrategy.rollingUpdate.maxUnavailable``, None

@@ -29,6 +29,9 @@ class ClusterView:
     commit_index: int | None = None  # the leader's commit index (best known)
     version: str | None = None
     notes: tuple[str, ...] = field(default=())  # what the backend could not learn, and why
+    # A store's own readiness checks (Galera: Primary, Synced): (name, why it fails, or
+    # None when it passes), judged with the shared ones.
+    checks: tuple[tuple[str, str | None], ...] = field(default=())
 
     @property
     def self_member(self) -> Member | None:
@@ -71,6 +74,8 @@ class ClusterView:
             "lag": self.lag,
             "version": self.version,
             "notes": list(self.notes),
+            **({"checks": {name: why or "ok" for name, why in self.checks}}
+               if self.checks else {}),
         }
 
 

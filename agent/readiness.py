@@ -102,5 +102,7 @@ def judge(snapshot: Snapshot, *, now: float, policy: Policy, leaving: bool) -> V
     else:
         caught_up = Check("caught_up", True)
 
+    own = tuple(Check(name, why is None, why or "") for name, why in local.checks
+                ) if local is not None and fresh else ()
     not_leaving = Check("not_leaving", not leaving, "leaving the cluster" if leaving else "")
-    return Verdict((reachable, leader, member, caught_up, not_leaving))
+    return Verdict((reachable, leader, member, caught_up, *own, not_leaving))

@@ -171,21 +171,20 @@ def make_server(routes: Routes) -> web.Server:
 
 
 @contextlib.asynccontextmanager
-async def init_state_server(host: str, port: int, document: dict[str, Any],
+async def init_state_server(host: str, port: int, document: Callable[[], dict[str, Any]],
                             asked: Callable[[str], None]) -> AsyncIterator[None]:
-    """While init runs, GET /init answers ``document`` (this pod, whether it holds raft
-    state) on the agent's port: a peer with no state of its own bootstraps only when
-    every other bootstrap member says it has none, so a whole-cluster restart with one
-    lost volume is told apart from a first start. ``asked`` hears the pod named in
-    ``?from=`` (a peer that asks has no state). The sidecar takes the port later."""
-    body = json.dumps(document)
-
+    """While init runs, GET /init answers ``document()`` (this pod, whether it holds raft
+    state; Galera's ballot once known) on the agent's port: a peer with no state of its
+    own bootstraps only when every other bootstrap member says it has none, so a
+    whole-cluster restart with one lost volume is told apart from a first start.
+    ``asked`` hears the pod named in ``?from=`` (a peer that asks has no state). The
+    sidecar takes the port later."""
     async def answer(request: web.BaseRequest) -> web.Response:
         if request.path == "/init" and request.method in ("GET", "HEAD"):
             asker = request.query.get("from")
             if asker:
                 asked(asker)
-            return web.Response(text=body, content_type=JSON)
+            return web.Response(text=json.dumps(document()), content_type=JSON)
         return web.Response(status=404, text=json.dumps({"error": "not found"}),
                             content_type=JSON)
 

@@ -73,8 +73,9 @@ def default_seeds(settings: Settings, domain: str | None) -> list[str]:
     pod = parse_pod_name(settings.pod_name)
     bootstrap = settings.bootstrap_ordinals()
     ordinals = range(bootstrap.start, max(bootstrap.stop, pod.ordinal + 1))
+    scheme = spec.scheme if (spec := settings.store()) is not None else "http"
     return [
-        f"http://{pod.statefulset}-{o}.{settings.service}.{settings.namespace}.svc.{domain}"
+        f"{scheme}://{pod.statefulset}-{o}.{settings.service}.{settings.namespace}.svc.{domain}"
         f":{port}"
         for o in ordinals if o != pod.ordinal
     ]
@@ -99,7 +100,8 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
     store_url = settings.store_url or spec.default_url
     metrics = Metrics()
     async with http_client(settings) as client:
-        backend = cls(client, store_url, peer_api_port=settings.client_port)
+        backend = cls(client, store_url, peer_api_port=settings.client_port,
+                      settings=settings)
         promoter = None
         if settings.promote_learner and isinstance(backend, Promotable):
             promoter = Promoter(backend, max_lag_entries=settings.max_lag_entries)
@@ -119,9 +121,13 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
         )
         kube = Kube(settings)
         leave_time_problem = settings.leave_time_problem()
+        if not spec.raft and settings.leave_policy != "never":
+            # Galera: a member leaves by its own clean stop (the store container's
+            # SIGTERM); there is no removal for the agent to make.
+            log.info("leave_by_clean_stop", backend=spec.name)
         leaver = Leaver(
             membership, backend,
-            policy=settings.leave_policy,
+            policy=settings.leave_policy if spec.raft else "never",
             ordinal=parse_pod_name(settings.pod_name).ordinal if settings.pod_name else None,
             statefulset=settings.statefulset_name(),
             replicas=kube if settings.namespace else None,
@@ -130,7 +136,7 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
             deadline_problem=leave_time_problem,
         )
         repairer = None
-        if settings.repair and settings.namespace and settings.statefulset_name():
+        if settings.repair and spec.raft and settings.namespace and settings.statefulset_name():
             repairer = Repairer(membership, backend, pods=kube,
                                 events=kube if settings.pod_name else None,
                                 statefulset=settings.statefulset_name() or "",

@@ -42,7 +42,8 @@ class AgentNamespace:
             self.admin.create(api, resource, doc, namespace=self.name)
 
     def add_statefulset(self, name: str, *, replicas: int, start: int = 0,
-                        max_unavailable: int | str | None = None) -> JSON:
+                        max_unavailable: int | str | None = None,
+                        pod_management: str | None = None) -> JSON:
         """A StatefulSet object the agent reads; its pods can never be scheduled (no node
         has the label its template selects), so nothing but the object exists."""
         labels = {"app.kubernetes.io/name": name}
@@ -53,6 +54,8 @@ class AgentNamespace:
                 "containers": [{"name": "store", "image": "store"}]}}}
         if start:
             spec["ordinals"] = {"start": start}
+        if pod_management is not None:
+            spec["podManagementPolicy"] = pod_management
         if max_unavailable is not None:
             spec["updateStrategy"] = {"type": "RollingUpdate",
                                       "rollingUpdate": {"maxUnavailable": max_unavailable}}

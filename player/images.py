@@ -3,9 +3,11 @@
 | image (any tag) | ENTRYPOINT | executables |
 |---|---|---|
 | `sts-agent` (our Dockerfile) | `sts-agent` | `sts-agent`: this checkout's `.venv/bin/sts-agent` |
+| `sts-agent-galera` (target galera-init) | `sts-agent` | the same, Debian's `mariadbd` beside it |
 | `gcr.io/etcd-development/etcd` | `/usr/local/bin/etcd` | `etcd`: v3.4 Debian's, v3.5/v3.6 pinned |
 | `rqlite/rqlite` | `docker-entrypoint.sh` | `rqlited`: the pinned build in the cache |
 | `hashicorp/consul` | `docker-entrypoint.sh` | `consul`: the pinned build in the cache |
+| `mariadb` | `docker-entrypoint.sh` | galera-entrypoint.sh (player/stores), Debian's `mariadbd` |
 
 A command naming anything else fails the pod's start with a clear error, as a missing
 binary in an image would.
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from player.stores import store_images
 from player.stores.base import Image
+from player.stores.galera import mariadbd_binary
 
 
 def agent_binary(tag: str = "") -> str:
@@ -27,6 +30,8 @@ def agent_binary(tag: str = "") -> str:
 
 IMAGES: dict[str, Image] = {
     "sts-agent": Image(("sts-agent",), {"sts-agent": agent_binary}),
+    "sts-agent-galera": Image(("sts-agent",), {"sts-agent": agent_binary,
+                                               "mariadbd": mariadbd_binary}),
     **store_images(),  # each store's module under player/stores/
 }
 

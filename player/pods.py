@@ -26,8 +26,11 @@ class InitPods:
     """
 
     def __init__(self, store: str, workdir: Path, dns: Dnsmasq, *, bootstrap_expect: int = 3,
-                 published: int = 5, harness: Harness[Any] | None = None) -> None:
+                 published: int = 5, harness: Harness[Any] | None = None,
+                 namespace: str = "default", env: dict[str, str] | None = None) -> None:
         self.store = store
+        self.namespace = namespace
+        self.env = dict(env or {})  # more for every init (the API's address and token)
         self.workdir = workdir
         self.dns = dns
         self.bootstrap_expect = bootstrap_expect
@@ -37,7 +40,7 @@ class InitPods:
         self.init_results: dict[int, subprocess.CompletedProcess[str]] = {}
         workdir.mkdir(parents=True, exist_ok=True)
         dns.set_records(statefulset_records(
-            statefulset=store, service=store, namespace="default", domain="cluster.local",
+            statefulset=store, service=store, namespace=namespace, domain="cluster.local",
             pods={o: self.cluster.ip(o) for o in range(published)}))
 
     def data_dir(self, ordinal: int) -> Path:
@@ -46,7 +49,7 @@ class InitPods:
     def init_env(self, ordinal: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENT_", "POD_"))}
         env.update({
-            "POD_NAME": f"{self.store}-{ordinal}", "POD_NAMESPACE": "default",
+            "POD_NAME": f"{self.store}-{ordinal}", "POD_NAMESPACE": self.namespace,
             "POD_IP": self.cluster.ip(ordinal), "AGENT_BACKEND": self.store,
             "AGENT_SERVICE": self.store, "AGENT_DNS_SERVER": self.dns.server,
             "AGENT_CLUSTER_DOMAIN": "cluster.local", "AGENT_ADVERTISE": "ip",
@@ -56,6 +59,8 @@ class InitPods:
             # Init answers GET /init there while it runs, as the sidecar does later.
             "AGENT_LISTEN": f"{self.cluster.ip(ordinal)}:9090",
         })
+        env.update(self.harness.init_env(ordinal))
+        env.update(self.env)
         if self.harness.templates is not None:
             env.update({
                 "AGENT_TEMPLATES_DIR": str(self.harness.templates),

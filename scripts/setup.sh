@@ -5,8 +5,10 @@ cd "$(dirname "$0")/.."
 
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
-DEBIAN_PACKAGES=(dnsmasq-base etcd-server etcd-client wrk iproute2 openssl)
-BINARIES=(dnsmasq etcd etcdctl wrk ip openssl)
+# Galera: MariaDB 10.11 and galera-4 from Debian, rsync for its state transfers (mariadbd is
+# run by the tests and the player, never by the packaged service).
+DEBIAN_PACKAGES=(dnsmasq-base etcd-server etcd-client wrk iproute2 openssl mariadb-server galera-4 rsync)
+BINARIES=(dnsmasq etcd etcdctl wrk ip openssl mariadbd /usr/lib/galera/libgalera_smm.so rsync)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -14,15 +16,25 @@ as_root() {
 
 missing=()
 for i in "${!BINARIES[@]}"; do
-    if ! command -v "${BINARIES[$i]}" >/dev/null 2>&1 && [ ! -x "/usr/sbin/${BINARIES[$i]}" ]; then
+    if ! command -v "${BINARIES[$i]}" >/dev/null 2>&1 && [ ! -x "/usr/sbin/${BINARIES[$i]}" ] \
+            && [ ! -e "${BINARIES[$i]}" ]; then
         missing+=("${DEBIAN_PACKAGES[$i]}")
     fi
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: installing Debian packages: ${missing[*]}"
     as_root apt-get update -qq
+    # No packaged service may start (mariadb-server's would take port 3306 and /var/lib/mysql):
+    # policy-rc.d refuses every start while the packages install.
+    policy=/usr/sbin/policy-rc.d
+    made_policy=""
+    if [ ! -e "$policy" ]; then
+        as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
+        made_policy=1
+    fi
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >/dev/null
+    if [ -n "$made_policy" ]; then as_root rm -f "$policy"; fi
 fi
 
 "$PYTHON" - <<'PY'

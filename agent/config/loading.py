@@ -109,6 +109,16 @@ def cross_check(settings: Settings) -> list[str]:
     spec = settings.store()
     if settings.store_token_file is not None and spec is not None and not spec.token_header:
         problems.append(f"{describe('store_token_file')}: {spec.name} takes no token")
+    urls = [settings.store_url] if settings.store_url else []
+    urls += settings.seed_url_list()
+    for url in urls:
+        if spec is None:
+            break
+        scheme = url.partition("://")[0]
+        allowed = ("mysql", "unix") if spec.scheme == "mysql" else ("http", "https")
+        if scheme not in allowed:
+            problems.append(f"{describe('store_url')} / {describe('seed_urls')}: {url!r}: "
+                            f"{spec.name} is reached over {' or '.join(allowed)}")
     if settings.store_password_file is not None and not settings.store_username:
         problems.append(f"{describe('store_password_file')}: needs {describe('store_username')}")
     if settings.stale_after_seconds < settings.poll_interval_seconds:

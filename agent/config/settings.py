@@ -20,6 +20,7 @@ from agent.config.types import (
     ListenAddress,
     PodName,
     StoreName,
+    StoreUrl,
 )
 from agent.identity import parse_pod_name
 from agent.registry import STORES, StoreSpec
@@ -131,6 +132,26 @@ class Settings(BaseSettings):
         description="The store's id for this member (rqlite -node-id). Default: the pod "
         "name, stable across restarts; set it to the pod FQDN if rqlited uses that.",
     )
+    galera_recover_command: str = Field(
+        default="mariadbd --user=mysql --wsrep-provider=/usr/lib/galera/libgalera_smm.so",
+        description="Galera: the command init runs, with --datadir=<AGENT_DATA_DIR> "
+        "--wsrep-on=ON --skip-networking --wsrep-recover --log-error=<file> (and what "
+        "mariadbd checks first) appended, to read a crashed node's position from InnoDB "
+        "(grastate.dat says -1 after any crash).",
+    )
+    galera_force_seed_ordinal: int | None = Field(
+        default=None,
+        ge=0,
+        description="Galera: seed a new Primary component from this ordinal without the "
+        "vote (every pod's ballot, a missing pod waited for): for a person who knows "
+        "which volume holds the latest writes. Remove it once the cluster is up: a "
+        "later outage would seed this ordinal again, whatever it holds.",
+    )
+    galera_sst_method: str = Field(
+        default="rsync",
+        description="Galera: the wsrep_sst_method the pods use; a donor counts as ready "
+        "only when it does not block writes while it copies (mariabackup).",
+    )
     srv_port_name: DnsLabel | None = Field(
         default=None,
         description="Named Service port to look up as SRV (_<name>._tcp.<svc>...). "
@@ -187,10 +208,10 @@ class Settings(BaseSettings):
     )
 
     # --- sidecar -------------------------------------------------------------------
-    store_url: HttpUrl | None = Field(
+    store_url: StoreUrl | None = Field(
         default=None,
         description="Base URL of this pod's store API. Default: http://127.0.0.1:<the "
-        "store's client port>.",
+        "store's client port> (Galera: mysql://127.0.0.1:3306, or unix:///<socket>).",
     )
     listen: ListenAddress = Field(
         default=f"0.0.0.0:{LISTEN_PORT}",

@@ -49,6 +49,15 @@ def _url(value: str) -> str:
     return value.rstrip("/")
 
 
+STORE_SCHEMES = ("http://", "https://", "mysql://", "unix://")
+
+
+def _store_url(value: str) -> str:
+    if not value.startswith(STORE_SCHEMES):
+        raise ValueError(f"{value!r} is not an {', '.join(STORE_SCHEMES)} URL")
+    return value.rstrip("/")
+
+
 def _store(value: str) -> str:
     if value not in STORES:
         raise ValueError(f"{value!r} is not a store the agent knows ({', '.join(STORES)})")
@@ -74,6 +83,7 @@ PodName = Annotated[str, AfterValidator(_pod_name)]
 DomainName = Annotated[str, AfterValidator(_domain)]
 IpAddress = Annotated[str, AfterValidator(_ip)]
 HttpUrl = Annotated[str, AfterValidator(_url)]
+StoreUrl = Annotated[str, AfterValidator(_store_url)]  # the store's scheme: cross-checked
 StoreName = Annotated[str, AfterValidator(_store)]
 Seconds = Annotated[float, AfterValidator(_seconds)]
 DnsServer = Annotated[str, _address(53)]

@@ -69,7 +69,8 @@ class Backend(Reconfigurable, Protocol):
     name: ClassVar[str]
 
     def __init__(self, client: httpx.AsyncClient, base_url: str, *,
-                 peer_api_port: int | None = None) -> None: ...
+                 peer_api_port: int | None = None,
+                 settings: Settings | None = None) -> None: ...
 
     async def view(self, api_url: str | None = None) -> ClusterView: ...
 
@@ -100,9 +101,9 @@ class Prestart(Protocol):
     to run again after a crash at any point (an init container is retried): every
     change it makes is idempotent or checked first. It never bootstraps a cluster while
     a peer holds one, nor while a bootstrap member has not said it has no state (each
-    init answers ``has_state()`` on GET /init while it runs, and hears ``peer_asked``).
-    It waits, re-reading DNS through ``rediscover``, until the start
-    is safe or ``deadline`` (a ``time.monotonic()`` value) passes, then raises an
+    init answers ``init_document()``, ``has_state`` at least, on GET /init while it
+    runs, and hears ``peer_asked``). It waits, re-reading DNS through ``rediscover``,
+    until the start is safe or ``deadline`` (a ``time.monotonic()`` value) passes, then raises an
     AgentError naming what it waited for; nothing is written in that case.
     """
 
@@ -110,6 +111,8 @@ class Prestart(Protocol):
                  client: httpx.AsyncClient) -> None: ...
 
     def has_state(self) -> bool: ...
+
+    def init_document(self) -> dict[str, Any]: ...
 
     def peer_asked(self, name: str) -> None: ...
 

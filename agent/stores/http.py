@@ -33,7 +33,7 @@ async def request(
     except httpx.TimeoutException:
         raise BackendUnavailable(f"{what}: timed out") from None
     except httpx.TransportError as exc:
-        failure = _resolution_failure(exc)
+        failure = resolution_failure(exc)
         if failure is not None:
             # Peers are asked by their DNS names: say so when DNS is what failed.
             raise BackendUnavailable(f"{what}: cannot resolve {httpx.URL(url).host} "
@@ -44,7 +44,7 @@ async def request(
         raise BackendError(f"{what}: {type(exc).__name__}: {exc}") from None
 
 
-def _resolution_failure(exc: BaseException) -> socket.gaierror | None:
+def resolution_failure(exc: BaseException) -> socket.gaierror | None:
     """The name-resolution error behind a transport failure, if that is what it was."""
     seen: BaseException | None = exc
     for _ in range(8):  # httpx -> httpcore -> OSError; bounded against cycles

@@ -9,7 +9,7 @@ import re
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
 import structlog
@@ -91,6 +91,10 @@ class PrestartBase:
         """Whether this pod's data dir holds the store's raft state (what init tells its
         peers on GET /init while it runs)."""
         raise NotImplementedError
+
+    def init_document(self) -> dict[str, Any]:
+        """What this init tells its peers on GET /init while it runs (read per request)."""
+        return {"has_state": self.has_state()}
 
     def peer_asked(self, name: str) -> None:
         """A peer asked this init's GET /init before bootstrapping: only a member with no

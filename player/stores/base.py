@@ -186,6 +186,10 @@ class Harness(Generic[C]):
         """One write of ``write_entries`` (bulk data, not read back)."""
         raise NotImplementedError
 
+    def init_env(self, ordinal: int) -> dict[str, str]:
+        """What `sts-agent init` needs besides the shared settings (credentials)."""
+        return {}
+
     # shared -----------------------------------------------------------------------------
     def store_url(self, ordinal: int) -> str:
         return self.cluster.api_url(ordinal)
@@ -277,6 +281,8 @@ class Harness(Generic[C]):
     def logs(self) -> str:
         parts = []
         for path in sorted(self.workdir.rglob("*.log")):
+            if "data" in path.relative_to(self.workdir).parts[:-1]:
+                continue  # a store's own files (Galera's ddl_recovery.log is binary)
             lines = path.read_text(errors="replace").splitlines()[-15:]
             parts.append(f"--- {path.name}\n" + "\n".join(lines))
         return "\n".join(parts)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.registry import STORES
+from agent.registry import raft_stores
 from player.controlplane import ControlPlane
 from player.statefulset import StatefulSetPlayer
 from tests.integration.conftest import require_control_plane, require_store, split_variant
@@ -83,7 +83,7 @@ def played(example: Path, variant: str, tmp_path: Path, control_plane: ControlPl
         player.close()
 
 
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(params=raft_stores())
 def cluster(request: pytest.FixtureRequest, tmp_path: Path,
             e2e_control_plane: ControlPlane) -> Iterator[StatefulSetPlayer]:
     """A store's example (or an etcd version of the matrix, where a test parametrizes

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.registry import STORES
+from agent.registry import raft_stores
 from player.controlplane import ControlPlane
 from player.kubelet import Pod
 from player.statefulset import StatefulSetPlayer
@@ -21,7 +21,7 @@ from tests.e2e.test_statefulset import leader_url, names, pods
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(params=raft_stores())
 def native(request: pytest.FixtureRequest, tmp_path: Path,
            e2e_control_plane: ControlPlane) -> Iterator[StatefulSetPlayer]:
     with played(ROOT / "k8s" / "native-sidecar" / request.param, request.param,

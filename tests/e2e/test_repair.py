@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from agent.registry import STORES
+from agent.registry import raft_stores
 from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import writer_for
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 RBAC = "rbac.authorization.k8s.io/v1"
 
 
-@pytest.mark.parametrize("cluster", sorted(STORES), indirect=True)
+@pytest.mark.parametrize("cluster", raft_stores(), indirect=True)
 def test_a_pod_that_could_not_read_the_api_at_its_leave_is_repaired(
         cluster: StatefulSetPlayer) -> None:
     """The agent's RoleBinding is gone while pod 2 is scaled away: its leave cannot read

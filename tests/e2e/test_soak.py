@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.registry import STORES
+from agent.registry import raft_stores
 from player.controlplane import ControlPlane
 from player.soak import soak
 from tests.e2e.conftest import FAST, require_player
@@ -16,7 +16,7 @@ from tests.integration.conftest import require_store
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.parametrize("store", sorted(STORES))
+@pytest.mark.parametrize("store", raft_stores())
 def test_one_soak_cycle(store: str, tmp_path: Path, e2e_control_plane: ControlPlane) -> None:
     require_player()
     require_store(store)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.registry import STORES
+from agent.registry import STORES, raft_stores
 from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import Writer, writer_for
@@ -36,7 +36,7 @@ def assert_linearizable(writer: Writer) -> None:
     assert verdict.ok, verdict.explain()
 
 
-@pytest.mark.parametrize("cluster", variants(STORES), indirect=True)
+@pytest.mark.parametrize("cluster", variants(raft_stores()), indirect=True)
 def test_scale_up_and_down_with_a_writer(cluster: StatefulSetPlayer) -> None:
     cluster.start(3)
     writer = writer_for(cluster).start()
@@ -56,7 +56,7 @@ def test_scale_up_and_down_with_a_writer(cluster: StatefulSetPlayer) -> None:
     assert reasons.count("MemberRemoved") == 2, reasons
 
 
-@pytest.mark.parametrize("cluster", variants(STORES), indirect=True)
+@pytest.mark.parametrize("cluster", variants(raft_stores()), indirect=True)
 def test_rolling_restart_changes_no_membership(cluster: StatefulSetPlayer) -> None:
     cluster.start(3)
     before = {m["name"]: m["id"] for m in cluster.members()}
@@ -79,7 +79,7 @@ def test_killed_pod_is_not_removed_and_returns(cluster: StatefulSetPlayer) -> No
     assert {m["name"]: m["id"] for m in cluster.members()} == before
 
 
-@pytest.mark.parametrize("cluster", variants(STORES), indirect=True)
+@pytest.mark.parametrize("cluster", variants(raft_stores()), indirect=True)
 def test_scale_to_one_and_back_with_kept_volumes(cluster: StatefulSetPlayer) -> None:
     cluster.start(3)
     writer = writer_for(cluster).start()

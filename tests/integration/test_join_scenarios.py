@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 # The stores whose init has pre-start work (joins decided before the store starts), and
 # etcd once more at each version of the matrix.
-STORE_VARIANTS = variants(name for name, spec in STORES.items() if spec.prestart)
+STORE_VARIANTS = variants(name for name, spec in STORES.items() if spec.prestart and spec.raft)
 ETCD_VARIANTS = [v for v in STORE_VARIANTS if split_variant(v)[0] == "etcd"]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.registry import STORES
+from agent.registry import raft_stores
 from player.agentnamespace import AgentNamespace
 from player.controlplane import ControlPlane
 from player.stores import harness_class
@@ -65,7 +65,7 @@ class LeaveCluster:
                    timeout=30)
 
 
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(params=raft_stores())
 def cluster(request: pytest.FixtureRequest, tmp_path: Path, agent_namespace: AgentNamespace,
             kube_proxy: KubeFaultProxy) -> Iterator[LeaveCluster]:
     """Three nodes of a store (or an etcd version: tests parametrize ``cluster`` with
@@ -91,7 +91,7 @@ def names(cluster: LeaveCluster, *ordinals: int) -> list[str]:
     return sorted(f"{cluster.name}-{o}" for o in ordinals)
 
 
-@pytest.mark.parametrize("cluster", variants(STORES), indirect=True)
+@pytest.mark.parametrize("cluster", variants(raft_stores()), indirect=True)
 def test_scale_down_removes_the_departing_pod(cluster: LeaveCluster) -> None:
     cluster.api.scale(cluster.name, 2)
     result = cluster.leave_command(2)
@@ -124,7 +124,7 @@ def test_the_store_hook_alone_removes_a_departing_pod(cluster: LeaveCluster) -> 
                what="the MemberRemoved event", timeout=10)
 
 
-@pytest.mark.parametrize("cluster", variants(STORES), indirect=True)
+@pytest.mark.parametrize("cluster", variants(raft_stores()), indirect=True)
 def test_rolling_restart_removes_nothing(cluster: LeaveCluster) -> None:
     before = cluster.members()
     result = cluster.leave_command(1)
@@ -290,7 +290,7 @@ def assert_no_write_lost(cluster: LeaveCluster, writer: Writer) -> None:
     assert lost == [], f"{len(lost)} acknowledged writes lost"
 
 
-@pytest.mark.parametrize("store", sorted(STORES))
+@pytest.mark.parametrize("store", raft_stores())
 def test_scale_five_to_one_with_a_writer(store: str, tmp_path: Path,
         control_plane: ControlPlane) -> None:
     with cluster_with_writer(store, tmp_path, control_plane, 5) as (cluster, writer):
@@ -311,7 +311,7 @@ def test_scale_five_to_one_with_a_writer(store: str, tmp_path: Path,
         cluster.harness.sidecars[0].wait_ready(timeout=30)
 
 
-@pytest.mark.parametrize("store", sorted(STORES))
+@pytest.mark.parametrize("store", raft_stores())
 def test_parallel_scale_down_three_to_one(store: str, tmp_path: Path,
         control_plane: ControlPlane) -> None:
     """podManagementPolicy: Parallel: both departing pods leave at once."""
@@ -329,7 +329,7 @@ def test_parallel_scale_down_three_to_one(store: str, tmp_path: Path,
         cluster.wait_members(names(cluster, 0))
 
 
-@pytest.mark.parametrize("store", sorted(STORES))
+@pytest.mark.parametrize("store", raft_stores())
 def test_leader_killed_while_another_pod_leaves(store: str, tmp_path: Path,
         control_plane: ControlPlane) -> None:
     """5 pods, scale to 4: the leader is SIGKILLed once pod 4's leave is under way. The

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.registry import STORES
+from agent.registry import raft_stores
 from player.agentnamespace import AgentNamespace
 from player.stores.base import Harness
 from player.wait import wait_until
@@ -71,7 +71,7 @@ class RepairCluster:
         self.harness.kill_store(ordinal)
 
 
-@pytest.fixture(params=sorted(STORES))
+@pytest.fixture(params=raft_stores())
 def cluster(request: pytest.FixtureRequest, tmp_path: Path, agent_namespace: AgentNamespace,
             kube_proxy: KubeFaultProxy) -> Iterator[RepairCluster]:
     """Three nodes, a sidecar each repairing after ``AFTER_SECONDS``; no pod objects

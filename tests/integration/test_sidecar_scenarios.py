@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from agent.registry import STORES
+from agent.registry import raft_stores
 from player.sidecar import Sidecar
 from player.stores.base import Harness
 from player.wait import wait_until
@@ -19,7 +19,7 @@ from tests.integration.proxy import CountingProxy
 
 pytestmark = pytest.mark.integration
 
-STORE_NAMES = sorted(STORES)
+STORE_NAMES = raft_stores()
 
 
 def _harness(store: str, tmp_path: Path, **kwargs: object) -> Harness[Any]:
@@ -40,7 +40,7 @@ def _follower(cluster: Harness[Any]) -> int:
     return next(o for o in sorted(cluster.sidecars) if o != leader)
 
 
-@pytest.mark.parametrize("cluster", variants(STORES), indirect=True)
+@pytest.mark.parametrize("cluster", variants(raft_stores()), indirect=True)
 def test_three_nodes_ready_with_view_and_metrics(cluster: Harness[Any]) -> None:
     leader = cluster.leader()
     for ordinal, sidecar in cluster.sidecars.items():
@@ -82,7 +82,7 @@ def test_stopped_follower_reports_store_unreachable_others_stay_ready(
     cluster.sidecars[follower].wait_ready(timeout=60)
 
 
-@pytest.mark.parametrize("cluster", variants(STORES), indirect=True)
+@pytest.mark.parametrize("cluster", variants(raft_stores()), indirect=True)
 def test_removed_node_reports_not_a_member_within_two_polls(cluster: Harness[Any]) -> None:
     follower = _follower(cluster)
     sidecar = cluster.sidecars[follower]

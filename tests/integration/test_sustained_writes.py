@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.registry import STORES
+from agent.registry import raft_stores
 from player.stores.base import Harness
 from tests.integration.conftest import harness_for, ready_cluster
 
@@ -66,7 +66,7 @@ class Flood:
             thread.join(10)
 
 
-@pytest.mark.parametrize("store", sorted(STORES))
+@pytest.mark.parametrize("store", raft_stores())
 def test_followers_stay_ready_under_a_sustained_writer(store: str, tmp_path: Path) -> None:
     # Elections slower than the default test clusters': a leader overloaded by the flood
     # (etcd warns of heartbeats 1.2 s late here) must not lose its term mid-run.

@@ -29,7 +29,7 @@ def test_spec_loads_its_classes_from_its_own_folder(store: str) -> None:
     prestart = spec.prestart_class()
     if prestart is not None:
         assert prestart.__module__.startswith(f"agent.stores.{store}.")
-    assert spec.default_url == f"http://127.0.0.1:{spec.client_port}"
+    assert spec.default_url == f"{spec.scheme}://127.0.0.1:{spec.client_port}"
     assert 0 < spec.client_port < 65536 and 0 < spec.peer_port < 65536
     assert spec.removal_seconds > 0
 

@@ -162,17 +162,20 @@ async def test_init_answers_its_state_while_it_runs_and_frees_the_port() -> None
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    document = {"pod": "etcd-1", "store": "etcd", "has_state": True}
+    document: dict[str, object] = {"pod": "etcd-1", "store": "etcd", "has_state": True}
     askers: list[str] = []
     async with httpx.AsyncClient() as http:
-        async with init_state_server("127.0.0.1", port, document, askers.append):
+        async with init_state_server("127.0.0.1", port, document.copy, askers.append):
             answer = await http.get(f"http://127.0.0.1:{port}/init")
             assert answer.status_code == 200 and answer.json() == document
+            document["ballot"] = {"ordinal": 1}  # read afresh on every request
+            answer = await http.get(f"http://127.0.0.1:{port}/init")
+            assert answer.json()["ballot"] == {"ordinal": 1}
             await http.get(f"http://127.0.0.1:{port}/init?from=etcd-2")
             assert askers == ["etcd-2"]
             assert (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 404
             with pytest.raises(ConfigError, match="init cannot listen"):
-                async with init_state_server("127.0.0.1", port, document, askers.append):
+                async with init_state_server("127.0.0.1", port, document.copy, askers.append):
                     pass
         with pytest.raises(httpx.ConnectError):  # the sidecar takes the port next
             await http.get(f"http://127.0.0.1:{port}/init")

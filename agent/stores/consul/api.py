@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -12,6 +12,9 @@ from agent.addresses import host_port
 from agent.errors import BackendError, BackendUnavailable
 from agent.model import ClusterView, Member
 from agent.stores.http import as_int, decode_json, need, request
+
+if TYPE_CHECKING:
+    from agent.config.settings import Settings
 
 LEAVE_TIMEOUT_SECONDS = 30.0
 
@@ -130,7 +133,8 @@ class ConsulBackend:
     can_transfer: ClassVar[bool] = True  # /v1/operator/raft/transfer-leader (Consul 1.15+)
 
     def __init__(self, client: httpx.AsyncClient, base_url: str, *,
-                 peer_api_port: int | None = None) -> None:
+                 peer_api_port: int | None = None,
+                 settings: Settings | None = None) -> None:
         self.client = client
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)

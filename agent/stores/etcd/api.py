@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
 from agent.errors import BackendError, BackendUnavailable
 from agent.model import ClusterView, Member
 from agent.stores.http import as_int, decode_json, need, optional, request
+
+if TYPE_CHECKING:
+    from agent.config.settings import Settings
 
 
 def parse_members(payload: Any) -> tuple[str, tuple[Member, ...]]:
@@ -85,7 +88,8 @@ class EtcdBackend:
     name: ClassVar[str] = "etcd"
 
     def __init__(self, client: httpx.AsyncClient, base_url: str, *,
-                 peer_api_port: int | None = None) -> None:
+                 peer_api_port: int | None = None,
+                 settings: Settings | None = None) -> None:
         del peer_api_port  # every member reports its own client URL
         self.client = client
         self.base_url = base_url.rstrip("/")

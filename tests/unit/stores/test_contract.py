@@ -13,6 +13,9 @@ from agent.errors import AgentError
 from agent.registry import STORES
 from agent.stores.base import Promotable
 
+# Stores spoken to over HTTP (httpx): Galera's status is SQL (tests/unit/stores/galera).
+HTTP_STORES = sorted(name for name, spec in STORES.items() if spec.scheme == "http")
+
 
 def _all_subclasses(cls: type[Exception]) -> list[type[Exception]]:
     found = []
@@ -28,7 +31,7 @@ REQUEST_ERRORS = [c for c in _all_subclasses(httpx.RequestError)
 
 
 @pytest.mark.parametrize("error", REQUEST_ERRORS, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("store", sorted(STORES))
+@pytest.mark.parametrize("store", HTTP_STORES)
 @respx.mock
 async def test_no_httpx_exception_leaks(store: str, error: type[Exception]) -> None:
     """Whatever httpx raises while talking to a store comes out as one of our errors, from
@@ -48,7 +51,7 @@ async def test_no_httpx_exception_leaks(store: str, error: type[Exception]) -> N
                 await backend.promote("member-1", via=leader)
 
 
-@pytest.mark.parametrize("store", sorted(STORES))
+@pytest.mark.parametrize("store", HTTP_STORES)
 async def test_dns_failure_is_named(store: str) -> None:
     """A peer asked by its DNS name while DNS is down: the reason says DNS, not a bare
     ConnectError; any other connection failure keeps its own name. (httpx's own mock

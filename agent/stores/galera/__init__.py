@@ -1,0 +1,1 @@
+"""Galera (MariaDB): position recovery, the operator-less bootstrap vote, wsrep status."""

@@ -1,0 +1,169 @@
+"""A Galera node's position on its volume: grastate.dat, --wsrep-recover's answer, our copy."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+GRASTATE = "grastate.dat"
+GVWSTATE = "gvwstate.dat"
+# Where init keeps the position it recovered, before any start attempt: a failed start
+# rewrites grastate.dat to seqno -1, and a crashed node's grastate.dat says -1 anyway.
+SAVED = "sts-agent-position.json"
+EMPTY_UUID = "00000000-0000-0000-0000-000000000000"
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_RECOVERED = re.compile(r"WSREP: Recovered position:\s*(\S+?):(-?\d+)")
+
+
+class PositionUnreadable(ValueError):
+    """A state file that exists but is not in the shape Galera writes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A node's history (cluster state UUID) and the last transaction it committed
+    (seqno; -1 when unknown)."""
+
+    uuid: str
+    seqno: int
+
+    @property
+    def known(self) -> bool:
+        return self.seqno >= 0 and self.uuid != EMPTY_UUID
+
+    def __str__(self) -> str:
+        return f"{self.uuid}:{self.seqno}"
+
+
+@dataclass(frozen=True, slots=True)
+class GraState:
+    """grastate.dat: the node's position as Galera last wrote it."""
+
+    uuid: str
+    seqno: int
+    safe_to_bootstrap: bool
+    version: str = "2.1"
+
+    @property
+    def position(self) -> Position:
+        return Position(self.uuid, self.seqno)
+
+    def text(self) -> str:
+        return (f"# GALERA saved state\nversion: {self.version}\nuuid:    {self.uuid}\n"
+                f"seqno:   {self.seqno}\nsafe_to_bootstrap: {int(self.safe_to_bootstrap)}\n")
+
+
+def _uuid(value: str, what: str) -> str:
+    if not _UUID.fullmatch(value):
+        raise PositionUnreadable(f"{what}: {value!r} is not a UUID")
+    return value
+
+
+def parse_grastate(text: str) -> GraState:
+    """The fields of a grastate.dat; PositionUnreadable when one is missing or bad."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and not key.lstrip().startswith("#"):
+            fields[key.strip()] = value.strip()
+    for key in ("uuid", "seqno"):
+        if key not in fields:
+            raise PositionUnreadable(f"grastate.dat: no {key} line")
+    uuid = _uuid(fields["uuid"], "grastate.dat uuid")
+    try:
+        seqno = int(fields["seqno"])
+    except ValueError:
+        raise PositionUnreadable(f"grastate.dat: seqno {fields['seqno']!r} is not "
+                                 "an integer") from None
+    safe = fields.get("safe_to_bootstrap", "0")
+    if safe not in ("0", "1"):
+        raise PositionUnreadable(f"grastate.dat: safe_to_bootstrap {safe!r} is not 0 or 1")
+    return GraState(uuid, seqno, safe == "1", fields.get("version", "2.1"))
+
+
+def read_grastate(data_dir: Path) -> GraState | None:
+    """The data dir's grastate.dat, None when there is none."""
+    try:
+        text = (data_dir / GRASTATE).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    return parse_grastate(text)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``: a crash leaves the old file or the new, never half;
+    the owner and mode of the old file are kept (mariadbd runs as another user)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        stat = path.parent.stat()
+    os.chmod(temporary, stat.st_mode & 0o777 if path.exists() else 0o660)
+    if os.geteuid() == 0:
+        os.chown(temporary, stat.st_uid, stat.st_gid)
+    os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def parse_recovered(log_text: str) -> Position | None:
+    """The position ``mariadbd --wsrep-recover`` logged, the last one when several; None
+    when it logged none (an empty data dir, or a failure the log names)."""
+    found = _RECOVERED.findall(log_text)
+    if not found:
+        return None
+    uuid, seqno = found[-1]
+    return Position(_uuid(uuid, "recovered position"), int(seqno))
+
+
+def read_saved(data_dir: Path) -> Position | None:
+    """The position init kept on the volume before an earlier start attempt."""
+    try:
+        raw = json.loads((data_dir / SAVED).read_text(encoding="utf-8"))
+        return Position(_uuid(str(raw["uuid"]), SAVED), int(raw["seqno"]))
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PositionUnreadable(f"{SAVED}: {exc}") from None
+
+
+def save(data_dir: Path, position: Position) -> None:
+    """Keep ``position`` on the volume (atomically) before mariadbd is started."""
+    write_atomically(data_dir / SAVED,
+                     json.dumps({"uuid": position.uuid, "seqno": position.seqno}) + "\n")
+
+
+def best_known(grastate: GraState | None, recovered: Position | None,
+               saved: Position | None) -> Position | None:
+    """This node's position: grastate.dat's when it names one (a clean stop), else what
+    InnoDB's recovery found in the data itself, else what an earlier init kept (a failed
+    start rewrote the file and recovery found nothing). Never more than the data
+    vouches for: a later figure from elsewhere is not taken over the data's own. A
+    history with no known seqno anywhere is returned with seqno -1; None: no history."""
+    for position in (grastate.position if grastate else None, recovered, saved):
+        if position is not None and position.known:
+            return position
+    for position in (grastate.position if grastate else None, recovered, saved):
+        if position is not None and position.uuid != EMPTY_UUID:
+            return Position(position.uuid, -1)
+    return None
+
+
+def empty_gvwstate(data_dir: Path) -> bool:
+    """Whether gvwstate.dat exists with nothing in it: Galera then refuses to start
+    ("failed to open gcomm backend connection"), so init drops it."""
+    path = data_dir / GVWSTATE
+    try:
+        return path.stat().st_size == 0 or not path.read_text(errors="replace").strip()
+    except FileNotFoundError:
+        return False

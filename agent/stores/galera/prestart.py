@@ -1,0 +1,274 @@
+"""Galera init work: recover the position, then join a Primary component or vote for a seed."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+
+from agent.config.settings import Settings
+from agent.discovery import Peer, ServiceNames
+from agent.errors import BackendError, BackendUnavailable, ConfigError, KubeError
+from agent.identity import PodIdentity
+from agent.retry import Done, Pending, poll
+from agent.stores.base import Rediscover
+from agent.stores.galera.client import Credentials, Endpoint, wsrep_status
+from agent.stores.galera.position import (
+    GVWSTATE,
+    GraState,
+    Position,
+    PositionUnreadable,
+    best_known,
+    empty_gvwstate,
+    parse_recovered,
+    read_grastate,
+    read_saved,
+    save,
+    write_atomically,
+)
+from agent.stores.galera.vote import Ballot, Choice, choose
+from agent.stores.prestart import PrestartBase
+
+log = structlog.get_logger("agent.galera")
+
+RECOVERY_LOG = "sts-agent-wsrep-recovery.log"
+RECOVERY_TIMEOUT_SECONDS = 120.0  # InnoDB crash recovery of a large redo log
+
+
+class GaleraPrestart(PrestartBase):
+    """Everything ``sts-agent init`` does for Galera before mariadbd starts."""
+
+    store = "galera"
+
+    def __init__(self, settings: Settings, names: ServiceNames, pod: PodIdentity,
+                 client: httpx.AsyncClient) -> None:
+        super().__init__(settings, names, pod)
+        self.client = client
+        self.credentials = Credentials(settings.store_username or "sts-agent",
+                                       settings.store_password_file)
+        self.ballot: Ballot | None = None  # set once the position is recovered
+
+    @property
+    def data_dir(self) -> Path:
+        if self.settings.data_dir is None:
+            raise ConfigError("galera: AGENT_DATA_DIR must name mariadbd's datadir (init "
+                              "reads and keeps the node's position there)")
+        return self.settings.data_dir
+
+    def has_state(self) -> bool:
+        data_dir = self.settings.data_dir
+        return data_dir is not None and (data_dir / "grastate.dat").exists()
+
+    def init_document(self) -> dict[str, Any]:
+        return {"has_state": self.has_state(),
+                "ballot": self.ballot.as_dict() if self.ballot is not None else None}
+
+    # position ------------------------------------------------------------------------
+    async def recover(self) -> tuple[Position | None, bool]:
+        """This node's position and whether Galera marked it safe to bootstrap, kept on
+        the volume before anything can start mariadbd."""
+        data_dir = self.data_dir
+        if empty_gvwstate(data_dir):
+            (data_dir / GVWSTATE).unlink()
+            log.warning("galera_empty_gvwstate_removed", path=str(data_dir / GVWSTATE),
+                        reason="an empty gvwstate.dat stops mariadbd from joining")
+        try:
+            grastate = read_grastate(data_dir)
+            saved = read_saved(data_dir)
+        except PositionUnreadable as exc:
+            raise BackendError(f"galera: {exc}") from None
+        recovered = None
+        if (grastate is None or not grastate.position.known) and (data_dir / "ibdata1").exists():
+            recovered = await self._wsrep_recover(data_dir)
+        position = best_known(grastate, recovered, saved)
+        safe = bool(grastate and grastate.safe_to_bootstrap and position is not None
+                    and grastate.position == position)
+        log.info("galera_position", position=str(position) if position else None,
+                 grastate=str(grastate.position) if grastate else None,
+                 recovered=str(recovered) if recovered else None,
+                 saved=str(saved) if saved else None, safe_to_bootstrap=safe)
+        if position is not None and position.known and position != saved:
+            save(data_dir, position)
+        return position, safe
+
+    async def _wsrep_recover(self, data_dir: Path) -> Position | None:
+        """``mariadbd --wsrep-recover``: the position InnoDB holds, from its log."""
+        logfile = data_dir / RECOVERY_LOG
+        # What recovery needs whatever the image's config says: wsrep on (else it skips
+        # recovery), the settings mariadbd checks before it (a cluster address for the
+        # SST method, row binlogs), and no network (a running peer's port is no concern).
+        # Its socket and pid file in the data dir: never a running server's.
+        command = [*shlex.split(self.settings.galera_recover_command),
+                   f"--datadir={data_dir}", "--wsrep-on=ON", "--wsrep-cluster-address=gcomm://",
+                   "--binlog-format=ROW", "--skip-networking",
+                   f"--socket={data_dir / 'sts-agent-recover.sock'}",
+                   f"--pid-file={data_dir / 'sts-agent-recover.pid'}", "--wsrep-recover",
+                   f"--log-error={logfile}"]
+        logfile.unlink(missing_ok=True)
+        started = time.monotonic()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *command, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        except OSError as exc:
+            raise ConfigError(f"galera: cannot run AGENT_GALERA_RECOVER_COMMAND "
+                              f"{command[0]!r}: {exc.strerror}") from None
+        try:
+            async with asyncio.timeout(RECOVERY_TIMEOUT_SECONDS):
+                _, stderr = await process.communicate()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise BackendError(f"galera: {shlex.join(command)} did not finish in "
+                               f"{RECOVERY_TIMEOUT_SECONDS:g} s") from None
+        try:
+            text = logfile.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            text = ""
+        position = parse_recovered(text + stderr.decode(errors="replace"))
+        log.info("galera_wsrep_recover", exit_code=process.returncode,
+                 took_s=round(time.monotonic() - started, 3),
+                 position=str(position) if position else None)
+        if position is None:
+            tail = " | ".join((text or stderr.decode(errors="replace")).splitlines()[-3:])
+            if process.returncode != 0:
+                # Not "no position": recovery did not run. Publishing an unknown position
+                # would make every peer refuse; this init fails and is retried instead.
+                raise BackendError(f"galera: {shlex.join(command)} exited "
+                                   f"{process.returncode}: {tail}")
+            log.warning("galera_wsrep_recover_found_nothing", exit_code=process.returncode,
+                        log=tail)
+        return position
+
+    # peers ---------------------------------------------------------------------------
+    async def primary_peer(self, ordinals: Sequence[int], peers: Sequence[Peer]) -> int | None:
+        """The first other pod whose mariadbd is in a Primary component, if any."""
+        asked = [(o, host) for o in ordinals if o != self.pod.ordinal
+                 and (host := self.host(o, peers)) is not None]
+
+        async def primary(host: str) -> bool:
+            try:
+                status = await wsrep_status(Endpoint(host=host, port=self.client_port),
+                                            self.credentials,
+                                            timeout_seconds=self.settings.store_timeout_seconds)
+            except BackendUnavailable:
+                return False
+            return status.get("wsrep_cluster_status") == "Primary"
+
+        found = await asyncio.gather(*(primary(host) for _, host in asked))
+        return next((o for (o, _), yes in zip(asked, found, strict=True) if yes), None)
+
+    async def ballots(self, ordinals: Sequence[int], peers: Sequence[Peer]) -> dict[int, Ballot]:
+        """The ballots of the pods whose init answers now (this pod's included)."""
+        port = self.settings.listen_address()[1]
+        asked = [(o, f"{self.url(host, port)}/init?from={self.pod.name}")
+                 for o in ordinals if o != self.pod.ordinal
+                 and (host := self.host(o, peers)) is not None]
+
+        async def ballot(url: str) -> Ballot | None:
+            try:
+                response = await self.client.get(url)
+                response.raise_for_status()
+                return Ballot.from_dict(response.json().get("ballot"))
+            except (httpx.HTTPError, ValueError, AttributeError):
+                return None
+
+        found = await asyncio.gather(*(ballot(url) for _, url in asked))
+        result = {o: b for (o, _), b in zip(asked, found, strict=True)
+                  if b is not None and b.ordinal == o}
+        assert self.ballot is not None
+        result[self.pod.ordinal] = self.ballot
+        return result
+
+    async def voters(self) -> range:
+        """The ordinals the StatefulSet keeps, from the API; ConfigError unless its pods
+        start in parallel (OrderedReady never creates pod 1 while pod 0 waits for it)."""
+        from agent.kube import Kube
+
+        statefulset = self.settings.statefulset_name() or self.pod.statefulset
+        kube = Kube(self.settings)
+        try:
+            replicas, start, policy = await kube.pod_management(statefulset)
+        finally:
+            await kube.aclose()
+        if policy != "Parallel":
+            raise ConfigError(f"galera: StatefulSet {statefulset} has podManagementPolicy "
+                              f"{policy}; recovery after a full outage needs Parallel (with "
+                              "OrderedReady pod 1 is never created while pod 0 waits for "
+                              "the vote)")
+        return range(start, start + replicas)
+
+    # the decision --------------------------------------------------------------------
+    async def prepare(self, peers: Sequence[Peer], *, deadline: float,
+                      rediscover: Rediscover) -> dict[str, Any]:
+        """Recover, then join a Primary component or seed one as the vote says."""
+        position, safe = await self.recover()
+        self.ballot = Ballot.of(self.pod.ordinal, position, safe)
+        current = list(peers)
+        expected: range | None = None
+        force = self.settings.galera_force_seed_ordinal
+        if force is not None:
+            log.warning("galera_seed_forced", ordinal=force,
+                        reason="AGENT_GALERA_FORCE_SEED_ORDINAL is set: no vote; remove it "
+                               "once the cluster is up")
+
+        async def attempt() -> Done[tuple[str, Choice | None]] | Pending:
+            nonlocal current, expected
+            if expected is None:
+                try:
+                    expected = await self.voters()
+                except KubeError as exc:
+                    if not exc.retryable:
+                        raise
+                    return Pending(f"reading the StatefulSet: {exc.message}")
+            ordinals = sorted({*expected, *(p.ordinal for p in current)})
+            primary = await self.primary_peer(ordinals, current)
+            if primary is not None:
+                return Done(("join", None))
+            choice = choose(await self.ballots(expected, current), expected, force=force)
+            if choice.refused:
+                # Fail closed, but keep answering: a peer still counting must see the same
+                # ballots to refuse too (an init that exited takes its ballot away).
+                current = await rediscover()
+                return Pending(f"no safe seed: {choice.reason}; a person must pick one "
+                               "(AGENT_GALERA_FORCE_SEED_ORDINAL)")
+            if choice.seed == self.pod.ordinal:
+                return Done(("seed", choice))
+            current = await rediscover()
+            if choice.seed is None:
+                return Pending(f"no Primary component, no seed yet: {choice.reason}")
+            return Pending(f"waiting for ordinal {choice.seed} to seed a Primary component "
+                           f"({choice.reason})")
+
+        state, choice = await poll(
+            attempt, what="a Primary component to join, or the vote to seed one",
+            timeout_seconds=max(0.0, deadline - time.monotonic()))
+        new_cluster = state == "seed"
+        if position is not None and position.known:
+            # Galera starts from the position in grastate.dat (as from
+            # --wsrep-start-position): a joiner then catches up by IST, not a full copy.
+            # A crash rewrites it to -1 again, so a later start never trusts a stale one.
+            wanted = GraState(position.uuid, position.seqno, new_cluster)
+            if read_grastate(self.data_dir) != wanted:
+                write_atomically(self.data_dir / "grastate.dat", wanted.text())
+        log.info("galera_plan", state=state, reason=choice.reason if choice else
+                 "a peer is in a Primary component", node=self.pod.name,
+                 start_position=str(position) if position and position.known else None)
+        hosts = [host for o in sorted({*(expected or ()), *(p.ordinal for p in current)})
+                 if (host := self.host(o, current)) is not None]
+        return {
+            "galera_state": state,
+            "galera_new_cluster": new_cluster,
+            "galera_reason": (f"seed: {choice.reason}" if choice is not None
+                              else "join: a peer is in a Primary component"),
+            "galera_start_position": str(position) if position and position.known else "",
+            "galera_cluster_address": "gcomm://" + ",".join(
+                f"{h}:{self.peer_port}" for h in hosts),
+            "galera_node_address": self.host(self.pod.ordinal, current) or "",
+        }

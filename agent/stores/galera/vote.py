@@ -1,0 +1,98 @@
+"""The bootstrap vote after a full outage: every pod computes the same seed (no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agent.stores.galera.position import EMPTY_UUID, Position
+
+
+@dataclass(frozen=True, slots=True)
+class Ballot:
+    """What one pod's init says of its volume: its history and position, and whether
+    Galera marked it the last to leave cleanly."""
+
+    ordinal: int
+    uuid: str | None  # None: no Galera history (a new or wiped volume)
+    seqno: int = -1
+    safe_to_bootstrap: bool = False
+
+    @classmethod
+    def of(cls, ordinal: int, position: Position | None, safe: bool) -> Ballot:
+        if position is None or position.uuid == EMPTY_UUID:
+            return cls(ordinal, None)
+        return cls(ordinal, position.uuid, position.seqno, safe)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ordinal": self.ordinal, "uuid": self.uuid, "seqno": self.seqno,
+                "safe_to_bootstrap": self.safe_to_bootstrap}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Ballot | None:
+        """A peer's ballot from its GET /init; None when absent or malformed."""
+        if not isinstance(raw, dict):
+            return None
+        ordinal, uuid, seqno = raw.get("ordinal"), raw.get("uuid"), raw.get("seqno")
+        safe = raw.get("safe_to_bootstrap")
+        if (not isinstance(ordinal, int) or isinstance(ordinal, bool)
+                or not (uuid is None or isinstance(uuid, str))
+                or not isinstance(seqno, int) or isinstance(seqno, bool)
+                or not isinstance(safe, bool)):
+            return None
+        return cls(ordinal, uuid or None, seqno, safe)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The vote's outcome. ``seed`` set: that ordinal bootstraps. Else ``refused`` says
+    whether waiting can help (False: more ballots may settle it; True: never, it needs
+    a person), and ``reason`` why."""
+
+    seed: int | None
+    reason: str
+    refused: bool = False
+    missing: tuple[int, ...] = ()
+
+
+def choose(ballots: Mapping[int, Ballot], expected: range, *,
+           force: int | None = None) -> Choice:
+    """The seed for the pods ``expected`` (the StatefulSet's ordinals), from their ballots.
+
+    Every pod the StatefulSet keeps must have voted (no majority shortcut: the missing
+    one may hold the latest writes). All new: the first ordinal. Two histories: refused
+    (one would overwrite the other). Else the highest seqno, ties to the lowest ordinal;
+    a pod without history never seeds a cluster that has one. ``force`` (an operator's
+    override) names the seed outright."""
+    if force is not None:
+        return Choice(force, f"forced by the operator's override to seed ordinal {force}")
+    votes = {o: b for o, b in ballots.items() if o in expected}
+    missing = tuple(o for o in expected if o not in votes)
+    if missing:
+        return Choice(None, "waiting for the ballots of ordinals "
+                            f"{', '.join(map(str, missing))}: every pod the StatefulSet "
+                            "keeps must vote (a missing one may hold the latest writes)",
+                      missing=missing)
+    histories = sorted({b.uuid for b in votes.values() if b.uuid is not None})
+    if len(histories) > 1:
+        owners = "; ".join(
+            f"{uuid}: ordinals "
+            + ", ".join(str(o) for o, b in sorted(votes.items()) if b.uuid == uuid)
+            for uuid in histories)
+        return Choice(None, f"refused: the volumes hold {len(histories)} different "
+                            f"cluster histories ({owners}); seeding either would discard "
+                            "the other's writes", refused=True)
+    if not histories:
+        return Choice(expected.start, f"all {len(votes)} volumes are new: the first "
+                                      f"ordinal ({expected.start}) starts the cluster")
+    unknown = [o for o, b in sorted(votes.items()) if b.uuid is not None and b.seqno < 0]
+    if unknown:
+        return Choice(None, f"refused: ordinals {', '.join(map(str, unknown))} hold history "
+                            f"{histories[0]} at an unknown position (seqno -1, recovery found "
+                            "none): any of them may hold the latest writes", refused=True)
+    best = max(votes.values(), key=lambda b: (b.uuid is not None, b.seqno, -b.ordinal))
+    ties = [o for o, b in sorted(votes.items()) if b.seqno == best.seqno and b.uuid]
+    tie = f" (tied with {', '.join(map(str, ties[1:]))}: lowest ordinal)" if len(ties) > 1 else ""
+    return Choice(best.ordinal, f"ordinal {best.ordinal} holds the latest position "
+                                f"{best.uuid}:{best.seqno}{tie}")

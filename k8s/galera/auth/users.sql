@@ -1,0 +1,5 @@
+-- Run once, by the MariaDB image's entrypoint, on the first pod of a new cluster; the
+-- other pods receive it with their first full copy. The agent's status user needs no
+-- privilege at all (USAGE reads SHOW GLOBAL STATUS); its password must match
+-- status-password.
+CREATE USER IF NOT EXISTS 'sts-agent'@'%' IDENTIFIED BY 'replace-me-status';

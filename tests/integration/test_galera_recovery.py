@@ -1,0 +1,203 @@
+"""Galera's full outage recovered by `sts-agent init` alone, on real MariaDB + galera-4: the
+vote seeds the pod with the latest position and no acknowledged write is lost; a pod that
+starts alone never bootstraps; two histories are refused; a wiped volume rejoins by a
+full copy. One cluster serves the module: each scenario begins and ends with it whole."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from player.agentnamespace import AgentNamespace
+from player.controlplane import ControlPlane
+from player.dns import Dnsmasq
+from player.pods import InitPods
+from player.stores.galera import GaleraHarness
+from player.wait import wait_until
+from tests.integration.conftest import require_binary, require_store
+
+pytestmark = pytest.mark.integration
+
+PODS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def pods(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[InitPods]:
+    """Three Galera pods started through init, every one Ready, a StatefulSet object
+    (Parallel, 3 replicas) in the API for the vote to read."""
+    require_store("galera")
+    workdir = tmp_path_factory.mktemp("galera")
+    binary = require_binary("dnsmasq", "/usr/sbin/dnsmasq")
+    namespace = AgentNamespace(control_plane, workdir / "kube")
+    namespace.add_statefulset("galera", replicas=3, pod_management="Parallel")
+    with Dnsmasq(workdir / "dns", domains=("cluster.local",), binary=binary) as dns:
+        cluster = InitPods("galera", workdir / "pods", dns, harness=GaleraHarness(workdir),
+                           namespace=namespace.name, env=namespace.env())
+        try:
+            cluster.start(*PODS)
+            cluster.wait_ready(*PODS)
+            yield cluster
+        except BaseException:
+            print(cluster.logs())
+            raise
+        finally:
+            cluster.close()
+            namespace.delete()
+
+
+class Writes:
+    """Acknowledged writes, each through a running pod: what must survive."""
+
+    def __init__(self, pods: InitPods) -> None:
+        self.pods = pods
+        self.acknowledged: dict[str, str] = {}
+
+    def write(self, prefix: str, count: int) -> None:
+        for index in range(count):
+            key, value = f"w/{prefix}-{index}", f"{prefix}:{index}"
+            wait_until(functools.partial(self.pods.harness.put, key, value),
+                       what=f"the write of {key}", timeout=30)
+            self.acknowledged[key] = value
+
+    def assert_all_on_every_pod(self) -> None:
+        for ordinal in PODS:
+            url = self.pods.harness.store_url(ordinal)
+            found = self.pods.harness.kv.read_prefix(url, "w/")
+            lost = {k: v for k, v in self.acknowledged.items() if found.get(k) != v}
+            assert not lost, f"galera-{ordinal} lost acknowledged writes: {sorted(lost)}"
+
+
+def kill(pods: InitPods, ordinal: int) -> None:
+    """Power cut: mariadbd and the sidecar killed, nothing flushed or said."""
+    sidecar = pods.harness.sidecars.pop(ordinal, None)
+    if sidecar is not None:
+        sidecar.proc.kill()
+    node = pods.cluster.nodes[ordinal]
+    assert node.proc is not None
+    node.proc.kill()
+
+
+def restart(pods: InitPods, *ordinals: int) -> None:
+    pods.start(*ordinals)
+    pods.wait_ready(*ordinals)
+
+
+def plan(pods: InitPods, ordinal: int) -> dict[str, Any]:
+    """What the pod's last init decided (its galera_plan log line)."""
+    found = []
+    for line in pods.init_results[ordinal].stderr.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("event") == "galera_plan":
+            found.append(event)
+    assert found, f"galera-{ordinal}'s init logged no plan"
+    return found[-1]
+
+
+def start_in_background(pods: InitPods, ordinal: int,
+                        pool: concurrent.futures.ThreadPoolExecutor
+                        ) -> concurrent.futures.Future[None]:
+    return pool.submit(restart, pods, ordinal)
+
+
+def test_full_outage_seeds_the_latest_position_and_loses_nothing(pods: InitPods) -> None:
+    """Writes; one pod stopped cleanly (its grastate.dat says where it stopped); more
+    writes; the other two killed (grastate.dat says -1: only InnoDB's recovery knows).
+    Every pod started at once: the vote seeds one of the killed two, the lower ordinal
+    on a tie, and every acknowledged write is on every pod."""
+    writes = Writes(pods)
+    writes.write("before", 20)
+    pods.stop(2)
+    writes.write("after-stop", 20)
+    kill(pods, 0)
+    kill(pods, 1)
+    restart(pods, *PODS)
+    assert plan(pods, 0)["state"] == "seed" and "latest position" in plan(pods, 0)["reason"]
+    assert "tied with 1" in plan(pods, 0)["reason"]
+    assert plan(pods, 1)["state"] == plan(pods, 2)["state"] == "join"
+    writes.assert_all_on_every_pod()
+    writes.write("recovered", 5)
+    writes.assert_all_on_every_pod()
+
+
+def test_a_pod_starting_alone_never_bootstraps(pods: InitPods) -> None:
+    """After a full outage only the pod with the oldest position starts: its init waits,
+    naming the ballots it lacks, and its mariadbd is never started; once the others
+    start, the one with the latest position seeds."""
+    writes = Writes(pods)
+    pods.stop(0)  # stopped cleanly first: the oldest position
+    writes.write("without-0", 10)
+    kill(pods, 1)
+    kill(pods, 2)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        alone = start_in_background(pods, 0, pool)
+        log = pods.init_log(0)
+        wait_until(lambda: "waiting for the ballots of ordinals 1, 2" in log.read_text(),
+                   what="galera-0's init waiting for the ballots of 1 and 2", timeout=60)
+        assert not pods.cluster.nodes[0].running, "galera-0 started with ballots missing"
+        restart(pods, 1, 2)
+        alone.result(timeout=120)
+    assert plan(pods, 1)["state"] == "seed"
+    writes.assert_all_on_every_pod()
+
+
+def test_two_histories_are_refused_and_a_wiped_volume_rejoins(pods: InitPods) -> None:
+    """A volume from another cluster: every init refuses, naming both histories (nothing
+    starts). That volume wiped instead: the others' latest seeds, the wiped pod takes a
+    full copy, nothing is lost."""
+    writes = Writes(pods)
+    writes.write("before-wipe", 10)
+    for ordinal in PODS:
+        kill(pods, ordinal)
+    grastate = pods.data_dir(2) / "grastate.dat"
+    original = grastate.read_text()
+    foreign = re.sub(r"uuid:\s*\S+", "uuid:    11111111-2222-3333-4444-555555555555",
+                     original)
+    grastate.write_text(foreign.replace("seqno:   -1", "seqno:   99"))
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        # A refusal is waited out to the init's deadline (peers still counting must see
+        # every ballot): a short one here.
+        results = list(pool.map(lambda o: pods.init(
+            o, check=False, env={"AGENT_DNS_WAIT_TIMEOUT_SECONDS": "12"}), PODS))
+    for ordinal, result in zip(PODS, results, strict=True):
+        assert result.returncode != 0, f"galera-{ordinal} started beside another history"
+        assert "2 different cluster histories" in result.stderr
+        assert "11111111-2222-3333-4444-555555555555: ordinals 2" in result.stderr
+        assert not pods.cluster.nodes[ordinal].running
+    shutil.rmtree(pods.data_dir(2))
+    restart(pods, *PODS)
+    assert plan(pods, 2)["state"] == "join"
+    writes.assert_all_on_every_pod()
+
+
+def test_a_killed_pod_rejoins_by_ist_from_its_kept_position(pods: InitPods) -> None:
+    """One pod killed while the others serve: its init recovers the position from InnoDB,
+    keeps it on the volume (sts-agent-position.json) and in grastate.dat before the
+    start, finds a Primary component and joins; mariadbd then catches up by IST (only
+    the write sets it missed), not a full copy."""
+    writes = Writes(pods)
+    writes.write("before-kill", 5)
+    kill(pods, 1)
+    writes.write("while-down", 5)
+    log = pods.data_dir(1).parent / pods.cluster.log_name
+    start = log.stat().st_size
+    restart(pods, 1)
+    decided = plan(pods, 1)
+    assert decided["state"] == "join" and decided["start_position"]
+    kept = json.loads((pods.data_dir(1) / "sts-agent-position.json").read_text())
+    assert f"{kept['uuid']}:{kept['seqno']}" == decided["start_position"]
+    with log.open() as text:
+        text.seek(start)
+        started = text.read()
+    assert "Prepared IST receiver" in started, "galera-1 took a full copy, not IST"
+    writes.assert_all_on_every_pod()

@@ -1,0 +1,1 @@
+"""Galera: position, vote, wsrep status."""
