@@ -177,6 +177,10 @@ class Membership:
         if view is not None:
             metrics.members.set(len(view.members))
             metrics.voters.set(len(view.voters))
+        if snapshot.local is not None:
+            for name, value in snapshot.local.details:
+                if isinstance(value, int):
+                    metrics.detail.labels(detail=name).set(value)
         leader_id = view.leader_id if view is not None else None
         if leader_id is not None and leader_id != self._last_leader:
             if self._last_leader is not None:

@@ -26,6 +26,10 @@ class Metrics:
         self.lag = Gauge("sts_agent_lag_entries",
                          "Raft entries this node has yet to apply (-1: unknown).",
                          registry=self.registry)
+        self.detail = Gauge("sts_agent_store_detail",
+                            "What the store says of itself, by name (Galera: cluster_size, "
+                            "local_state, last_committed, recv_queue).", ["detail"],
+                            registry=self.registry)
         self.poll_seconds = Histogram(
             "sts_agent_poll_seconds", "Duration of one poll of the store(s).",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),

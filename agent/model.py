@@ -32,6 +32,9 @@ class ClusterView:
     # A store's own readiness checks (Galera: Primary, Synced): (name, why it fails, or
     # None when it passes), judged with the shared ones.
     checks: tuple[tuple[str, str | None], ...] = field(default=())
+    # What else the store says of itself (Galera: cluster size, state, last committed);
+    # numbers are exported as metrics too.
+    details: tuple[tuple[str, str | int], ...] = field(default=())
 
     @property
     def self_member(self) -> Member | None:
@@ -76,6 +79,7 @@ class ClusterView:
             "notes": list(self.notes),
             **({"checks": {name: why or "ok" for name, why in self.checks}}
                if self.checks else {}),
+            **({"details": dict(self.details)} if self.details else {}),
         }
 
 

@@ -10,6 +10,7 @@ import functools
 import json
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -200,4 +201,54 @@ def test_a_killed_pod_rejoins_by_ist_from_its_kept_position(pods: InitPods) -> N
         text.seek(start)
         started = text.read()
     assert "Prepared IST receiver" in started, "galera-1 took a full copy, not IST"
+    writes.assert_all_on_every_pod()
+
+
+def test_the_sidecar_judges_galera_and_never_fails_liveness(pods: InitPods) -> None:
+    """Ready: /status and /metrics carry the cluster's size, state and last committed,
+    and the members by address. Two of three killed: the survivor is non-Primary, its
+    /readyz says so by name, and /livez stays 200 (liveness never follows the cluster).
+    The survivor stopped too, all three restart and vote."""
+    sidecar = pods.harness.sidecars[0]
+    view = sidecar.status()["view"]["local"]
+    assert view["details"]["cluster_size"] == 3
+    assert view["details"]["local_state_comment"] == "Synced"
+    assert sorted(m["address"] for m in view["members"]) == sorted(
+        f"{pods.cluster.ip(o)}:3306" for o in PODS)
+    metrics = sidecar.metrics()
+    assert 'sts_agent_store_detail{detail="cluster_size"} 3.0' in metrics
+    assert 'sts_agent_check_ok{check="galera_primary"} 1.0' in metrics
+
+    writes = Writes(pods)
+    writes.write("before-partition", 5)
+    kill(pods, 1)
+    kill(pods, 2)
+    reasons = sidecar.wait_reason("not in the Primary component", timeout=30)
+    assert any("non-Primary" in r for r in reasons), reasons
+    assert sidecar.livez()[0] == 200
+    pods.stop(0)
+    restart(pods, *PODS)
+    writes.assert_all_on_every_pod()
+
+
+def test_a_joiner_copying_everything_stays_live(pods: InitPods) -> None:
+    """A wiped pod rejoins by a full copy, with no SQL socket while it copies: its
+    sidecar is alive all along and unready, naming why, until the copy is in."""
+    writes = Writes(pods)
+    writes.write("before-copy", 5)
+    pods.stop(1, wipe=True)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        started = pool.submit(pods.start, 1)
+        wait_until(lambda: 1 in pods.harness.sidecars, what="galera-1's sidecar", timeout=60)
+        sidecar = pods.harness.sidecars[1]
+        lives, unready = [], []
+        deadline = time.monotonic() + 90
+        while (state := sidecar.readyz())[0] != 200:  # every answer sampled, none skipped
+            lives.append(sidecar.livez()[0])
+            if state[0] == 503:
+                unready.append(state[1])
+            assert time.monotonic() < deadline, "galera-1 not ready 90 s after its start"
+        started.result(timeout=60)
+    assert set(lives) == {200}, f"liveness failed during the copy: {lives}"
+    assert unready, "the copy was never seen (galera-1 ready at once)"
     writes.assert_all_on_every_pod()

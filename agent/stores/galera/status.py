@@ -119,4 +119,11 @@ def build_view(status: GaleraStatus, *, self_address: str | None, sst_method: st
         commit_index=status.last_committed + status.recv_queue,
         version=status.provider_version or None,
         checks=problems(status, sst_method=sst_method),
+        details=(("cluster_size", status.cluster_size),
+                 ("cluster_status", status.cluster_status),
+                 ("local_state", status.local_state),
+                 ("local_state_comment", status.local_state_comment),
+                 ("last_committed", status.last_committed),
+                 ("recv_queue", status.recv_queue),
+                 ("state_uuid", status.state_uuid)),
     )

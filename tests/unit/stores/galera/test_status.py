@@ -27,6 +27,9 @@ def test_a_synced_primary_node_is_its_own_authority() -> None:
     assert view.leads and view.self_id == "10.0.0.2:3306"
     assert [m.id for m in view.members] == ["10.0.0.1:3306", "10.0.0.2:3306", "10.0.0.3:3306"]
     assert view.lag == 0 and failing(STATUS) == {}
+    details = view.as_dict()["details"]
+    assert (details["cluster_size"], details["local_state_comment"]) == (3, "Synced")
+    assert details["last_committed"] == view.applied_index
 
 
 def test_non_primary_names_each_failing_check() -> None:
