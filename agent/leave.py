@@ -115,6 +115,8 @@ async def decide(policy: str, *, ordinal: int, statefulset: str | None,
 class Leaver:
     """Runs the leave procedure once; every trigger (POST /leave, SIGTERM) shares it."""
 
+    removed_event = "MemberRemoved"  # the Event once the removal is done
+
     def __init__(
         self,
         membership: Membership,
@@ -215,7 +217,7 @@ class Leaver:
                                    self.clock() - started)
         log.info("leave_outcome", **self.outcome.as_dict())
         if self.outcome.result == "removed":
-            self._record("MemberRemoved", self.outcome.reason)
+            self._record(self.removed_event, self.outcome.reason)
         else:
             self._record("MemberRemoveFailed", self.outcome.reason, warning=True)
         return self.outcome

@@ -121,13 +121,14 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
         )
         kube = Kube(settings)
         leave_time_problem = settings.leave_time_problem()
-        if not spec.raft and settings.leave_policy != "never":
-            # Galera: a member leaves by its own clean stop (the store container's
-            # SIGTERM); there is no removal for the agent to make.
-            log.info("leave_by_clean_stop", backend=spec.name)
-        leaver = Leaver(
+        leaver_class = Leaver
+        if not spec.raft:  # Galera: a member leaves by its own clean stop
+            from agent.galera_leave import GaleraLeaver
+
+            leaver_class = GaleraLeaver
+        leaver = leaver_class(
             membership, backend,
-            policy=settings.leave_policy if spec.raft else "never",
+            policy=settings.leave_policy,
             ordinal=parse_pod_name(settings.pod_name).ordinal if settings.pod_name else None,
             statefulset=settings.statefulset_name(),
             replicas=kube if settings.namespace else None,

@@ -110,7 +110,7 @@ class InitPods:
             old.stop()
         return self.harness.start_sidecar(ordinal, env={
             "AGENT_SEED_URLS": ",".join(self.harness.store_url(o) for o in range(5)
-                                        if o != ordinal)})
+                                        if o != ordinal), **self.env})
 
     def start(self, *ordinals: int) -> None:
         """Start these pods at once (podManagementPolicy: Parallel): every init runs

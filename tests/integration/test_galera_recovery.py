@@ -10,10 +10,12 @@ import functools
 import json
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from player.agentnamespace import AgentNamespace
@@ -30,15 +32,23 @@ PODS = (0, 1, 2)
 
 
 @pytest.fixture(scope="module")
-def pods(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+def namespace(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[AgentNamespace]:
+    """The agent's namespace with a StatefulSet object (Parallel, 3 replicas) for the
+    vote and the leave to read."""
+    created = AgentNamespace(control_plane, tmp_path_factory.mktemp("galera-kube"))
+    created.add_statefulset("galera", replicas=3, pod_management="Parallel")
+    yield created
+    created.delete()
+
+
+@pytest.fixture(scope="module")
+def pods(namespace: AgentNamespace, tmp_path_factory: pytest.TempPathFactory
          ) -> Iterator[InitPods]:
-    """Three Galera pods started through init, every one Ready, a StatefulSet object
-    (Parallel, 3 replicas) in the API for the vote to read."""
+    """Three Galera pods started through init, every one Ready."""
     require_store("galera")
     workdir = tmp_path_factory.mktemp("galera")
     binary = require_binary("dnsmasq", "/usr/sbin/dnsmasq")
-    namespace = AgentNamespace(control_plane, workdir / "kube")
-    namespace.add_statefulset("galera", replicas=3, pod_management="Parallel")
     with Dnsmasq(workdir / "dns", domains=("cluster.local",), binary=binary) as dns:
         cluster = InitPods("galera", workdir / "pods", dns, harness=GaleraHarness(workdir),
                            namespace=namespace.name, env=namespace.env())
@@ -51,7 +61,6 @@ def pods(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
             raise
         finally:
             cluster.close()
-            namespace.delete()
 
 
 class Writes:
@@ -251,4 +260,48 @@ def test_a_joiner_copying_everything_stays_live(pods: InitPods) -> None:
         started.result(timeout=60)
     assert set(lives) == {200}, f"liveness failed during the copy: {lives}"
     assert unready, "the copy was never seen (galera-1 ready at once)"
+    writes.assert_all_on_every_pod()
+
+
+def test_scale_down_leaves_one_at_a_time_and_back(pods: InitPods,
+                                                  namespace: AgentNamespace) -> None:
+    """Scaled 3 → 1 (Parallel: both pods go at once). Each store's preStop (GET
+    /leave/wait) holds mariadbd until the agent says it is its turn: galera-2 first,
+    galera-1 once 2 is out of the view; each clean stop is the leave, confirmed on a
+    peer; galera-0 is Primary at every step. Scaled back to 3, both rejoin."""
+    writes = Writes(pods)
+    writes.write("before-scale-down", 5)
+    namespace.scale("galera", 1)
+    released: list[int] = []
+    lock = threading.Lock()
+    primary_samples: list[str] = []
+
+    def leave(ordinal: int) -> str:
+        sidecar = pods.harness.sidecars[ordinal]
+        answer = httpx.get(sidecar.url + "/leave/wait", timeout=60)  # the store's preStop
+        with lock:
+            released.append(ordinal)
+        pods.cluster.nodes[ordinal].proc.stop()  # type: ignore[union-attr]
+        sidecar.proc.stop(timeout=60)  # SIGTERM: the agent confirms on a peer, then exits
+        pods.harness.sidecars.pop(ordinal)
+        return str(answer.json()["leave"]["reason"])
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        leaving = {o: pool.submit(leave, o) for o in (1, 2)}
+        while not all(f.done() for f in leaving.values()):
+            primary_samples.append(pods.harness.cluster.status(0).get("wsrep_cluster_status", "?"))
+        reasons = {o: f.result() for o, f in leaving.items()}
+    assert released == [2, 1], f"left in the order {released}"
+    assert "turn" in reasons[1] and "turn" in reasons[2]
+    assert set(primary_samples) == {"Primary"}, f"galera-0 lost Primary: {primary_samples}"
+    assert pods.harness.cluster.status(0)["wsrep_cluster_size"] == "1"
+    for ordinal in (1, 2):
+        agent_log = (pods.harness.workdir / f"galera-{ordinal}.agent.log").read_text()
+        assert '"leave_confirmed"' in agent_log, (
+            f"galera-{ordinal}'s leave was not confirmed on a peer")
+    assert "MemberRemoved" in namespace.event_reasons()
+    writes.write("at-one", 5)
+
+    namespace.scale("galera", 3)
+    restart(pods, 1, 2)
     writes.assert_all_on_every_pod()
