@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 CONTRACTS = {c["name"]: c for c in CONFIG["tool"]["importlinter"]["contracts"]}
 LAYERS = CONTRACTS["agent: entry points > behaviour > adapters > pure"]
-PURE = CONTRACTS["pure modules (and every store's planner and WAL reader) do no network I/O"]
+PURE = CONTRACTS["pure modules (and every store's planners and parsers) do no network I/O"]
 
 
 def _layered() -> set[str]:
