@@ -217,7 +217,8 @@ def test_the_sidecar_judges_galera_and_never_fails_liveness(pods: InitPods) -> N
     """Ready: /status and /metrics carry the cluster's size, state and last committed,
     and the members by address. Two of three killed: the survivor is non-Primary, its
     /readyz says so by name, and /livez stays 200 (liveness never follows the cluster).
-    The survivor stopped too, all three restart and vote."""
+    The two restart while it runs: their inits see it running (it cannot vote) and join
+    it, never bootstrapping; Galera re-forms the last Primary component."""
     sidecar = pods.harness.sidecars[0]
     view = sidecar.status()["view"]["local"]
     assert view["details"]["cluster_size"] == 3
@@ -235,8 +236,11 @@ def test_the_sidecar_judges_galera_and_never_fails_liveness(pods: InitPods) -> N
     reasons = sidecar.wait_reason("not in the Primary component", timeout=30)
     assert any("non-Primary" in r for r in reasons), reasons
     assert sidecar.livez()[0] == 200
-    pods.stop(0)
-    restart(pods, *PODS)
+    restart(pods, 1, 2)
+    sidecar.wait_ready(timeout=60)
+    for ordinal in (1, 2):
+        assert plan(pods, ordinal)["state"] == "join"
+        assert "running outside a Primary component" in plan(pods, ordinal)["reason"]
     writes.assert_all_on_every_pod()
 
 

@@ -147,22 +147,23 @@ class GaleraPrestart(PrestartBase):
         return position
 
     # peers ---------------------------------------------------------------------------
-    async def primary_peer(self, ordinals: Sequence[int], peers: Sequence[Peer]) -> int | None:
-        """The first other pod whose mariadbd is in a Primary component, if any."""
+    async def running_peers(self, ordinals: Sequence[int], peers: Sequence[Peer]
+                            ) -> dict[int, dict[str, str]]:
+        """The wsrep status of every other pod whose mariadbd answers now."""
         asked = [(o, host) for o in ordinals if o != self.pod.ordinal
                  and (host := self.host(o, peers)) is not None]
 
-        async def primary(host: str) -> bool:
+        async def status(host: str) -> dict[str, str] | None:
             try:
-                status = await wsrep_status(Endpoint(host=host, port=self.client_port),
-                                            self.credentials,
-                                            timeout_seconds=self.settings.store_timeout_seconds)
+                return await wsrep_status(Endpoint(host=host, port=self.client_port),
+                                          self.credentials,
+                                          timeout_seconds=self.settings.store_timeout_seconds)
             except BackendUnavailable:
-                return False
-            return status.get("wsrep_cluster_status") == "Primary"
+                return None
 
-        found = await asyncio.gather(*(primary(host) for _, host in asked))
-        return next((o for (o, _), yes in zip(asked, found, strict=True) if yes), None)
+        found = await asyncio.gather(*(status(host) for _, host in asked))
+        return {o: answer for (o, _), answer in zip(asked, found, strict=True)
+                if answer is not None}
 
     async def ballots(self, ordinals: Sequence[int], peers: Sequence[Peer]) -> dict[int, Ballot]:
         """The ballots of the pods whose init answers now (this pod's included)."""
@@ -228,9 +229,17 @@ class GaleraPrestart(PrestartBase):
                         raise
                     return Pending(f"reading the StatefulSet: {exc.message}")
             ordinals = sorted({*expected, *(p.ordinal for p in current)})
-            primary = await self.primary_peer(ordinals, current)
-            if primary is not None:
+            running = await self.running_peers(ordinals, current)
+            if any(s.get("wsrep_cluster_status") == "Primary" for s in running.values()):
                 return Done(("join", None))
+            if running and force is None:
+                # A member kept running outside any Primary component (its peers died).
+                # It cannot vote, and only a bootstrap can lose writes: start and join
+                # it. Galera re-forms the last Primary component (pc.recovery) once all
+                # of its members are back.
+                names = ", ".join(f"{self.pod.statefulset}-{o}" for o in sorted(running))
+                return Done(("join", Choice(None, f"{names} running outside a Primary "
+                                                  "component: joining, never bootstrapping")))
             choice = choose(await self.ballots(expected, current), expected, force=force)
             if choice.refused:
                 # Fail closed, but keep answering: a peer still counting must see the same
@@ -265,8 +274,8 @@ class GaleraPrestart(PrestartBase):
         return {
             "galera_state": state,
             "galera_new_cluster": new_cluster,
-            "galera_reason": (f"seed: {choice.reason}" if choice is not None
-                              else "join: a peer is in a Primary component"),
+            "galera_reason": f"{state}: " + (choice.reason if choice is not None
+                                             else "a peer is in a Primary component"),
             "galera_start_position": str(position) if position and position.known else "",
             "galera_cluster_address": "gcomm://" + ",".join(
                 f"{h}:{self.peer_port}" for h in hosts),
