@@ -244,6 +244,7 @@ class GaleraHarness(Harness[GaleraCluster]):
 
     def sidecar_credentials(self) -> dict[str, str]:
         password = self.workdir / "status-password"
+        password.parent.mkdir(parents=True, exist_ok=True)
         password.write_text(STATUS_PASSWORD)
         return {"AGENT_STORE_USERNAME": STATUS_USER,
                 "AGENT_STORE_PASSWORD_FILE": str(password)}

@@ -16,7 +16,7 @@ from agent.config.settings import Settings
 from agent.discovery import Peer, ServiceNames
 from agent.errors import BackendError, BackendUnavailable, ConfigError, KubeError
 from agent.identity import PodIdentity
-from agent.retry import Done, Pending, poll
+from agent.retry import Backoff, Done, Pending, poll
 from agent.stores.base import Rediscover
 from agent.stores.galera.client import Credentials, Endpoint, wsrep_status
 from agent.stores.galera.position import (
@@ -257,7 +257,10 @@ class GaleraPrestart(PrestartBase):
 
         state, choice = await poll(
             attempt, what="a Primary component to join, or the vote to seed one",
-            timeout_seconds=max(0.0, deadline - time.monotonic()))
+            timeout_seconds=max(0.0, deadline - time.monotonic()),
+            # A round is a few local connections: look often, so a joiner starts soon
+            # after the seed is Primary (the whole cluster is down meanwhile).
+            backoff=Backoff(initial_seconds=0.1, maximum_seconds=0.5))
         new_cluster = state == "seed"
         if position is not None and position.known:
             # Galera starts from the position in grastate.dat (as from

@@ -1,0 +1,86 @@
+"""Galera's init: the position recovered and kept before any start (a fake mariadbd)."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agent.config.settings import Settings
+from agent.discovery import ServiceNames
+from agent.errors import BackendError
+from agent.identity import PodIdentity
+from agent.stores.galera.position import GraState, Position
+from agent.stores.galera.prestart import GaleraPrestart
+
+X = "e955b900-ee63-11f1-bd7e-467014377b0a"
+CRASHED = GraState(X, -1, False).text()
+
+
+def fake_mariadbd(tmp_path: Path, *, log_line: str, exit_code: int = 0) -> str:
+    """A stand-in for `mariadbd --wsrep-recover`: writes ``log_line`` to --log-error."""
+    script = tmp_path / "mariadbd"
+    script.write_text(f"""#!/bin/sh
+for arg in "$@"; do case "$arg" in --log-error=*) log="${{arg#--log-error=}}" ;; esac; done
+echo "$@" > {tmp_path}/argv
+echo '{log_line}' >> "$log"
+exit {exit_code}
+""")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script)
+
+
+def prestart(tmp_path: Path, command: str) -> GaleraPrestart:
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    settings = Settings(backend="galera", data_dir=data, galera_recover_command=command,
+                        listen="127.0.0.1:9090")
+    names = ServiceNames(statefulset="galera", service="galera", namespace="db",
+                         domain="cluster.local")
+    return GaleraPrestart(settings, names, PodIdentity("galera", 1), httpx.AsyncClient())
+
+
+async def test_a_crashed_node_s_position_comes_from_innodb_and_is_kept(tmp_path: Path) -> None:
+    command = fake_mariadbd(tmp_path, log_line=f"[Note] WSREP: Recovered position: {X}:41")
+    work = prestart(tmp_path, command)
+    (tmp_path / "data" / "grastate.dat").write_text(CRASHED)
+    (tmp_path / "data" / "ibdata1").write_text("")
+    (tmp_path / "data" / "gvwstate.dat").write_text("")
+    position, safe = await work.recover()
+    assert position == Position(X, 41) and not safe
+    kept = json.loads((tmp_path / "data" / "sts-agent-position.json").read_text())
+    assert kept == {"uuid": X, "seqno": 41}
+    assert not (tmp_path / "data" / "gvwstate.dat").exists()  # empty: dropped
+    argv = (tmp_path / "argv").read_text()
+    for flag in ("--wsrep-recover", "--skip-networking", "--wsrep-on=ON",
+                 f"--socket={tmp_path / 'data' / 'sts-agent-recover.sock'}"):
+        assert flag in argv
+
+
+async def test_a_clean_stop_needs_no_recovery(tmp_path: Path) -> None:
+    work = prestart(tmp_path, "/nonexistent/mariadbd")
+    (tmp_path / "data" / "grastate.dat").write_text(GraState(X, 9, True).text())
+    (tmp_path / "data" / "ibdata1").write_text("")
+    assert await work.recover() == (Position(X, 9), True)
+
+
+async def test_a_failed_recovery_fails_init_instead_of_voting_unknown(tmp_path: Path) -> None:
+    """A recovery that did not run (another server's socket, say) is no "unknown
+    position": publishing one would make every peer refuse."""
+    command = fake_mariadbd(tmp_path, log_line="[ERROR] Bind on unix socket: Address "
+                            "already in use", exit_code=1)
+    work = prestart(tmp_path, command)
+    (tmp_path / "data" / "grastate.dat").write_text(CRASHED)
+    (tmp_path / "data" / "ibdata1").write_text("")
+    with pytest.raises(BackendError, match=r"exited 1: .*Address already in use"):
+        await work.recover()
+    assert work.ballot is None
+
+
+async def test_a_new_volume_has_no_history(tmp_path: Path) -> None:
+    work = prestart(tmp_path, "/nonexistent/mariadbd")
+    assert await work.recover() == (None, False)
+    assert work.init_document() == {"has_state": False, "ballot": None}
