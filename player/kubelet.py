@@ -170,6 +170,10 @@ class Pod:
             data.update({k: str(v).encode() for k, v in (obj.get("stringData") or {}).items()})
         return data
 
+    def volume(self, name: str) -> Path:
+        """Where the pod's volume ``name`` is on this host (an emptyDir, a claim's path)."""
+        return self._volumes[name]
+
     def _make_volumes(self) -> dict[str, Path]:
         volumes: dict[str, Path] = {}
         for volume in self.spec.get("volumes", []):

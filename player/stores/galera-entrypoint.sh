@@ -1,21 +1,35 @@
 #!/bin/sh
 # What the MariaDB image's entrypoint does before mariadbd, as the player plays it: a data
-# dir without a system schema is initialised first (users from MARIADB_INIT_SQL, a file of
-# SQL, on a temporary server with wsrep off), then mariadbd runs as mysql with the
-# command's arguments. A joiner's own initialisation is replaced by its full copy.
+# dir without a system schema is initialised first (the root password from
+# MARIADB_ROOT_PASSWORD_FILE, then /docker-entrypoint-initdb.d/*.sql and MARIADB_INIT_SQL,
+# on a temporary server with wsrep off), then mariadbd runs as mysql with the command's
+# arguments. A joiner's own initialisation is replaced by its full copy.
 set -eu
 case "${1:-}" in mariadbd | mysqld) shift ;; esac  # the image's CMD style: mariadbd <args>
 datadir=""
 for arg in "$@"; do
     case "$arg" in --datadir=*) datadir="${arg#--datadir=}" ;; esac
 done
-[ -n "$datadir" ] || { echo "galera-entrypoint: no --datadir= among the arguments" >&2; exit 2; }
+if [ -z "$datadir" ]; then  # from the config files, as the image's entrypoint reads it
+    datadir=$(mariadbd "$@" --verbose --help 2>/dev/null | awk '$1 == "datadir" { print $2; exit }')
+fi
+[ -n "$datadir" ] || { echo "galera-entrypoint: no datadir in the arguments or config" >&2; exit 2; }
 mkdir -p "$datadir"
 chown mysql:mysql "$datadir"
 if [ ! -d "$datadir/mysql" ]; then
     mariadb-install-db --no-defaults --user=mysql --datadir="$datadir" --skip-test-db \
         --auth-root-authentication-method=socket >/dev/null
-    if [ -n "${MARIADB_INIT_SQL:-}" ]; then
+    sql=""
+    if [ -n "${MARIADB_ROOT_PASSWORD_FILE:-}" ]; then
+        sql="ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('$(cat "$MARIADB_ROOT_PASSWORD_FILE")');"
+    fi
+    for file in /docker-entrypoint-initdb.d/*.sql ${MARIADB_INIT_SQL:-}; do
+        if [ -f "$file" ]; then
+            sql="$sql
+$(cat "$file")"
+        fi
+    done
+    if [ -n "$sql" ]; then
         socket="$datadir/.init.sock"
         mariadbd --no-defaults --user=mysql --datadir="$datadir" --skip-networking \
             --wsrep-on=OFF --socket="$socket" --pid-file="$datadir/.init.pid" \
@@ -28,7 +42,7 @@ if [ ! -d "$datadir/mysql" ]; then
             kill -0 "$server" 2>/dev/null || { echo "galera-entrypoint: temporary server died" >&2; exit 1; }
             sleep 0.1
         done
-        mariadb --socket="$socket" -uroot < "$MARIADB_INIT_SQL"
+        printf '%s\n' "$sql" | mariadb --socket="$socket" -uroot
         mariadb-admin --socket="$socket" -uroot shutdown
         wait "$server"
     fi

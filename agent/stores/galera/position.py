@@ -146,15 +146,20 @@ def save(data_dir: Path, position: Position) -> None:
 def best_known(grastate: GraState | None, recovered: Position | None,
                saved: Position | None) -> Position | None:
     """This node's position: grastate.dat's when it names one (a clean stop), else what
-    InnoDB's recovery found in the data itself, else what an earlier init kept (a failed
-    start rewrote the file and recovery found nothing). Never more than the data
-    vouches for: a later figure from elsewhere is not taken over the data's own. A
-    history with no known seqno anywhere is returned with seqno -1; None: no history."""
-    for position in (grastate.position if grastate else None, recovered, saved):
+    InnoDB's recovery found in the data itself, else what an earlier init kept — only
+    while nothing on the volume contradicts it (a failed start rewrote grastate.dat to
+    -1 of the same history, and recovery found nothing). Never more than the data
+    vouches for: the data saying it has no history (the zero UUID, as a node left
+    mid-copy says) outweighs any kept copy. A history with no known seqno is returned
+    with seqno -1; None: no history."""
+    for position in (grastate.position if grastate else None, recovered):
         if position is not None and position.known:
             return position
-    for position in (grastate.position if grastate else None, recovered, saved):
-        if position is not None and position.uuid != EMPTY_UUID:
+    own = [p for p in (grastate.position if grastate else None, recovered) if p is not None]
+    if saved is not None and saved.known and all(p.uuid == saved.uuid for p in own):
+        return saved
+    for position in reversed(own):  # the data's own word (recovery) before the file's
+        if position.uuid != EMPTY_UUID:
             return Position(position.uuid, -1)
     return None
 

@@ -65,6 +65,11 @@ def test_the_data_s_own_position_wins_over_a_kept_copy() -> None:
     assert best_known(GraState("00000000-0000-0000-0000-000000000000", -1, False),
                       None, None) is None
     assert best_known(crashed, Position(Y, 3), None) == Position(Y, 3)
+    # The data says it has no history (a node left mid-copy): no kept copy outweighs it.
+    empty = "00000000-0000-0000-0000-000000000000"
+    assert best_known(GraState(empty, -1, False), Position(empty, 0), Position(X, 206)) is None
+    assert best_known(crashed, Position(Y, -1), Position(X, 8)) == Position(Y, -1)
+    assert best_known(None, None, Position(X, 8)) == Position(X, 8)
 
 
 def test_files_on_the_volume(tmp_path: Path) -> None:
