@@ -41,6 +41,7 @@ bench: setup
 	$(PY) bench/control_plane.py
 	$(PY) bench/repair.py
 	$(PY) bench/consul_full_restart.py
+	$(PY) bench/galera_outage.py
 
 docs: setup
 	$(PY) scripts/config_reference.py --write README.md

@@ -1,9 +1,9 @@
 """Galera full outage: every mariadbd of three pods SIGKILLed (a power cut) or stopped
 cleanly all at once, then every pod started again. With the agent (each pod through
 `sts-agent init`: position recovery and the vote) to every node Synced in one Primary
-component and every sidecar Ready; next to MariaDB's own path for the power cut
-(`pc.recovery`: every node started as it was, the last Primary component re-formed from
-gvwstate.dat), in one run."""
+component and every sidecar Ready; next to MariaDB's own path for the power cut (each
+position recovered as its start scripts do, every node started with it, `pc.recovery`
+re-forming the last Primary component from gvwstate.dat), in one run."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import argparse
 import concurrent.futures
 import datetime
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agent.stores.galera.position import parse_recovered
 from bench.cold_start import machine, print_table
 from player.agentnamespace import AgentNamespace
 from player.controlplane import ControlPlane
@@ -68,15 +70,34 @@ def with_agent(pods: InitPods, cluster: GaleraCluster) -> tuple[float, float]:
     return synced, ready
 
 
+def recovered_position(pods: InitPods, ordinal: int) -> str:
+    """What MariaDB's own start scripts (galera_recovery) pass as --wsrep-start-position:
+    the position `mariadbd --wsrep-recover` reads from InnoDB."""
+    data = pods.data_dir(ordinal)
+    log = data.parent / "recover.log"
+    log.unlink(missing_ok=True)
+    subprocess.run(["mariadbd", "--no-defaults", "--user=mysql",
+                    "--wsrep-provider=/usr/lib/galera/libgalera_smm.so", f"--datadir={data}",
+                    "--wsrep-on=ON", "--wsrep-cluster-address=gcomm://", "--binlog-format=ROW",
+                    "--skip-networking", f"--socket={data.parent / 'recover.sock'}",
+                    "--wsrep-recover", f"--log-error={log}"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    position = parse_recovered(log.read_text())
+    assert position is not None, f"galera-{ordinal}: no position recovered"
+    return str(position)
+
+
 def mariadb_alone(pods: InitPods, cluster: GaleraCluster) -> float:
-    """Every node started as it was (no init, no bootstrap): pc.recovery's path."""
+    """MariaDB's own path, no agent: each node's position recovered as its start
+    scripts do, every node started with it and no bootstrap; pc.recovery re-forms the
+    last Primary component from gvwstate.dat. From the first recovery on."""
+    started = time.perf_counter()
     for ordinal in PODS:
         config = pods.config_dir(ordinal) / "galera.cnf"
         config.write_text(render_config(cluster.ip(ordinal), f"galera-{ordinal}",
                                         cluster.cluster_address(list(PODS)), new_cluster=False))
-    started = time.perf_counter()
-    for ordinal in PODS:
-        pods.start_store(ordinal)
+        start = f"--wsrep-start-position={recovered_position(pods, ordinal)}"
+        cluster.launch(ordinal, [*cluster.store_command(ordinal, config), start])
     return wait(lambda: synced_everywhere(cluster), "pc.recovery: all Synced", started)
 
 

@@ -6,16 +6,22 @@
 # arguments. A joiner's own initialisation is replaced by its full copy.
 set -eu
 case "${1:-}" in mariadbd | mysqld) shift ;; esac  # the image's CMD style: mariadbd <args>
-datadir=""
-for arg in "$@"; do
-    case "$arg" in --datadir=*) datadir="${arg#--datadir=}" ;; esac
-done
-if [ -z "$datadir" ]; then  # from the config files, as the image's entrypoint reads it
-    datadir=$(mariadbd "$@" --verbose --help 2>/dev/null | awk '$1 == "datadir" { print $2; exit }')
-fi
-[ -n "$datadir" ] || { echo "galera-entrypoint: no datadir in the arguments or config" >&2; exit 2; }
-mkdir -p "$datadir"
-chown mysql:mysql "$datadir"
+# The settings as mariadbd reads them (arguments over config files), as the image's
+# entrypoint reads them.
+setting() {
+    key="$1"
+    shift
+    mariadbd "$@" --verbose --help 2>/dev/null | awk -v key="$key" '$1 == key { print $2; exit }'
+}
+datadir=$(setting datadir "$@")
+socket=$(setting socket "$@")
+tmpdir=$(setting tmpdir "$@")
+case "$datadir" in /?*) ;; *) echo "galera-entrypoint: no datadir ($datadir)" >&2; exit 2 ;; esac
+case "$socket" in /?*/*) ;; *) echo "galera-entrypoint: no socket ($socket)" >&2; exit 2 ;; esac
+# What the pod's fsGroup gives mariadbd on a real node: its volumes writable by it.
+mkdir -p "$datadir" "${socket%/*}"
+chown mysql:mysql "$datadir" "${socket%/*}"
+case "$tmpdir" in /?*) [ -d "$tmpdir" ] && chmod 1777 "$tmpdir" ;; esac
 if [ ! -d "$datadir/mysql" ]; then
     mariadb-install-db --no-defaults --user=mysql --datadir="$datadir" --skip-test-db \
         --auth-root-authentication-method=socket >/dev/null

@@ -309,3 +309,17 @@ def test_scale_down_leaves_one_at_a_time_and_back(pods: InitPods,
     namespace.scale("galera", 3)
     restart(pods, 1, 2)
     writes.assert_all_on_every_pod()
+
+
+def test_a_rolling_restart_needs_no_vote(pods: InitPods) -> None:
+    """Each pod in turn stopped cleanly and started through init, highest first: every
+    init finds a Primary component and joins (IST); nothing is lost."""
+    writes = Writes(pods)
+    for ordinal in (2, 1, 0):
+        writes.write(f"roll-{ordinal}", 3)
+        pods.stop(ordinal)
+        writes.write(f"without-{ordinal}", 3)
+        restart(pods, ordinal)
+        assert plan(pods, ordinal)["state"] == "join"
+        assert plan(pods, ordinal)["reason"] == "a peer is in a Primary component"
+    writes.assert_all_on_every_pod()

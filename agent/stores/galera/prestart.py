@@ -210,7 +210,8 @@ class GaleraPrestart(PrestartBase):
                       rediscover: Rediscover) -> dict[str, Any]:
         """Recover, then join a Primary component or seed one as the vote says."""
         position, safe = await self.recover()
-        self.ballot = Ballot.of(self.pod.ordinal, position, safe)
+        self.ballot = Ballot.of(self.pod.ordinal, position, safe,
+                                data=(self.data_dir / "ibdata1").exists())
         current = list(peers)
         expected: range | None = None
         force = self.settings.galera_force_seed_ordinal

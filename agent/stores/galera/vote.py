@@ -18,16 +18,18 @@ class Ballot:
     uuid: str | None  # None: no Galera history (a new or wiped volume)
     seqno: int = -1
     safe_to_bootstrap: bool = False
+    data: bool = False  # the volume holds databases (with or without a history)
 
     @classmethod
-    def of(cls, ordinal: int, position: Position | None, safe: bool) -> Ballot:
+    def of(cls, ordinal: int, position: Position | None, safe: bool, *,
+           data: bool = False) -> Ballot:
         if position is None or position.uuid == EMPTY_UUID:
-            return cls(ordinal, None)
-        return cls(ordinal, position.uuid, position.seqno, safe)
+            return cls(ordinal, None, data=data)
+        return cls(ordinal, position.uuid, position.seqno, safe, data=data)
 
     def as_dict(self) -> dict[str, Any]:
         return {"ordinal": self.ordinal, "uuid": self.uuid, "seqno": self.seqno,
-                "safe_to_bootstrap": self.safe_to_bootstrap}
+                "safe_to_bootstrap": self.safe_to_bootstrap, "data": self.data}
 
     @classmethod
     def from_dict(cls, raw: Any) -> Ballot | None:
@@ -35,13 +37,13 @@ class Ballot:
         if not isinstance(raw, dict):
             return None
         ordinal, uuid, seqno = raw.get("ordinal"), raw.get("uuid"), raw.get("seqno")
-        safe = raw.get("safe_to_bootstrap")
+        safe, data = raw.get("safe_to_bootstrap"), raw.get("data", False)
         if (not isinstance(ordinal, int) or isinstance(ordinal, bool)
                 or not (uuid is None or isinstance(uuid, str))
                 or not isinstance(seqno, int) or isinstance(seqno, bool)
-                or not isinstance(safe, bool)):
+                or not isinstance(safe, bool) or not isinstance(data, bool)):
             return None
-        return cls(ordinal, uuid or None, seqno, safe)
+        return cls(ordinal, uuid or None, seqno, safe, data=data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +63,9 @@ def choose(ballots: Mapping[int, Ballot], expected: range, *,
     """The seed for the pods ``expected`` (the StatefulSet's ordinals), from their ballots.
 
     Every pod the StatefulSet keeps must have voted (no majority shortcut: the missing
-    one may hold the latest writes). All new: the first ordinal. Two histories: refused
-    (one would overwrite the other). Else the highest seqno, ties to the lowest ordinal;
+    one may hold the latest writes). All new (empty volumes): the first ordinal; data
+    but no history anywhere: refused. Two histories: refused (one would overwrite the
+    other). Else the highest seqno, ties to the lowest ordinal;
     a pod without history never seeds a cluster that has one. ``force`` (an operator's
     override) names the seed outright."""
     if force is not None:
@@ -84,6 +87,14 @@ def choose(ballots: Mapping[int, Ballot], expected: range, *,
                             f"cluster histories ({owners}); seeding either would discard "
                             "the other's writes", refused=True)
     if not histories:
+        holding = [o for o, b in sorted(votes.items()) if b.data]
+        if holding:
+            # Databases with no Galera position (a node left mid-copy; a server made a
+            # Galera node): a new history over them would decide, unasked, whose data
+            # every other node copies.
+            return Choice(None, f"refused: ordinals {', '.join(map(str, holding))} hold "
+                                "data but no Galera position; seeding would start a new "
+                                "history over it", refused=True)
         return Choice(expected.start, f"all {len(votes)} volumes are new: the first "
                                       f"ordinal ({expected.start}) starts the cluster")
     unknown = [o for o, b in sorted(votes.items()) if b.uuid is not None and b.seqno < 0]

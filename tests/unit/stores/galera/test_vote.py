@@ -33,6 +33,13 @@ def test_all_new_seeds_the_first_ordinal_of_the_statefulset() -> None:
     assert choose(ballots(Ballot(3, None), Ballot(4, None)), range(3, 5)).seed == 3
 
 
+def test_data_without_a_history_is_refused() -> None:
+    """Databases but no Galera position anywhere: no new history is started over them."""
+    choice = choose(ballots(Ballot(0, None), Ballot(1, None, data=True), Ballot(2, None)),
+                    range(3))
+    assert choice.seed is None and choice.refused and "ordinals 1 hold data" in choice.reason
+
+
 def test_nobody_seeds_while_a_pod_the_statefulset_keeps_has_not_voted() -> None:
     """No majority shortcut: the missing pod may hold the latest writes."""
     choice = choose(ballots(Ballot(0, X, 5), Ballot(1, X, 9)), range(3))
@@ -83,7 +90,7 @@ def test_ballot_round_trips_and_rejects_garbage() -> None:
 
 BALLOT = st.builds(Ballot, ordinal=st.integers(0, 4),
                    uuid=st.sampled_from([None, X, Y]), seqno=st.integers(-1, 5),
-                   safe_to_bootstrap=st.booleans())
+                   safe_to_bootstrap=st.booleans(), data=st.booleans())
 
 
 @given(st.lists(BALLOT, max_size=5, unique_by=lambda b: b.ordinal))
@@ -103,7 +110,7 @@ def test_every_pod_computes_the_same_choice_whatever_order_it_heard(found: list[
             top = max(b.seqno for b in found if b.uuid)
             assert next(b for b in found if b.ordinal == choice.seed).seqno == top >= 0
         else:
-            assert choice.seed == 0
+            assert choice.seed == 0 and not any(b.data for b in found)
 
 
 @pytest.mark.parametrize("missing", [0, 1, 2])
