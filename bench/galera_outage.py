@@ -108,6 +108,7 @@ def rows(pods: InitPods) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="sts-agent-bench-galera-"))
     samples: dict[str, list[float]] = {}
@@ -118,10 +119,9 @@ def main() -> int:
         with Dnsmasq(base / "dns", domains=("cluster.local",),
                      binary=shutil.which("dnsmasq") or "/usr/sbin/dnsmasq") as dns:
             harness = GaleraHarness(base / "galera")
-            pods = InitPods("galera", base / "pods", dns, harness=harness,
-                            namespace=namespace.name, env=namespace.env())
-            cluster: GaleraCluster = harness.cluster
-            try:
+            with InitPods("galera", base / "pods", dns, harness=harness,
+                          namespace=namespace.name, env=namespace.env()) as pods:
+                cluster: GaleraCluster = harness.cluster
                 pods.start(*PODS)
                 pods.wait_ready(*PODS)
                 for index in range(ROWS):
@@ -136,18 +136,20 @@ def main() -> int:
                                            []).append(ready)
                         assert rows(pods) == ROWS, "rows lost"
                     outage(pods, "power cut")
-                    samples.setdefault("power cut, MariaDB's pc.recovery alone: every node "
-                                       "Synced", []).append(mariadb_alone(pods, cluster))
+                    samples.setdefault("power cut, MariaDB's own (recovered positions, "
+                                       "pc.recovery): every node Synced",
+                                       []).append(mariadb_alone(pods, cluster))
                     assert rows(pods) == ROWS, "rows lost"
                     for ordinal in PODS:  # back under the agent for the next run
                         pods.start_sidecar(ordinal)
                     pods.wait_ready(*PODS)
-            finally:
-                pods.close()
         namespace.delete()
     finally:
         plane.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        if args.keep:
+            print(f"work dir kept: {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
     print(f"Date: {datetime.date.today().isoformat()}; machine: {machine()}; "
           f"{args.runs} runs each, 3 pods of MariaDB 10.11 + galera-4 26.4 on loopback, "
           f"{ROWS} rows; from the restart to the condition\n")

@@ -168,3 +168,13 @@ class InitPods:
 
     def close(self) -> None:
         self.harness.close()
+
+    def __enter__(self) -> InitPods:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        """Everything stopped; the stores' and agents' logs printed first when the block
+        failed (a test's output shows them)."""
+        if kind is not None:
+            print(self.logs())
+        self.close()

@@ -11,7 +11,9 @@ case "${1:-}" in mariadbd | mysqld) shift ;; esac  # the image's CMD style: mari
 setting() {
     key="$1"
     shift
-    mariadbd "$@" --verbose --help 2>/dev/null | awk -v key="$key" '$1 == key { print $2; exit }'
+    # Only the table of values after the help text (whose words may start a line too).
+    mariadbd "$@" --verbose --help 2>/dev/null \
+        | awk -v key="$key" '/^Variables / { table = 1; next } table && $1 == key { print $2; exit }'
 }
 datadir=$(setting datadir "$@")
 socket=$(setting socket "$@")

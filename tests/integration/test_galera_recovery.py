@@ -50,17 +50,11 @@ def pods(namespace: AgentNamespace, tmp_path_factory: pytest.TempPathFactory
     workdir = tmp_path_factory.mktemp("galera")
     binary = require_binary("dnsmasq", "/usr/sbin/dnsmasq")
     with Dnsmasq(workdir / "dns", domains=("cluster.local",), binary=binary) as dns:
-        cluster = InitPods("galera", workdir / "pods", dns, harness=GaleraHarness(workdir),
-                           namespace=namespace.name, env=namespace.env())
-        try:
+        with InitPods("galera", workdir / "pods", dns, harness=GaleraHarness(workdir),
+                      namespace=namespace.name, env=namespace.env()) as cluster:
             cluster.start(*PODS)
             cluster.wait_ready(*PODS)
             yield cluster
-        except BaseException:
-            print(cluster.logs())
-            raise
-        finally:
-            cluster.close()
 
 
 class Writes:

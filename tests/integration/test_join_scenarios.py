@@ -32,14 +32,8 @@ ETCD_VARIANTS = [v for v in STORE_VARIANTS if split_variant(v)[0] == "etcd"]
 @contextlib.contextmanager
 def init_pods(variant: str, dnsmasq: Dnsmasq, workdir: Path) -> Iterator[InitPods]:
     store, _ = split_variant(variant)
-    cluster = InitPods(store, workdir, dnsmasq, harness=harness_for(variant, workdir))
-    try:
+    with InitPods(store, workdir, dnsmasq, harness=harness_for(variant, workdir)) as cluster:
         yield cluster
-    except BaseException:
-        print(cluster.logs())
-        raise
-    finally:
-        cluster.close()
 
 
 @pytest.fixture(params=STORE_VARIANTS)
