@@ -74,12 +74,12 @@ def recovered_position(pods: InitPods, ordinal: int) -> str:
     """What MariaDB's own start scripts (galera_recovery) pass as --wsrep-start-position:
     the position `mariadbd --wsrep-recover` reads from InnoDB."""
     data = pods.data_dir(ordinal)
-    log = data.parent / "recover.log"
+    log = data / "bench-recover.log"  # in the data dir: mariadbd runs as mysql
     log.unlink(missing_ok=True)
     subprocess.run(["mariadbd", "--no-defaults", "--user=mysql",
                     "--wsrep-provider=/usr/lib/galera/libgalera_smm.so", f"--datadir={data}",
                     "--wsrep-on=ON", "--wsrep-cluster-address=gcomm://", "--binlog-format=ROW",
-                    "--skip-networking", f"--socket={data.parent / 'recover.sock'}",
+                    "--skip-networking", f"--socket={data / 'bench-recover.sock'}",
                     "--wsrep-recover", f"--log-error={log}"], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     position = parse_recovered(log.read_text())

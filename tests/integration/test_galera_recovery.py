@@ -155,10 +155,11 @@ def test_a_pod_starting_alone_never_bootstraps(pods: InitPods) -> None:
     writes.assert_all_on_every_pod()
 
 
-def test_two_histories_are_refused_and_a_wiped_volume_rejoins(pods: InitPods) -> None:
+def test_two_histories_are_refused_and_a_wiped_volume_rejoins(
+        pods: InitPods, namespace: AgentNamespace) -> None:
     """A volume from another cluster: every init refuses, naming both histories (nothing
-    starts). That volume wiped instead: the others' latest seeds, the wiped pod takes a
-    full copy, nothing is lost."""
+    starts; a Warning Event on each pod). That volume wiped instead: the others' latest
+    seeds, the wiped pod takes a full copy, nothing is lost."""
     writes = Writes(pods)
     writes.write("before-wipe", 10)
     for ordinal in PODS:
@@ -178,6 +179,9 @@ def test_two_histories_are_refused_and_a_wiped_volume_rejoins(pods: InitPods) ->
         assert "2 different cluster histories" in result.stderr
         assert "11111111-2222-3333-4444-555555555555: ordinals 2" in result.stderr
         assert not pods.cluster.nodes[ordinal].running
+    blocked = [e for e in namespace.events() if e["reason"] == "GaleraStartBlocked"]
+    assert {e["involvedObject"]["name"] for e in blocked} == {f"galera-{o}" for o in PODS}
+    assert all("2 different cluster histories" in e["message"] for e in blocked)
     shutil.rmtree(pods.data_dir(2))
     restart(pods, *PODS)
     assert plan(pods, 2)["state"] == "join"

@@ -14,7 +14,13 @@ import structlog
 
 from agent.config.settings import Settings
 from agent.discovery import Peer, ServiceNames
-from agent.errors import BackendError, BackendUnavailable, ConfigError, KubeError
+from agent.errors import (
+    BackendError,
+    BackendUnavailable,
+    ConfigError,
+    DeadlineExceeded,
+    KubeError,
+)
 from agent.identity import PodIdentity
 from agent.retry import Backoff, Done, Pending, poll
 from agent.stores.base import Rediscover
@@ -187,6 +193,18 @@ class GaleraPrestart(PrestartBase):
         result[self.pod.ordinal] = self.ballot
         return result
 
+    async def _warn(self, reason: str, message: str) -> None:
+        """A Warning Event on this pod (failures only logged: init's exit says it too)."""
+        if not (self.settings.namespace and self.settings.pod_name):
+            return
+        from agent.kube import Kube
+
+        kube = Kube(self.settings)
+        try:
+            await kube.event(reason=reason, message=message, warning=True)
+        finally:
+            await kube.aclose()
+
     async def voters(self) -> range:
         """The ordinals the StatefulSet keeps, from the API; ConfigError unless its pods
         start in parallel (OrderedReady never creates pod 1 while pod 0 waits for it)."""
@@ -256,12 +274,20 @@ class GaleraPrestart(PrestartBase):
             return Pending(f"waiting for ordinal {choice.seed} to seed a Primary component "
                            f"({choice.reason})")
 
-        state, choice = await poll(
-            attempt, what="a Primary component to join, or the vote to seed one",
-            timeout_seconds=max(0.0, deadline - time.monotonic()),
-            # A round is a few local connections: look often, so a joiner starts soon
-            # after the seed is Primary (the whole cluster is down meanwhile).
-            backoff=Backoff(initial_seconds=0.1, maximum_seconds=0.5))
+        try:
+            state, choice = await poll(
+                attempt, what="a Primary component to join, or the vote to seed one",
+                timeout_seconds=max(0.0, deadline - time.monotonic()),
+                # A round is a few local connections: look often, so a joiner starts soon
+                # after the seed is Primary (the whole cluster is down meanwhile).
+                backoff=Backoff(initial_seconds=0.1, maximum_seconds=0.5))
+        except DeadlineExceeded as exc:
+            await self._warn("GaleraStartBlocked", exc.message)
+            raise
+        if state == "seed" and force is not None:
+            await self._warn("GaleraSeedForced", f"{self.pod.name} seeds a new Primary "
+                                                 f"component by the override: {choice.reason}"
+                             if choice else "seeded by the override")
         new_cluster = state == "seed"
         if position is not None and position.known:
             # Galera starts from the position in grastate.dat (as from
