@@ -128,7 +128,7 @@ def main() -> int:
         kinds: list[tuple[type[Harness[Any]], str]] = [
             (h, e) for h, e in ((EtcdHarness, "/health"), (RqliteHarness, "/readyz"),
                                 (ConsulHarness, "/v1/status/leader"),
-                                (GaleraHarness, " exec probe (mariadb client)"))
+                                (GaleraHarness, "exec probe (mariadb client)"))
             if h.store in stores]
         for harness_class, endpoint in kinds:
             alone = harness_class(workdir / harness_class.store / "latency",
