@@ -23,7 +23,9 @@ case "$socket" in /?*/*) ;; *) echo "galera-entrypoint: no socket ($socket)" >&2
 # What the pod's fsGroup gives mariadbd on a real node: its volumes writable by it.
 mkdir -p "$datadir" "${socket%/*}"
 chown mysql:mysql "$datadir" "${socket%/*}"
-case "$tmpdir" in /?*) [ -d "$tmpdir" ] && chmod 1777 "$tmpdir" ;; esac
+case "$tmpdir" in
+    /?*) mkdir -p "$tmpdir" && chmod 1777 "$tmpdir" && export TMPDIR="$tmpdir" ;;  # the pod's own
+esac
 if [ ! -d "$datadir/mysql" ]; then
     mariadb-install-db --no-defaults --user=mysql --datadir="$datadir" --skip-test-db \
         --auth-root-authentication-method=socket >/dev/null

@@ -158,15 +158,14 @@ class GaleraCluster(LoopbackCluster):
         """The image's entrypoint and mariadbd with the pod's config."""
         node = self.node_dir(ordinal)
         return [str(ENTRYPOINT), f"--defaults-file={config}", f"--datadir={node / 'data'}",
-                f"--socket={self.socket(ordinal)}", f"--pid-file={node / 'run' / 'mysqld.pid'}"]
+                f"--socket={self.socket(ordinal)}", f"--pid-file={node / 'run' / 'mysqld.pid'}",
+                f"--tmpdir={node / 'tmp'}"]  # each pod its own, as a container has
 
     def launch(self, ordinal: int, command: list[str]) -> None:
         from player.proc import Proc
 
         node = self.nodes[ordinal]
-        # TMPDIR: each pod its own /tmp, as a container has (mariadbd's tmpdir follows it).
         env = {**os.environ, "MARIADB_INIT_SQL": str(self.node_dir(ordinal) / "init.sql"),
-               "TMPDIR": str(self.node_dir(ordinal) / "tmp"),
                "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"}
         node.proc = Proc(command, self.node_dir(ordinal) / self.log_name, env=env)
         node.proc.start()

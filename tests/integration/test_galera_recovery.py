@@ -181,7 +181,8 @@ def test_two_histories_are_refused_and_a_wiped_volume_rejoins(
         assert not pods.cluster.nodes[ordinal].running
     blocked = [e for e in namespace.events() if e["reason"] == "GaleraStartBlocked"]
     assert {e["involvedObject"]["name"] for e in blocked} == {f"galera-{o}" for o in PODS}
-    assert all("2 different cluster histories" in e["message"] for e in blocked)
+    assert all("2 different cluster histories" in e["message"] for e in blocked), [
+        e["message"] for e in blocked]
     shutil.rmtree(pods.data_dir(2))
     restart(pods, *PODS)
     assert plan(pods, 2)["state"] == "join"

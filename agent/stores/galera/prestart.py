@@ -238,8 +238,10 @@ class GaleraPrestart(PrestartBase):
                         reason="AGENT_GALERA_FORCE_SEED_ORDINAL is set: no vote; remove it "
                                "once the cluster is up")
 
+        refusal: str | None = None
+
         async def attempt() -> Done[tuple[str, Choice | None]] | Pending:
-            nonlocal current, expected
+            nonlocal current, expected, refusal
             if expected is None:
                 try:
                     expected = await self.voters()
@@ -264,8 +266,14 @@ class GaleraPrestart(PrestartBase):
                 # Fail closed, but keep answering: a peer still counting must see the same
                 # ballots to refuse too (an init that exited takes its ballot away).
                 current = await rediscover()
-                return Pending(f"no safe seed: {choice.reason}; a person must pick one "
-                               "(AGENT_GALERA_FORCE_SEED_ORDINAL)")
+                refusal = (f"no safe seed: {choice.reason}; a person must pick one "
+                           "(AGENT_GALERA_FORCE_SEED_ORDINAL)")
+                return Pending(refusal)
+            if refusal is not None and choice.seed is None:
+                # A refusing peer's init ended (its deadline came first): what blocks the
+                # start is still what it refused.
+                current = await rediscover()
+                return Pending(f"{refusal} (seen earlier; now {choice.reason})")
             if choice.seed == self.pod.ordinal:
                 return Done(("seed", choice))
             current = await rediscover()
