@@ -84,3 +84,25 @@ async def test_a_new_volume_has_no_history(tmp_path: Path) -> None:
     work = prestart(tmp_path, "/nonexistent/mariadbd")
     assert await work.recover() == (None, False)
     assert work.init_document() == {"has_state": False, "ballot": None}
+
+
+@pytest.mark.parametrize(("policy", "problem"), [("OrderedReady", True), ("Parallel", False)])
+async def test_parallel_pods_are_required(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          policy: str, problem: bool) -> None:
+    """Under OrderedReady pod 1 is never created while pod 0 waits for its ballot: init
+    says so and exits 2 (ConfigError)."""
+    from agent.errors import ConfigError
+    from agent.kube import Kube
+
+    async def pod_management(self: Kube, name: str) -> tuple[int, int, str]:
+        assert name == "galera"
+        return 3, 1, policy
+
+    monkeypatch.setattr(Kube, "pod_management", pod_management)
+    work = prestart(tmp_path, "/nonexistent/mariadbd")
+    if problem:
+        with pytest.raises(ConfigError, match="podManagementPolicy OrderedReady") as caught:
+            await work.voters()
+        assert caught.value.exit_code == 2
+    else:
+        assert await work.voters() == range(1, 4)
