@@ -43,8 +43,11 @@ def written(player: StatefulSetPlayer, ordinal: int, statement: str) -> bool:
 def test_power_cut_recovers_by_the_vote(galera: StatefulSetPlayer) -> None:
     galera.start(3)
     galera.wait_ready()
-    assert sql(galera, 0, "CREATE DATABASE IF NOT EXISTS kv; CREATE TABLE IF NOT EXISTS "
-                          "kv.kv (k VARCHAR(32) PRIMARY KEY, v TEXT)") is not None
+    # A node that just served a joiner's copy takes a moment to accept writes again:
+    # every statement is retried until the cluster takes it.
+    schema = ("CREATE DATABASE IF NOT EXISTS kv; CREATE TABLE IF NOT EXISTS kv.kv "
+              "(k VARCHAR(32) PRIMARY KEY, v TEXT)")
+    wait_until(functools.partial(written, galera, 0, schema), what="the kv table", timeout=30)
     for index in range(ROWS):
         statement = f"INSERT INTO kv.kv VALUES ('w/{index}', '{index}')"
         wait_until(functools.partial(written, galera, index % 3, statement),

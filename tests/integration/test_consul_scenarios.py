@@ -3,9 +3,11 @@ server that comes back on another address rejoins with no manual force-leave."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from player.stores.base import loopback
@@ -31,19 +33,39 @@ def voters(harness: ConsulHarness) -> dict[str, bool]:
 
 def test_scale_three_to_five_new_servers_become_ready_voters(consul: ConsulHarness) -> None:
     seen: dict[int, set[str]] = {3: set(), 4: set()}
-    for ordinal in (3, 4):
-        consul.start_sidecar(ordinal)
-        consul.add_store(ordinal)
+    statuses: dict[int, int] = {}
+    started = threading.Event()
+    done = threading.Event()
 
-    def all_ready() -> bool:
-        ready = True
-        for ordinal, reasons in seen.items():
-            status, body = consul.sidecars[ordinal].readyz()
-            reasons.update(c["reason"] for c in body["checks"] if not c["ok"])
-            ready = ready and status == 200
-        return ready
+    def sample() -> None:
+        """Every sidecar's /readyz from the moment it starts (a new server may become a
+        voter while the next one is still starting: sampling only afterwards missed it)."""
+        with httpx.Client(timeout=2) as http:
+            while not done.is_set():
+                for ordinal, reasons in seen.items():
+                    sidecar = consul.sidecars.get(ordinal)
+                    if sidecar is None:
+                        continue
+                    try:
+                        answer = http.get(sidecar.url + "/readyz")
+                        body = answer.json()
+                    except (httpx.HTTPError, ValueError):
+                        continue
+                    reasons.update(c["reason"] for c in body["checks"] if not c["ok"])
+                    statuses[ordinal] = answer.status_code
+                started.set()
 
-    wait_until(all_ready, what="consul-3 and consul-4 ready", timeout=90, interval=0.05)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        for ordinal in (3, 4):
+            consul.start_sidecar(ordinal)
+            consul.add_store(ordinal)
+        wait_until(lambda: started.is_set() and all(statuses.get(o) == 200 for o in seen),
+                   what="consul-3 and consul-4 ready", timeout=90, interval=0.05)
+    finally:
+        done.set()
+        sampler.join(timeout=10)
     # Autopilot holds a new server as a non-voter until it is stable: not ready then.
     for ordinal, reasons in seen.items():
         assert any(r.startswith(("not a voter", "not a member", "store unreachable",
