@@ -87,6 +87,10 @@ class PrestartBase:
     def url(host: str, port: int) -> str:
         return f"http://{host_port(host, port)}"
 
+    def init_url(self, host: str) -> str:
+        """A peer's GET /init on the agent's port, saying who asks."""
+        return f"{self.url(host, self.settings.listen_address()[1])}/init?from={self.pod.name}"
+
     def has_state(self) -> bool:
         """Whether this pod's data dir holds the store's raft state (what init tells its
         peers on GET /init while it runs)."""
@@ -114,7 +118,6 @@ class PrestartBase:
         possibly holding state: after a whole-cluster outage it may be a member not
         back yet."""
         known: dict[int, bool | None] = dict(stores or {})
-        port = self.settings.listen_address()[1]
         names = {ordinal: f"{self.pod.statefulset}-{ordinal}"
                  for ordinal in self.settings.bootstrap_ordinals()
                  if ordinal != self.pod.ordinal}
@@ -124,7 +127,7 @@ class PrestartBase:
             if name in self.proven_empty and not known.get(ordinal):
                 known[ordinal] = False
             elif ordinal not in known and host is not None:
-                ask[ordinal] = f"{self.url(host, port)}/init?from={self.pod.name}"
+                ask[ordinal] = self.init_url(host)
         timeout = httpx.Timeout(self.settings.store_timeout_seconds)
         async with httpx.AsyncClient(timeout=timeout) as client:
             answers = await asyncio.gather(*(_init_says(client, url) for url in ask.values()))
@@ -134,13 +137,20 @@ class PrestartBase:
         return bootstrap_blocker({name: known.get(o) for o, name in names.items()})
 
 
-async def _init_says(client: httpx.AsyncClient, url: str) -> bool | None:
-    """What a peer's init container says of its raft state; None when it does not answer
+async def peer_init(client: httpx.AsyncClient, url: str) -> dict[str, Any] | None:
+    """What a peer's init container answers on GET /init; None when it does not answer
     (not running: not started yet, or done and its store not up yet) or answers garbage."""
     try:
         response = await client.get(url)
         response.raise_for_status()
-        held = response.json().get("has_state")
-    except (httpx.HTTPError, ValueError, AttributeError):
+        document = response.json()
+    except (httpx.HTTPError, ValueError):
         return None
+    return document if isinstance(document, dict) else None
+
+
+async def _init_says(client: httpx.AsyncClient, url: str) -> bool | None:
+    """What a peer's init container says of its raft state; None when it does not
+    answer or answers garbage."""
+    held = (await peer_init(client, url) or {}).get("has_state")
     return held if isinstance(held, bool) else None

@@ -28,9 +28,7 @@ class GaleraBackend:
                  settings: Settings | None = None) -> None:
         self.endpoint = Endpoint.parse(base_url)
         self.peer_port = peer_api_port or 3306
-        self.credentials = Credentials(
-            (settings.store_username if settings else None) or "sts-agent",
-            settings.store_password_file if settings else None)
+        self.credentials = Credentials.of(settings)
         self.timeout_seconds = (settings.store_timeout_seconds if settings
                                 else DEFAULT_TIMEOUT_SECONDS)
         self.sst_method = settings.galera_sst_method if settings else "rsync"

@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from agent.errors import BackendError, BackendUnavailable
 from agent.stores.http import resolution_failure
 
+if TYPE_CHECKING:
+    from agent.config.settings import Settings
+
+DEFAULT_USER = "sts-agent"
 # MySQL's "access denied" family: a refusal asking again will not lift.
 _DENIED = {1044, 1045, 1142, 1227, 1698}
 
@@ -46,6 +51,13 @@ class Credentials:
 
     user: str
     password_file: Path | None = None
+
+    @classmethod
+    def of(cls, settings: Settings | None) -> Credentials:
+        """The configured status user (``sts-agent`` by default) and password file."""
+        if settings is None:
+            return cls(DEFAULT_USER)
+        return cls(settings.store_username or DEFAULT_USER, settings.store_password_file)
 
     def password(self) -> str:
         if self.password_file is None:

@@ -39,7 +39,7 @@ from agent.stores.galera.position import (
     write_atomically,
 )
 from agent.stores.galera.vote import Ballot, Choice, choose
-from agent.stores.prestart import PrestartBase
+from agent.stores.prestart import PrestartBase, peer_init
 
 log = structlog.get_logger("agent.galera")
 
@@ -56,8 +56,7 @@ class GaleraPrestart(PrestartBase):
                  client: httpx.AsyncClient) -> None:
         super().__init__(settings, names, pod)
         self.client = client
-        self.credentials = Credentials(settings.store_username or "sts-agent",
-                                       settings.store_password_file)
+        self.credentials = Credentials.of(settings)
         self.ballot: Ballot | None = None  # set once the position is recovered
 
     @property
@@ -173,22 +172,14 @@ class GaleraPrestart(PrestartBase):
 
     async def ballots(self, ordinals: Sequence[int], peers: Sequence[Peer]) -> dict[int, Ballot]:
         """The ballots of the pods whose init answers now (this pod's included)."""
-        port = self.settings.listen_address()[1]
-        asked = [(o, f"{self.url(host, port)}/init?from={self.pod.name}")
-                 for o in ordinals if o != self.pod.ordinal
+        asked = [(o, self.init_url(host)) for o in ordinals if o != self.pod.ordinal
                  and (host := self.host(o, peers)) is not None]
-
-        async def ballot(url: str) -> Ballot | None:
-            try:
-                response = await self.client.get(url)
-                response.raise_for_status()
-                return Ballot.from_dict(response.json().get("ballot"))
-            except (httpx.HTTPError, ValueError, AttributeError):
-                return None
-
-        found = await asyncio.gather(*(ballot(url) for _, url in asked))
-        result = {o: b for (o, _), b in zip(asked, found, strict=True)
-                  if b is not None and b.ordinal == o}
+        answers = await asyncio.gather(*(peer_init(self.client, url) for _, url in asked))
+        result = {}
+        for (ordinal, _), answer in zip(asked, answers, strict=True):
+            ballot = Ballot.from_dict((answer or {}).get("ballot"))
+            if ballot is not None and ballot.ordinal == ordinal:
+                result[ordinal] = ballot
         assert self.ballot is not None
         result[self.pod.ordinal] = self.ballot
         return result
