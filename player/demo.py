@@ -1,6 +1,7 @@
-"""The README's demo: the k8s/ example of STORE (etcd by default, or rqlite) played as a
-local StatefulSet with sts-agent: 3 pods, scaled to 5, rolled, scaled to 2; a table per
-step and a verdict."""
+"""The README's demo: the k8s/ example of STORE (etcd by default, rqlite, consul, galera)
+played as a local StatefulSet with sts-agent: 3 pods, scaled to 5, rolled, scaled down
+(a raft store to 2; Galera to 3, then a full outage recovered by the pods' vote); a table
+per step and a verdict."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import httpx
 
 from agent.registry import STORES
 from player.statefulset import StatefulSetPlayer
+from player.wait import wait_until
 from player.writer import writer_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +36,10 @@ def row(player: StatefulSetPlayer, ordinal: int, http: httpx.Client) -> list[str
         self_id = view.get("self_id")
         found = next((m for m in authority.get("members", []) if m["id"] == self_id), None)
         member = "yes" if found else "no"
+        if not STORES[player.name].raft:  # Galera: no leader, no voters; a component
+            role = "primary" if found and authority.get("leader_id") == self_id else "-"
+            return [pod.name, pod.ip, pod.phase, "yes" if pod.ready else "no", role, member,
+                    voter]
         voter = "yes" if found and found["voter"] else "no"
         if found and authority.get("leader_id") == self_id:
             role = "leader"
@@ -62,6 +68,7 @@ def main() -> int:
         print(f"demo: STORE={store!r}: k8s/ examples exist for {sorted(STORES)}",
               file=sys.stderr)
         return 2
+    spec = STORES[store]
     workdir = Path(tempfile.mkdtemp(prefix=f"sts-agent-demo-{store}-"))
     player = StatefulSetPlayer(ROOT / "k8s" / store, workdir, echo=True)
     writer = writer_for(player)
@@ -75,15 +82,32 @@ def main() -> int:
               f"-n {player.namespace} get pods -w", flush=True)
         player.start(3)
 
+    def full_outage() -> None:
+        """galera-2's node shut down cleanly; more writes; the other two killed."""
+        player.shut_down(2)
+        before = len(writer.acknowledged)
+        wait_until(lambda: len(writer.acknowledged) >= before + 20,
+                   what="20 writes acknowledged after galera-2 stopped", timeout=60)
+        player.outage()
+        player.wait_ready(timeout=300)
+
     try:
         steps: list[tuple[str, Callable[[], object]]] = [
                  ("create 3 pods (Parallel)", start),
                  ("scale to 5", lambda: player.scale(5)),
                  # Rolled while there are 5: a 2-member cluster needs both members, so
                  # restarting one of them is an outage by raft's arithmetic.
-                 ("rolling restart", player.rolling_restart),
-                 ("scale to 2", lambda: player.scale(2))]
+                 ("rolling restart", player.rolling_restart)]
+        if spec.raft:
+            steps.append(("scale to 2", lambda: player.scale(2)))
+        else:
+            steps += [("scale to 3", lambda: player.scale(3)),
+                      ("full outage: galera-2 stopped cleanly, more writes, the rest "
+                       "killed; the pods vote and start again", full_outage)]
+        steady_gap = 0.0  # the longest wait between acknowledged writes before an outage
         for number, (title, action) in enumerate(steps):
+            if action is full_outage:
+                steady_gap = writer.longest_gap
             started = time.monotonic()
             action()
             table(player, title, time.monotonic() - started)
@@ -91,14 +115,21 @@ def main() -> int:
                 writer.start()  # a steady client from here on
         time.sleep(1.0)  # let the writer land a few more writes after the last step
         writer.stop()
-        names = sorted(m["name"] for m in player.members())
-        pods = sorted(p.name for p in player.pods.values())
-        leader_url = f"http://{player.pods[min(player.pods)].ip}:{STORES[store].client_port}"
-        lost = writer.lost(leader_url)
-        quorum = writer.longest_gap < QUORUM_GAP_SECONDS
+        if spec.raft:
+            steady_gap = writer.longest_gap
+            names = sorted(m["name"] for m in player.members())
+            pods = sorted(p.name for p in player.pods.values())
+        else:  # Galera's members are the client addresses of its Primary component
+            names = sorted(m["address"].rsplit(":", 1)[0] for m in player.members())
+            pods = sorted(p.ip for p in player.pods.values())
+        first = player.pods[min(player.pods)].ip
+        lost = writer.lost(f"{spec.scheme}://{first}:{spec.client_port}")
+        quorum = steady_gap < QUORUM_GAP_SECONDS
+        outage = (f"; writes resumed {writer.longest_gap:.1f} s after the outage began"
+                  if not spec.raft else "")
         ok = names == pods and not lost and quorum
         print(f"\nverdict: {'OK' if ok else 'FAILED'} — quorum kept: {quorum} (longest "
-              f"wait between acknowledged writes {writer.longest_gap:.1f} s); members = "
+              f"wait between acknowledged writes {steady_gap:.1f} s{outage}); members = "
               f"pods: {names == pods} ({', '.join(names)}); writes intact: {not lost} "
               f"({len(writer.acknowledged)} acknowledged, {len(lost)} lost)")
         return 0 if ok else 1

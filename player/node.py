@@ -177,6 +177,9 @@ class Node:
             self._in_background(pod.kill, f"kill {pod.name}")
             with self._lock:
                 self.pods.pop(uid, None)
+        elif deleted and pod.phase == "Gone":  # stopped here before (its node shut down)
+            with self._lock:
+                self.pods.pop(uid, None)
         elif meta.get("deletionTimestamp") and not pod.terminating:
             grace = float(meta.get("deletionGracePeriodSeconds") or 0)
             pod.terminating = True

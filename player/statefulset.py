@@ -73,6 +73,7 @@ class StatefulSetPlayer:
         self.replicas = int(self.example.spec.get("replicas", 1))
         self._http = httpx.Client(timeout=2.0, trust_env=False)
         self._lock = threading.Lock()
+        self._shut_down: dict[int, Pod] = {}  # pods whose node shut down (shut_down)
 
     @property
     def name(self) -> str:
@@ -253,13 +254,24 @@ class StatefulSetPlayer:
         self.kubectl("delete", "pod", old.name, "--grace-period=0", "--force")
         self._wait_replaced(ordinal, old.uid)
 
+    def shut_down(self, ordinal: int) -> None:
+        """The pod's node shuts down cleanly and stays down: its containers are stopped
+        as in a termination (preStop, SIGTERM, the grace period), the pod object stays
+        as it is, Ready no more, until the next outage() deletes it."""
+        pod = self.pods[ordinal]
+        pod.delete()
+        self._shut_down[ordinal] = pod
+
     def outage(self, *, lose_volumes: tuple[int, ...] = ()) -> None:
         """Every pod SIGKILLed at once (a power cut), the volumes of ``lose_volumes``
-        emptied (their disks lost; the claims stay bound), then all force-deleted: the
-        controller recreates them together (podManagementPolicy: Parallel)."""
-        old = dict(self.pods)
+        emptied (their disks lost; the claims stay bound), then all force-deleted (with
+        those shut down before): the controller recreates them together
+        (podManagementPolicy: Parallel)."""
+        old = {**self._shut_down, **self.pods}
+        self._shut_down.clear()
         for pod in old.values():
-            pod.kill()
+            if pod.phase != "Gone":
+                pod.kill()
         for ordinal in lose_volumes:
             self._empty_volumes(ordinal)
         self.kubectl("delete", "pod", *(pod.name for pod in old.values()),

@@ -37,8 +37,10 @@ class Writer:
     record what they did in ``history``."""
 
     def __init__(self, store: str, urls: Callable[[], list[str]],
-                 auth: tuple[str, str] | None = None, *, reads: bool = True) -> None:
+                 auth: tuple[str, str] | None = None, *, reads: bool = True,
+                 setup: Callable[[], None] | None = None) -> None:
         self.store = store
+        self.setup = setup  # run once before the first write (the store's client user)
         self.urls = urls  # client URLs of the ready pods, asked before every write
         self.http = httpx.Client(timeout=2.0, trust_env=False, auth=auth,
                                  follow_redirects=True)
@@ -58,6 +60,8 @@ class Writer:
         self._newest: str | None = None  # the w/ key being written, for the reader
 
     def start(self) -> Writer:
+        if self.setup is not None:
+            self.setup()
         self._thread.start()
         if self._reader is not None:
             self._reader.start()
@@ -174,9 +178,12 @@ class Writer:
 
 def writer_for(player: StatefulSetPlayer) -> Writer:
     """A client writing through whichever of the player's pods are ready, on the store's
-    client port, with the credentials the example's Secrets give a client (if any)."""
+    client port, with the credentials the example's Secrets give a client (if any), once
+    the store has what the client needs (Kv.setup)."""
     store = player.example.name
-    auth = harness_class(store).kv_class.credentials(player.example.secrets)
-    port = STORES[store].client_port
-    return Writer(store, lambda: [f"http://{p.ip}:{port}" for p in list(player.pods.values())
-                                  if p.ready], auth=auth)
+    kv_class = harness_class(store).kv_class
+    auth = kv_class.credentials(player.example.secrets)
+    spec = STORES[store]
+    return Writer(store, lambda: [f"{spec.scheme}://{p.ip}:{spec.client_port}"
+                                  for p in list(player.pods.values()) if p.ready],
+                  auth=auth, setup=lambda: kv_class.setup(player))

@@ -13,13 +13,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import httpx
 
 from player.proc import Proc
 from player.sidecar import Sidecar
 from player.wait import wait_until
+
+if TYPE_CHECKING:
+    from player.statefulset import StatefulSetPlayer
 
 
 def loopback(subnet: int, host: int) -> str:
@@ -132,6 +135,11 @@ class Kv:
         """Basic-auth credentials a client needs, from a k8s example's Secrets (name ->
         key -> bytes); None when the store lets clients in without."""
         return None
+
+    @staticmethod
+    def setup(player: StatefulSetPlayer) -> None:
+        """What a k8s example's cluster needs before this client can write (a user, a
+        table), done as its administrator; nothing for most stores."""
 
     def put(self, url: str, key: str, value: str) -> bool:
         """Write through the node at ``url``; True once the store acknowledged it."""

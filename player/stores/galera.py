@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import jinja2
@@ -17,19 +17,41 @@ from player.peers import ROOT, installed_binary
 from player.stores.base import Harness, Image, Kv, LoopbackCluster
 from player.wait import wait_until
 
+if TYPE_CHECKING:
+    from player.statefulset import StatefulSetPlayer
+
 TEMPLATES = ROOT / "k8s" / "galera" / "templates"
 ENTRYPOINT = Path(__file__).with_name("galera-entrypoint.sh")
 # The users a new cluster's seed creates (the k8s example's init SQL does the same):
 # the agent's status user (USAGE only) and the tests' client.
 STATUS_USER, STATUS_PASSWORD = "sts-agent", "status-password"
 KV_USER, KV_PASSWORD = "kv", "kv-password"
-INIT_SQL = f"""
-CREATE USER IF NOT EXISTS '{STATUS_USER}'@'%' IDENTIFIED BY '{STATUS_PASSWORD}';
+# The tests' client: what a k8s example's cluster is given (as root) before a writer starts.
+KV_SQL = f"""
 CREATE USER IF NOT EXISTS '{KV_USER}'@'%' IDENTIFIED BY '{KV_PASSWORD}';
 GRANT ALL PRIVILEGES ON *.* TO '{KV_USER}'@'%';
 CREATE DATABASE IF NOT EXISTS kv;
 CREATE TABLE IF NOT EXISTS kv.kv (k VARCHAR(191) PRIMARY KEY, v TEXT);
 """
+INIT_SQL = f"""
+CREATE USER IF NOT EXISTS '{STATUS_USER}'@'%' IDENTIFIED BY '{STATUS_PASSWORD}';
+{KV_SQL}"""
+
+
+class SqlRefused(Exception):
+    """mariadbd did not take a statement (not up, not in a Primary component)."""
+
+
+def root_sql(run_dir: Path, statement: str) -> str:
+    """``statement`` as root over the mariadbd socket in ``run_dir`` (a pod's run
+    volume on this host); its output. The client connects from inside the directory: a
+    pod's host path is longer than a socket address may be (108 bytes)."""
+    answer = subprocess.run(["mariadb", "--socket=./mysqld.sock", "-uroot", "-N", "-B", "-e",
+                             statement], capture_output=True, text=True, timeout=30,
+                            cwd=run_dir)
+    if answer.returncode != 0:
+        raise SqlRefused(f"{run_dir}: {answer.stderr.strip()}")
+    return answer.stdout
 
 
 def mariadbd_binary(tag: str = "") -> str:
@@ -58,6 +80,12 @@ def _host_port(url: str) -> tuple[str, int]:
 class GaleraKv(Kv):
     """Keys and values as rows of ``kv.kv``, over MySQL's protocol as the ``kv`` user."""
 
+    @staticmethod
+    def setup(player: StatefulSetPlayer) -> None:
+        """The kv user and table, as root through the first ready pod's socket."""
+        pod = next(p for _, p in sorted(player.pods.items()) if p.ready)
+        root_sql(pod.volume("run"), KV_SQL)
+
     @contextmanager
     def _connect(self, url: str) -> Iterator[Any]:
         import pymysql
@@ -83,11 +111,17 @@ class GaleraKv(Kv):
 
     def _select(self, url: str, sql: str, args: tuple[Any, ...], *,
                 causal: bool) -> list[tuple[Any, ...]]:
-        with self._connect(url) as connection, connection.cursor() as cursor:
-            if causal:  # wait until every write the cluster committed is applied here
-                cursor.execute("SET SESSION wsrep_sync_wait = 1")
-            cursor.execute(sql, args)
-            return list(cursor.fetchall())
+        """The rows; a ValueError naming the node when it gives no answer."""
+        import pymysql
+
+        try:
+            with self._connect(url) as connection, connection.cursor() as cursor:
+                if causal:  # wait until every write the cluster committed is applied here
+                    cursor.execute("SET SESSION wsrep_sync_wait = 1")
+                cursor.execute(sql, args)
+                return list(cursor.fetchall())
+        except pymysql.MySQLError as exc:
+            raise ValueError(f"{url}: {exc}") from exc
 
     def read_prefix(self, url: str, prefix: str) -> dict[str, str]:
         rows = self._select(url, "SELECT k, v FROM kv WHERE k LIKE %s",
