@@ -155,6 +155,39 @@ def test_a_pod_starting_alone_never_bootstraps(pods: InitPods) -> None:
     writes.assert_all_on_every_pod()
 
 
+def test_the_override_seeds_while_a_pod_is_missing(pods: InitPods,
+                                                   namespace: AgentNamespace) -> None:
+    """A full outage after which galera-2 does not come back (its node lost): the vote
+    would wait for it. With AGENT_GALERA_FORCE_SEED_ORDINAL=1 on the other two, galera-1
+    seeds without the vote, loudly (a Warning Event), and galera-0 joins it; galera-2,
+    back later without the override, joins; nothing acknowledged is lost."""
+    writes = Writes(pods)
+    writes.write("before-override", 10)
+    for ordinal in PODS:
+        kill(pods, ordinal)
+    forced = {"AGENT_GALERA_FORCE_SEED_ORDINAL": "1"}
+
+    def start_forced(ordinal: int) -> None:
+        pods.init(ordinal, env=forced)
+        pods.start_store(ordinal)
+        pods.start_sidecar(ordinal)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for future in [pool.submit(start_forced, o) for o in (0, 1)]:
+            future.result(timeout=150)
+    pods.wait_ready(0, 1)
+    assert plan(pods, 1)["state"] == "seed", plan(pods, 1)
+    assert "forced by the operator's override" in plan(pods, 1)["reason"]
+    assert plan(pods, 0)["state"] == "join", plan(pods, 0)
+    assert "galera_seed_forced" in pods.init_results[1].stderr
+    warned = [e for e in namespace.events() if e["reason"] == "GaleraSeedForced"]
+    assert [e["involvedObject"]["name"] for e in warned] == ["galera-1"], warned
+    writes.write("without-2", 5)
+    restart(pods, 2)
+    assert plan(pods, 2)["state"] == "join"
+    writes.assert_all_on_every_pod()
+
+
 def test_two_histories_are_refused_and_a_wiped_volume_rejoins(
         pods: InitPods, namespace: AgentNamespace) -> None:
     """A volume from another cluster: every init refuses, naming both histories (nothing
