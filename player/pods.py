@@ -112,11 +112,12 @@ class InitPods:
             "AGENT_SEED_URLS": ",".join(self.harness.store_url(o) for o in range(5)
                                         if o != ordinal), **self.env})
 
-    def start(self, *ordinals: int) -> None:
+    def start(self, *ordinals: int, env: dict[str, str] | None = None) -> None:
         """Start these pods at once (podManagementPolicy: Parallel): every init runs
-        concurrently, each store starts as soon as its own init is done."""
+        concurrently (with ``env`` added to its own), each store starts as soon as its
+        own init is done."""
         def one(ordinal: int) -> None:
-            self.init(ordinal)
+            self.init(ordinal, env=env)
             self.start_store(ordinal)
             self.start_sidecar(ordinal)
 

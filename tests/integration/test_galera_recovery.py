@@ -22,7 +22,7 @@ from player.agentnamespace import AgentNamespace
 from player.controlplane import ControlPlane
 from player.dns import Dnsmasq
 from player.pods import InitPods
-from player.stores.galera import GaleraHarness
+from player.stores.galera import GaleraHarness, galera_plan
 from player.wait import wait_until
 from tests.integration.conftest import require_binary, require_store
 
@@ -96,16 +96,9 @@ def restart(pods: InitPods, *ordinals: int) -> None:
 
 def plan(pods: InitPods, ordinal: int) -> dict[str, Any]:
     """What the pod's last init decided (its galera_plan log line)."""
-    found = []
-    for line in pods.init_results[ordinal].stderr.splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict) and event.get("event") == "galera_plan":
-            found.append(event)
-    assert found, f"galera-{ordinal}'s init logged no plan"
-    return found[-1]
+    found = galera_plan(pods.init_results[ordinal].stderr)
+    assert found is not None, f"galera-{ordinal}'s init logged no plan"
+    return found
 
 
 def start_in_background(pods: InitPods, ordinal: int,
@@ -165,16 +158,7 @@ def test_the_override_seeds_while_a_pod_is_missing(pods: InitPods,
     writes.write("before-override", 10)
     for ordinal in PODS:
         kill(pods, ordinal)
-    forced = {"AGENT_GALERA_FORCE_SEED_ORDINAL": "1"}
-
-    def start_forced(ordinal: int) -> None:
-        pods.init(ordinal, env=forced)
-        pods.start_store(ordinal)
-        pods.start_sidecar(ordinal)
-
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        for future in [pool.submit(start_forced, o) for o in (0, 1)]:
-            future.result(timeout=150)
+    pods.start(0, 1, env={"AGENT_GALERA_FORCE_SEED_ORDINAL": "1"})
     pods.wait_ready(0, 1)
     assert plan(pods, 1)["state"] == "seed", plan(pods, 1)
     assert "forced by the operator's override" in plan(pods, 1)["reason"]
