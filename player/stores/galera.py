@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -52,6 +53,19 @@ def root_sql(run_dir: Path, statement: str) -> str:
     if answer.returncode != 0:
         raise SqlRefused(f"{run_dir}: {answer.stderr.strip()}")
     return answer.stdout
+
+
+def galera_plan(log: str) -> dict[str, Any] | None:
+    """The last decision (its ``galera_plan`` event) in an init's JSON log lines."""
+    found = None
+    for line in log.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("event") == "galera_plan":
+            found = event
+    return found
 
 
 def mariadbd_binary(tag: str = "") -> str:

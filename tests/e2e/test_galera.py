@@ -6,7 +6,6 @@ every pod."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 
 from player.controlplane import ControlPlane
 from player.statefulset import StatefulSetPlayer
+from player.stores.galera import galera_plan
 from player.wait import wait_until
 from player.writer import Writer, writer_for
 from tests.e2e.conftest import ROOT, played
@@ -37,13 +37,9 @@ def plans(player: StatefulSetPlayer) -> dict[int, str]:
     """Each pod's last init decision (its galera_plan log line): seed or join."""
     found = {}
     for ordinal, pod in player.pods.items():
-        for line in pod.log_path("init").read_text().splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and event.get("event") == "galera_plan":
-                found[ordinal] = str(event["state"])
+        plan = galera_plan(pod.log_path("init").read_text())
+        if plan is not None:
+            found[ordinal] = str(plan["state"])
     return found
 
 
