@@ -36,15 +36,15 @@ def row(player: StatefulSetPlayer, ordinal: int, http: httpx.Client) -> list[str
         self_id = view.get("self_id")
         found = next((m for m in authority.get("members", []) if m["id"] == self_id), None)
         member = "yes" if found else "no"
+        leads = bool(found) and authority.get("leader_id") == self_id
         if not STORES[player.name].raft:  # Galera: no leader, no voters; a component
-            role = "primary" if found and authority.get("leader_id") == self_id else "-"
-            return [pod.name, pod.ip, pod.phase, "yes" if pod.ready else "no", role, member,
-                    voter]
-        voter = "yes" if found and found["voter"] else "no"
-        if found and authority.get("leader_id") == self_id:
-            role = "leader"
-        elif found:
-            role = "follower" if found["voter"] else "learner"
+            role = "primary" if leads else "-"
+        else:
+            voter = "yes" if found and found["voter"] else "no"
+            if leads:
+                role = "leader"
+            elif found:
+                role = "follower" if found["voter"] else "learner"
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         pass
     return [pod.name, pod.ip, pod.phase, "yes" if pod.ready else "no", role, member, voter]
@@ -82,8 +82,13 @@ def main() -> int:
               f"-n {player.namespace} get pods -w", flush=True)
         player.start(3)
 
+    # The longest wait between acknowledged writes before an outage (None: no outage).
+    steady_gap: float | None = None
+
     def full_outage() -> None:
         """galera-2's node shut down cleanly; more writes; the other two killed."""
+        nonlocal steady_gap
+        steady_gap = writer.longest_gap
         player.shut_down(2)
         before = len(writer.acknowledged)
         wait_until(lambda: len(writer.acknowledged) >= before + 20,
@@ -104,10 +109,7 @@ def main() -> int:
             steps += [("scale to 3", lambda: player.scale(3)),
                       ("full outage: galera-2 stopped cleanly, more writes, the rest "
                        "killed; the pods vote and start again", full_outage)]
-        steady_gap = 0.0  # the longest wait between acknowledged writes before an outage
         for number, (title, action) in enumerate(steps):
-            if action is full_outage:
-                steady_gap = writer.longest_gap
             started = time.monotonic()
             action()
             table(player, title, time.monotonic() - started)
@@ -115,8 +117,9 @@ def main() -> int:
                 writer.start()  # a steady client from here on
         time.sleep(1.0)  # let the writer land a few more writes after the last step
         writer.stop()
-        if spec.raft:
+        if steady_gap is None:
             steady_gap = writer.longest_gap
+        if spec.raft:
             names = sorted(m["name"] for m in player.members())
             pods = sorted(p.name for p in player.pods.values())
         else:  # Galera's members are the client addresses of its Primary component
