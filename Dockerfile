@@ -3,6 +3,8 @@
 # Build: docker build -t sts-agent:0.1.0 .
 # Galera's init container also runs `mariadbd --wsrep-recover` (a crashed node's position
 # is in InnoDB): docker build --target galera-init -t sts-agent-galera:0.1.0 .
+# The exec store's Galera example runs its hooks and mariadbd in one container, under tini:
+# docker build --target exec-galera -t sts-agent-exec-galera:0.1.0 .
 #
 # The build stage uses Debian 12's own Python, the one the distroless runtime carries at
 # the same path, so the virtualenv's interpreter link and the console script's shebang
@@ -32,6 +34,24 @@ ENV PATH=/opt/sts-agent/bin:/usr/sbin:/usr/bin:/bin \
     PYTHONUNBUFFERED=1
 USER 999:999
 ENTRYPOINT ["sts-agent"]
+CMD ["--help"]
+
+# The agent, tini, and what k8s/exec-galera's hooks run: mariadbd with galera-4, the
+# client, and rsync for full copies; as the mysql user (uid 999). tini is PID 1: it reaps
+# what the hooks leave behind and hands SIGTERM to the agent, which stops mariadbd.
+FROM debian:12.11-slim AS exec-galera
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3=3.11.2-1+b1 \
+        mariadb-server=1:10.11.19-0+deb12u1 mariadb-client=1:10.11.19-0+deb12u1 \
+        galera-4=26.4.23-0+deb12u1 rsync=3.5.0+ds1-0+deb12u1 tini=0.19.0-1+b3 \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /opt/sts-agent /opt/sts-agent
+ENV PATH=/opt/sts-agent/bin:/usr/sbin:/usr/bin:/bin \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+USER 999:999
+EXPOSE 9090 3306 4567 4444 4568
+ENTRYPOINT ["tini", "--", "sts-agent"]
 CMD ["--help"]
 
 # The default target: the agent alone, on distroless.

@@ -44,6 +44,11 @@ class Metrics:
         self.repair_waiting = Gauge("sts_agent_repair_waiting",
                                     "Silent members of dropped ordinals the repair is "
                                     "waiting on (leader only).", registry=self.registry)
+        self.hook_seconds = Histogram(
+            "sts_agent_hook_seconds", "Duration of one run of an exec store's hook, by hook "
+            "and outcome (ok, failed, timeout, error).", ["hook", "outcome"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=self.registry)
         for result in ("removed", "failed"):
             self.repairs.labels(result=result)
         for name in CHECKS:

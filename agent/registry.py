@@ -32,12 +32,19 @@ class StoreSpec:
     # repair). False (Galera): membership is the group's view; a member leaves by
     # stopping cleanly, and a full outage is recovered by init's vote.
     raft: bool = True
-    scheme: str = "http"  # of the store's client API URL (Galera: mysql)
+    # Of the store's client API URL (Galera: mysql; exec: hooks, run in the pod, and
+    # peers' views over http from their agents).
+    scheme: str = "http"
+
+    @property
+    def url_scheme(self) -> str:
+        """The scheme of URLs naming this store's nodes (an exec store's are its agents')."""
+        return "http" if self.scheme == "hooks" else self.scheme
 
     @property
     def default_url(self) -> str:
         """This pod's store API as the sidecar reaches it (AGENT_STORE_URL overrides)."""
-        return f"{self.scheme}://127.0.0.1:{self.client_port}"
+        return f"{self.url_scheme}://127.0.0.1:{self.client_port}"
 
     def backend_class(self) -> type[Backend]:
         cls: type[Backend] = _load(self.backend)
@@ -70,6 +77,12 @@ STORES: dict[str, StoreSpec] = {spec.name: spec for spec in (
               backend="agent.stores.galera.api:GaleraBackend",
               prestart="agent.stores.galera.prestart:GaleraPrestart", raft=False,
               scheme="mysql"),
+    # Any store through the RSS operator's hooks, run in the pod. Its "client API" is
+    # the agent's own port: a peer's view comes from its agent's /status.
+    StoreSpec("exec", client_port=9090, peer_port=9090, removal_seconds=30.0,
+              backend="agent.stores.exec.api:ExecBackend",
+              prestart="agent.stores.exec.prestart:ExecPrestart", renders_config=False,
+              raft=False, scheme="hooks"),
 )}
 
 

@@ -70,9 +70,11 @@ class Routes:
     def __init__(self, membership: Membership, *, liveness_timeout_seconds: float,
                  info: dict[str, Any] | None = None, leaver: LeaveTrigger | None = None,
                  leave_token_file: Path | None = None, native_sidecar: bool = False,
-                 repair: Reported | None = None) -> None:
+                 repair: Reported | None = None,
+                 parts: dict[str, Reported] | None = None) -> None:
         self.membership = membership
         self.repair = repair
+        self.parts = dict(parts or {})  # more of the sidecar in /status, by name
         self.leaver = leaver
         self.leave_token_file = leave_token_file
         self.native_sidecar = native_sidecar
@@ -127,6 +129,7 @@ class Routes:
                                       if snapshot.polled_at is not None else None),
             "view": snapshot.as_dict(),
             "repair": self.repair.as_dict() if self.repair is not None else None,
+            **{name: part.as_dict() for name, part in self.parts.items()},
         }
         return web.Response(text=json.dumps(body, indent=2), content_type=JSON)
 

@@ -73,7 +73,7 @@ def default_seeds(settings: Settings, domain: str | None) -> list[str]:
     pod = parse_pod_name(settings.pod_name)
     bootstrap = settings.bootstrap_ordinals()
     ordinals = range(bootstrap.start, max(bootstrap.stop, pod.ordinal + 1))
-    scheme = spec.scheme if (spec := settings.store()) is not None else "http"
+    scheme = spec.url_scheme if (spec := settings.store()) is not None else "http"
     return [
         f"{scheme}://{pod.statefulset}-{o}.{settings.service}.{settings.namespace}.svc.{domain}"
         f":{port}"
@@ -105,6 +105,12 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
         promoter = None
         if settings.promote_learner and isinstance(backend, Promotable):
             promoter = Promoter(backend, max_lag_entries=settings.max_lag_entries)
+        request_timeout = settings.store_timeout_seconds
+        hooks = settings.exec_hooks
+        if spec.scheme == "hooks" and hooks is not None:
+            # This node's view is its status (and members) hooks' run: their timeouts.
+            request_timeout = max(request_timeout, hooks.status.timeout + 1.0
+                                  + (hooks.members.timeout if hooks.members else 0.0))
         membership = Membership(
             backend,
             policy=Policy(stale_after_seconds=settings.stale_after_seconds,
@@ -113,29 +119,41 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
             poll_interval_seconds=settings.poll_interval_seconds,
             # One poll reads this store, the leader, maybe the peers and a leader through
             # them: four rounds at most, each bounded by the store timeout.
-            poll_timeout_seconds=settings.store_timeout_seconds * 4 + 1,
-            request_timeout_seconds=settings.store_timeout_seconds,
+            poll_timeout_seconds=request_timeout * 4 + 1,
+            request_timeout_seconds=request_timeout,
             metrics=metrics,
             seed_urls=default_seeds(settings, domain),
             on_poll=promoter.on_poll if promoter is not None else None,
         )
         kube = Kube(settings)
         leave_time_problem = settings.leave_time_problem()
-        leaver_class = Leaver
-        if not spec.raft:  # Galera: a member leaves by its own clean stop
+        leave_args: dict[str, Any] = {
+            "policy": settings.leave_policy,
+            "ordinal": parse_pod_name(settings.pod_name).ordinal if settings.pod_name else None,
+            "statefulset": settings.statefulset_name(),
+            "replicas": kube if settings.namespace else None,
+            "events": kube if settings.namespace and settings.pod_name else None,
+            "deadline_seconds": settings.leave_deadline_seconds(),
+            "deadline_problem": leave_time_problem,
+        }
+        starter = None
+        parts: dict[str, Any] = {}
+        leaver: Leaver
+        if spec.scheme == "hooks":  # exec: started by its hooks, leaves by its stop hook
+            from agent.exec_sidecar import exec_parts
+            from agent.stores.exec.api import ExecBackend
+
+            assert isinstance(backend, ExecBackend)
+            leaver, starter, report = exec_parts(settings, backend, membership, client=client,
+                                                 kube=kube, metrics=metrics, domain=domain,
+                                                 leave_args=leave_args)
+            parts = {"exec_start": starter, "exec_hooks": report}
+        elif not spec.raft:  # Galera: a member leaves by its own clean stop
             from agent.galera_leave import GaleraLeaver
 
-            leaver_class = GaleraLeaver
-        leaver = leaver_class(
-            membership, backend,
-            policy=settings.leave_policy,
-            ordinal=parse_pod_name(settings.pod_name).ordinal if settings.pod_name else None,
-            statefulset=settings.statefulset_name(),
-            replicas=kube if settings.namespace else None,
-            events=kube if settings.namespace and settings.pod_name else None,
-            deadline_seconds=settings.leave_deadline_seconds(),
-            deadline_problem=leave_time_problem,
-        )
+            leaver = GaleraLeaver(membership, backend, **leave_args)
+        else:
+            leaver = Leaver(membership, backend, **leave_args)
         repairer = None
         if settings.repair and spec.raft and settings.namespace and settings.statefulset_name():
             repairer = Repairer(membership, backend, pods=kube,
@@ -150,7 +168,8 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
                               "leave_policy": settings.leave_policy},
                         leaver=leaver, leave_token_file=settings.leave_token_file,
                         native_sidecar=settings.native_sidecar,
-                        repair=repairer.state if repairer is not None else None)
+                        repair=repairer.state if repairer is not None else None,
+                        parts=parts)
         runner = web.ServerRunner(make_server(routes), handle_signals=False)
         await runner.setup()
         host, port = settings.listen_address()
@@ -181,6 +200,9 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
         if repairer is not None:
             tasks.append(asyncio.create_task(guarded("repair", repairer.run(stop)),
                                              name="repair"))
+        if starter is not None:
+            tasks.append(asyncio.create_task(guarded("exec_start", starter.run(stop)),
+                                             name="exec_start"))
         exit_code = 0
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -189,6 +211,7 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
                     exit_code = 1
         finally:
             stop.set()
+            stopping = loop.time()
             if signalled and signal.SIGTERM in signalled:
                 # A classic sidecar learns of the pod's end only from SIGTERM: same
                 # procedure as POST /leave (and a no-op if that already ran).
@@ -196,6 +219,11 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
                 log.info("leave_on_sigterm", **outcome.as_dict())
                 if outcome.result == "failed":
                     exit_code = 1
+            if starter is not None:
+                # The store the start hook left running in this container: its clean
+                # stop (a restart's; after a leave, the stop hook already ran).
+                left = settings.termination_grace_period_seconds - (loop.time() - stopping)
+                await starter.terminate(max(1.0, left - 1.0))
             # Events must not eat into the store's own shutdown: half the margin at most.
             drain_seconds = min(settings.kube_timeout_seconds,
                                 max(0.5, settings.leave_margin_seconds / 2))
@@ -232,3 +260,4 @@ def redact(url: str) -> str:
 
 async def _wait(stop: asyncio.Event) -> None:
     await stop.wait()
+

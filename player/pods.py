@@ -60,6 +60,8 @@ class InitPods:
             "AGENT_LISTEN": f"{self.cluster.ip(ordinal)}:9090",
         })
         env.update(self.harness.init_env(ordinal))
+        env.update(self.harness.pod_env(ordinal, config_dir=self.config_dir(ordinal),
+                                        dns_server=self.dns.server))
         env.update(self.env)
         if self.harness.templates is not None:
             env.update({
@@ -101,16 +103,21 @@ class InitPods:
         node = self.cluster.nodes.get(ordinal) or StoreNode(name, self.cluster.ip(ordinal),
                                                             self.data_dir(ordinal))
         self.cluster.nodes[ordinal] = node
+        if self.harness.store_in_sidecar:
+            return  # the sidecar's hooks start it
         self.cluster.launch(ordinal, self.cluster.pod_command(
             ordinal, config_dir=self.config_dir(ordinal), bootstrap_expect=self.bootstrap_expect))
 
-    def start_sidecar(self, ordinal: int) -> Sidecar:
+    def start_sidecar(self, ordinal: int, *, env: dict[str, str] | None = None) -> Sidecar:
+        """The pod's sidecar (a running one stopped first), with ``env`` added."""
         old = self.harness.sidecars.pop(ordinal, None)
         if old is not None:
             old.stop()
         return self.harness.start_sidecar(ordinal, env={
             "AGENT_SEED_URLS": ",".join(self.harness.store_url(o) for o in range(5)
-                                        if o != ordinal), **self.env})
+                                        if o != ordinal),
+            **self.harness.pod_env(ordinal, config_dir=self.config_dir(ordinal),
+                                   dns_server=self.dns.server), **self.env, **(env or {})})
 
     def start(self, *ordinals: int, env: dict[str, str] | None = None) -> None:
         """Start these pods at once (podManagementPolicy: Parallel): every init runs
@@ -137,6 +144,10 @@ class InitPods:
         node = self.cluster.nodes.get(ordinal)
         if node is not None and node.proc is not None:
             node.proc.stop()
+        if self.harness.store_in_sidecar:  # the sidecar's SIGTERM stops the store too
+            wait_until(lambda: ordinal not in self.harness.running(),
+                       what=f"{self.store}-{ordinal}'s store to stop with its sidecar",
+                       timeout=30)
         if wipe:
             shutil.rmtree(self.data_dir(ordinal), ignore_errors=True)
 

@@ -74,7 +74,12 @@ def load_settings(
             if field is not None:
                 failed.add(field)
             where = describe(field) if field else ".".join(map(str, error["loc"]))
+            inner = [str(part) for part in error["loc"][1:]]
+            if field is not None and inner:  # a nested setting (AGENT_EXEC_HOOKS)
+                where += f" at {'.'.join(inner)}"
             message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "no such name here (misspelt?)"
             problems.append(f"{where}: {message} (got {error.get('input')!r})")
     for field in REQUIRED.get(command, ()):
         if field in failed or (field in RENDERING and settings is not None
@@ -116,9 +121,14 @@ def cross_check(settings: Settings) -> list[str]:
             break
         scheme = url.partition("://")[0]
         allowed = ("mysql", "unix") if spec.scheme == "mysql" else ("http", "https")
+        if spec.scheme == "hooks":  # peers' views come from their agents
+            allowed = ("http", "https")
         if scheme not in allowed:
             problems.append(f"{describe('store_url')} / {describe('seed_urls')}: {url!r}: "
                             f"{spec.name} is reached over {' or '.join(allowed)}")
+    if spec is not None and spec.scheme == "hooks" and settings.exec_hooks is None:
+        problems.append(f"{describe('exec_hooks')}: {spec.name} needs its hooks (sequence, "
+                        "seed, primary, status at least)")
     if settings.store_password_file is not None and not settings.store_username:
         problems.append(f"{describe('store_password_file')}: needs {describe('store_username')}")
     if settings.stale_after_seconds < settings.poll_interval_seconds:

@@ -9,6 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.addresses import parse_host_port
+from agent.config.hooks import ExecHooks
 from agent.config.types import (
     LISTEN_PORT,
     MAX_DURATION_SECONDS,
@@ -151,6 +152,30 @@ class Settings(BaseSettings):
         default="rsync",
         description="Galera: the wsrep_sst_method the pods use; a donor counts as ready "
         "only when it does not block writes while it copies (mariabackup).",
+    )
+    exec_hooks: ExecHooks | None = Field(
+        default=None,
+        description="exec: the hooks, as JSON in the RSS operator's `pod.commands` shape: "
+        '{"sequence": {"command": [...], "timeout": "60s", "env": {...}}, "seed", '
+        '"primary", "secondary", "status", "stop", "members"}. sequence, seed, primary '
+        "and status are required; secondary falls back to primary. Each command is an "
+        "argv (no shell unless you write one); seed, primary and secondary get the "
+        "current primaries' names appended, as RSS does.",
+    )
+    exec_status_failures: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="exec: consecutive failed `status` runs before the node counts as "
+        "failed (not ready). One transient failure never changes anything; nothing is "
+        "ever stopped for a failed status.",
+    )
+    exec_force_seed_ordinal: int | None = Field(
+        default=None,
+        ge=0,
+        description="exec: seed from this ordinal without the vote (a failed or missing "
+        "`sequence` waited for): for a person who knows which volume holds the latest "
+        "writes. Remove it once the cluster is up.",
     )
     srv_port_name: DnsLabel | None = Field(
         default=None,

@@ -17,6 +17,7 @@ import structlog
 from agent.addresses import host_port
 from agent.config.settings import Settings
 from agent.discovery import Peer, ServiceNames
+from agent.errors import ConfigError
 from agent.identity import PodIdentity
 from agent.quorum import bootstrap_blocker
 from agent.registry import store_spec
@@ -104,6 +105,37 @@ class PrestartBase:
         """A peer asked this init's GET /init before bootstrapping: only a member with no
         raft state asks, so it had none (recorded for the rest of this init)."""
         self.proven_empty.add(name)
+
+    async def warn_event(self, reason: str, message: str) -> None:
+        """A Warning Event on this pod (failures only logged: init's exit says it too)."""
+        if not (self.settings.namespace and self.settings.pod_name):
+            return
+        from agent.kube import Kube
+
+        kube = Kube(self.settings)
+        try:
+            await kube.event(reason=reason, message=message, warning=True)
+        finally:
+            await kube.aclose()
+
+    async def kept_ordinals(self) -> range:
+        """The ordinals the StatefulSet keeps, from the API, for a vote every one of them
+        must join; ConfigError unless its pods start in parallel (OrderedReady never
+        creates pod 1 while pod 0 waits for its ballot)."""
+        from agent.kube import Kube
+
+        statefulset = self.settings.statefulset_name() or self.pod.statefulset
+        kube = Kube(self.settings)
+        try:
+            replicas, start, policy = await kube.pod_management(statefulset)
+        finally:
+            await kube.aclose()
+        if policy != "Parallel":
+            raise ConfigError(f"{self.store}: StatefulSet {statefulset} has "
+                              f"podManagementPolicy {policy}; recovery after a full outage "
+                              "needs Parallel (with OrderedReady pod 1 is never created "
+                              "while pod 0 waits for the vote)")
+        return range(start, start + replicas)
 
     async def bootstrap_blocker(self, peers: Sequence[Peer],
                                 stores: Mapping[int, bool] | None = None) -> str | None:

@@ -170,6 +170,9 @@ class Harness(Generic[C]):
     kv_class: ClassVar[type[Kv]]
     # The k8s example's templates `sts-agent init` renders for this store, if any.
     templates: ClassVar[Path | None] = None
+    # True: the sidecar starts the store (an exec store's hooks), not the pod's own
+    # store container.
+    store_in_sidecar: ClassVar[bool] = False
 
     def __init__(self, workdir: Path, *, election_seconds: float = 1.0,
                  sidecar_env: dict[str, str] | None = None) -> None:
@@ -196,6 +199,11 @@ class Harness(Generic[C]):
 
     def init_env(self, ordinal: int) -> dict[str, str]:
         """What `sts-agent init` needs besides the shared settings (credentials)."""
+        return {}
+
+    def pod_env(self, ordinal: int, *, config_dir: Path, dns_server: str) -> dict[str, str]:
+        """What a pod's sidecar needs besides the shared settings, where its init ran
+        (``config_dir``: init's output; ``dns_server``: the cluster's DNS)."""
         return {}
 
     # shared -----------------------------------------------------------------------------

@@ -6,7 +6,6 @@ full copy. One cluster serves the module: each scenario begins and ends with it 
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import json
 import re
 import shutil
@@ -25,6 +24,7 @@ from player.pods import InitPods
 from player.stores.galera import GaleraHarness, galera_plan
 from player.wait import wait_until
 from tests.integration.conftest import require_binary, require_store
+from tests.integration.writes import Writes, kill, restart
 
 pytestmark = pytest.mark.integration
 
@@ -57,43 +57,6 @@ def pods(namespace: AgentNamespace, tmp_path_factory: pytest.TempPathFactory
             yield cluster
 
 
-class Writes:
-    """Acknowledged writes, each through a running pod: what must survive."""
-
-    def __init__(self, pods: InitPods) -> None:
-        self.pods = pods
-        self.acknowledged: dict[str, str] = {}
-
-    def write(self, prefix: str, count: int) -> None:
-        for index in range(count):
-            key, value = f"w/{prefix}-{index}", f"{prefix}:{index}"
-            wait_until(functools.partial(self.pods.harness.put, key, value),
-                       what=f"the write of {key}", timeout=30)
-            self.acknowledged[key] = value
-
-    def assert_all_on_every_pod(self) -> None:
-        for ordinal in PODS:
-            url = self.pods.harness.store_url(ordinal)
-            found = self.pods.harness.kv.read_prefix(url, "w/")
-            lost = {k: v for k, v in self.acknowledged.items() if found.get(k) != v}
-            assert not lost, f"galera-{ordinal} lost acknowledged writes: {sorted(lost)}"
-
-
-def kill(pods: InitPods, ordinal: int) -> None:
-    """Power cut: mariadbd and the sidecar killed, nothing flushed or said."""
-    sidecar = pods.harness.sidecars.pop(ordinal, None)
-    if sidecar is not None:
-        sidecar.proc.kill()
-    node = pods.cluster.nodes[ordinal]
-    assert node.proc is not None
-    node.proc.kill()
-
-
-def restart(pods: InitPods, *ordinals: int) -> None:
-    pods.start(*ordinals)
-    pods.wait_ready(*ordinals)
-
-
 def plan(pods: InitPods, ordinal: int) -> dict[str, Any]:
     """What the pod's last init decided (its galera_plan log line)."""
     found = galera_plan(pods.init_results[ordinal].stderr)
@@ -112,7 +75,7 @@ def test_full_outage_seeds_the_latest_position_and_loses_nothing(pods: InitPods)
     writes; the other two killed (grastate.dat says -1: only InnoDB's recovery knows).
     Every pod started at once: the vote seeds one of the killed two, the lower ordinal
     on a tie, and every acknowledged write is on every pod."""
-    writes = Writes(pods)
+    writes = Writes(pods, PODS)
     writes.write("before", 20)
     pods.stop(2)
     writes.write("after-stop", 20)
@@ -131,7 +94,7 @@ def test_a_pod_starting_alone_never_bootstraps(pods: InitPods) -> None:
     """After a full outage only the pod with the oldest position starts: its init waits,
     naming the ballots it lacks, and its mariadbd is never started; once the others
     start, the one with the latest position seeds."""
-    writes = Writes(pods)
+    writes = Writes(pods, PODS)
     pods.stop(0)  # stopped cleanly first: the oldest position
     writes.write("without-0", 10)
     kill(pods, 1)
@@ -154,7 +117,7 @@ def test_the_override_seeds_while_a_pod_is_missing(pods: InitPods,
     would wait for it. With AGENT_GALERA_FORCE_SEED_ORDINAL=1 on the other two, galera-1
     seeds without the vote, loudly (a Warning Event), and galera-0 joins it; galera-2,
     back later without the override, joins; nothing acknowledged is lost."""
-    writes = Writes(pods)
+    writes = Writes(pods, PODS)
     writes.write("before-override", 10)
     for ordinal in PODS:
         kill(pods, ordinal)
@@ -177,7 +140,7 @@ def test_two_histories_are_refused_and_a_wiped_volume_rejoins(
     """A volume from another cluster: every init refuses, naming both histories (nothing
     starts; a Warning Event on each pod). That volume wiped instead: the others' latest
     seeds, the wiped pod takes a full copy, nothing is lost."""
-    writes = Writes(pods)
+    writes = Writes(pods, PODS)
     writes.write("before-wipe", 10)
     for ordinal in PODS:
         kill(pods, ordinal)
@@ -211,7 +174,7 @@ def test_a_killed_pod_rejoins_by_ist_from_its_kept_position(pods: InitPods) -> N
     keeps it on the volume (sts-agent-position.json) and in grastate.dat before the
     start, finds a Primary component and joins; mariadbd then catches up by IST (only
     the write sets it missed), not a full copy."""
-    writes = Writes(pods)
+    writes = Writes(pods, PODS)
     writes.write("before-kill", 5)
     kill(pods, 1)
     writes.write("while-down", 5)
@@ -245,7 +208,7 @@ def test_the_sidecar_judges_galera_and_never_fails_liveness(pods: InitPods) -> N
     assert 'sts_agent_store_detail{detail="cluster_size"} 3.0' in metrics
     assert 'sts_agent_check_ok{check="galera_primary"} 1.0' in metrics
 
-    writes = Writes(pods)
+    writes = Writes(pods, PODS)
     writes.write("before-partition", 5)
     kill(pods, 1)
     kill(pods, 2)
@@ -263,7 +226,7 @@ def test_the_sidecar_judges_galera_and_never_fails_liveness(pods: InitPods) -> N
 def test_a_joiner_copying_everything_stays_live(pods: InitPods) -> None:
     """A wiped pod rejoins by a full copy, with no SQL socket while it copies: its
     sidecar is alive all along and unready, naming why, until the copy is in."""
-    writes = Writes(pods)
+    writes = Writes(pods, PODS)
     writes.write("before-copy", 5)
     pods.stop(1, wipe=True)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -289,7 +252,7 @@ def test_scale_down_leaves_one_at_a_time_and_back(pods: InitPods,
     /leave/wait) holds mariadbd until the agent says it is its turn: galera-2 first,
     galera-1 once 2 is out of the view; each clean stop is the leave, confirmed on a
     peer; galera-0 is Primary at every step. Scaled back to 3, both rejoin."""
-    writes = Writes(pods)
+    writes = Writes(pods, PODS)
     writes.write("before-scale-down", 5)
     namespace.scale("galera", 1)
     released: list[int] = []
@@ -330,7 +293,7 @@ def test_scale_down_leaves_one_at_a_time_and_back(pods: InitPods,
 def test_a_rolling_restart_needs_no_vote(pods: InitPods) -> None:
     """Each pod in turn stopped cleanly and started through init, highest first: every
     init finds a Primary component and joins (IST); nothing is lost."""
-    writes = Writes(pods)
+    writes = Writes(pods, PODS)
     for ordinal in (2, 1, 0):
         writes.write(f"roll-{ordinal}", 3)
         pods.stop(ordinal)

@@ -85,7 +85,9 @@ def test_the_agent_port_is_open_to_scrapers_and_peers_only(example: str) -> None
     policy = next(d for d in documents if d["kind"] == "NetworkPolicy")
     statefulset = next(d for d in documents if d["kind"] == "StatefulSet")
     own = statefulset["spec"]["selector"]["matchLabels"]
-    store = policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+    pod = statefulset["spec"]["template"]["spec"]
+    store = next(e["value"] for c in [*pod.get("initContainers", []), *pod["containers"]]
+                 for e in c.get("env", []) if e["name"] == "AGENT_BACKEND")
     open_ports = [p["port"] for rule in policy["spec"]["ingress"] if "from" not in rule
                   for p in rule["ports"]]
     assert 9090 not in open_ports

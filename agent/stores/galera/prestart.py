@@ -23,6 +23,7 @@ from agent.errors import (
 )
 from agent.identity import PodIdentity
 from agent.retry import Backoff, Done, Pending, poll
+from agent.seed import Choice
 from agent.stores.base import Rediscover
 from agent.stores.galera.client import Credentials, Endpoint, wsrep_status
 from agent.stores.galera.position import (
@@ -38,7 +39,7 @@ from agent.stores.galera.position import (
     save,
     write_atomically,
 )
-from agent.stores.galera.vote import Ballot, Choice, choose
+from agent.stores.galera.vote import Ballot, choose
 from agent.stores.prestart import PrestartBase, peer_init
 
 log = structlog.get_logger("agent.galera")
@@ -184,36 +185,6 @@ class GaleraPrestart(PrestartBase):
         result[self.pod.ordinal] = self.ballot
         return result
 
-    async def _warn(self, reason: str, message: str) -> None:
-        """A Warning Event on this pod (failures only logged: init's exit says it too)."""
-        if not (self.settings.namespace and self.settings.pod_name):
-            return
-        from agent.kube import Kube
-
-        kube = Kube(self.settings)
-        try:
-            await kube.event(reason=reason, message=message, warning=True)
-        finally:
-            await kube.aclose()
-
-    async def voters(self) -> range:
-        """The ordinals the StatefulSet keeps, from the API; ConfigError unless its pods
-        start in parallel (OrderedReady never creates pod 1 while pod 0 waits for it)."""
-        from agent.kube import Kube
-
-        statefulset = self.settings.statefulset_name() or self.pod.statefulset
-        kube = Kube(self.settings)
-        try:
-            replicas, start, policy = await kube.pod_management(statefulset)
-        finally:
-            await kube.aclose()
-        if policy != "Parallel":
-            raise ConfigError(f"galera: StatefulSet {statefulset} has podManagementPolicy "
-                              f"{policy}; recovery after a full outage needs Parallel (with "
-                              "OrderedReady pod 1 is never created while pod 0 waits for "
-                              "the vote)")
-        return range(start, start + replicas)
-
     # the decision --------------------------------------------------------------------
     async def prepare(self, peers: Sequence[Peer], *, deadline: float,
                       rediscover: Rediscover) -> dict[str, Any]:
@@ -235,7 +206,7 @@ class GaleraPrestart(PrestartBase):
             nonlocal current, expected, refusal
             if expected is None:
                 try:
-                    expected = await self.voters()
+                    expected = await self.kept_ordinals()
                 except KubeError as exc:
                     if not exc.retryable:
                         raise
@@ -281,10 +252,10 @@ class GaleraPrestart(PrestartBase):
                 # after the seed is Primary (the whole cluster is down meanwhile).
                 backoff=Backoff(initial_seconds=0.1, maximum_seconds=0.5))
         except DeadlineExceeded as exc:
-            await self._warn("GaleraStartBlocked", exc.message)
+            await self.warn_event("GaleraStartBlocked", exc.message)
             raise
         if state == "seed" and force is not None:
-            await self._warn("GaleraSeedForced", f"{self.pod.name} seeds a new Primary "
+            await self.warn_event("GaleraSeedForced", f"{self.pod.name} seeds a new Primary "
                                                  f"component by the override: {choice.reason}"
                              if choice else "seeded by the override")
         new_cluster = state == "seed"

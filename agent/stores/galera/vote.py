@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent.seed import Choice, forced, missing_ballots
 from agent.stores.galera.position import EMPTY_UUID, Position
 
 
@@ -46,18 +47,6 @@ class Ballot:
         return cls(ordinal, uuid or None, seqno, safe, data=data)
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
-    """The vote's outcome. ``seed`` set: that ordinal bootstraps. Else ``refused`` says
-    whether waiting can help (False: more ballots may settle it; True: never, it needs
-    a person), and ``reason`` why."""
-
-    seed: int | None
-    reason: str
-    refused: bool = False
-    missing: tuple[int, ...] = ()
-
-
 def choose(ballots: Mapping[int, Ballot], expected: range, *,
            force: int | None = None) -> Choice:
     """The seed for the pods ``expected`` (the StatefulSet's ordinals), from their ballots.
@@ -69,14 +58,11 @@ def choose(ballots: Mapping[int, Ballot], expected: range, *,
     a pod without history never seeds a cluster that has one. ``force`` (an operator's
     override) names the seed outright."""
     if force is not None:
-        return Choice(force, f"forced by the operator's override to seed ordinal {force}")
+        return forced(force)
     votes = {o: b for o, b in ballots.items() if o in expected}
-    missing = tuple(o for o in expected if o not in votes)
-    if missing:
-        return Choice(None, "waiting for the ballots of ordinals "
-                            f"{', '.join(map(str, missing))}: every pod the StatefulSet "
-                            "keeps must vote (a missing one may hold the latest writes)",
-                      missing=missing)
+    waiting = missing_ballots(votes, expected)
+    if waiting is not None:
+        return waiting
     histories = sorted({b.uuid for b in votes.values() if b.uuid is not None})
     if len(histories) > 1:
         owners = "; ".join(

@@ -102,7 +102,7 @@ async def test_parallel_pods_are_required(tmp_path: Path, monkeypatch: pytest.Mo
     work = prestart(tmp_path, "/nonexistent/mariadbd")
     if problem:
         with pytest.raises(ConfigError, match="podManagementPolicy OrderedReady") as caught:
-            await work.voters()
+            await work.kept_ordinals()
         assert caught.value.exit_code == 2
     else:
-        assert await work.voters() == range(1, 4)
+        assert await work.kept_ordinals() == range(1, 4)

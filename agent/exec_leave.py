@@ -1,0 +1,104 @@
+"""The exec store's leave: higher departing ordinals first, the quorum guard, then ``stop``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from agent.errors import AgentError, KubeError
+from agent.leave import Leaver
+from agent.quorum import quorum_for_removal
+from agent.stores.exec.api import ExecBackend
+from agent.stores.exec.contract import Role, role_of
+
+log = structlog.get_logger("agent.leave")
+
+# (ordinal) -> whether that pod exists (the Kubernetes API), None when it cannot tell.
+PodExists = Callable[[int], Awaitable[bool | None]]
+# (ordinal) -> its agent's URL, where one is known.
+PeerUrl = Callable[[int], Awaitable[str | None]]
+
+
+class ExecLeaver(Leaver):
+    """The same decision as every store's (scale-down or restart, from the API; a
+    restart runs nothing), then, leaving for good:
+
+    - pods scaled down together go one at a time, highest ordinal first: a higher pod
+      that still exists and whose agent does not say its node stopped goes first;
+    - with a ``members`` hook, the quorum guard: never stop a voter the rest cannot
+      spare;
+    - ``stop``, run again until it succeeds; then ``status`` must say stopped (7).
+    """
+
+    removed_event = "MemberStopped"
+
+    def __init__(self, *args: Any, pod_exists: PodExists | None = None,
+                 peer_url: PeerUrl | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pod_exists = pod_exists
+        self.peer_url = peer_url
+
+    @property
+    def exec_backend(self) -> ExecBackend:
+        assert isinstance(self.backend, ExecBackend)
+        return self.backend
+
+    async def _above_running(self) -> str | None:
+        """The first higher ordinal outside the kept ones that has not stopped yet."""
+        assert self.ordinal is not None
+        if self.pod_exists is None or self._keep is None:
+            return None
+        ordinal = self.ordinal + 1
+        while True:
+            try:
+                exists = await self.pod_exists(ordinal)
+            except KubeError as exc:
+                return f"cannot tell whether ordinal {ordinal} is still there ({exc.message})"
+            if exists is False:
+                return None
+            url = await self.peer_url(ordinal) if self.peer_url is not None else None
+            role = None
+            if url is not None:
+                try:
+                    view = await self.membership.view_at(url)
+                    role = dict(view.details).get("role")
+                except AgentError:
+                    role = None
+            if role != str(Role.STOPPED):
+                return (f"ordinal {ordinal} leaves first (one at a time, highest first; "
+                        f"its node is {role or 'not answering'})")
+            ordinal += 1
+
+    async def _remove_self(self) -> str:
+        backend = self.exec_backend
+        hooks = backend.hooks
+        while (waiting := await self._above_running()) is not None:
+            await self._obstacle(waiting)
+        if hooks.hooks.members is not None:
+            while True:
+                snapshot = await self.membership.poll_once()
+                view, self_id = snapshot.authority, snapshot.self_id
+                if view is None or self_id is None:
+                    await self._obstacle("membership unknown: no leader to ask")
+                    continue
+                if view.member(self_id) is None:
+                    break
+                obstacle = quorum_for_removal(view, self_id, await self._reachable(view),
+                                              self._departing(view, self_id))
+                if obstacle is None:
+                    break
+                await self._obstacle(obstacle)
+        if hooks.hooks.stop is None:
+            return "no stop hook configured: the store stops with its container"
+        while True:
+            result = await hooks.run("stop", hooks.hooks.stop)
+            if result.ok:
+                break
+            await self._obstacle(result.why())
+        while True:
+            said = role_of(await hooks.run("status", hooks.hooks.status))
+            if said is Role.STOPPED:
+                return "stop hook succeeded; status says stopped"
+            await self._obstacle(f"stop hook succeeded but status says {said}")

@@ -1,0 +1,152 @@
+"""The exec store's start, in the sidecar: init's plan (seed or join) carried out by its hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+
+from agent.stores.exec.api import ExecBackend
+from agent.stores.exec.contract import Role, role_of
+from agent.stores.exec.plan import take_plan
+from agent.stores.exec.status import role_in_status
+
+log = structlog.get_logger("agent.exec")
+
+# Primaries running now, as their hosts (primaries_among the peers' agents).
+FindPrimaries = Callable[[], Awaitable[list[str]]]
+
+
+class ExecStarter:
+    """Starts this node once, as init's plan says: ``seed``, or ``primary``/``secondary``
+    with the current primaries appended (RSS's arguments). A failed start hook is run
+    again (a join with the primaries found then) until ``status`` says the node runs.
+
+    Without a fresh plan (the container restarted; init did not run) the node only ever
+    joins running primaries: seeding needs init's vote, and a stale one could start a
+    second history. A node already running is left alone."""
+
+    def __init__(self, backend: ExecBackend, plan_dir: Path | None, *,
+                 find_primaries: FindPrimaries, leaving: Callable[[], bool],
+                 retry_seconds: float = 2.0,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.backend = backend
+        self.plan_dir = plan_dir
+        self.find_primaries = find_primaries
+        self.leaving = leaving
+        self.retry_seconds = retry_seconds
+        self.sleep = sleep
+        self.plan: dict[str, Any] | None = None
+        self.state = "pending"  # pending, starting, waiting, running, held
+        self.reason = "not started yet"
+        self.started_pid: int | None = None  # the start hook's process group
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "reason": self.reason, "plan": self.plan,
+                "process_group": self.started_pid}
+
+    def _say(self, state: str, reason: str) -> None:
+        if (state, reason) != (self.state, self.reason):
+            log.info("exec_start", state=state, reason=reason)
+        self.state, self.reason = state, reason
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start the node, then watch it: one that stops by itself (not by the leave) is
+        joined to the running primaries again (never seeded), as RSS restarts it."""
+        fresh = None
+        if self.plan_dir is not None:
+            fresh, _ = take_plan(self.plan_dir)
+        self.plan = fresh
+        while not stop.is_set():
+            if self.leaving():
+                self._say("held", "leaving: the node is not started again")
+            elif await self._attempt(fresh):
+                fresh = None  # a later start only joins
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.retry_seconds):
+                    await stop.wait()
+
+    async def _role(self) -> Role:
+        """What ``status`` says now (not the counted role: a start looks once)."""
+        hooks = self.backend.hooks
+        return role_of(await hooks.run("status", hooks.hooks.status))
+
+    async def _attempt(self, plan: dict[str, Any] | None) -> bool:
+        """One look, and a start when the node does not run; whether it runs."""
+        if self.state == "running" and self.backend.role is not Role.STOPPED:
+            return True  # the poll loop's counted word: still running (or failing)
+        role = await self._role()
+        if role is not Role.STOPPED:
+            self._say("running", f"status says {role}")
+            return True
+        hooks = self.backend.hooks
+        if plan is not None and plan.get("role") == "seed":
+            name, args = "seed", []
+            reason = f"init's vote: {plan.get('reason')}"
+        else:
+            primaries = await self.find_primaries()
+            if not primaries:
+                self._say("waiting", "no primary running to join; seeding needs init's vote "
+                                     "(after a restart of this container the node never "
+                                     "seeds: delete the pod to run init again)")
+                return False
+            name = str(plan.get("role")) if plan is not None and plan.get("role") in (
+                "primary", "secondary") else "primary"
+            args = primaries
+            reason = f"joining {', '.join(primaries)}"
+        self._say("starting", f"{name} hook: {reason}")
+        result = await hooks.run(name, hooks.hooks.start_hook(name), args)
+        if result.pid is not None:
+            self.started_pid = result.pid
+        if not result.ok:
+            self._say("waiting", f"{result.why()}; trying again in {self.retry_seconds:g} s")
+            return False
+        self._say("running", f"{name} hook succeeded ({reason})")
+        return True
+
+    async def terminate(self, timeout_seconds: float) -> bool:
+        """SIGTERM to the process group the start hook left running (the store, when it
+        runs in this container), then wait for it to be gone. Whether it is."""
+        pgid = self.started_pid
+        if pgid is None:
+            return True
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            return True
+        except PermissionError as exc:
+            log.warning("store_not_signalled", process_group=pgid, error=str(exc))
+            return False
+        log.info("store_terminating", process_group=pgid)
+        end = time.monotonic() + timeout_seconds
+        while time.monotonic() < end:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                log.info("store_terminated", process_group=pgid)
+                return True
+            await self.sleep(0.1)
+        log.warning("store_still_running", process_group=pgid, timeout_s=timeout_seconds)
+        return False
+
+
+async def primaries_among(client: httpx.AsyncClient, urls: Sequence[str]) -> list[str]:
+    """The hosts of the agents at ``urls`` whose nodes run as primary (their /status)."""
+    async def primary(url: str) -> bool:
+        try:
+            response = await client.get(f"{url.rstrip('/')}/status")
+            response.raise_for_status()
+            return role_in_status(response.json()) is Role.PRIMARY
+        except (httpx.HTTPError, ValueError):
+            return False
+
+    found = await asyncio.gather(*(primary(url) for url in urls))
+    return [str(httpx.URL(url).host) for url, yes in zip(urls, found, strict=True) if yes]

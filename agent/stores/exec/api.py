@@ -1,0 +1,115 @@
+"""An exec node through its hooks: status (and members) here; a peer's view from its agent."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, ClassVar
+
+import httpx
+import structlog
+
+from agent.errors import BackendError, BackendUnavailable
+from agent.model import ClusterView
+from agent.stores.exec.contract import HookResult, Role, role_of
+from agent.stores.exec.runner import HookRunner
+from agent.stores.exec.status import local_view, members_view, peer_view, status_check, summary
+
+if TYPE_CHECKING:
+    from agent.config.settings import Settings
+
+log = structlog.get_logger("agent.exec")
+
+
+class ExecBackend:
+    """This node's role from ``status``, which must fail ``exec_status_failures`` times
+    in a row before it counts (one transient failure changes nothing, and nothing is
+    ever stopped for it); another node's view from its agent's /status."""
+
+    name: ClassVar[str] = "exec"
+    can_transfer: ClassVar[bool] = False
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str, *,
+                 peer_api_port: int | None = None,
+                 settings: Settings | None = None) -> None:
+        if settings is None:
+            raise BackendError("exec: the backend needs the agent's settings (its hooks)")
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+        self.hooks = HookRunner.of(settings)
+        self.threshold = settings.exec_status_failures
+        self.agent_port = settings.listen_address()[1]
+        self.self_id = settings.pod_name or "self"
+        self.failures = 0
+        self.role = Role.STOPPED  # as counted (a failure below the threshold keeps it)
+        self.last_status: HookResult | None = None
+
+    async def status(self) -> Role:
+        """Run ``status``; the role as counted, the threshold applied."""
+        result = await self.hooks.run("status", self.hooks.hooks.status)
+        self.last_status = result
+        said = role_of(result)
+        if said is Role.FAILED:
+            self.failures += 1
+            if self.failures < self.threshold:
+                log.warning("status_failure_tolerated", failures=self.failures,
+                            threshold=self.threshold, reason=result.why())
+                return self.role
+        elif self.failures:
+            log.info("status_recovered", after_failures=self.failures, role=str(said))
+            self.failures = 0
+        if said is not self.role:
+            log.info("role_changed", role=str(said), previous=str(self.role),
+                     **({"reason": result.why()} if said is Role.FAILED else {}))
+        self.role = said
+        return said
+
+    async def members(self) -> ClusterView | None:
+        """The ``members`` hook's view, when one is configured."""
+        spec = self.hooks.hooks.members
+        if spec is None:
+            return None
+        result = await self.hooks.run("members", spec)
+        if not result.ok:
+            raise BackendUnavailable(result.why())
+        try:
+            document = json.loads(result.stdout)
+        except ValueError:
+            raise BackendError(f"members hook printed no JSON: {result.stdout[:200]!r}") from None
+        return members_view(document, agent_port=self.agent_port)
+
+    async def view(self, api_url: str | None = None) -> ClusterView:
+        if api_url is not None and api_url.rstrip("/") != self.base_url:
+            return await self._peer(api_url.rstrip("/"))
+        role = await self.status()
+        result = self.last_status
+        members = await self.members() if role.running else None
+        details: tuple[tuple[str, str | int], ...] = (
+            ("role", str(role)), ("status_failures", self.failures))
+        if result is not None:
+            details += (("status_exit_code", -1 if result.exit_code is None
+                         else result.exit_code), ("status_said", summary(result)))
+        return local_view(self.self_id, role, members=members, details=details,
+                          check=status_check(role, result, self.failures, self.threshold))
+
+    async def _peer(self, url: str) -> ClusterView:
+        try:
+            response = await self.client.get(f"{url}/status")
+        except httpx.HTTPError as exc:
+            raise BackendUnavailable(f"{url}: {type(exc).__name__}: {exc}") from None
+        if response.status_code >= 500:
+            raise BackendUnavailable(f"{url}/status answered {response.status_code}")
+        if response.status_code != 200:
+            raise BackendError(f"{url}/status answered {response.status_code}")
+        try:
+            document = response.json()
+        except ValueError:
+            raise BackendError(f"{url}/status answered no JSON") from None
+        return peer_view(document, url)
+
+    async def remove(self, member_id: str, *, leader_url: str) -> None:
+        """An exec member leaves by its own ``stop`` hook; no member can remove another."""
+        raise BackendError(f"exec: {member_id} leaves by its stop hook; no member can "
+                           "remove another")
+
+    async def transfer_leadership(self, *, leader_url: str, target_id: str) -> None:
+        raise BackendError("exec: no leadership transfer through hooks")

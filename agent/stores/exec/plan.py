@@ -1,0 +1,37 @@
+"""Init's decision handed to the sidecar: a file in the volume both containers mount."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+PLAN = "sts-agent-plan.json"
+TAKEN = "sts-agent-plan.taken.json"
+
+
+def write_plan(directory: Path, plan: dict[str, Any]) -> Path:
+    """Write ``plan`` atomically for the sidecar to take (the directory made if missing)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / PLAN
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(plan, indent=2) + "\n")
+    os.replace(temporary, path)
+    return path
+
+
+def take_plan(directory: Path) -> tuple[dict[str, Any] | None, bool]:
+    """(the plan init wrote for this start, or None; whether one was taken before).
+
+    Taking renames it: a sidecar that restarts (its container did, init did not run)
+    finds no fresh plan and never seeds again from a stale vote."""
+    path, taken = directory / PLAN, directory / TAKEN
+    try:
+        plan = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None, taken.exists()
+    except ValueError:
+        plan = None
+    os.replace(path, taken)
+    return (plan if isinstance(plan, dict) else None), True

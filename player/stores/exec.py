@@ -1,0 +1,130 @@
+"""The exec store for the tests and the player: the exec-galera example's hooks on real MariaDB."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from player.peers import ROOT
+from player.stores.base import Harness, Image
+from player.stores.galera import (
+    INIT_SQL,
+    GaleraCluster,
+    GaleraKv,
+    allow_mysql_through,
+)
+
+EXAMPLE = ROOT / "k8s" / "exec-galera"
+TEMPLATES = EXAMPLE / "templates"
+HOOKS = EXAMPLE / "hooks"
+
+
+def hooks_json(hooks_dir: Path = HOOKS, *, timeouts: dict[str, str] | None = None) -> str:
+    """AGENT_EXEC_HOOKS as the example's ConfigMap gives it, the scripts in ``hooks_dir``."""
+    timeouts = {"sequence": "150s", "seed": "120s", "primary": "300s", "status": "20s",
+                "stop": "60s", **(timeouts or {})}
+    scripts = {"sequence": "sequence.sh", "seed": "seed.sh", "primary": "start.sh",
+               "status": "check.sh", "stop": "stop.sh"}
+    return json.dumps({name: {"command": [str(hooks_dir / script)], "timeout": timeouts[name]}
+                       for name, script in scripts.items()})
+
+
+# The k8s example's image (tini, the agent, mariadbd) comes with its manifests: none yet.
+IMAGES: dict[str, Image] = {}
+
+
+@dataclass
+class ExecGaleraCluster(GaleraCluster):
+    """mariadbd nodes ``exec-<i>`` on ``127.0.61.<i+1>``, started by the agent's hooks."""
+
+    subnet: int = 61
+    prefix = "exec"
+
+    def pid(self, ordinal: int) -> int | None:
+        """mariadbd's pid from its pid file, when that process lives."""
+        try:
+            pid = int((self.node_dir(ordinal) / "run" / "mysqld.pid").read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def signal_store(self, ordinal: int, signum: int) -> None:
+        pid = self.pid(ordinal)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def stop_all(self) -> None:
+        for ordinal in list(self.nodes):
+            self.signal_store(ordinal, signal.SIGKILL)
+        super().stop_all()
+
+
+class ExecHarness(Harness[ExecGaleraCluster]):
+    """Pods whose sidecar starts mariadbd through the example's hooks (no store process
+    of the pod's own)."""
+
+    store = "exec"
+    kv_class = GaleraKv
+    templates = TEMPLATES
+    store_in_sidecar = True
+
+    def make_cluster(self, workdir: Path) -> ExecGaleraCluster:
+        return ExecGaleraCluster(workdir)
+
+    def store_url(self, ordinal: int) -> str:
+        """An exec node's "API" is its agent."""
+        return f"http://{self.ip(ordinal)}:9090"
+
+    def hooks_env(self, ordinal: int, config_dir: Path) -> dict[str, str]:
+        """What the hooks read: the rendered config, the new cluster's SQL, mariadbd's PATH."""
+        cluster = self.cluster
+        cluster.prepare_dirs(ordinal)
+        config_dir.mkdir(parents=True, exist_ok=True)
+        allow_mysql_through(config_dir)
+        return {"AGENT_EXEC_HOOKS": hooks_json(),
+                "GALERA_CNF": str(config_dir / "galera.cnf"),
+                "GALERA_INIT_SQL": str(cluster.node_dir(ordinal) / "init.sql"),
+                "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"}
+
+    def init_env(self, ordinal: int) -> dict[str, str]:
+        node = self.cluster.node_dir(ordinal)
+        (node / "init.sql").parent.mkdir(parents=True, exist_ok=True)
+        (node / "init.sql").write_text(INIT_SQL)
+        return {"AGENT_VAR_DATA_DIR": str(node / "data"), "AGENT_VAR_RUN_DIR": str(node / "run"),
+                "AGENT_VAR_TMP_DIR": str(node / "tmp"), "AGENT_VAR_ADVERTISE": "ip",
+                "AGENT_VAR_BUFFER_POOL": "32M", "AGENT_VAR_GCACHE_SIZE": "16M",
+                "AGENT_DATA_DIR": str(node / "data")}
+
+    def pod_env(self, ordinal: int, *, config_dir: Path, dns_server: str) -> dict[str, str]:
+        return {**self.hooks_env(ordinal, config_dir), "AGENT_OUTPUT_DIR": str(config_dir),
+                "AGENT_SERVICE": self.store, "AGENT_DNS_SERVER": dns_server,
+                "AGENT_CLUSTER_DOMAIN": "cluster.local", "AGENT_ADVERTISE": "ip",
+                "POD_IP": self.ip(ordinal),
+                # A status run starts a client or two: once a second, not five times.
+                "AGENT_POLL_INTERVAL_SECONDS": "1", "AGENT_STALE_AFTER_SECONDS": "5",
+                "AGENT_STORE_TIMEOUT_SECONDS": "2"}
+
+    def running(self) -> list[int]:
+        return [o for o in sorted(self.cluster.nodes) if self.cluster.pid(o) is not None]
+
+    def stop_store(self, ordinal: int) -> None:
+        self.cluster.signal_store(ordinal, signal.SIGTERM)
+
+    def kill_store(self, ordinal: int) -> None:
+        self.cluster.signal_store(ordinal, signal.SIGKILL)
+
+    def remove_through_store(self, ordinal: int) -> None:
+        self.stop_store(ordinal)
+
+    def write_one_bulk(self, client: httpx.Client, url: str, index: int, value: str) -> None:
+        self.kv.put(url, f"bulk/{index}", value)
+
+HARNESS = ExecHarness
