@@ -19,6 +19,8 @@ log = structlog.get_logger("agent.leave")
 PodExists = Callable[[int], Awaitable[bool | None]]
 # (ordinal) -> its agent's URL, where one is known.
 PeerUrl = Callable[[int], Awaitable[str | None]]
+# The other pods whose nodes run as primary, as hosts (appended to stop, as RSS does).
+Primaries = Callable[[], Awaitable[list[str]]]
 
 
 class ExecLeaver(Leaver):
@@ -35,10 +37,12 @@ class ExecLeaver(Leaver):
     removed_event = "MemberStopped"
 
     def __init__(self, *args: Any, pod_exists: PodExists | None = None,
-                 peer_url: PeerUrl | None = None, **kwargs: Any) -> None:
+                 peer_url: PeerUrl | None = None,
+                 primaries: Primaries | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pod_exists = pod_exists
         self.peer_url = peer_url
+        self.primaries = primaries
 
     @property
     def exec_backend(self) -> ExecBackend:
@@ -93,7 +97,8 @@ class ExecLeaver(Leaver):
         if hooks.hooks.stop is None:
             return "no stop hook configured: the store stops with its container"
         while True:
-            result = await hooks.run("stop", hooks.hooks.stop)
+            others = await self.primaries() if self.primaries is not None else []
+            result = await hooks.run("stop", hooks.hooks.stop, others)
             if result.ok:
                 break
             await self._obstacle(result.why())

@@ -47,11 +47,11 @@ def exec_parts(settings: Settings, backend: ExecBackend, membership: Membership,
             return None
         return await kube.pod(f"{pod.statefulset}-{ordinal}") is not None
 
-    leaver = ExecLeaver(membership, backend, pod_exists=pod_exists, peer_url=peers.url,
-                        **leave_args)
-
     async def find_primaries() -> list[str]:
         return await primaries_among(client, list((await peers.urls()).values()))
+
+    leaver = ExecLeaver(membership, backend, pod_exists=pod_exists, peer_url=peers.url,
+                        primaries=find_primaries, **leave_args)
 
     starter = ExecStarter(backend, settings.output_dir, find_primaries=find_primaries,
                           leaving=lambda: membership.leaving)
