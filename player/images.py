@@ -8,6 +8,10 @@
 | `rqlite/rqlite` | `docker-entrypoint.sh` | `rqlited`: the pinned build in the cache |
 | `hashicorp/consul` | `docker-entrypoint.sh` | `consul`: the pinned build in the cache |
 | `mariadb` | `docker-entrypoint.sh` | galera-entrypoint.sh (player/stores), Debian's `mariadbd` |
+| `sts-agent-exec-galera` | `tini -- sts-agent` | Debian's `tini`, the agent, `mariadbd` |
+
+Every executable of the image is also on the front of the container's PATH (a link to its
+local program), so what the command or a hook runs by name is found as in the image.
 
 A command naming anything else fails the pod's start with a clear error, as a missing
 binary in an image would.
@@ -15,6 +19,7 @@ binary in an image would.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -52,6 +57,23 @@ def tag(image: str) -> str:
     name = image.split("@", 1)[0]
     last = name.rsplit("/", 1)[-1]
     return last.rsplit(":", 1)[1] if ":" in last else ""
+
+
+def bin_dir(image: str, directory: Path) -> Path:
+    """``directory`` holding a link to the local program of each executable ``image``
+    has, for the front of the container's PATH: what a command or a hook inside the
+    container runs by name (tini's child, a hook's mariadbd) is found as in the image."""
+    found = IMAGES.get(repository(image))
+    if found is None:
+        raise ImageError(f"no local program plays image {image!r} (player/images.py)")
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, program in found.binaries.items():
+        link = directory / name
+        target = program(tag(image))
+        if not link.is_symlink() or os.readlink(link) != target:
+            link.unlink(missing_ok=True)
+            link.symlink_to(target)
+    return directory
 
 
 def argv(image: str, command: list[str] | None, args: list[str] | None) -> list[str]:

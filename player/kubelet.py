@@ -258,8 +258,9 @@ class Pod:
 
     def _env(self, spec: JSON) -> dict[str, str]:
         control_plane = self.node.control_plane
+        programs = images.bin_dir(spec["image"], self.dir / "bin" / str(spec["name"]))
         env = {
-            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "PATH": f"{programs}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOSTNAME": str(self.spec.get("hostname") or self.name),
             "HOME": "/root",
             # The kubernetes Service, as every pod sees it.

@@ -38,6 +38,16 @@ class Example:
         return str(self.statefulset["metadata"]["name"])
 
     @property
+    def store(self) -> str:
+        """The store its agent runs (AGENT_BACKEND in the pod template), else its name."""
+        pod = self.statefulset["spec"]["template"]["spec"]
+        for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+            for item in container.get("env", []):
+                if item.get("name") == "AGENT_BACKEND" and "value" in item:
+                    return str(item["value"])
+        return self.name
+
+    @property
     def spec(self) -> dict[str, Any]:
         spec = self.statefulset["spec"]
         assert isinstance(spec, dict)

@@ -3,7 +3,10 @@ and its own address, reachable from the host and from the other pods, as on a no
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -91,6 +94,11 @@ class Network:
                     ip("-n", netns, "route", "del", *line.split(), check=False)
 
     def remove_pod(self, netns: str) -> None:
+        """The pod's sandbox torn down: whatever still runs in it is killed first (a
+        runtime's pid namespace ends with the pod: a daemon a hook left running too)."""
+        for pid in ip("netns", "pids", netns, check=False).stdout.split():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
         ip("netns", "del", netns, check=False)
         shutil.rmtree(ETC_NETNS / netns, ignore_errors=True)
         self.pods.pop(netns, None)

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from agent.registry import STORES
 from player.history import History, Verdict
 from player.stores import harness_class, kv_client
 from player.wait import wait_until
@@ -180,10 +179,9 @@ def writer_for(player: StatefulSetPlayer) -> Writer:
     """A client writing through whichever of the player's pods are ready, on the store's
     client port, with the credentials the example's Secrets give a client (if any), once
     the store has what the client needs (Kv.setup)."""
-    store = player.example.name
+    store = player.example.store
     kv_class = harness_class(store).kv_class
     auth = kv_class.credentials(player.example.secrets)
-    spec = STORES[store]
-    return Writer(store, lambda: [f"{spec.scheme}://{p.ip}:{spec.client_port}"
+    return Writer(store, lambda: [kv_class.client_url(p.ip, store)
                                   for p in list(player.pods.values()) if p.ready],
                   auth=auth, setup=lambda: kv_class.setup(player))

@@ -6,9 +6,12 @@ cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 # Galera: MariaDB 10.11 and galera-4 from Debian, rsync for its state transfers (mariadbd is
-# run by the tests and the player, never by the packaged service).
-DEBIAN_PACKAGES=(dnsmasq-base etcd-server etcd-client wrk iproute2 openssl mariadb-server galera-4 rsync)
-BINARIES=(dnsmasq etcd etcdctl wrk ip openssl mariadbd /usr/lib/galera/libgalera_smm.so rsync)
+# run by the tests and the player, never by the packaged service); tini, the exec-galera
+# image's PID 1.
+DEBIAN_PACKAGES=(dnsmasq-base etcd-server etcd-client wrk iproute2 openssl mariadb-server galera-4 rsync
+    tini)
+BINARIES=(dnsmasq etcd etcdctl wrk ip openssl mariadbd /usr/lib/galera/libgalera_smm.so rsync
+    tini)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

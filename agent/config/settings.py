@@ -170,6 +170,14 @@ class Settings(BaseSettings):
         "failed (not ready). One transient failure never changes anything; nothing is "
         "ever stopped for a failed status.",
     )
+    exec_primaries: int | None = Field(
+        default=None,
+        ge=1,
+        le=99,
+        description="exec: at most this many pods run as primary (RSS's spec.primaries): "
+        "a pod that joins when that many run starts by the `secondary` hook. Unset: every "
+        "pod joins as primary.",
+    )
     exec_force_seed_ordinal: int | None = Field(
         default=None,
         ge=0,

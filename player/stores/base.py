@@ -137,6 +137,15 @@ class Kv:
         return None
 
     @staticmethod
+    def client_url(ip: str, store: str) -> str:
+        """The URL this client writes through on the pod at ``ip`` (the store's client
+        port, as the registry names it)."""
+        from agent.registry import STORES
+
+        spec = STORES[store]
+        return f"{spec.scheme}://{ip}:{spec.client_port}"
+
+    @staticmethod
     def setup(player: StatefulSetPlayer) -> None:
         """What a k8s example's cluster needs before this client can write (a user, a
         table), done as its administrator; nothing for most stores."""

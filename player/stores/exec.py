@@ -6,18 +6,20 @@ import contextlib
 import json
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from player.peers import ROOT
+from player.peers import ROOT, installed_binary
 from player.stores.base import Harness, Image
 from player.stores.galera import (
     INIT_SQL,
     GaleraCluster,
     GaleraKv,
     allow_mysql_through,
+    mariadbd_binary,
 )
 
 EXAMPLE = ROOT / "k8s" / "exec-galera"
@@ -35,8 +37,26 @@ def hooks_json(hooks_dir: Path = HOOKS, *, timeouts: dict[str, str] | None = Non
                        for name, script in scripts.items()})
 
 
-# The k8s example's image (tini, the agent, mariadbd) comes with its manifests: none yet.
-IMAGES: dict[str, Image] = {}
+def tini_binary(tag: str = "") -> str:
+    return installed_binary("tini", "tini")
+
+
+def agent_binary(tag: str = "") -> str:
+    """This checkout's sts-agent, whatever the tag."""
+    return str(Path(sys.executable).with_name("sts-agent"))
+
+
+# The Dockerfile's exec-galera target: tini as PID 1, the agent, Debian's MariaDB.
+IMAGES = {"sts-agent-exec-galera": Image(("tini", "--", "sts-agent"), {
+    "tini": tini_binary, "sts-agent": agent_binary, "mariadbd": mariadbd_binary})}
+
+
+class ExecGaleraKv(GaleraKv):
+    """Galera's client: an exec pod's "client port" is its agent, MySQL's is 3306."""
+
+    @staticmethod
+    def client_url(ip: str, store: str) -> str:
+        return f"mysql://{ip}:3306"
 
 
 @dataclass
@@ -72,7 +92,7 @@ class ExecHarness(Harness[ExecGaleraCluster]):
     of the pod's own)."""
 
     store = "exec"
-    kv_class = GaleraKv
+    kv_class = ExecGaleraKv
     templates = TEMPLATES
     store_in_sidecar = True
 

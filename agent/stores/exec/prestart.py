@@ -126,6 +126,10 @@ class ExecPrestart(PrestartBase):
             roles = await self.roles(ordinals, current)
             primaries = sorted(o for o, r in roles.items() if r is Role.PRIMARY)
             if primaries:
+                most = self.settings.exec_primaries
+                if most is not None and len(primaries) >= most:
+                    return Done(("secondary", primaries, f"{len(primaries)} primaries run "
+                                                         f"(AGENT_EXEC_PRIMARIES {most})"))
                 return Done(("primary", primaries, "a running primary to join"))
             choice = choose(await self.ballots(expected, current), expected, force=force)
             if choice.seed == self.pod.ordinal:

@@ -86,7 +86,9 @@ prepare_dirs() {
         own "$dir"
     done
     case "$tmpdir" in
-        /tmp | /var/tmp | /) ;;  # the system's own: world-writable already, not the user's
+        # The system's own: world-writable already, not the user's. /var/tmp is the
+        # pod's own in the example (an emptyDir): made the database user's below.
+        /tmp | /) ;;
         /?*)
             mkdir -p "$tmpdir"
             if [ "$(id -u)" = 0 ]; then

@@ -92,6 +92,16 @@ async def test_a_running_primary_is_joined_whatever_the_vote(tmp_path: Path) -> 
 
 
 @respx.mock
+async def test_past_the_primaries_wanted_a_pod_joins_as_secondary(tmp_path: Path) -> None:
+    peer_answers({}, roles={0: "primary", 2: "primary"})
+    given = settings(tmp_path, pod="exec-1", exec_hooks=hooks(tmp_path), exec_primaries=2)
+    work = ExecPrestart(given, NAMES, PodIdentity("exec", 1), httpx.AsyncClient())
+    extra = await work.prepare([], deadline=time.monotonic() + 10, rediscover=nothing_new)
+    assert extra["exec_role"] == "secondary" and "AGENT_EXEC_PRIMARIES 2" in extra["exec_reason"]
+    assert len(extra["exec_primaries"]) == 2
+
+
+@respx.mock
 async def test_a_peer_whose_sequence_failed_blocks_the_seed(tmp_path: Path) -> None:
     peer_answers({0: None, 2: 1})
     work = prestart(tmp_path, sequence="echo 50")
