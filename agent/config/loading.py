@@ -74,12 +74,12 @@ def load_settings(
             if field is not None:
                 failed.add(field)
             where = describe(field) if field else ".".join(map(str, error["loc"]))
-            inner = [str(part) for part in error["loc"][1:]]
-            if field is not None and inner:  # a nested setting (AGENT_EXEC_HOOKS)
-                where += f" at {'.'.join(inner)}"
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "no such name here (misspelt?)"
+            inner = [str(part) for part in error["loc"][1:]]
+            if field is not None and inner:  # inside a nested setting (AGENT_EXEC_HOOKS)
+                message = f"at {'.'.join(inner)}: {message}"
             problems.append(f"{where}: {message} (got {error.get('input')!r})")
     for field in REQUIRED.get(command, ()):
         if field in failed or (field in RENDERING and settings is not None

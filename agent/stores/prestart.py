@@ -7,9 +7,9 @@ import datetime
 import itertools
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 import structlog
@@ -23,6 +23,7 @@ from agent.quorum import bootstrap_blocker
 from agent.registry import store_spec
 
 log = structlog.get_logger(__name__)
+B = TypeVar("B")  # a store's ballot
 
 
 def move_aside(path: Path, *, keep: int = 1) -> tuple[Path, list[Path]]:
@@ -105,6 +106,22 @@ class PrestartBase:
         """A peer asked this init's GET /init before bootstrapping: only a member with no
         raft state asks, so it had none (recorded for the rest of this init)."""
         self.proven_empty.add(name)
+
+    async def ballots_of(self, client: httpx.AsyncClient, ordinals: Sequence[int],
+                         peers: Sequence[Peer], parse: Callable[[Any], B | None],
+                         own: B) -> dict[int, B]:
+        """The ballots the other pods' inits answer now (GET /init's ``ballot``, read by
+        ``parse``; one naming another ordinal is ignored), and ``own``."""
+        asked = [(o, self.init_url(host)) for o in ordinals if o != self.pod.ordinal
+                 and (host := self.host(o, peers)) is not None]
+        answers = await asyncio.gather(*(peer_init(client, url) for _, url in asked))
+        result = {}
+        for (ordinal, _), answer in zip(asked, answers, strict=True):
+            ballot = parse((answer or {}).get("ballot"))
+            if ballot is not None and getattr(ballot, "ordinal", None) == ordinal:
+                result[ordinal] = ballot
+        result[self.pod.ordinal] = own
+        return result
 
     async def warn_event(self, reason: str, message: str) -> None:
         """A Warning Event on this pod (failures only logged: init's exit says it too)."""

@@ -9,7 +9,10 @@ to local programs.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import json
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +125,37 @@ class LoopbackCluster:
             if node.proc is not None:
                 node.proc.stop()
         self.http.close()
+
+
+@dataclass
+class HookStartedCluster(LoopbackCluster):
+    """Nodes whose store an exec agent's hooks start (no process of the harness's own):
+    found by the pid file the hooks leave in the node's run dir."""
+
+    pid_file: ClassVar[str] = "store.pid"
+
+    def node_dir(self, ordinal: int) -> Path:
+        return self.workdir / f"{self.prefix}-{ordinal}"
+
+    def pid(self, ordinal: int) -> int | None:
+        """The store's pid, while that process lives (a zombie has ended)."""
+        try:
+            pid = int((self.node_dir(ordinal) / "run" / self.pid_file).read_text().strip())
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[0]
+        except (OSError, ValueError, IndexError):
+            return None
+        return None if state == "Z" else pid
+
+    def signal_store(self, ordinal: int, signum: int) -> None:
+        pid = self.pid(ordinal)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def stop_all(self) -> None:
+        for ordinal in list(self.nodes):
+            self.signal_store(ordinal, signal.SIGKILL)
+        super().stop_all()
 
 
 class Kv:
@@ -311,3 +345,55 @@ class Harness(Generic[C]):
             lines = path.read_text(errors="replace").splitlines()[-15:]
             parts.append(f"--- {path.name}\n" + "\n".join(lines))
         return "\n".join(parts)
+
+
+H = TypeVar("H", bound=HookStartedCluster)
+
+
+class HooksHarness(Harness[H]):
+    """Pods whose sidecar starts the store by an exec store's hooks: the store is found,
+    stopped and killed by its pid; a pod's "API" is its agent."""
+
+    store_in_sidecar = True
+
+    def store_url(self, ordinal: int) -> str:
+        return f"http://{self.ip(ordinal)}:9090"
+
+    def running(self) -> list[int]:
+        return [o for o in sorted(self.cluster.nodes) if self.cluster.pid(o) is not None]
+
+    def stop_store(self, ordinal: int) -> None:
+        self.cluster.signal_store(ordinal, signal.SIGTERM)
+
+    def kill_store(self, ordinal: int) -> None:
+        self.cluster.signal_store(ordinal, signal.SIGKILL)
+
+    def remove_through_store(self, ordinal: int) -> None:
+        raise NotImplementedError("an exec store's member leaves by its stop hook")
+
+    def write_one_bulk(self, client: httpx.Client, url: str, index: int, value: str) -> None:
+        self.kv.put(url, f"bulk/{index}", value)
+
+
+def exec_pod_env(ip: str, *, config_dir: Path, dns_server: str) -> dict[str, str]:
+    """What an exec pod's init and sidecar need on loopback besides the hooks: the plan's
+    volume, the cluster's DNS for the peers' agents, and a status run once a second."""
+    return {"AGENT_OUTPUT_DIR": str(config_dir), "AGENT_SERVICE": "exec",
+            "AGENT_DNS_SERVER": dns_server, "AGENT_CLUSTER_DOMAIN": "cluster.local",
+            "AGENT_ADVERTISE": "ip", "POD_IP": ip,
+            # A status run starts a client or two: once a second, not five times.
+            "AGENT_POLL_INTERVAL_SECONDS": "1", "AGENT_STALE_AFTER_SECONDS": "5",
+            "AGENT_STORE_TIMEOUT_SECONDS": "2"}
+
+
+def last_event(log: str, event: str) -> dict[str, Any] | None:
+    """The last ``event`` (a structlog event name) in an agent's JSON log lines."""
+    found = None
+    for line in log.splitlines():
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict) and parsed.get("event") == event:
+            found = parsed
+    return found

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from player.peers import ROOT, installed_binary
-from player.stores.base import Harness, Image
+from player.stores.base import HooksHarness, HookStartedCluster, Image, exec_pod_env
 from player.stores.galera import (
     INIT_SQL,
     GaleraCluster,
@@ -60,48 +56,23 @@ class ExecGaleraKv(GaleraKv):
 
 
 @dataclass
-class ExecGaleraCluster(GaleraCluster):
+class ExecGaleraCluster(HookStartedCluster, GaleraCluster):
     """mariadbd nodes ``exec-<i>`` on ``127.0.61.<i+1>``, started by the agent's hooks."""
 
     subnet: int = 61
     prefix = "exec"
-
-    def pid(self, ordinal: int) -> int | None:
-        """mariadbd's pid from its pid file, when that process lives."""
-        try:
-            pid = int((self.node_dir(ordinal) / "run" / "mysqld.pid").read_text().strip())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            return None
-        return pid
-
-    def signal_store(self, ordinal: int, signum: int) -> None:
-        pid = self.pid(ordinal)
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-
-    def stop_all(self) -> None:
-        for ordinal in list(self.nodes):
-            self.signal_store(ordinal, signal.SIGKILL)
-        super().stop_all()
+    pid_file = "mysqld.pid"
 
 
-class ExecHarness(Harness[ExecGaleraCluster]):
-    """Pods whose sidecar starts mariadbd through the example's hooks (no store process
-    of the pod's own)."""
+class ExecHarness(HooksHarness[ExecGaleraCluster]):
+    """Pods whose sidecar starts mariadbd through the example's hooks."""
 
     store = "exec"
     kv_class = ExecGaleraKv
     templates = TEMPLATES
-    store_in_sidecar = True
 
     def make_cluster(self, workdir: Path) -> ExecGaleraCluster:
         return ExecGaleraCluster(workdir)
-
-    def store_url(self, ordinal: int) -> str:
-        """An exec node's "API" is its agent."""
-        return f"http://{self.ip(ordinal)}:9090"
 
     def hooks_env(self, ordinal: int, config_dir: Path) -> dict[str, str]:
         """What the hooks read: the rendered config, the new cluster's SQL, mariadbd's PATH."""
@@ -124,27 +95,8 @@ class ExecHarness(Harness[ExecGaleraCluster]):
                 "AGENT_DATA_DIR": str(node / "data")}
 
     def pod_env(self, ordinal: int, *, config_dir: Path, dns_server: str) -> dict[str, str]:
-        return {**self.hooks_env(ordinal, config_dir), "AGENT_OUTPUT_DIR": str(config_dir),
-                "AGENT_SERVICE": self.store, "AGENT_DNS_SERVER": dns_server,
-                "AGENT_CLUSTER_DOMAIN": "cluster.local", "AGENT_ADVERTISE": "ip",
-                "POD_IP": self.ip(ordinal),
-                # A status run starts a client or two: once a second, not five times.
-                "AGENT_POLL_INTERVAL_SECONDS": "1", "AGENT_STALE_AFTER_SECONDS": "5",
-                "AGENT_STORE_TIMEOUT_SECONDS": "2"}
+        return {**self.hooks_env(ordinal, config_dir), **exec_pod_env(
+            self.ip(ordinal), config_dir=config_dir, dns_server=dns_server)}
 
-    def running(self) -> list[int]:
-        return [o for o in sorted(self.cluster.nodes) if self.cluster.pid(o) is not None]
-
-    def stop_store(self, ordinal: int) -> None:
-        self.cluster.signal_store(ordinal, signal.SIGTERM)
-
-    def kill_store(self, ordinal: int) -> None:
-        self.cluster.signal_store(ordinal, signal.SIGKILL)
-
-    def remove_through_store(self, ordinal: int) -> None:
-        self.stop_store(ordinal)
-
-    def write_one_bulk(self, client: httpx.Client, url: str, index: int, value: str) -> None:
-        self.kv.put(url, f"bulk/{index}", value)
 
 HARNESS = ExecHarness

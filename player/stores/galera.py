@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import httpx
 import jinja2
 
 from player.peers import ROOT, installed_binary
-from player.stores.base import Harness, Image, Kv, LoopbackCluster
+from player.stores.base import Harness, Image, Kv, LoopbackCluster, last_event
 from player.wait import wait_until
 
 if TYPE_CHECKING:
@@ -57,15 +56,7 @@ def root_sql(run_dir: Path, statement: str) -> str:
 
 def galera_plan(log: str) -> dict[str, Any] | None:
     """The last decision (its ``galera_plan`` event) in an init's JSON log lines."""
-    found = None
-    for line in log.splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict) and event.get("event") == "galera_plan":
-            found = event
-    return found
+    return last_event(log, "galera_plan")
 
 
 def mariadbd_binary(tag: str = "") -> str:

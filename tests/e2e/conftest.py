@@ -15,6 +15,8 @@ import pytest
 from agent.registry import raft_stores
 from player.controlplane import ControlPlane
 from player.statefulset import StatefulSetPlayer
+from player.wait import wait_until
+from player.writer import Writer
 from tests.integration.conftest import require_control_plane, require_store, split_variant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,3 +93,10 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path,
     store, _ = split_variant(request.param)
     with played(ROOT / "k8s" / store, request.param, tmp_path, e2e_control_plane) as player:
         yield player
+
+
+def more_writes(writer: Writer, count: int, what: str) -> None:
+    """Wait until the writer has ``count`` more acknowledged writes (named ``what``)."""
+    before = len(writer.acknowledged)
+    wait_until(lambda: len(writer.acknowledged) >= before + count,
+               what=f"{count} writes acknowledged {what}", timeout=60)

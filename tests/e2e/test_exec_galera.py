@@ -7,7 +7,6 @@ back Ready, and every acknowledged write is on every pod."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +14,9 @@ import pytest
 
 from player.controlplane import ControlPlane
 from player.statefulset import StatefulSetPlayer
-from player.wait import wait_until
-from player.writer import Writer, writer_for
-from tests.e2e.conftest import ROOT, played
+from player.stores.base import last_event
+from player.writer import writer_for
+from tests.e2e.conftest import ROOT, more_writes, played
 
 pytestmark = pytest.mark.e2e
 
@@ -29,23 +28,13 @@ def exec_galera(tmp_path: Path, e2e_control_plane: ControlPlane
         yield player
 
 
-def more_writes(writer: Writer, count: int, what: str) -> None:
-    before = len(writer.acknowledged)
-    wait_until(lambda: len(writer.acknowledged) >= before + count,
-               what=f"{count} writes acknowledged {what}", timeout=60)
-
-
 def plans(player: StatefulSetPlayer) -> dict[int, str]:
     """Each pod's last init decision (its exec_plan log line): seed or primary."""
     found = {}
     for ordinal, pod in player.pods.items():
-        for line in pod.log_path("init").read_text().splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and event.get("event") == "exec_plan":
-                found[ordinal] = str(event["role"])
+        plan = last_event(pod.log_path("init").read_text(), "exec_plan")
+        if plan is not None:
+            found[ordinal] = str(plan["role"])
     return found
 
 

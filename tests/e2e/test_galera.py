@@ -14,9 +14,8 @@ import pytest
 from player.controlplane import ControlPlane
 from player.statefulset import StatefulSetPlayer
 from player.stores.galera import galera_plan
-from player.wait import wait_until
-from player.writer import Writer, writer_for
-from tests.e2e.conftest import ROOT, played
+from player.writer import writer_for
+from tests.e2e.conftest import ROOT, more_writes, played
 
 pytestmark = pytest.mark.e2e
 
@@ -25,12 +24,6 @@ pytestmark = pytest.mark.e2e
 def galera(tmp_path: Path, e2e_control_plane: ControlPlane) -> Iterator[StatefulSetPlayer]:
     with played(ROOT / "k8s" / "galera", "galera", tmp_path, e2e_control_plane) as player:
         yield player
-
-
-def more_writes(writer: Writer, count: int, what: str) -> None:
-    before = len(writer.acknowledged)
-    wait_until(lambda: len(writer.acknowledged) >= before + count,
-               what=f"{count} writes acknowledged {what}", timeout=60)
 
 
 def plans(player: StatefulSetPlayer) -> dict[int, str]:

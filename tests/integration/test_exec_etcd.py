@@ -5,6 +5,7 @@ member's data moved aside. One cluster serves the module: each scenario ends wit
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,6 +56,10 @@ def members(pods: InitPods, ordinal: int) -> list[str]:
     return pods.members(ordinal)
 
 
+def lists_all(pods: InitPods, ordinal: int) -> bool:
+    return members(pods, ordinal) == ["exec-0", "exec-1", "exec-2"]
+
+
 def hook_runs(pods: InitPods, ordinal: int) -> dict[str, Any]:
     runs = pods.harness.sidecars[ordinal].status()["exec_hooks"]
     assert isinstance(runs, dict)
@@ -65,7 +70,9 @@ def test_readiness_is_membership_from_the_members_hook(pods: InitPods) -> None:
     """Every pod Ready once its member is in the leader's list and caught up; the list
     comes from etcdctl through the members hook, the leader's through its agent."""
     for ordinal in PODS:
-        assert members(pods, ordinal) == ["exec-0", "exec-1", "exec-2"]
+        # A pod Ready before the last one joined sees it at its next poll.
+        wait_until(functools.partial(lists_all, pods, ordinal),
+                   what=f"exec-{ordinal}'s agent listing all three members", timeout=10)
         assert pods.voters(ordinal) == ["exec-0", "exec-1", "exec-2"]
     runs = hook_runs(pods, 1)
     assert runs["members"]["outcome"] == "ok" and runs["status"]["exit_code"] == 8

@@ -17,6 +17,7 @@ from player.agentnamespace import AgentNamespace
 from player.controlplane import ControlPlane
 from player.dns import Dnsmasq
 from player.pods import InitPods
+from player.stores.base import last_event
 from player.stores.exec import HOOKS, ExecGaleraCluster, ExecHarness, hooks_json
 from player.wait import wait_until
 from tests.integration.conftest import require_binary, require_store
@@ -60,14 +61,7 @@ def store_pid(pods: InitPods, ordinal: int) -> int | None:
 
 def plan(pods: InitPods, ordinal: int) -> dict[str, Any]:
     """What the pod's last init decided (its exec_plan log line)."""
-    found = None
-    for line in pods.init_results[ordinal].stderr.splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict) and event.get("event") == "exec_plan":
-            found = event
+    found = last_event(pods.init_results[ordinal].stderr, "exec_plan")
     assert found is not None, f"exec-{ordinal}'s init logged no plan"
     return found
 

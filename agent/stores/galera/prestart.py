@@ -40,7 +40,7 @@ from agent.stores.galera.position import (
     write_atomically,
 )
 from agent.stores.galera.vote import Ballot, choose
-from agent.stores.prestart import PrestartBase, peer_init
+from agent.stores.prestart import PrestartBase
 
 log = structlog.get_logger("agent.galera")
 
@@ -172,18 +172,10 @@ class GaleraPrestart(PrestartBase):
                 if answer is not None}
 
     async def ballots(self, ordinals: Sequence[int], peers: Sequence[Peer]) -> dict[int, Ballot]:
-        """The ballots of the pods whose init answers now (this pod's included)."""
-        asked = [(o, self.init_url(host)) for o in ordinals if o != self.pod.ordinal
-                 and (host := self.host(o, peers)) is not None]
-        answers = await asyncio.gather(*(peer_init(self.client, url) for _, url in asked))
-        result = {}
-        for (ordinal, _), answer in zip(asked, answers, strict=True):
-            ballot = Ballot.from_dict((answer or {}).get("ballot"))
-            if ballot is not None and ballot.ordinal == ordinal:
-                result[ordinal] = ballot
+        """The ballots of the pods whose init answers now, this pod's included."""
         assert self.ballot is not None
-        result[self.pod.ordinal] = self.ballot
-        return result
+        return await self.ballots_of(self.client, ordinals, peers, Ballot.from_dict,
+                                     self.ballot)
 
     # the decision --------------------------------------------------------------------
     async def prepare(self, peers: Sequence[Peer], *, deadline: float,

@@ -58,7 +58,7 @@ def test_every_problem_is_named_where_it_is(monkeypatch: pytest.MonkeyPatch) -> 
     problems = _problems({"AGENT_BACKEND": "exec", "AGENT_EXEC_HOOKS": json.dumps(broken)},
                          monkeypatch)
     joined = "\n".join(problems)
-    assert "AGENT_EXEC_HOOKS (--exec-hooks) at seed: Field required" in joined
+    assert "AGENT_EXEC_HOOKS (--exec-hooks): at seed: Field required" in joined
     assert "at status.timeout: 'soon' is not a duration" in joined
     assert "at stop.comand: no such name here (misspelt?)" in joined
     assert "at stop.command: Field required" in joined

@@ -55,7 +55,8 @@ if [ -n "$recover" ]; then
     if [ -f "$FAKE_DIR/recover-output" ]; then cat "$FAKE_DIR/recover-output" >>"$log"; fi
     exit 0
 fi
-echo $$ >"$FAKE_DIR/server.pid"
+# Written whole (a reader, the fake ping, must never see it empty).
+echo $$ >"$FAKE_DIR/server.pid.tmp" && mv "$FAKE_DIR/server.pid.tmp" "$FAKE_DIR/server.pid"
 if [ -f "$FAKE_DIR/server-output" ]; then cat "$FAKE_DIR/server-output"; exit 1; fi
 while :; do sleep 0.1; done
 """
