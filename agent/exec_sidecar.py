@@ -1,4 +1,4 @@
-"""The exec store's parts of the sidecar: the starter, the leave by ``stop``, hooks in /status."""
+"""The exec store's parts of the sidecar: the starter, the leave by ``stop``, hook metrics."""
 
 from __future__ import annotations
 
@@ -18,21 +18,11 @@ from agent.stores.exec.api import ExecBackend
 from agent.stores.exec.contract import HookResult
 
 
-class HooksReport:
-    """The hooks' latest runs, for /status."""
-
-    def __init__(self, backend: ExecBackend) -> None:
-        self.backend = backend
-
-    def as_dict(self) -> dict[str, Any]:
-        return self.backend.hooks.as_dict()
-
-
 def exec_parts(settings: Settings, backend: ExecBackend, membership: Membership, *,
                client: httpx.AsyncClient, kube: Kube, metrics: Metrics,
                domain: str | None, leave_args: dict[str, Any]
-               ) -> tuple[ExecLeaver, ExecStarter, HooksReport]:
-    """The leaver, the starter and the hooks' report of an exec store's sidecar."""
+               ) -> tuple[ExecLeaver, ExecStarter]:
+    """The leaver and the starter of an exec store's sidecar."""
 
     def observe(result: HookResult) -> None:
         metrics.hook_seconds.labels(hook=result.hook, outcome=result.outcome).observe(
@@ -55,4 +45,4 @@ def exec_parts(settings: Settings, backend: ExecBackend, membership: Membership,
 
     starter = ExecStarter(backend, settings.output_dir, find_primaries=find_primaries,
                           leaving=lambda: membership.leaving)
-    return leaver, starter, HooksReport(backend)
+    return leaver, starter

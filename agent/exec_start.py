@@ -14,10 +14,9 @@ from typing import Any
 import httpx
 import structlog
 
-from agent.stores.exec.api import ExecBackend
+from agent.stores.exec.api import ExecBackend, peer_roles
 from agent.stores.exec.contract import Role, role_of
 from agent.stores.exec.plan import take_plan
-from agent.stores.exec.status import role_in_status
 
 log = structlog.get_logger("agent.exec")
 
@@ -63,7 +62,7 @@ class ExecStarter:
         joined to the running primaries again (never seeded), as RSS restarts it."""
         fresh = None
         if self.plan_dir is not None:
-            fresh, _ = take_plan(self.plan_dir)
+            fresh = take_plan(self.plan_dir)
         self.plan = fresh
         while not stop.is_set():
             if self.leaving():
@@ -140,13 +139,6 @@ class ExecStarter:
 
 async def primaries_among(client: httpx.AsyncClient, urls: Sequence[str]) -> list[str]:
     """The hosts of the agents at ``urls`` whose nodes run as primary (their /status)."""
-    async def primary(url: str) -> bool:
-        try:
-            response = await client.get(f"{url.rstrip('/')}/status")
-            response.raise_for_status()
-            return role_in_status(response.json()) is Role.PRIMARY
-        except (httpx.HTTPError, ValueError):
-            return False
-
-    found = await asyncio.gather(*(primary(url) for url in urls))
-    return [str(httpx.URL(url).host) for url, yes in zip(urls, found, strict=True) if yes]
+    roles = await peer_roles(client, urls)
+    return [str(httpx.URL(url).host) for url, role in zip(urls, roles, strict=True)
+            if role is Role.PRIMARY]

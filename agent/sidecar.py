@@ -144,10 +144,10 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
             from agent.stores.exec.api import ExecBackend
 
             assert isinstance(backend, ExecBackend)
-            leaver, starter, report = exec_parts(settings, backend, membership, client=client,
-                                                 kube=kube, metrics=metrics, domain=domain,
-                                                 leave_args=leave_args)
-            parts = {"exec_start": starter, "exec_hooks": report}
+            leaver, starter = exec_parts(settings, backend, membership, client=client,
+                                         kube=kube, metrics=metrics, domain=domain,
+                                         leave_args=leave_args)
+            parts = {"exec_start": starter, "exec_hooks": backend.hooks}
         elif not spec.raft:  # Galera: a member leaves by its own clean stop
             from agent.galera_leave import GaleraLeaver
 

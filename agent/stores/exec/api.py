@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 import httpx
@@ -12,12 +14,33 @@ from agent.errors import BackendError, BackendUnavailable
 from agent.model import ClusterView
 from agent.stores.exec.contract import HookResult, Role, role_of
 from agent.stores.exec.runner import HookRunner
-from agent.stores.exec.status import local_view, members_view, peer_view, status_check, summary
+from agent.stores.exec.status import (
+    local_view,
+    members_view,
+    peer_view,
+    role_in_status,
+    status_check,
+    summary,
+)
 
 if TYPE_CHECKING:
     from agent.config.settings import Settings
 
 log = structlog.get_logger("agent.exec")
+
+
+async def peer_roles(client: httpx.AsyncClient, urls: Sequence[str]) -> list[Role | None]:
+    """What the agents at ``urls`` say their nodes are (GET /status), in order; None
+    where one does not answer or does not say."""
+    async def role(url: str) -> Role | None:
+        try:
+            response = await client.get(f"{url.rstrip('/')}/status")
+            response.raise_for_status()
+            return role_in_status(response.json())
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    return list(await asyncio.gather(*(role(url) for url in urls)))
 
 
 class ExecBackend:

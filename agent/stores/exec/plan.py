@@ -21,17 +21,17 @@ def write_plan(directory: Path, plan: dict[str, Any]) -> Path:
     return path
 
 
-def take_plan(directory: Path) -> tuple[dict[str, Any] | None, bool]:
-    """(the plan init wrote for this start, or None; whether one was taken before).
+def take_plan(directory: Path) -> dict[str, Any] | None:
+    """The plan init wrote for this start, or None.
 
     Taking renames it: a sidecar that restarts (its container did, init did not run)
     finds no fresh plan and never seeds again from a stale vote."""
-    path, taken = directory / PLAN, directory / TAKEN
+    path = directory / PLAN
     try:
         plan = json.loads(path.read_text())
     except FileNotFoundError:
-        return None, taken.exists()
+        return None
     except ValueError:
         plan = None
-    os.replace(path, taken)
-    return (plan if isinstance(plan, dict) else None), True
+    os.replace(path, directory / TAKEN)
+    return plan if isinstance(plan, dict) else None

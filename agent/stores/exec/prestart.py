@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,10 +17,10 @@ from agent.identity import PodIdentity
 from agent.retry import Backoff, Done, Pending, poll
 from agent.seed import Choice
 from agent.stores.base import Rediscover
+from agent.stores.exec.api import peer_roles
 from agent.stores.exec.contract import Role, SequenceError, parse_sequence
 from agent.stores.exec.plan import write_plan
 from agent.stores.exec.runner import HookRunner
-from agent.stores.exec.status import role_in_status
 from agent.stores.exec.vote import Ballot, choose
 from agent.stores.prestart import PrestartBase
 
@@ -68,19 +67,10 @@ class ExecPrestart(PrestartBase):
 
     async def roles(self, ordinals: Sequence[int], peers: Sequence[Peer]) -> dict[int, Role]:
         """What the other pods' agents say their nodes are, where one answers."""
-        asked = [(o, f"{self.url(host, self.settings.listen_address()[1])}/status")
+        asked = [(o, self.url(host, self.settings.listen_address()[1]))
                  for o in ordinals if o != self.pod.ordinal
                  and (host := self.host(o, peers)) is not None]
-
-        async def role(url: str) -> Role | None:
-            try:
-                response = await self.client.get(url)
-                response.raise_for_status()
-                return role_in_status(response.json())
-            except (httpx.HTTPError, ValueError):
-                return None
-
-        found = await asyncio.gather(*(role(url) for _, url in asked))
+        found = await peer_roles(self.client, [url for _, url in asked])
         return {o: r for (o, _), r in zip(asked, found, strict=True) if r is not None}
 
     async def ballots(self, ordinals: Sequence[int], peers: Sequence[Peer]) -> dict[int, Ballot]:
