@@ -33,3 +33,12 @@ def missing_ballots(voted: Collection[int], expected: range) -> Choice | None:
                         f"{', '.join(map(str, missing))}: every pod the StatefulSet keeps "
                         "must vote (a missing one may hold the latest writes)",
                   missing=missing)
+
+
+def tied(ordinals: Collection[int]) -> str:
+    """How a choice among equals reads: the seed is the lowest of ``ordinals``; the
+    others named (empty when there was no tie)."""
+    ranked = sorted(ordinals)
+    if len(ranked) < 2:
+        return ""
+    return f" (tied with {', '.join(map(str, ranked[1:]))}: lowest ordinal)"

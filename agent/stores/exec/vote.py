@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent.seed import Choice, forced, missing_ballots
+from agent.seed import Choice, forced, missing_ballots, tied
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,6 @@ def choose(ballots: Mapping[int, Ballot], expected: range, *,
                             "hold the latest writes",
                       missing=tuple(failed))
     best = max(votes.values(), key=lambda b: (b.sequence or 0, -b.ordinal))
-    ties = [o for o, b in sorted(votes.items()) if b.sequence == best.sequence]
-    tie = f" (tied with {', '.join(map(str, ties[1:]))}: lowest ordinal)" if len(ties) > 1 else ""
+    tie = tied([o for o, b in votes.items() if b.sequence == best.sequence])
     return Choice(best.ordinal, f"ordinal {best.ordinal} has the highest sequence "
                                 f"{best.sequence}{tie}")

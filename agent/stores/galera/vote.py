@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent.seed import Choice, forced, missing_ballots
+from agent.seed import Choice, forced, missing_ballots, tied
 from agent.stores.galera.position import EMPTY_UUID, Position
 
 
@@ -89,7 +89,6 @@ def choose(ballots: Mapping[int, Ballot], expected: range, *,
                             f"{histories[0]} at an unknown position (seqno -1, recovery found "
                             "none): any of them may hold the latest writes", refused=True)
     best = max(votes.values(), key=lambda b: (b.uuid is not None, b.seqno, -b.ordinal))
-    ties = [o for o, b in sorted(votes.items()) if b.seqno == best.seqno and b.uuid]
-    tie = f" (tied with {', '.join(map(str, ties[1:]))}: lowest ordinal)" if len(ties) > 1 else ""
+    tie = tied([o for o, b in votes.items() if b.seqno == best.seqno and b.uuid])
     return Choice(best.ordinal, f"ordinal {best.ordinal} holds the latest position "
                                 f"{best.uuid}:{best.seqno}{tie}")
