@@ -17,6 +17,7 @@ from player.dns import Dnsmasq
 from tests.integration.kubeproxy import KubeFaultProxy
 
 if TYPE_CHECKING:
+    from player.pods import InitPods
     from player.stores.base import Harness
 
 pytestmark = pytest.mark.integration
@@ -151,3 +152,32 @@ def harness_for(variant: str, workdir: Path, **options: Any) -> Harness[Any]:
     if version:
         options["version"] = version
     return harness_class(store)(workdir, **options)
+
+
+@contextmanager
+def parallel_statefulset(control_plane: ControlPlane, workdir: Path, name: str
+                         ) -> Iterator[AgentNamespace]:
+    """The agent's namespace with StatefulSet ``name`` (Parallel, 3 replicas): what the
+    votes and the leave read from the API."""
+    created = AgentNamespace(control_plane, workdir)
+    created.add_statefulset(name, replicas=3, pod_management="Parallel")
+    try:
+        yield created
+    finally:
+        created.delete()
+
+
+@contextmanager
+def ready_pods(harness: Harness[Any], namespace: AgentNamespace, workdir: Path,
+               ordinals: tuple[int, ...]) -> Iterator[InitPods]:
+    """``harness.store``'s pods behind cluster DNS (dnsmasq), started at once through
+    init, every one Ready; their logs printed when a test fails."""
+    from player.pods import InitPods
+
+    binary = require_binary("dnsmasq", "/usr/sbin/dnsmasq")
+    with Dnsmasq(workdir / "dns", domains=("cluster.local",), binary=binary) as dns:
+        with InitPods(harness.store, workdir / "pods", dns, harness=harness,
+                      namespace=namespace.name, env=namespace.env()) as pods:
+            pods.start(*ordinals)
+            pods.wait_ready(*ordinals)
+            yield pods

@@ -13,11 +13,10 @@ import pytest
 
 from player.agentnamespace import AgentNamespace
 from player.controlplane import ControlPlane
-from player.dns import Dnsmasq
 from player.pods import InitPods
 from player.stores.exec_etcd import HOOKS, ExecEtcdCluster, ExecEtcdHarness
 from player.wait import wait_until
-from tests.integration.conftest import require_binary
+from tests.integration.conftest import parallel_statefulset, ready_pods, require_binary
 from tests.integration.writes import Writes, restart
 
 pytestmark = pytest.mark.integration
@@ -28,11 +27,11 @@ PODS = (0, 1, 2)
 @pytest.fixture(scope="module")
 def namespace(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
               ) -> Iterator[AgentNamespace]:
-    """The StatefulSet object the vote and the leave read (Parallel, 3 replicas)."""
-    created = AgentNamespace(control_plane, tmp_path_factory.mktemp("exec-etcd-kube"))
-    created.add_statefulset("exec", replicas=3, pod_management="Parallel")
-    yield created
-    created.delete()
+    """The agent's namespace with the StatefulSet object (Parallel, 3 replicas) the vote
+    and the leave read."""
+    with parallel_statefulset(control_plane, tmp_path_factory.mktemp("exec-etcd-kube"),
+                              "exec") as created:
+        yield created
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +41,8 @@ def pods(namespace: AgentNamespace, tmp_path_factory: pytest.TempPathFactory
     require_binary("etcd", "/usr/bin/etcd")
     require_binary("etcdctl", "/usr/bin/etcdctl")
     workdir = tmp_path_factory.mktemp("exec-etcd")
-    binary = require_binary("dnsmasq", "/usr/sbin/dnsmasq")
-    with Dnsmasq(workdir / "dns", domains=("cluster.local",), binary=binary) as dns:
-        with InitPods("exec", workdir / "pods", dns, harness=ExecEtcdHarness(workdir),
-                      namespace=namespace.name, env=namespace.env()) as cluster:
-            cluster.start(*PODS)
-            cluster.wait_ready(*PODS)
-            yield cluster
+    with ready_pods(ExecEtcdHarness(workdir), namespace, workdir, PODS) as started:
+        yield started
 
 
 def members(pods: InitPods, ordinal: int) -> list[str]:

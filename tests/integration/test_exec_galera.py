@@ -15,12 +15,11 @@ import pytest
 
 from player.agentnamespace import AgentNamespace
 from player.controlplane import ControlPlane
-from player.dns import Dnsmasq
 from player.pods import InitPods
 from player.stores.base import last_event
 from player.stores.exec import HOOKS, ExecGaleraCluster, ExecHarness, hooks_json
 from player.wait import wait_until
-from tests.integration.conftest import require_binary, require_store
+from tests.integration.conftest import parallel_statefulset, ready_pods, require_store
 from tests.integration.writes import Writes, kill, restart
 
 pytestmark = pytest.mark.integration
@@ -31,11 +30,11 @@ PODS = (0, 1, 2)
 @pytest.fixture(scope="module")
 def namespace(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
               ) -> Iterator[AgentNamespace]:
-    """The agent's namespace with the StatefulSet object the vote reads (Parallel, 3)."""
-    created = AgentNamespace(control_plane, tmp_path_factory.mktemp("exec-kube"))
-    created.add_statefulset("exec", replicas=3, pod_management="Parallel")
-    yield created
-    created.delete()
+    """The agent's namespace with the StatefulSet object (Parallel, 3 replicas) the vote
+    and the leave read."""
+    with parallel_statefulset(control_plane, tmp_path_factory.mktemp("exec-kube"),
+                              "exec") as created:
+        yield created
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +43,8 @@ def pods(namespace: AgentNamespace, tmp_path_factory: pytest.TempPathFactory
     """Three pods started through init, their mariadbd started by the hooks, all Ready."""
     require_store("galera")
     workdir = tmp_path_factory.mktemp("exec")
-    binary = require_binary("dnsmasq", "/usr/sbin/dnsmasq")
-    with Dnsmasq(workdir / "dns", domains=("cluster.local",), binary=binary) as dns:
-        with InitPods("exec", workdir / "pods", dns, harness=ExecHarness(workdir),
-                      namespace=namespace.name, env=namespace.env()) as cluster:
-            cluster.start(*PODS)
-            cluster.wait_ready(*PODS)
-            yield cluster
+    with ready_pods(ExecHarness(workdir), namespace, workdir, PODS) as started:
+        yield started
 
 
 def store_pid(pods: InitPods, ordinal: int) -> int | None:

@@ -19,11 +19,10 @@ import pytest
 
 from player.agentnamespace import AgentNamespace
 from player.controlplane import ControlPlane
-from player.dns import Dnsmasq
 from player.pods import InitPods
 from player.stores.galera import GaleraHarness, galera_plan
 from player.wait import wait_until
-from tests.integration.conftest import require_binary, require_store
+from tests.integration.conftest import parallel_statefulset, ready_pods, require_store
 from tests.integration.writes import Writes, kill, restart
 
 pytestmark = pytest.mark.integration
@@ -34,12 +33,11 @@ PODS = (0, 1, 2)
 @pytest.fixture(scope="module")
 def namespace(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
               ) -> Iterator[AgentNamespace]:
-    """The agent's namespace with a StatefulSet object (Parallel, 3 replicas) for the
-    vote and the leave to read."""
-    created = AgentNamespace(control_plane, tmp_path_factory.mktemp("galera-kube"))
-    created.add_statefulset("galera", replicas=3, pod_management="Parallel")
-    yield created
-    created.delete()
+    """The agent's namespace with the StatefulSet object (Parallel, 3 replicas) the vote
+    and the leave read."""
+    with parallel_statefulset(control_plane, tmp_path_factory.mktemp("galera-kube"),
+                              "galera") as created:
+        yield created
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +46,8 @@ def pods(namespace: AgentNamespace, tmp_path_factory: pytest.TempPathFactory
     """Three Galera pods started through init, every one Ready."""
     require_store("galera")
     workdir = tmp_path_factory.mktemp("galera")
-    binary = require_binary("dnsmasq", "/usr/sbin/dnsmasq")
-    with Dnsmasq(workdir / "dns", domains=("cluster.local",), binary=binary) as dns:
-        with InitPods("galera", workdir / "pods", dns, harness=GaleraHarness(workdir),
-                      namespace=namespace.name, env=namespace.env()) as cluster:
-            cluster.start(*PODS)
-            cluster.wait_ready(*PODS)
-            yield cluster
+    with ready_pods(GaleraHarness(workdir), namespace, workdir, PODS) as started:
+        yield started
 
 
 def plan(pods: InitPods, ordinal: int) -> dict[str, Any]:
