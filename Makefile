@@ -42,6 +42,7 @@ bench: setup
 	$(PY) bench/repair.py
 	$(PY) bench/consul_full_restart.py
 	$(PY) bench/galera_outage.py
+	$(PY) bench/disruption.py
 
 docs: setup
 	$(PY) scripts/config_reference.py --write README.md
