@@ -238,6 +238,7 @@ class Leaver:
 
     _last_obstacle = "not started"
     _keep: range | None = None
+    _no_hand_off = False  # the store denied a hand-off for good: remove while leading
 
     def _departing(self, view: ClusterView, self_id: str) -> set[str]:
         """Other members whose pods the StatefulSet no longer keeps."""
@@ -323,16 +324,24 @@ class Leaver:
             if obstacle is not None:
                 await self._obstacle(obstacle)
                 continue
-            if leader.id == self_id and self.backend.can_transfer:
+            if leader.id == self_id and self.backend.can_transfer and not self._no_hand_off:
                 target = successor(view, self_id, reachable, self._departing(view, self_id))
                 if target is not None:
                     try:
                         await self.backend.transfer_leadership(leader_url=leader.api_url,
                                                                target_id=target.id)
                         log.info("leadership_handed_off", to=target.id)
-                    except AgentError as exc:
+                        continue
+                    except BackendUnavailable as exc:
                         await self._obstacle(f"hand-off to {target.id} refused: {exc.message}")
-                    continue
+                        continue
+                    except BackendError as exc:
+                        # Denied for good (a permission, a store too old): remove while
+                        # leading, as for a store without hand-off. Raft commits the new
+                        # configuration, then the leader steps down; the others elect.
+                        self._no_hand_off = True
+                        log.warning("hand_off_denied", to=target.id, error=exc.message,
+                                    consequence="removing while leading: one election")
             try:
                 await self.backend.remove(self_id, leader_url=leader.api_url)
                 removed = True

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from agent.errors import BackendUnavailable, KubeError
+from agent.errors import BackendError, BackendUnavailable, KubeError
 from agent.leave import Leaver, decide
 from agent.membership import Membership
 from agent.model import ClusterView
@@ -159,6 +159,22 @@ async def test_leader_hands_off_first() -> None:
     assert outcome.result == "removed"
     assert store.transfers == ["n0"]
     assert store.removed == ["n2"]
+
+
+async def test_leader_denied_a_hand_off_removes_itself_while_leading() -> None:
+    """A store that refuses hand-offs for good (rqlite without the 'leader-ops'
+    permission) must not keep the leave waiting: the leader removes itself, once."""
+    store = FakeCluster(leader=2)
+    tried: list[str] = []
+
+    async def deny(*, leader_url: str, target_id: str) -> None:
+        tried.append(target_id)
+        raise BackendError("denied: needs the 'leader-ops' permission")
+
+    store.transfer_leadership = deny  # type: ignore[method-assign]
+    outcome = await leaver(store).leave()
+    assert outcome.result == "removed", outcome
+    assert tried == ["n0"] and store.removed == ["n2"]
 
 
 async def test_restart_stays_and_readiness_comes_back() -> None:

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from agent.config.settings import Settings
 
 LEAVE_TIMEOUT_SECONDS = 30.0
+# While Consul's own leave runs, how often the leader's raft configuration is read.
+LEAVE_POLL_SECONDS = 0.2
 
 
 def _api_url(raft_address: str, api_port: int, scheme: str) -> str | None:
@@ -137,6 +139,7 @@ class ConsulBackend:
                  settings: Settings | None = None) -> None:
         self.client = client
         self.base_url = base_url.rstrip("/")
+        self._leaving: asyncio.Task[httpx.Response] | None = None  # this server's leave
         parts = urlsplit(self.base_url)
         self.scheme = parts.scheme or "http"
         # Consul does not publish other servers' HTTP addresses: theirs is guessed from
@@ -175,15 +178,9 @@ class ConsulBackend:
         answers; any other member, or a silent one, is removed from raft through the
         leader. A member already gone is success."""
         if await self._is_local(member_id):
-            url = f"{self.base_url}/v1/agent/leave"
-            try:
-                # The agent answers once it has left, which takes a few gossip rounds.
-                response = await request(self.client, "PUT", url, f"consul {url}",
-                                         timeout=LEAVE_TIMEOUT_SECONDS)
-            except BackendUnavailable:
-                response = None  # it may have closed the connection as it shut down
-            if response is not None and response.status_code == 200:
-                return
+            out, response = await self._leave(member_id, leader_url)
+            if out or (response is not None and response.status_code == 200):
+                return  # out of the raft configuration; the rest of the leave is Consul's
             if response is not None and response.status_code in (401, 403):
                 self._refused(response, member_id)
             # Otherwise make sure through the leader (a no-op when it is already out).
@@ -195,6 +192,44 @@ class ConsulBackend:
         if response.status_code == 500 and "not found" in response.text.lower():
             return  # already out of the configuration
         self._refused(response, member_id)
+
+    async def _leave(self, member_id: str, leader_url: str
+                     ) -> tuple[bool, httpx.Response | None]:
+        """PUT /v1/agent/leave, until it answers (False, its answer; None for none) or
+        the leader's raft configuration no longer has this server (True, None).
+
+        Consul answers only after the whole leave: serf's leave broadcast, the leave
+        drain (5 s), then its wait to be removed, about 13 s in all. The leader removes
+        the server as soon as it sees the serf leave, and that removal is what a
+        scale-down waits for; the request goes on in the background (the store is
+        stopped after the preStop hook anyway)."""
+        url = f"{self.base_url}/v1/agent/leave"
+        leaving = asyncio.create_task(request(self.client, "PUT", url, f"consul {url}",
+                                              timeout=LEAVE_TIMEOUT_SECONDS))
+        self._leaving = leaving  # referenced until done
+        # Its outcome once nobody waits for it is of no interest (the store is stopping).
+        leaving.add_done_callback(lambda task: task.cancelled() or task.exception())
+        while True:
+            done, _ = await asyncio.wait({leaving}, timeout=LEAVE_POLL_SECONDS)
+            if done:
+                try:
+                    return False, leaving.result()
+                except BackendUnavailable:
+                    return False, None  # it may have closed the connection as it shut down
+            if not await self._in_configuration(member_id, leader_url):
+                return True, None
+
+    async def _in_configuration(self, member_id: str, leader_url: str) -> bool:
+        """Whether the leader's raft configuration still has ``member_id``; True when
+        the leader does not answer (a new one may be taking over): keep waiting."""
+        try:
+            answer = await self._get(leader_url, "/v1/operator/raft/configuration")
+        except (BackendUnavailable, BackendError):
+            return True
+        servers = answer.get("Servers") if isinstance(answer, dict) else None
+        if not isinstance(servers, list):
+            return True
+        return any(isinstance(s, dict) and s.get("ID") == member_id for s in servers)
 
     async def _is_local(self, member_id: str) -> bool:
         try:

@@ -105,10 +105,11 @@ class RqliteBackend:
         response = await request(self.client, "GET", url, f"rqlite {url}")
         return decode_json(response, f"rqlite {url}")
 
-    # Not used for rqlite yet (8.36 had no transfer endpoint; 8.43 has POST /leader,
-    # needing the leader-ops permission): a leader that removes itself commits the new
-    # configuration and then steps down, which raft handles.
-    can_transfer: ClassVar[bool] = False
+    # POST /leader (rqlite 8.43+, the 'leader-ops' permission): hashicorp/raft's
+    # leadership transfer to a named voter, the same as -raft-shutdown-stepdown does at
+    # shutdown. Without it, a leader removed by a scale-down stops leading only when the
+    # new configuration is committed, and the others sit out an election timeout.
+    can_transfer: ClassVar[bool] = True
 
     async def remove(self, member_id: str, *, leader_url: str) -> None:
         """DELETE /remove on the leader; a follower answers with a redirect (retried)."""
@@ -125,7 +126,21 @@ class RqliteBackend:
                                  f"{response.status_code}: {response.text[:300]}")
 
     async def transfer_leadership(self, *, leader_url: str, target_id: str) -> None:
-        raise BackendError("rqlite has no leadership transfer over its HTTP API")
+        """POST /leader?wait on the leader: returns once ``target_id`` leads."""
+        url = f"{leader_url.rstrip('/')}/leader?wait"
+        response = await request(self.client, "POST", url, f"rqlite {url}",
+                                 json={"id": target_id})
+        if response.status_code == 200:
+            return
+        if response.status_code in (401, 403):
+            raise BackendError(f"rqlite denied moving leadership to {target_id}: HTTP "
+                               f"{response.status_code} (the agent's user needs the "
+                               "'leader-ops' permission, rqlite 8.43 or later)")
+        if response.status_code in (404, 405):
+            raise BackendError(f"rqlite has no leadership transfer (HTTP "
+                               f"{response.status_code}: rqlite 8.43 or later has one)")
+        raise BackendUnavailable(f"rqlite refused moving leadership to {target_id}: HTTP "
+                                 f"{response.status_code}: {response.text[:300]}")
 
     async def view(self, api_url: str | None = None) -> ClusterView:
         base = api_url or self.base_url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -581,3 +582,30 @@ async def test_transfer_leadership_refused(answer: httpx.Response | Exception,
         with pytest.raises(BackendUnavailable, match=message):
             await ConsulBackend(client, URL).transfer_leadership(leader_url=LEADER,
                                                                  target_id=ID2)
+
+
+@respx.mock
+async def test_remove_self_returns_once_the_leader_dropped_it() -> None:
+    """Consul answers the leave only after its drain (about 13 s in all); the removal
+    from the leader's raft configuration, what a scale-down waits for, comes first."""
+    leave, peer = _mock_remove()
+    answered = asyncio.Event()
+
+    async def slow_leave(request: httpx.Request) -> httpx.Response:
+        await answered.wait()
+        return httpx.Response(200)
+
+    leave.mock(side_effect=slow_leave)
+    servers = [{"ID": ID1, "Node": "consul-1"}, {"ID": "other", "Node": "consul-0"}]
+    configuration = respx.get(f"{LEADER}/v1/operator/raft/configuration").mock(
+        side_effect=[httpx.Response(200, json={"Servers": servers}),
+                     httpx.Response(500, text="no leader"),
+                     httpx.Response(200, json={"Servers": servers[1:]})])
+    async with httpx.AsyncClient() as client:
+        backend = ConsulBackend(client, URL)
+        await asyncio.wait_for(backend.remove(ID1, leader_url=LEADER), timeout=5)
+        assert configuration.call_count == 3  # still in, no answer (keep waiting), out
+        assert backend._leaving is not None and not backend._leaving.done()
+        answered.set()  # the leave goes on in the background and ends by itself
+        await asyncio.wait_for(backend._leaving, timeout=5)
+    assert leave.call_count == 1 and not peer.called

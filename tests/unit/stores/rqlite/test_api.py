@@ -149,3 +149,30 @@ async def test_unavailable_and_garbage() -> None:
     async with httpx.AsyncClient() as client:
         with pytest.raises(BackendError, match="not JSON"):
             await RqliteBackend(client, URL).view()
+
+
+@respx.mock
+async def test_transfer_leadership_waits_on_the_leader() -> None:
+    route = respx.post(f"{URL}/leader").respond(200)
+    async with httpx.AsyncClient() as client:
+        await RqliteBackend(client, URL).transfer_leadership(leader_url=URL,
+                                                             target_id="rqlite-0")
+    request = route.calls.last.request
+    assert request.url.query == b"wait"
+    assert request.headers["content-type"] == "application/json"  # else rqlite ignores it
+    assert request.content == b'{"id":"rqlite-0"}'
+
+
+@pytest.mark.parametrize(("status", "error", "match"), [
+    (401, BackendError, "'leader-ops' permission"),
+    (405, BackendError, "8.43 or later"),
+    (503, BackendUnavailable, "refused moving leadership to rqlite-0: HTTP 503"),
+])
+@respx.mock
+async def test_transfer_leadership_refusals(status: int, error: type[Exception],
+                                            match: str) -> None:
+    respx.post(f"{URL}/leader").respond(status, text="leader not found")
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(error, match=match):
+            await RqliteBackend(client, URL).transfer_leadership(leader_url=URL,
+                                                                 target_id="rqlite-0")
