@@ -88,6 +88,18 @@ def build_view(status_payload: Any, nodes_payload: Any | None) -> ClusterView:
     )
 
 
+def answered(response: httpx.Response, doing: str, *, permission: str) -> None:
+    """Nothing for a 200; a refusal for good (the agent's user lacks ``permission``) or
+    one worth retrying, named."""
+    if response.status_code == 200:
+        return
+    if response.status_code in (401, 403):
+        raise BackendError(f"rqlite denied {doing}: HTTP {response.status_code} (the "
+                           f"agent's user needs the '{permission}' permission)")
+    raise BackendUnavailable(f"rqlite refused {doing}: HTTP {response.status_code}: "
+                             f"{response.text[:300]}")
+
+
 class RqliteBackend:
     """Reads one rqlite node's view; ``api_url`` picks another node to ask."""
 
@@ -116,31 +128,17 @@ class RqliteBackend:
         url = f"{leader_url.rstrip('/')}/remove"
         response = await request(self.client, "DELETE", url, f"rqlite {url}",
                                  json={"id": member_id})
-        if response.status_code == 200:
-            return
-        if response.status_code in (401, 403):
-            raise BackendError(f"rqlite denied removing {member_id}: HTTP "
-                               f"{response.status_code} (the agent's user needs the "
-                               "'remove' permission)")
-        raise BackendUnavailable(f"rqlite refused removing {member_id}: HTTP "
-                                 f"{response.status_code}: {response.text[:300]}")
+        answered(response, f"removing {member_id}", permission="remove")
 
     async def transfer_leadership(self, *, leader_url: str, target_id: str) -> None:
         """POST /leader?wait on the leader: returns once ``target_id`` leads."""
         url = f"{leader_url.rstrip('/')}/leader?wait"
         response = await request(self.client, "POST", url, f"rqlite {url}",
                                  json={"id": target_id})
-        if response.status_code == 200:
-            return
-        if response.status_code in (401, 403):
-            raise BackendError(f"rqlite denied moving leadership to {target_id}: HTTP "
-                               f"{response.status_code} (the agent's user needs the "
-                               "'leader-ops' permission, rqlite 8.43 or later)")
         if response.status_code in (404, 405):
             raise BackendError(f"rqlite has no leadership transfer (HTTP "
                                f"{response.status_code}: rqlite 8.43 or later has one)")
-        raise BackendUnavailable(f"rqlite refused moving leadership to {target_id}: HTTP "
-                                 f"{response.status_code}: {response.text[:300]}")
+        answered(response, f"moving leadership to {target_id}", permission="leader-ops")
 
     async def view(self, api_url: str | None = None) -> ClusterView:
         base = api_url or self.base_url
