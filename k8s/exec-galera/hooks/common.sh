@@ -1,7 +1,7 @@
 # common.sh: sourced by the Galera exec hooks (`. "$(dirname "$0")/common.sh"`), never run.
 # Reads mariadbd's settings from $GALERA_CNF (default /etc/mysql/conf.d/galera.cnf, the
 # config `sts-agent init` renders from templates/galera.cnf.j2) and defines the helpers the
-# hooks share: running, alive, prepare_dirs, grastate_seqno, recover_position,
+# hooks share: running, exists, alive, prepare_dirs, grastate_seqno, recover_position,
 # start_position, start_daemon, wait_answering, log_tail.
 # Sets: hook, datadir, socket, pid_file, tmpdir, run_dir, daemon_log, db_user, db_group.
 # Exit codes (of the sourcing hook, at once): 2 when the config is missing or names no
@@ -55,15 +55,21 @@ db_user=${db_user:-mysql}
 db_group=$(id -gn "$db_user" 2>/dev/null || printf '%s' "$db_user")
 case "$tmpdir" in /?*) export TMPDIR="$tmpdir" ;; esac  # the root filesystem is read-only
 
-# alive PID: the process exists and has not exited (a zombie, left by an init that does not
-# reap the orphaned daemon, is gone), and, where /proc tells, it is a mariadbd: a pid file
-# left by a crash may name a pid that a new container gave to another program.
-alive() {
+# exists PID: the process exists and has not exited (a zombie, left by an init that does
+# not reap the orphaned daemon or not yet waited for by this hook, is gone).
+exists() {
     kill -0 "$1" 2>/dev/null || return 1
     [ -r "/proc/$1/stat" ] || return 0
     proc_stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
     proc_stat=${proc_stat##*) }
-    [ "${proc_stat%% *}" != Z ] || return 1
+    [ "${proc_stat%% *}" != Z ]
+}
+
+# alive PID: the process exists and, where /proc tells, it is a mariadbd: a pid file left
+# by a crash may name a pid that a new container gave to another program.
+alive() {
+    exists "$1" || return 1
+    [ -r "/proc/$1/comm" ] || return 0
     proc_comm=$(cat "/proc/$1/comm" 2>/dev/null) || return 1
     case "$proc_comm" in mariadbd | mysqld) return 0 ;; *) return 1 ;; esac
 }
@@ -128,7 +134,9 @@ start_daemon() {
 
 # wait_answering PID LOG [PING OPTIONS...]: poll `mariadb-admin ping` (with the config, or
 # the options given) every 0.2 s until the server answers; exit 1 at once, with LOG's last
-# lines, when the process PID has died. The agent's hook timeout bounds the wait.
+# lines, when the process PID, this hook's child, has died. Not `alive`: until the forked
+# shell has exec'd mariadbd, /proc names the child after this hook, and waiting for a
+# child that still runs would hang. The agent's hook timeout bounds the wait.
 wait_answering() {
     wait_pid=$1
     wait_log=$2
@@ -138,7 +146,7 @@ wait_answering() {
         if mariadb-admin "$@" --connect-timeout=2 ping >/dev/null 2>&1; then
             return 0
         fi
-        if ! alive "$wait_pid"; then
+        if ! exists "$wait_pid"; then
             wait_status=0
             wait "$wait_pid" 2>/dev/null || wait_status=$?
             echo "$hook: mariadbd (pid $wait_pid) exited with status $wait_status" \

@@ -39,8 +39,13 @@ exec awk '/^\[/ { on = ($0 == "[mysqld]"); next }
 # mariadbd: --fake-daemon runs as a "mariadbd" until killed; --wsrep-recover appends
 # $FAKE_DIR/recover-output to its --log-error file; a server started by seed or start
 # writes its pid to $FAKE_DIR/server.pid, prints $FAKE_DIR/server-output and runs until
-# killed, or exits 1 when that file exists.
+# killed, or exits 1 when that file exists. With $FAKE_DIR/server-late, the server runs as
+# "sh" (the name a hook's forked child has until it execs mariadbd) and writes its pid
+# only once a ping has failed ($FAKE_DIR/pinged).
 FAKE_MARIADBD = r"""#!/bin/sh
+if [ -f "$FAKE_DIR/server-late" ] && [ -z "${FAKE_LATE:-}" ]; then
+    FAKE_LATE=yes exec sh "$0" "$@"
+fi
 { printf '%s\037' "$@"; echo; } >>"$FAKE_DIR/mariadbd.calls"
 case "${1:-}" in --fake-daemon) while :; do sleep 0.1; done ;; esac
 log=""
@@ -55,6 +60,9 @@ if [ -n "$recover" ]; then
     if [ -f "$FAKE_DIR/recover-output" ]; then cat "$FAKE_DIR/recover-output" >>"$log"; fi
     exit 0
 fi
+if [ -n "${FAKE_LATE:-}" ]; then
+    while [ ! -f "$FAKE_DIR/pinged" ]; do sleep 0.05; done
+fi
 # Written whole (a reader, the fake ping, must never see it empty).
 echo $$ >"$FAKE_DIR/server.pid.tmp" && mv "$FAKE_DIR/server.pid.tmp" "$FAKE_DIR/server.pid"
 if [ -f "$FAKE_DIR/server-output" ]; then cat "$FAKE_DIR/server-output"; exit 1; fi
@@ -67,10 +75,14 @@ cat "$FAKE_DIR/status" 2>/dev/null
 exit "$(cat "$FAKE_DIR/status-rc" 2>/dev/null || echo 0)"
 """
 # ping (and shutdown) answer with $FAKE_DIR/ping-rc; else, with $FAKE_DIR/ping-waits,
-# once a server started by seed or start runs; else 0.
+# once a server started by seed or start runs (touching $FAKE_DIR/pinged until then);
+# else 0.
 FAKE_MARIADB_ADMIN = r"""#!/bin/sh
 if [ -f "$FAKE_DIR/ping-rc" ]; then exit "$(cat "$FAKE_DIR/ping-rc")"; fi
-if [ -f "$FAKE_DIR/ping-waits" ] && [ ! -f "$FAKE_DIR/server.pid" ]; then exit 1; fi
+if [ -f "$FAKE_DIR/ping-waits" ] && [ ! -f "$FAKE_DIR/server.pid" ]; then
+    : >"$FAKE_DIR/pinged"
+    exit 1
+fi
 exit 0
 """
 
@@ -327,6 +339,16 @@ def test_the_seed_may_bootstrap_its_clean_state(server: Node) -> None:
     assert "seqno:   42\n" in (server.data / "grastate.dat").read_text()
     [argv] = server.calls("mariadbd")
     assert argv == [f"--defaults-file={server.config}", "--wsrep-new-cluster"]
+
+
+def test_the_wait_is_for_the_child_even_before_it_is_named_mariadbd(server: Node) -> None:
+    """A failed ping while the forked child is not yet mariadbd does not wait for it to end."""
+    server.grastate(42)
+    (server.fake / "server-late").touch()
+    result = server.hook("seed")
+    assert result.returncode == 0, result.stderr
+    assert (server.fake / "pinged").exists()  # the wait saw the child under another name
+    assert "bootstrapped a new cluster and answers" in result.stdout
 
 
 def test_a_crashed_seed_starts_from_its_recovered_position(server: Node) -> None:
