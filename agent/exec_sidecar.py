@@ -44,5 +44,6 @@ def exec_parts(settings: Settings, backend: ExecBackend, membership: Membership,
                         primaries=find_primaries, **leave_args)
 
     starter = ExecStarter(backend, settings.output_dir, find_primaries=find_primaries,
-                          leaving=lambda: membership.leaving)
+                          leaving=lambda: membership.leaving, events=kube,
+                          restart_failed_seconds=settings.exec_restart_failed_seconds)
     return leaver, starter

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import structlog
 
+from agent.leave import Events
 from agent.stores.exec.api import ExecBackend, peer_roles
 from agent.stores.exec.contract import Role, role_of
 from agent.stores.exec.plan import take_plan
@@ -31,26 +32,34 @@ class ExecStarter:
 
     Without a fresh plan (the container restarted; init did not run) the node only ever
     joins running primaries: seeding needs init's vote, and a stale one could start a
-    second history. A node already running is left alone."""
+    second history. A node already running is left alone, unless it is stuck: its
+    ``status`` has answered failed for ``restart_failed_seconds`` while another pod runs
+    as primary. Then ``stop`` stops it and it joins again (nothing committed can be lost:
+    the cluster it rejoins runs without it); with no primary elsewhere it is left alone."""
 
     def __init__(self, backend: ExecBackend, plan_dir: Path | None, *,
                  find_primaries: FindPrimaries, leaving: Callable[[], bool],
-                 retry_seconds: float = 2.0,
+                 retry_seconds: float = 2.0, restart_failed_seconds: float = 0.0,
+                 events: Events | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.backend = backend
         self.plan_dir = plan_dir
         self.find_primaries = find_primaries
         self.leaving = leaving
         self.retry_seconds = retry_seconds
+        self.restart_failed_seconds = restart_failed_seconds
+        self.events = events
         self.sleep = sleep
+        self.restarts = 0
+        self._announced: float | None = None  # the failed streak an Event was sent for
         self.plan: dict[str, Any] | None = None
-        self.state = "pending"  # pending, starting, waiting, running, held
+        self.state = "pending"  # pending, starting, waiting, running, restarting, held
         self.reason = "not started yet"
         self.started_pid: int | None = None  # the start hook's process group
 
     def as_dict(self) -> dict[str, Any]:
         return {"state": self.state, "reason": self.reason, "plan": self.plan,
-                "process_group": self.started_pid}
+                "process_group": self.started_pid, "restarts": self.restarts}
 
     def _say(self, state: str, reason: str) -> None:
         if (state, reason) != (self.state, self.reason):
@@ -67,7 +76,7 @@ class ExecStarter:
         while not stop.is_set():
             if self.leaving():
                 self._say("held", "leaving: the node is not started again")
-            elif await self._attempt(fresh):
+            elif await self.attempt(fresh):
                 fresh = None  # a later start only joins
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.retry_seconds):
@@ -78,10 +87,12 @@ class ExecStarter:
         hooks = self.backend.hooks
         return role_of(await hooks.run("status", hooks.hooks.status))
 
-    async def _attempt(self, plan: dict[str, Any] | None) -> bool:
+    async def attempt(self, plan: dict[str, Any] | None) -> bool:
         """One look, and a start when the node does not run; whether it runs."""
         if self.state == "running" and self.backend.role is not Role.STOPPED:
-            return True  # the poll loop's counted word: still running (or failing)
+            # The poll loop's counted word: still running, or failing.
+            if self.backend.role is not Role.FAILED or not await self._stopped_stuck():
+                return True
         role = await self._role()
         if role is not Role.STOPPED:
             self._say("running", f"status says {role}")
@@ -109,6 +120,46 @@ class ExecStarter:
             self._say("waiting", f"{result.why()}; trying again in {self.retry_seconds:g} s")
             return False
         self._say("running", f"{name} hook succeeded ({reason})")
+        return True
+
+    async def _stopped_stuck(self) -> bool:
+        """Stop a node whose ``status`` has answered failed for too long while another
+        pod runs as primary (by ``stop``, the primaries appended); whether it stopped."""
+        since = self.backend.failed_since
+        if self.restart_failed_seconds <= 0 or since is None:
+            return False
+        failed_for = self.backend.clock() - since
+        if failed_for < self.restart_failed_seconds:
+            return False
+        last = self.backend.last_status
+        said = last.why() if last is not None else "status failed"
+        hooks = self.backend.hooks
+        primaries = await self.find_primaries()
+        if not primaries:
+            self._say("running", f"status has answered failed for {failed_for:.0f} s "
+                                 f"({said}); not restarted: no other pod runs as primary")
+            return False
+        if hooks.hooks.stop is None:
+            self._say("running", f"status has answered failed for {failed_for:.0f} s "
+                                 f"({said}); not restarted: no stop hook")
+            return False
+        reason = (f"status has answered failed for {failed_for:.0f} s ({said}) while "
+                  f"{', '.join(primaries)} run as primary: stopping the node to join again")
+        self._say("restarting", reason)
+        if self._announced != since:
+            self._announced = since
+            log.warning("exec_member_restart", failed_seconds=round(failed_for, 1),
+                        primaries=primaries, said=said)
+            if self.events is not None:
+                await self.events.event(reason="ExecMemberRestarted", message=reason,
+                                        warning=True)
+        result = await hooks.run("stop", hooks.hooks.stop, primaries)
+        if not result.ok:
+            self._say("running", f"the restart's stop failed: {result.why()}; "
+                                 f"trying again in {self.retry_seconds:g} s")
+            return False
+        self.restarts += 1
+        self.backend.forget_failures()
         return True
 
     async def terminate(self, timeout_seconds: float) -> bool:

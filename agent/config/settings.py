@@ -167,8 +167,18 @@ class Settings(BaseSettings):
         ge=1,
         le=100,
         description="exec: consecutive failed `status` runs before the node counts as "
-        "failed (not ready). One transient failure never changes anything; nothing is "
-        "ever stopped for a failed status.",
+        "failed (not ready). One transient failure never changes anything; a `status` "
+        "that times out or cannot run never stops anything.",
+    )
+    exec_restart_failed_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="exec: a node whose `status` has answered failed (an exit other than "
+        "0, 7 or 8; not a timeout) this long without a break, while another pod runs as "
+        "primary, is stopped by `stop` and joined again by its start hook (a Warning "
+        "Event `ExecMemberRestarted`): a stuck member, such as a Galera node left "
+        "non-Primary by a failed state transfer. With no primary elsewhere it is left "
+        "alone. 0: never.",
     )
     exec_primaries: int | None = Field(
         default=None,

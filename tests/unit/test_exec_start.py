@@ -43,13 +43,25 @@ async def until(condition: Callable[[], bool], what: str) -> None:
                backoff=Backoff(initial_seconds=0.02, maximum_seconds=0.05))
 
 
+class Recorded:
+    """Events as the starter sends them."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, bool]] = []
+
+    async def event(self, *, reason: str, message: str, warning: bool = False) -> None:
+        self.sent.append((reason, message, warning))
+
+
 def starter(tmp_path: Path, exec_: ExecBackend, primaries: list[str] | None = None,
-            leaving: bool = False) -> ExecStarter:
+            leaving: bool = False, restart_failed_seconds: float = 0.0,
+            events: Recorded | None = None) -> ExecStarter:
     async def find() -> list[str]:
         return list(primaries or [])
 
     return ExecStarter(exec_, tmp_path / "out", find_primaries=find,
-                       leaving=lambda: leaving, retry_seconds=0.05)
+                       leaving=lambda: leaving, retry_seconds=0.05,
+                       restart_failed_seconds=restart_failed_seconds, events=events)
 
 
 async def run_until(start: ExecStarter, condition: Callable[[], bool], what: str) -> None:
@@ -126,3 +138,89 @@ async def test_terminate_stops_what_the_start_hook_left_running(tmp_path: Path) 
     store = int(pid.read_text())
     assert await start.terminate(5.0)
     assert gone(store)
+
+
+STUCK = "stuck"
+
+
+def stuck_backend(tmp_path: Path, clock: list[float]) -> ExecBackend:
+    """status answers failed (exit 1) while the ``stuck`` file exists; stop ends that."""
+    exec_ = backend(tmp_path,
+                    status=f"[ -e {tmp_path / STUCK} ] && {{ echo 'non-Primary' >&2; exit 1; }}; "
+                           f"[ -e {tmp_path / RUNNING} ] && exit 8; exit 7",
+                    stop=f"rm -f {tmp_path / RUNNING} {tmp_path / STUCK}")
+    exec_.clock = lambda: clock[0]
+    return exec_
+
+
+async def fail_for(exec_: ExecBackend, clock: list[float], seconds: float) -> None:
+    """The poll loop's status runs while the node answers failed for ``seconds``."""
+    for _ in range(exec_.threshold):
+        await exec_.status()
+    clock[0] += seconds
+    await exec_.status()
+
+
+async def test_a_stuck_node_is_stopped_and_joined_again(tmp_path: Path) -> None:
+    clock = [100.0]
+    exec_ = stuck_backend(tmp_path, clock)
+    events = Recorded()
+    start = starter(tmp_path, exec_, primaries=["exec-0.x"], restart_failed_seconds=30,
+                    events=events)
+    assert await start.attempt(None) and calls(tmp_path) == ["primary exec-0.x"]
+    (tmp_path / STUCK).touch()
+    await fail_for(exec_, clock, 29)
+    assert exec_.role == "failed" and exec_.failed_since == 100.0
+    assert await start.attempt(None)  # 29 s: still counted running, nothing done
+    assert calls(tmp_path) == ["primary exec-0.x"] and start.state == "running"
+    clock[0] += 1
+    assert await start.attempt(None)
+    assert calls(tmp_path) == ["primary exec-0.x", "stop exec-0.x", "primary exec-0.x"]
+    assert start.state == "running" and start.restarts == 1
+    assert exec_.failures == 0 and exec_.failed_since is None
+    [(reason, message, warning)] = events.sent
+    assert (reason, warning) == ("ExecMemberRestarted", True)
+    assert "failed for 30 s" in message and "non-Primary" in message
+    assert "exec-0.x run as primary" in message
+
+
+async def test_a_restart_whose_stop_fails_is_tried_again_with_one_event(
+        tmp_path: Path) -> None:
+    clock = [0.0]
+    exec_ = stuck_backend(tmp_path, clock)
+    events = Recorded()
+    start = starter(tmp_path, exec_, primaries=["p"], restart_failed_seconds=30,
+                    events=events)
+    assert await start.attempt(None)
+    (tmp_path / STUCK).touch()
+    (tmp_path / "stop.sh").write_text(f"#!/bin/sh\necho \"stop $*\" >> {tmp_path / 'calls'}\n"
+                                      "echo 'shutdown refused' >&2; exit 1\n")
+    await fail_for(exec_, clock, 31)
+    assert await start.attempt(None) and await start.attempt(None)
+    assert calls(tmp_path) == ["primary p", "stop p", "stop p"]
+    assert "the restart's stop failed" in start.reason and "shutdown refused" in start.reason
+    assert len(events.sent) == 1 and start.restarts == 0
+
+
+async def test_a_stuck_node_with_no_primary_elsewhere_is_left_alone(tmp_path: Path) -> None:
+    clock = [0.0]
+    exec_ = stuck_backend(tmp_path, clock)
+    (tmp_path / RUNNING).touch()
+    events = Recorded()
+    start = starter(tmp_path, exec_, restart_failed_seconds=30, events=events)
+    await run_until(start, lambda: start.state == "running", "the node found running")
+    (tmp_path / STUCK).touch()
+    await fail_for(exec_, clock, 600)
+    await run_until(start, lambda: "no other pod runs as primary" in start.reason,
+                    "the restart held back")
+    assert calls(tmp_path) == [] and start.restarts == 0
+    assert events.sent == []
+
+
+async def test_a_status_that_cannot_answer_never_restarts(tmp_path: Path) -> None:
+    """A timed-out status is no word on the node: the failed streak does not start."""
+    given = settings(tmp_path, exec_hooks=hooks(tmp_path, timeout="0.2s", status="sleep 5"))
+    exec_ = ExecBackend(httpx.AsyncClient(), "http://127.0.0.1:9090", settings=given)
+    for _ in range(exec_.threshold):
+        await exec_.status()
+    assert exec_.role == "failed" and exec_.failed_since is None

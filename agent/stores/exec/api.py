@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 import httpx
@@ -45,15 +46,18 @@ async def peer_roles(client: httpx.AsyncClient, urls: Sequence[str]) -> list[Rol
 
 class ExecBackend:
     """This node's role from ``status``, which must fail ``exec_status_failures`` times
-    in a row before it counts (one transient failure changes nothing, and nothing is
-    ever stopped for it); another node's view from its agent's /status."""
+    in a row before it counts (one transient failure changes nothing); another node's
+    view from its agent's /status. ``failed_since`` is when ``status`` began answering
+    failed (it exited, neither timing out nor unable to run) without a break: how long
+    the node has stood failed, for the starter's restart of a stuck node."""
 
     name: ClassVar[str] = "exec"
     can_transfer: ClassVar[bool] = False
 
     def __init__(self, client: httpx.AsyncClient, base_url: str, *,
                  peer_api_port: int | None = None,
-                 settings: Settings | None = None) -> None:
+                 settings: Settings | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if settings is None:
             raise BackendError("exec: the backend needs the agent's settings (its hooks)")
         self.client = client
@@ -65,12 +69,19 @@ class ExecBackend:
         self.failures = 0
         self.role = Role.STOPPED  # as counted (a failure below the threshold keeps it)
         self.last_status: HookResult | None = None
+        self.clock = clock
+        self.failed_since: float | None = None
 
     async def status(self) -> Role:
         """Run ``status``; the role as counted, the threshold applied."""
         result = await self.hooks.run("status", self.hooks.hooks.status)
         self.last_status = result
         said = role_of(result)
+        if said is Role.FAILED and result.error is None:
+            if self.failed_since is None:
+                self.failed_since = self.clock()
+        else:  # running, stopped, or a hook that could not say: the streak ends
+            self.failed_since = None
         if said is Role.FAILED:
             self.failures += 1
             if self.failures < self.threshold:
@@ -85,6 +96,12 @@ class ExecBackend:
                      **({"reason": result.why()} if said is Role.FAILED else {}))
         self.role = said
         return said
+
+    def forget_failures(self) -> None:
+        """The node was stopped on purpose: it counts as stopped, its failures gone."""
+        self.role = Role.STOPPED
+        self.failures = 0
+        self.failed_since = None
 
     async def members(self) -> ClusterView | None:
         """The ``members`` hook's view, when one is configured."""
