@@ -224,12 +224,11 @@ class ConsulBackend:
         the leader does not answer (a new one may be taking over): keep waiting."""
         try:
             answer = await self._get(leader_url, "/v1/operator/raft/configuration")
+            members, _ = parse_configuration(answer, api_port=self.api_port,
+                                             scheme=self.scheme)
         except (BackendUnavailable, BackendError):
             return True
-        servers = answer.get("Servers") if isinstance(answer, dict) else None
-        if not isinstance(servers, list):
-            return True
-        return any(isinstance(s, dict) and s.get("ID") == member_id for s in servers)
+        return any(member.id == member_id for member in members)
 
     async def _is_local(self, member_id: str) -> bool:
         try:
