@@ -88,3 +88,17 @@ def as_int(value: Any, what: str) -> int:
     if isinstance(value, str) and value.isdigit():
         return int(value)
     raise BackendError(f"{what}: expected an integer, got {value!r}")
+
+
+def answered(response: httpx.Response, store: str, doing: str, *,
+             needs: str | None = None) -> None:
+    """Nothing for a 200. A 401 or 403 is a refusal for good (BackendError: the agent's
+    credentials lack ``needs``, or the store's answer says what); anything else one
+    worth retrying (BackendUnavailable), named with the store's answer."""
+    code = response.status_code
+    if code == 200:
+        return
+    if code in (401, 403):
+        why = f" ({needs})" if needs else f": {response.text[:300]}"
+        raise BackendError(f"{store} denied {doing}: HTTP {code}{why}")
+    raise BackendUnavailable(f"{store} refused {doing}: HTTP {code}: {response.text[:300]}")

@@ -11,7 +11,7 @@ import httpx
 from agent.addresses import host_port
 from agent.errors import BackendError, BackendUnavailable
 from agent.model import ClusterView, Member
-from agent.stores.http import as_int, decode_json, need, request
+from agent.stores.http import answered, as_int, decode_json, need, request
 
 if TYPE_CHECKING:
     from agent.config.settings import Settings
@@ -240,12 +240,8 @@ class ConsulBackend:
 
     @staticmethod
     def _refused(response: httpx.Response, member_id: str) -> None:
-        if response.status_code in (401, 403):
-            raise BackendError(f"consul denied removing {member_id}: HTTP "
-                               f"{response.status_code} (the agent's ACL token needs "
-                               "operator:write and agent:write)")
-        raise BackendUnavailable(f"consul refused removing {member_id}: HTTP "
-                                 f"{response.status_code}: {response.text[:300]}")
+        answered(response, "consul", f"removing {member_id}",
+                 needs="the agent's ACL token needs operator:write and agent:write")
 
     async def transfer_leadership(self, *, leader_url: str, target_id: str) -> None:
         url = f"{leader_url.rstrip('/')}/v1/operator/raft/transfer-leader"

@@ -9,7 +9,7 @@ import httpx
 
 from agent.errors import BackendError, BackendUnavailable
 from agent.model import ClusterView, Member
-from agent.stores.http import as_int, decode_json, need, optional, request
+from agent.stores.http import answered, as_int, decode_json, need, optional, request
 
 if TYPE_CHECKING:
     from agent.config.settings import Settings
@@ -108,17 +108,10 @@ class EtcdBackend:
     async def remove(self, member_id: str, *, leader_url: str) -> None:
         """``member remove``; etcd forwards it to the leader. "member not found" is success."""
         response = await self._send(leader_url, "/v3/cluster/member/remove", {"ID": member_id})
-        if response.status_code == 200:
+        if "member not found" in response.text[:300]:
             return
-        text = response.text[:300]
-        if "member not found" in text:
-            return
-        if response.status_code in (401, 403):
-            raise BackendError(f"etcd denied removing {member_id}: HTTP "
-                               f"{response.status_code}: {text}")
-        # Unhealthy cluster, not enough started members, a change in flight: retryable.
-        raise BackendUnavailable(f"etcd refused removing {member_id}: HTTP "
-                                 f"{response.status_code}: {text}")
+        # Else unhealthy cluster, not enough started members, a change in flight: retryable.
+        answered(response, "etcd", f"removing {member_id}")
 
     async def transfer_leadership(self, *, leader_url: str, target_id: str) -> None:
         """``move-leader`` to ``target_id``; must be sent to the current leader."""

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
-from agent.errors import BackendError, BackendUnavailable
+from agent.errors import BackendError
 from agent.model import ClusterView, Member
-from agent.stores.http import as_int, decode_json, need, optional, request
+from agent.stores.http import answered, as_int, decode_json, need, optional, request
 
 if TYPE_CHECKING:
     from agent.config.settings import Settings
@@ -88,18 +88,6 @@ def build_view(status_payload: Any, nodes_payload: Any | None) -> ClusterView:
     )
 
 
-def answered(response: httpx.Response, doing: str, *, permission: str) -> None:
-    """Nothing for a 200; a refusal for good (the agent's user lacks ``permission``) or
-    one worth retrying, named."""
-    if response.status_code == 200:
-        return
-    if response.status_code in (401, 403):
-        raise BackendError(f"rqlite denied {doing}: HTTP {response.status_code} (the "
-                           f"agent's user needs the '{permission}' permission)")
-    raise BackendUnavailable(f"rqlite refused {doing}: HTTP {response.status_code}: "
-                             f"{response.text[:300]}")
-
-
 class RqliteBackend:
     """Reads one rqlite node's view; ``api_url`` picks another node to ask."""
 
@@ -128,7 +116,8 @@ class RqliteBackend:
         url = f"{leader_url.rstrip('/')}/remove"
         response = await request(self.client, "DELETE", url, f"rqlite {url}",
                                  json={"id": member_id})
-        answered(response, f"removing {member_id}", permission="remove")
+        answered(response, "rqlite", f"removing {member_id}",
+                 needs="the agent's user needs the 'remove' permission")
 
     async def transfer_leadership(self, *, leader_url: str, target_id: str) -> None:
         """POST /leader?wait on the leader: returns once ``target_id`` leads."""
@@ -138,7 +127,8 @@ class RqliteBackend:
         if response.status_code in (404, 405):
             raise BackendError(f"rqlite has no leadership transfer (HTTP "
                                f"{response.status_code}: rqlite 8.43 or later has one)")
-        answered(response, f"moving leadership to {target_id}", permission="leader-ops")
+        answered(response, "rqlite", f"moving leadership to {target_id}",
+                 needs="the agent's user needs the 'leader-ops' permission")
 
     async def view(self, api_url: str | None = None) -> ClusterView:
         base = api_url or self.base_url
