@@ -110,42 +110,39 @@ def measure(store: str, variant: str, workdir: Path, plane: ControlPlane, *,
     watch = RaftWatch(store, pod_urls, auth=auth)
     writer = OpenLoopWriter(kv_class, ready_urls, rate=rate, auth=auth)
     rows: list[Row] = []
-    try:
-        player.start(3)
-        kv_class.setup(player)
-        watch.start()
-        writer.start()
-        time.sleep(3)  # a steady state before the first operation: the baseline writes
-        for name, operation in operations(player, leader).items():
-            started = time.monotonic()
-            error = ""
-            try:
-                operation()
-            except (AssertionError, RuntimeError, StopIteration) as exc:
-                # Measured as far as it went; the operations after it are not run.
-                error = str(exc).splitlines()[0]
-                print(player.describe(), file=sys.stderr)
-            ready = time.monotonic()
-            end = ready + TAIL_SECONDS
-            while time.monotonic() < end:
-                time.sleep(0.1)  # the tail's writes are due until then
-            seen = window(writer.snapshot(), started, end)
-            elections = watch.elections(started, end)
-            rows.append(Row(store, variant, name, round(ready - started, 2), seen.writes,
-                            seen.failed, round(seen.longest_gap, 3),
-                            round(seen.p50 * 1000, 1), round(seen.p99 * 1000, 1),
-                            elections.leader_changes, elections.term_increments,
-                            round(elections.leaderless, 2), error))
-            print(f"  {store} ({VARIANTS[variant]}) {name}: {asdict(rows[-1])}", flush=True)
-            if error:
-                break
-    except BaseException:
-        print(player.describe(), file=sys.stderr)
-        raise
-    finally:
-        writer.stop()
-        watch.stop()
-        player.close()
+    with player:
+        try:
+            player.start(3)
+            kv_class.setup(player)
+            watch.start()
+            writer.start()
+            time.sleep(3)  # a steady state before the first operation: the baseline writes
+            for name, operation in operations(player, leader).items():
+                started = time.monotonic()
+                error = ""
+                try:
+                    operation()
+                except (AssertionError, RuntimeError, StopIteration) as exc:
+                    # Measured as far as it went; the operations after it are not run.
+                    error = str(exc).splitlines()[0]
+                    print(player.describe(), file=sys.stderr)
+                ready = time.monotonic()
+                end = ready + TAIL_SECONDS
+                while time.monotonic() < end:
+                    time.sleep(0.1)  # the tail's writes are due until then
+                seen = window(writer.snapshot(), started, end)
+                elections = watch.elections(started, end)
+                rows.append(Row(store, variant, name, round(ready - started, 2), seen.writes,
+                                seen.failed, round(seen.longest_gap, 3),
+                                round(seen.p50 * 1000, 1), round(seen.p99 * 1000, 1),
+                                elections.leader_changes, elections.term_increments,
+                                round(elections.leaderless, 2), error))
+                print(f"  {store} ({VARIANTS[variant]}) {name}: {asdict(rows[-1])}", flush=True)
+                if error:
+                    break
+        finally:
+            writer.stop()
+            watch.stop()
     return rows
 
 

@@ -81,36 +81,33 @@ def soak(store: str, workdir: Path, *, seconds: float, overrides: dict[str, str]
                   f"acknowledged, longest wait {writer.longest_gap:.1f} s", flush=True)
 
     started = time.monotonic()
-    try:
-        player.start(3)
-        writer.start()
-        while True:
-            cycle = result.cycles
-            player.scale(5)
-            step(f"cycle {cycle}: scale to 5")
-            if cycle % 2:
-                player.rolling_restart()
-                step(f"cycle {cycle}: rolling restart")
-            else:
-                ordinal = cycle % 5
-                player.delete_pod(ordinal)
-                player.wait_ready(ordinal)
-                step(f"cycle {cycle}: pod {ordinal} deleted and back")
-            player.scale(3)
-            step(f"cycle {cycle}: scale to 3")
-            result.cycles += 1
-            if time.monotonic() - started >= seconds:
-                break
-        writer.stop()
-        leader_url = f"http://{player.pods[min(player.pods)].ip}:{STORES[store].client_port}"
-        result.lost = len(writer.lost(leader_url))
-        result.history = writer.check_history()
-    except BaseException:
-        print(player.describe(), file=sys.stderr)
-        raise
-    finally:
-        writer.stop()
-        player.close()
+    with player:
+        try:
+            player.start(3)
+            writer.start()
+            while True:
+                cycle = result.cycles
+                player.scale(5)
+                step(f"cycle {cycle}: scale to 5")
+                if cycle % 2:
+                    player.rolling_restart()
+                    step(f"cycle {cycle}: rolling restart")
+                else:
+                    ordinal = cycle % 5
+                    player.delete_pod(ordinal)
+                    player.wait_ready(ordinal)
+                    step(f"cycle {cycle}: pod {ordinal} deleted and back")
+                player.scale(3)
+                step(f"cycle {cycle}: scale to 3")
+                result.cycles += 1
+                if time.monotonic() - started >= seconds:
+                    break
+            writer.stop()
+            leader_url = f"http://{player.pods[min(player.pods)].ip}:{STORES[store].client_port}"
+            result.lost = len(writer.lost(leader_url))
+            result.history = writer.check_history()
+        finally:
+            writer.stop()
         result.seconds = time.monotonic() - started
         result.acknowledged = len(writer.acknowledged)
         result.longest_gap = writer.longest_gap

@@ -15,8 +15,10 @@ import itertools
 import json
 import os
 import shutil
+import sys
 import threading
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import httpx
@@ -157,6 +159,18 @@ class StatefulSetPlayer:
         paths.add(Path("/var/run/secrets/kubernetes.io/serviceaccount"))
         for path in sorted(paths):
             path.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self) -> StatefulSetPlayer:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        """Closed; after an error, what the pods and the API server say first (stderr)."""
+        try:
+            if kind is not None:
+                print(self.describe(), file=sys.stderr)
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Kill every pod without hooks, delete the namespace, the Node(s), the network,
