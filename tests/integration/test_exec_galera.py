@@ -1,8 +1,8 @@
 """The exec store on real MariaDB + galera-4, driven only by k8s/exec-galera's RSS-style hooks:
 the first start, a full outage recovered by the sequence vote with nothing lost, a failed
-sequence that blocks the seed until the override, and a status hook that hangs (a reason
-in /readyz; nothing stopped). One cluster serves the module: each scenario ends with it
-whole."""
+sequence that blocks the seed until the override, a status hook that hangs (a reason
+in /readyz; nothing stopped), and a stuck node restarted to join again. One cluster
+serves the module: each scenario ends with it whole."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from player.controlplane import ControlPlane
 from player.pods import InitPods
 from player.stores.base import last_event
 from player.stores.exec import HOOKS, ExecGaleraCluster, ExecHarness, hooks_json
+from player.stores.galera import root_sql
 from player.wait import wait_until
 from tests.integration.conftest import parallel_statefulset, ready_pods, require_store
 from tests.integration.writes import Writes, kill, restart
@@ -161,3 +162,37 @@ def test_a_hanging_status_hook_is_named_and_stops_nothing(pods: InitPods) -> Non
     wait_until(lambda: "primary" not in pods.harness.sidecars[1].status()["exec_hooks"]
                and pods.harness.sidecars[1].status()["exec_start"]["state"] == "running",
                what="exec-1's agent finding mariadbd running, starting nothing", timeout=10)
+
+
+def test_a_stuck_node_is_restarted_to_join_again(pods: InitPods,
+                                                  namespace: AgentNamespace) -> None:
+    """exec-1's mariadbd cuts itself off the group (gmcast.isolate=1): non-Primary for
+    good, as a joiner whose IST failed is, while the other two stay Primary. Its agent,
+    with a 3 s restart window, stops it by stop.sh and joins it again by start.sh: a new
+    mariadbd, Synced in the group of three with every write, a Warning Event saying
+    why. The agent as the example runs it then takes over again."""
+    writes = Writes(pods, PODS)
+    writes.write("before-stuck", 10)
+    pods.harness.sidecars.pop(1).proc.kill()  # mariadbd runs on
+    pods.start_sidecar(1, env={"AGENT_EXEC_RESTART_FAILED_SECONDS": "3"})
+    pods.wait_ready(1)
+    store, cluster = store_pid(pods, 1), pods.cluster
+    assert store is not None and isinstance(cluster, ExecGaleraCluster)
+    root_sql(cluster.node_dir(1) / "run", "SET GLOBAL wsrep_provider_options='gmcast.isolate=1'")
+    wait_until(lambda: store_pid(pods, 1) not in (None, store) and cluster.synced(1, 3),
+               what="exec-1 stopped and joined again, Synced in the group of three",
+               timeout=90)
+    pods.wait_ready(1)
+    [restarted] = [e for e in namespace.events() if e["reason"] == "ExecMemberRestarted"]
+    assert restarted["involvedObject"]["name"] == "exec-1"
+    assert restarted["type"] == "Warning"
+    assert "not in a Primary component" in restarted["message"], restarted["message"]
+    status = pods.harness.sidecars[1].status()
+    assert status["exec_start"]["restarts"] == 1, status["exec_start"]
+    hooks = status["exec_hooks"]
+    assert hooks["stop"]["exit_code"] == 0 and hooks["primary"]["exit_code"] == 0, hooks
+    writes.write("after-restart", 5)
+    writes.assert_all_on_every_pod()
+    pods.harness.sidecars.pop(1).proc.kill()
+    pods.start_sidecar(1)
+    pods.wait_ready(1)
