@@ -168,9 +168,11 @@ class Routes:
                             headers={"Content-Type": "text/plain; version=0.0.4"})
 
 
-def make_server(routes: Routes) -> web.Server:
-    """aiohttp's low-level server around ``routes``; no access log (probes are frequent)."""
-    return web.Server(routes, access_log=None, max_line_size=8190, max_field_size=8190)
+def make_server(handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+                ) -> web.Server:
+    """aiohttp's low-level server around ``handler`` (the sidecar's Routes, init's
+    /init); no access log (probes are frequent), request lines and headers bounded."""
+    return web.Server(handler, access_log=None, max_line_size=8190, max_field_size=8190)
 
 
 @contextlib.asynccontextmanager
@@ -191,7 +193,7 @@ async def init_state_server(host: str, port: int, document: Callable[[], dict[st
         return web.Response(status=404, text=json.dumps({"error": "not found"}),
                             content_type=JSON)
 
-    runner = web.ServerRunner(web.Server(answer, access_log=None), handle_signals=False)
+    runner = web.ServerRunner(make_server(answer), handle_signals=False)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port, reuse_address=True).start()
