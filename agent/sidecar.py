@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -18,13 +18,14 @@ from agent.kube import Kube
 from agent.leave import Leaver
 from agent.membership import Membership
 from agent.metrics import Metrics
+from agent.model import Snapshot
 from agent.promote import Promoter
 from agent.quorum import update_strategy_problem
 from agent.readiness import Policy
 from agent.repair import Repairer
 from agent.server import Routes, make_server
 from agent.storeclient import http_client
-from agent.stores.base import Promotable
+from agent.stores.base import Mendable, Promotable
 
 log = structlog.get_logger("agent.sidecar")
 
@@ -102,9 +103,21 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
     async with http_client(settings) as client:
         backend = cls(client, store_url, peer_api_port=settings.client_port,
                       settings=settings)
-        promoter = None
+        after_poll: list[Callable[[Snapshot], Awaitable[None]]] = []
         if settings.promote_learner and isinstance(backend, Promotable):
-            promoter = Promoter(backend, max_lag_entries=settings.max_lag_entries)
+            after_poll.append(Promoter(backend, max_lag_entries=settings.max_lag_entries
+                                       ).on_poll)
+        if isinstance(backend, Mendable):
+            mendable = backend
+
+            async def mend(snapshot: Snapshot) -> None:
+                await mendable.mend()
+
+            after_poll.append(mend)
+
+        async def on_poll(snapshot: Snapshot) -> None:
+            for step in after_poll:
+                await step(snapshot)
         request_timeout = settings.store_timeout_seconds
         hooks = settings.exec_hooks
         if spec.scheme == "hooks" and hooks is not None:
@@ -123,7 +136,7 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
             request_timeout_seconds=request_timeout,
             metrics=metrics,
             seed_urls=default_seeds(settings, domain),
-            on_poll=promoter.on_poll if promoter is not None else None,
+            on_poll=on_poll if after_poll else None,
         )
         kube = Kube(settings)
         leave_time_problem = settings.leave_time_problem()

@@ -88,6 +88,18 @@ class Promotable(Protocol):
     async def promote(self, member_id: str, *, via: str) -> None: ...
 
 
+@runtime_checkable
+class Mendable(Protocol):
+    """A store whose node the sidecar nudges after each poll (Consul: a server back on a
+    new address re-joins the LAN pool until the cluster takes the address).
+
+    ``mend()`` acts only on what the backend's last view of its own node showed; it is
+    rate-limited, idempotent and changes no membership; store trouble is logged, not
+    raised."""
+
+    async def mend(self) -> None: ...
+
+
 Rediscover = Callable[[], Awaitable[list["Peer"]]]
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
+import structlog
 
-from agent.addresses import host_port
+from agent.addresses import host_port, parse_host_port
 from agent.errors import BackendError, BackendUnavailable
 from agent.model import ClusterView, Member
 from agent.stores.http import answered, as_int, decode_json, need, request
@@ -16,9 +20,13 @@ from agent.stores.http import answered, as_int, decode_json, need, request
 if TYPE_CHECKING:
     from agent.config.settings import Settings
 
+log = structlog.get_logger("agent.consul")
+
 LEAVE_TIMEOUT_SECONDS = 30.0
 # While Consul's own leave runs, how often the leader's raft configuration is read.
 LEAVE_POLL_SECONDS = 0.2
+# A server back on a new address joins again this often until the cluster takes it.
+REJOIN_SECONDS = 2.0
 
 
 def _api_url(raft_address: str, api_port: int, scheme: str) -> str | None:
@@ -82,6 +90,58 @@ def parse_health(payload: Any) -> dict[str, tuple[int, bool]]:
     return result
 
 
+# One server of hashicorp/raft's configuration as its Stats print it:
+# "[{Suffrage:Voter ID:<id> Address:<host:port>} ...]".
+_RAFT_SERVER = re.compile(r"\{Suffrage:\w+ ID:(\S+) Address:([^\s}]+)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """This server, back on a new address, as its own raft log still lists it."""
+
+    listed: str  # the raft address the configuration has for it
+    own: str  # the one it listens at now
+    join: tuple[str, ...]  # the other servers' serf addresses (host:this server's port)
+
+    def why(self) -> str:
+        return (f"the cluster has this server at {self.listed}, it now listens at "
+                f"{self.own}: joining {', '.join(self.join)} again until Consul takes the "
+                "new address")
+
+
+def moved(agent_self: Any) -> Moved | None:
+    """This server back on a new address while the raft configuration it holds (Stats.raft
+    .latest_configuration of /v1/agent/self) lists it at its old one; else None (also
+    when anything needed is missing). The configuration changes only once the leader
+    updates the address: until then the cluster does not reach this server."""
+    if not isinstance(agent_self, dict):
+        return None
+    config, member = agent_self.get("Config"), agent_self.get("Member")
+    stats = agent_self.get("Stats")
+    raft = stats.get("raft") if isinstance(stats, dict) else None
+    text = raft.get("latest_configuration") if isinstance(raft, dict) else None
+    own = _own_raft_address(agent_self)
+    if not isinstance(config, dict) or not isinstance(member, dict) \
+            or not isinstance(text, str) or own is None:
+        return None
+    servers = dict(_RAFT_SERVER.findall(text))
+    listed = servers.get(str(config.get("NodeID")))
+    port = member.get("Port")
+    if listed is None or listed == own or not isinstance(port, int) \
+            or isinstance(port, bool) or port <= 0:
+        return None
+    join = []
+    for server_id, address in sorted(servers.items()):
+        if server_id == config.get("NodeID"):
+            continue
+        try:
+            host, _ = parse_host_port(address, 8300)
+        except ValueError:
+            continue
+        join.append(host_port(host, port))
+    return Moved(listed, own, tuple(join)) if join else None
+
+
 def build_view(agent_self: Any, configuration: Any, health: Any | None, *, api_port: int,
                scheme: str) -> ClusterView:
     """The view of the server that answered /v1/agent/self."""
@@ -140,6 +200,9 @@ class ConsulBackend:
         self.client = client
         self.base_url = base_url.rstrip("/")
         self._leaving: asyncio.Task[httpx.Response] | None = None  # this server's leave
+        self.clock = time.monotonic
+        self._moved: Moved | None = None  # per this server's last view
+        self._joined_at: float | None = None
         parts = urlsplit(self.base_url)
         self.scheme = parts.scheme or "http"
         # Consul does not publish other servers' HTTP addresses: theirs is guessed from
@@ -156,22 +219,59 @@ class ConsulBackend:
 
     async def view(self, api_url: str | None = None) -> ClusterView:
         base = api_url or self.base_url
-        answers: list[Any] = list(await asyncio.gather(
-            self._get(base, "/v1/agent/self"),
+        own = base.rstrip("/") == self.base_url
+        rest = asyncio.gather(
             self._get(base, "/v1/operator/raft/configuration?stale"),
             self._get(base, "/v1/operator/autopilot/health", accept=(429,)),
-            return_exceptions=True,
-        ))
-        agent_self, configuration, health = answers
-        for answer in (agent_self, configuration):
-            if isinstance(answer, BaseException):
-                raise answer
+            return_exceptions=True)
+        try:
+            agent_self = await self._get(base, "/v1/agent/self")
+        except BaseException:
+            rest.cancel()
+            raise
+        if own:
+            # Back on a new address, the server answers the configuration (stale or not)
+            # and its health only after Consul's RPC hold timeout, past the poll's budget.
+            self._moved = moved(agent_self)
+            if self._moved is not None:
+                rest.cancel()
+                raise BackendUnavailable(self._moved.why())
+        configuration, health = await rest
+        if isinstance(configuration, BaseException):
+            raise configuration
         if isinstance(health, BaseException):
             if not isinstance(health, BackendUnavailable | BackendError):
                 raise health
             health = None  # no leader to answer it: the view says so through leader_id
         return build_view(agent_self, configuration, health, api_port=self.api_port,
                           scheme=self.scheme)
+
+    async def mend(self) -> None:
+        """While this server is back on a new address the cluster does not list yet (its
+        pod restarted), join the other servers' LAN pool again every ``REJOIN_SECONDS``.
+        Consul takes a failed node's new address only after DeadNodeReclaimTime (30 s);
+        the first join, refused before then, counts as a success, so without another the
+        address is taken at the next push-pull (every 30 s). A join changes no membership."""
+        found = self._moved
+        if found is None:
+            return
+        now = self.clock()
+        if self._joined_at is not None and now - self._joined_at < REJOIN_SECONDS:
+            return
+        self._joined_at = now
+        answers = await asyncio.gather(*(
+            request(self.client, "PUT", f"{self.base_url}/v1/agent/join/{target}",
+                    f"consul join {target}") for target in found.join),
+            return_exceptions=True)
+        for target, answer in zip(found.join, answers, strict=True):
+            if isinstance(answer, httpx.Response):
+                log.info("consul_rejoin", target=target, status=answer.status_code,
+                         **({} if answer.status_code == 200 else
+                            {"answer": answer.text[:200]}))
+            elif isinstance(answer, BackendUnavailable):
+                log.info("consul_rejoin_failed", target=target, error=answer.message)
+            else:
+                raise answer
 
     async def remove(self, member_id: str, *, leader_url: str) -> None:
         """This server leaves gracefully through its own agent (serf and raft) when it

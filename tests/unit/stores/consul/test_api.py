@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 from typing import Any
 
 import httpx
@@ -14,8 +15,11 @@ from agent.errors import AgentError, BackendError, BackendUnavailable
 from agent.model import Member
 from agent.stores.consul.api import (
     LEAVE_TIMEOUT_SECONDS,
+    REJOIN_SECONDS,
     ConsulBackend,
+    Moved,
     build_view,
+    moved,
     parse_configuration,
     parse_health,
 )
@@ -612,3 +616,102 @@ async def test_remove_self_returns_once_the_leader_dropped_it() -> None:
         answered.set()  # the leave goes on in the background and ends by itself
         await asyncio.wait_for(backend._leaving, timeout=5)
     assert leave.call_count == 1 and not peer.called
+
+
+def _moved_self(addr: str = "10.0.0.9") -> dict[str, Any]:
+    """consul-1 back on ``addr``; the raft configuration it holds still has 10.0.0.2."""
+    agent_self = copy.deepcopy(AGENT_SELF)
+    agent_self["Member"]["Addr"] = addr
+    agent_self["Stats"]["raft"]["latest_configuration"] = (
+        f"[{{Suffrage:Voter ID:{ID0} Address:10.0.0.1:8300}} "
+        f"{{Suffrage:Voter ID:{ID1} Address:10.0.0.2:8300}} "
+        f"{{Suffrage:Nonvoter ID:{ID2} Address:10.0.0.3:8300}}]")
+    return agent_self
+
+
+@pytest.mark.parametrize(("change", "found"), [
+    ({}, Moved("10.0.0.2:8300", "10.0.0.9:8300", ("10.0.0.3:8301", "10.0.0.1:8301"))),
+    ({"addr": "fd00::9"}, Moved("10.0.0.2:8300", "[fd00::9]:8300",
+                                ("10.0.0.3:8301", "10.0.0.1:8301"))),
+    ({"port": 9301}, Moved("10.0.0.2:8300", "10.0.0.9:8300",
+                           ("10.0.0.3:9301", "10.0.0.1:9301"))),
+    ({"addr": "10.0.0.2"}, None),  # listed where it listens
+    ({"port": "8301"}, None),  # malformed: no guess
+    ({"configuration": "[]"}, None),  # not in the configuration it holds
+    ({"configuration": None}, None),  # no configuration in the stats
+])
+def test_moved(change: dict[str, Any], found: Moved | None) -> None:
+    agent_self = _moved_self(change.get("addr", "10.0.0.9"))
+    if "port" in change:
+        agent_self["Member"]["Port"] = change["port"]
+    if "configuration" in change:
+        agent_self["Stats"]["raft"]["latest_configuration"] = change["configuration"]
+    assert moved(agent_self) == found
+
+
+@respx.mock
+async def test_a_server_back_on_a_new_address_joins_the_others_again() -> None:
+    """Consul keeps a failed node's old address for DeadNodeReclaimTime and the first
+    join after a restart counts as a success: the sidecar joins the other servers again
+    every REJOIN_SECONDS until the configuration lists the new address. Its view says
+    why without waiting for the configuration or health, which a moved server answers
+    only after Consul's RPC hold timeout."""
+    routes = _mock_view(URL, health=httpx.Response(200, json=HEALTH_OK),
+                        agent_self=_moved_self())
+
+    async def held(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(30)
+        return httpx.Response(500, text="No cluster leader")
+
+    routes["configuration"].mock(side_effect=held)
+    routes["health"].mock(side_effect=held)
+    joins = [respx.put(f"{URL}/v1/agent/join/{host}:8301").respond(200)
+             for host in ("10.0.0.1", "10.0.0.3")]
+    clock = [1000.0]
+    async with httpx.AsyncClient() as client:
+        backend = ConsulBackend(client, URL)
+        backend.clock = lambda: clock[0]
+        await backend.mend()
+        assert not any(j.called for j in joins)  # no view yet: nothing known to mend
+        with pytest.raises(BackendUnavailable, match="^" + re.escape(
+                "the cluster has this server at 10.0.0.2:8300, it now listens at "
+                "10.0.0.9:8300: joining 10.0.0.3:8301, 10.0.0.1:8301 again")):
+            await asyncio.wait_for(backend.view(), timeout=5)
+        await backend.mend()
+        await backend.mend()  # within REJOIN_SECONDS: once
+        assert [j.call_count for j in joins] == [1, 1]
+        clock[0] += REJOIN_SECONDS
+        await backend.mend()
+        assert [j.call_count for j in joins] == [2, 2]
+        _mock_view(LEADER, health=httpx.Response(200, json=HEALTH_OK))
+        await backend.view(LEADER)  # another server's view changes nothing
+        clock[0] += REJOIN_SECONDS
+        await backend.mend()
+        assert [j.call_count for j in joins] == [3, 3]
+        routes["self"].respond(json=AGENT_SELF)  # the cluster took the new address
+        routes["configuration"].mock(return_value=httpx.Response(200, json=CONFIGURATION))
+        routes["health"].mock(return_value=httpx.Response(200, json=HEALTH_OK))
+        view = await backend.view()
+        assert view.applied_index == 1500
+        clock[0] += REJOIN_SECONDS
+        await backend.mend()
+    assert [j.call_count for j in joins] == [3, 3]
+
+
+@respx.mock
+async def test_a_rejoin_that_fails_is_logged_and_tried_again_later() -> None:
+    _mock_view(URL, health=httpx.Response(200, json=HEALTH_OK), agent_self=_moved_self())
+    refused = respx.put(f"{URL}/v1/agent/join/10.0.0.1:8301").mock(
+        side_effect=[httpx.ConnectError("refused"), httpx.Response(200)])
+    answered = respx.put(f"{URL}/v1/agent/join/10.0.0.3:8301").respond(
+        500, text="Failed to join")
+    clock = [0.0]
+    async with httpx.AsyncClient() as client:
+        backend = ConsulBackend(client, URL)
+        backend.clock = lambda: clock[0]
+        with pytest.raises(BackendUnavailable):
+            await backend.view()
+        await backend.mend()  # never raises for the store's trouble
+        clock[0] += REJOIN_SECONDS
+        await backend.mend()
+    assert (refused.call_count, answered.call_count) == (2, 2)
