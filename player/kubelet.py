@@ -16,14 +16,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
 
 from player import cgroups, images
-from player.apiclient import JSON
+from player.apiclient import JSON, ApiError
 
 if TYPE_CHECKING:
     from player.apiclient import ApiClient
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 LAUNCH = Path(__file__).with_name("launch.py")
 VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 DOMAIN = "cluster.local"
+# How long a node's reads for a pod just bound to it may wait for the node authorizer.
+NODE_GRAPH_SECONDS = 60.0
+T = TypeVar("T")
 
 
 class Node(Protocol):
@@ -154,10 +158,34 @@ class Pod:
         return int(self.name.rsplit("-", 1)[1])
 
     # --- volumes and environment ---------------------------------------------------------
+    def _as_node(self, call: Callable[[], T], what: str) -> T:
+        """``call`` with the node's rights. The API server's node authorizer learns what
+        a pod refers to from its informers, a moment after the pod is bound here: until
+        then it refuses the node ("no relationship found"), and the kubelet's volume
+        manager tries the mount again, as here, for up to NODE_GRAPH_SECONDS."""
+        deadline = time.monotonic() + NODE_GRAPH_SECONDS
+        refused = 0
+        while True:
+            try:
+                found = call()
+            except ApiError as exc:
+                if exc.status != 403 or "no relationship found" not in exc.message \
+                        or self.terminating or time.monotonic() >= deadline:
+                    raise
+                refused += 1
+                time.sleep(0.2)  # the volume manager's retry
+                continue
+            if refused:
+                self._note(f"{what}: refused {refused} times until the node authorizer "
+                           "saw the pod")
+            return found
+
     def _object(self, resource: str, name: str) -> JSON:
         """A ConfigMap, Secret, PVC or PV the pod refers to, read with the node's rights."""
         namespace = None if resource == "persistentvolumes" else self.namespace
-        found = self.node.api.get("v1", resource, name, namespace=namespace)
+        found = self._as_node(lambda: self.node.api.get("v1", resource, name,
+                                                        namespace=namespace),
+                              f"{resource[:-1]} {name}")
         if found is None:
             raise images.ImageError(f"{resource[:-1]} {name} not found")
         return found
@@ -239,10 +267,11 @@ class Pod:
                       "expirationSeconds": int(source.get("expirationSeconds", 3607))}
         if source.get("audience"):
             spec["audiences"] = [source["audience"]]
-        answer = self.node.api.create(
+        answer = self._as_node(lambda: self.node.api.create(
             "v1", "serviceaccounts", {"apiVersion": "authentication.k8s.io/v1",
                                       "kind": "TokenRequest", "spec": spec},
-            namespace=self.namespace, name=account, subresource="token")
+            namespace=self.namespace, name=account, subresource="token"),
+            f"token for {account}")
         return str(answer["status"]["token"])
 
     def _fields(self) -> dict[str, str]:
