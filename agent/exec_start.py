@@ -134,14 +134,14 @@ class ExecStarter:
         last = self.backend.last_status
         said = last.why() if last is not None else "status failed"
         hooks = self.backend.hooks
+        if hooks.hooks.stop is None:  # known without asking the peers
+            self._say("running", f"status has answered failed for {failed_for:.0f} s "
+                                 f"({said}); not restarted: no stop hook")
+            return False
         primaries = await self.find_primaries()
         if not primaries:
             self._say("running", f"status has answered failed for {failed_for:.0f} s "
                                  f"({said}); not restarted: no other pod runs as primary")
-            return False
-        if hooks.hooks.stop is None:
-            self._say("running", f"status has answered failed for {failed_for:.0f} s "
-                                 f"({said}); not restarted: no stop hook")
             return False
         reason = (f"status has answered failed for {failed_for:.0f} s ({said}) while "
                   f"{', '.join(primaries)} run as primary: stopping the node to join again")

@@ -224,3 +224,25 @@ async def test_a_status_that_cannot_answer_never_restarts(tmp_path: Path) -> Non
     for _ in range(exec_.threshold):
         await exec_.status()
     assert exec_.role == "failed" and exec_.failed_since is None
+
+
+async def test_a_stuck_node_without_a_stop_hook_is_left_alone_without_asking(
+        tmp_path: Path) -> None:
+    clock = [0.0]
+    exec_ = stuck_backend(tmp_path, clock)
+    exec_.hooks.hooks = exec_.hooks.hooks.model_copy(update={"stop": None})
+    asked: list[str] = []
+
+    async def find() -> list[str]:
+        asked.append("primaries")
+        return ["p"]
+
+    start = ExecStarter(exec_, tmp_path / "out", find_primaries=find, leaving=lambda: False,
+                        retry_seconds=0.05, restart_failed_seconds=30)
+    assert await start.attempt(None)
+    (tmp_path / STUCK).touch()
+    await fail_for(exec_, clock, 31)
+    asked.clear()
+    assert await start.attempt(None)
+    assert asked == [] and "not restarted: no stop hook" in start.reason
+    assert calls(tmp_path) == ["primary p"] and start.restarts == 0
