@@ -125,14 +125,15 @@ def moved(agent_self: Any) -> Moved | None:
             or not isinstance(text, str) or own is None:
         return None
     servers = dict(_RAFT_SERVER.findall(text))
-    listed = servers.get(str(config.get("NodeID")))
+    self_id = str(config.get("NodeID"))
+    listed = servers.get(self_id)
     port = member.get("Port")
     if listed is None or listed == own or not isinstance(port, int) \
             or isinstance(port, bool) or port <= 0:
         return None
     join = []
     for server_id, address in sorted(servers.items()):
-        if server_id == config.get("NodeID"):
+        if server_id == self_id:
             continue
         try:
             host, _ = parse_host_port(address, 8300)
