@@ -13,6 +13,18 @@ from player.proc import Proc
 from player.wait import wait_until
 
 
+class NotReady(Exception):
+    """/readyz answered, and not 200."""
+
+
+def _failing(body: Any) -> Any:
+    """The failing checks' reasons of a /readyz body, else the body itself."""
+    try:
+        return [c["reason"] for c in body["checks"] if not c["ok"]]
+    except (KeyError, TypeError):
+        return body
+
+
 class Sidecar:
     """One agent sidecar listening on ``ip:port`` and reading ``store_url``."""
 
@@ -75,7 +87,13 @@ class Sidecar:
         return [c["reason"] for c in body["checks"] if not c["ok"]]
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        wait_until(lambda: self.readyz()[0] == 200, what=f"{self.name} ready", timeout=timeout)
+        def ready() -> bool:
+            status, body = self.readyz()
+            if status != 200:  # a timeout then names the last reasons, not just "False"
+                raise NotReady(f"/readyz {status}: {_failing(body)}")
+            return True
+
+        wait_until(ready, what=f"{self.name} ready", timeout=timeout)
 
     def wait_reason(self, fragment: str, timeout: float = 30.0) -> list[str]:
         """Wait until /readyz is 503 with a reason containing ``fragment``."""

@@ -18,6 +18,17 @@ pytestmark = pytest.mark.e2e
 RBAC = "rbac.authorization.k8s.io/v1"
 
 
+def repaired_event(cluster: StatefulSetPlayer) -> list[str]:
+    """The agent's Event reasons once the repair's Event is there: the sidecar posts it
+    after it has seen the removal in the leader's view, so the store can show the member
+    gone a moment before the Event exists."""
+    def posted() -> list[str] | None:
+        reasons = cluster.event_reasons()
+        return reasons if "StaleMemberRemoved" in reasons else None
+
+    return wait_until(posted, what="the StaleMemberRemoved Event", timeout=30)
+
+
 @pytest.mark.parametrize("cluster", raft_stores(), indirect=True)
 def test_a_pod_that_could_not_read_the_api_at_its_leave_is_repaired(
         cluster: StatefulSetPlayer) -> None:
@@ -45,7 +56,7 @@ def test_a_pod_that_could_not_read_the_api_at_its_leave_is_repaired(
                    timeout=90)
     finally:
         writer.stop()
-    reasons = cluster.event_reasons()
+    reasons = repaired_event(cluster)
     assert reasons.count("StaleMemberRemoved") == 1, reasons
     assert "MemberRemoved" not in reasons
     assert writer.acknowledged
@@ -82,7 +93,7 @@ def test_a_consul_server_back_without_its_volume_has_its_old_entry_removed(
     assert after["consul-0"] == before["consul-0"] and after["consul-1"] == before["consul-1"]
     assert after["consul-2"] != before["consul-2"]
     assert all(m["voter"] for m in cluster.members())
-    reasons = cluster.event_reasons()
+    reasons = repaired_event(cluster)
     assert reasons.count("StaleMemberRemoved") == 1, reasons
     assert writer.lost(leader_url(cluster)) == []
     assert_linearizable(writer)
