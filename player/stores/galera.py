@@ -143,14 +143,14 @@ class GaleraKv(Kv):
 
 
 def render_config(ip: str, name: str, cluster_address: str, *, new_cluster: bool,
-                  statefulset: str = "galera") -> str:
+                  statefulset: str = "galera", donors: str = "") -> str:
     """The k8s example's galera.cnf.j2 with the variables init gives it."""
     template = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(
         (TEMPLATES / "galera.cnf.j2").read_text())
     return template.render(
         pod_ip=ip, pod_name=name, statefulset=statefulset,
         galera_cluster_address=cluster_address, galera_new_cluster=new_cluster,
-        galera_reason="started by the test harness",
+        galera_reason="started by the test harness", galera_donors=donors,
         vars={"buffer_pool": "32M", "gcache_size": "16M"})
 
 

@@ -71,9 +71,10 @@ class Credentials:
 
 async def wsrep_status(endpoint: Endpoint, credentials: Credentials, *,
                        timeout_seconds: float) -> dict[str, str]:
-    """``SHOW GLOBAL STATUS LIKE 'wsrep_%'`` at ``endpoint``, within ``timeout_seconds``.
-    BackendUnavailable: no answer (not running, refused, timed out, a joiner during a
-    full copy has no SQL socket); BackendError: denied or not a MySQL server."""
+    """The ``wsrep_%`` variables and ``Uptime`` of ``SHOW GLOBAL STATUS`` at ``endpoint``,
+    within ``timeout_seconds``. BackendUnavailable: no answer (not running, refused, timed
+    out, a joiner during a full copy has no SQL socket); BackendError: denied or not a
+    MySQL server."""
     import aiomysql
     import pymysql
 
@@ -87,7 +88,8 @@ async def wsrep_status(endpoint: Endpoint, credentials: Credentials, *,
                 connect_timeout=timeout_seconds, autocommit=True, program_name="sts-agent")
             try:
                 async with connection.cursor() as cursor:
-                    await cursor.execute("SHOW GLOBAL STATUS LIKE 'wsrep\\_%'")
+                    await cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name "
+                                         "LIKE 'wsrep\\_%' OR Variable_name = 'Uptime'")
                     rows = await cursor.fetchall()
             finally:
                 await connection.ensure_closed()  # says goodbye (COM_QUIT), then closes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,29 @@ log = structlog.get_logger("agent.galera")
 
 RECOVERY_LOG = "sts-agent-wsrep-recovery.log"
 RECOVERY_TIMEOUT_SECONDS = 120.0  # InnoDB crash recovery of a large redo log
+
+
+def donors(running: Mapping[int, Mapping[str, str]], statefulset: str) -> str:
+    """``wsrep_sst_donor`` for a joiner: the Primary peers that are Synced, the longest
+    running first, then any node (the trailing comma); "" when none is Synced.
+
+    The longest running peer has the widest gcache, so it can most often send an
+    incremental transfer; a peer that has only just caught up itself is the last choice
+    (galera 26.4.23, Debian 12's, can send an IST from one that lacks the last write
+    set, MDEV-36621, and the joiner then stays out of the Primary component)."""
+    def uptime(status: Mapping[str, str]) -> int:
+        try:
+            return int(status.get("Uptime", "0"))
+        except ValueError:
+            return 0
+
+    synced = [(uptime(status), ordinal) for ordinal, status in running.items()
+              if status.get("wsrep_cluster_status") == "Primary"
+              and status.get("wsrep_local_state_comment") == "Synced"]
+    if not synced:
+        return ""
+    ordered = sorted(synced, key=lambda pair: (-pair[0], pair[1]))
+    return "".join(f"{statefulset}-{ordinal}," for _, ordinal in ordered)
 
 
 class GaleraPrestart(PrestartBase):
@@ -193,9 +216,10 @@ class GaleraPrestart(PrestartBase):
                                "once the cluster is up")
 
         refusal: str | None = None
+        donor = ""
 
         async def attempt() -> Done[tuple[str, Choice | None]] | Pending:
-            nonlocal current, expected, refusal
+            nonlocal current, expected, refusal, donor
             if expected is None:
                 try:
                     expected = await self.kept_ordinals()
@@ -206,6 +230,7 @@ class GaleraPrestart(PrestartBase):
             ordinals = sorted({*expected, *(p.ordinal for p in current)})
             running = await self.running_peers(ordinals, current)
             if any(s.get("wsrep_cluster_status") == "Primary" for s in running.values()):
+                donor = donors(running, self.pod.statefulset)
                 return Done(("join", None))
             if running and force is None:
                 # A member kept running outside any Primary component (its peers died).
@@ -260,7 +285,8 @@ class GaleraPrestart(PrestartBase):
                 write_atomically(self.data_dir / "grastate.dat", wanted.text())
         log.info("galera_plan", state=state, reason=choice.reason if choice else
                  "a peer is in a Primary component", node=self.pod.name,
-                 start_position=str(position) if position and position.known else None)
+                 start_position=str(position) if position and position.known else None,
+                 donors=donor or None)
         hosts = [host for o in sorted({*(expected or ()), *(p.ordinal for p in current)})
                  if (host := self.host(o, current)) is not None]
         return {
@@ -272,4 +298,5 @@ class GaleraPrestart(PrestartBase):
             "galera_cluster_address": "gcomm://" + ",".join(
                 f"{h}:{self.peer_port}" for h in hosts),
             "galera_node_address": self.host(self.pod.ordinal, current) or "",
+            "galera_donors": donor,
         }

@@ -14,7 +14,8 @@ from agent.discovery import ServiceNames
 from agent.errors import BackendError
 from agent.identity import PodIdentity
 from agent.stores.galera.position import GraState, Position
-from agent.stores.galera.prestart import GaleraPrestart
+from agent.stores.galera.prestart import GaleraPrestart, donors
+from player.stores.galera import render_config
 
 X = "e955b900-ee63-11f1-bd7e-467014377b0a"
 CRASHED = GraState(X, -1, False).text()
@@ -106,3 +107,37 @@ async def test_parallel_pods_are_required(tmp_path: Path, monkeypatch: pytest.Mo
         assert caught.value.exit_code == 2
     else:
         assert await work.kept_ordinals() == range(1, 4)
+
+
+def synced(uptime: str) -> dict[str, str]:
+    return {"wsrep_cluster_status": "Primary", "wsrep_local_state_comment": "Synced",
+            "Uptime": uptime}
+
+
+def test_the_longest_running_synced_peer_is_the_donor_first() -> None:
+    """A peer that has only just caught up (small Uptime) comes after the one that ran
+    longest; a joiner or a donor is not named; any node is still the last resort."""
+    running = {0: synced("40"), 1: synced("3000"),
+               2: {**synced("9000"), "wsrep_local_state_comment": "Joined"},
+               4: {**synced("9000"), "wsrep_cluster_status": "non-Primary"}}
+    assert donors(running, "galera") == "galera-1,galera-0,"
+
+
+def test_no_synced_peer_names_no_donor() -> None:
+    assert donors({}, "galera") == ""
+    assert donors({0: {**synced("5"), "wsrep_local_state_comment": "Donor/Desynced"}},
+                  "galera") == ""
+
+
+def test_an_unreadable_uptime_counts_as_just_started() -> None:
+    assert donors({0: synced("soon"), 1: synced("7")}, "db") == "db-1,db-0,"
+
+
+@pytest.mark.parametrize(("given", "line"), [
+    ("galera-1,galera-0,", "wsrep_sst_donor = galera-1,galera-0,"), ("", None)])
+def test_the_config_names_the_donors_only_when_there_are_some(given: str,
+                                                             line: str | None) -> None:
+    text = render_config("10.0.0.3", "galera-2", "gcomm://10.0.0.1:4567", new_cluster=False,
+                         donors=given)
+    found = [x for x in text.splitlines() if x.startswith("wsrep_sst_donor")]
+    assert found == ([line] if line else [])
