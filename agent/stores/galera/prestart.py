@@ -46,29 +46,33 @@ log = structlog.get_logger("agent.galera")
 
 RECOVERY_LOG = "sts-agent-wsrep-recovery.log"
 RECOVERY_TIMEOUT_SECONDS = 120.0  # InnoDB crash recovery of a large redo log
+# A peer named as a donor has run this long: well past its own state transfer.
+DONOR_SETTLED_SECONDS = 30
 
 
 def donors(running: Mapping[int, Mapping[str, str]], statefulset: str) -> str:
-    """``wsrep_sst_donor`` for a joiner: the Primary peers that are Synced, the longest
-    running first, then any node (the trailing comma); "" when none is Synced.
+    """``wsrep_sst_donor`` for a joiner: the Synced Primary peers that have run for
+    ``DONOR_SETTLED_SECONDS``, the longest running first (when none has, the longest
+    running one), then any node (the trailing comma); "" when no peer is Synced.
 
-    The longest running peer has the widest gcache, so it can most often send an
-    incremental transfer; a peer that has only just caught up itself is the last choice
-    (galera 26.4.23, Debian 12's, can send an IST from one that lacks the last write
-    set, MDEV-36621, and the joiner then stays out of the Primary component)."""
+    Among the nodes able to send an IST Galera takes the one with the shortest gcache:
+    with no list, that is a peer that has only just caught up itself, and galera
+    26.4.23 (Debian 12's) can send an IST from one that lacks the last write set
+    (MDEV-36621); the joiner then stays out of the Primary component. The trailing
+    comma keeps a way in when every named peer is gone: the rendered config outlives
+    them (a container restart does not run init again)."""
     def uptime(status: Mapping[str, str]) -> int:
         try:
             return int(status.get("Uptime", "0"))
         except ValueError:
             return 0
 
-    synced = [(uptime(status), ordinal) for ordinal, status in running.items()
-              if status.get("wsrep_cluster_status") == "Primary"
-              and status.get("wsrep_local_state_comment") == "Synced"]
-    if not synced:
-        return ""
-    ordered = sorted(synced, key=lambda pair: (-pair[0], pair[1]))
-    return "".join(f"{statefulset}-{ordinal}," for _, ordinal in ordered)
+    synced = sorted(((uptime(status), ordinal) for ordinal, status in running.items()
+                     if status.get("wsrep_cluster_status") == "Primary"
+                     and status.get("wsrep_local_state_comment") == "Synced"),
+                    key=lambda pair: (-pair[0], pair[1]))
+    settled = [pair for pair in synced if pair[0] >= DONOR_SETTLED_SECONDS] or synced[:1]
+    return "".join(f"{statefulset}-{ordinal}," for _, ordinal in settled)
 
 
 class GaleraPrestart(PrestartBase):

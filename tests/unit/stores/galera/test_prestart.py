@@ -114,23 +114,30 @@ def synced(uptime: str) -> dict[str, str]:
             "Uptime": uptime}
 
 
-def test_the_longest_running_synced_peer_is_the_donor_first() -> None:
-    """A peer that has only just caught up (small Uptime) comes after the one that ran
-    longest; a joiner or a donor is not named; any node is still the last resort."""
-    running = {0: synced("40"), 1: synced("3000"),
+def test_the_donors_are_the_settled_synced_peers_the_longest_running_first() -> None:
+    """A peer that has only just caught up (Uptime under 30 s) is not named while a
+    settled one is; nor a joiner, a donor or a node outside the Primary component; the
+    trailing comma lets Galera take another only when none of them can."""
+    running = {0: synced("40"), 1: synced("3000"), 3: synced("12"),
                2: {**synced("9000"), "wsrep_local_state_comment": "Joined"},
                4: {**synced("9000"), "wsrep_cluster_status": "non-Primary"}}
     assert donors(running, "galera") == "galera-1,galera-0,"
 
 
+def test_with_no_settled_peer_the_longest_running_alone_is_named() -> None:
+    """After a whole-cluster outage every peer has just started: the seed, up longest,
+    is the donor, not a joiner that has only just caught up from it."""
+    assert donors({0: synced("9"), 2: synced("21"), 1: synced("3")}, "galera") == "galera-2,"
+
+
 def test_no_synced_peer_names_no_donor() -> None:
     assert donors({}, "galera") == ""
-    assert donors({0: {**synced("5"), "wsrep_local_state_comment": "Donor/Desynced"}},
+    assert donors({0: {**synced("50"), "wsrep_local_state_comment": "Donor/Desynced"}},
                   "galera") == ""
 
 
 def test_an_unreadable_uptime_counts_as_just_started() -> None:
-    assert donors({0: synced("soon"), 1: synced("7")}, "db") == "db-1,db-0,"
+    assert donors({0: synced("soon"), 1: synced("70")}, "db") == "db-1,"
 
 
 @pytest.mark.parametrize(("given", "line"), [
