@@ -213,9 +213,11 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
         if repairer is not None:
             tasks.append(asyncio.create_task(guarded("repair", repairer.run(stop)),
                                              name="repair"))
+        start_task = None
         if starter is not None:
-            tasks.append(asyncio.create_task(guarded("exec_start", starter.run(stop)),
-                                             name="exec_start"))
+            start_task = asyncio.create_task(guarded("exec_start", starter.run(stop)),
+                                             name="exec_start")
+            tasks.append(start_task)
         exit_code = 0
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -225,6 +227,12 @@ async def run_sidecar(settings: Settings, *, stop: asyncio.Event | None = None,
         finally:
             stop.set()
             stopping = loop.time()
+            if start_task is not None:
+                # A start hook still running as the pod ends would start its store after
+                # whatever comes next (the leave's stop hook, the terminate below) and
+                # leave it running: let the attempt end first, within half the grace.
+                await asyncio.wait(
+                    {start_task}, timeout=settings.termination_grace_period_seconds / 2)
             if signalled and signal.SIGTERM in signalled:
                 # A classic sidecar learns of the pod's end only from SIGTERM: same
                 # procedure as POST /leave (and a no-op if that already ran).
