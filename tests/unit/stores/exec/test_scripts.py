@@ -36,7 +36,8 @@ exec awk '/^\[/ { on = ($0 == "[mysqld]"); next }
     }' "$file"
 """
 # Each fake records its arguments, one call a line, each argument ended by \037.
-# mariadbd: --fake-daemon runs as a "mariadbd" until killed; --wsrep-recover appends
+# mariadbd: --fake-daemon runs as a "mariadbd" until killed (SIGTERM ignored with
+# $FAKE_DIR/ignore-term, as a hung shutdown); --wsrep-recover appends
 # $FAKE_DIR/recover-output to its --log-error file; a server started by seed or start
 # writes its pid to $FAKE_DIR/server.pid, prints $FAKE_DIR/server-output and runs until
 # killed, or exits 1 when that file exists. With $FAKE_DIR/server-late, the server runs as
@@ -47,7 +48,10 @@ if [ -f "$FAKE_DIR/server-late" ] && [ -z "${FAKE_LATE:-}" ]; then
     FAKE_LATE=yes exec sh "$0" "$@"
 fi
 { printf '%s\037' "$@"; echo; } >>"$FAKE_DIR/mariadbd.calls"
-case "${1:-}" in --fake-daemon) while :; do sleep 0.1; done ;; esac
+if [ "${1:-}" = --fake-daemon ]; then
+    if [ -f "$FAKE_DIR/ignore-term" ]; then trap '' TERM; fi
+    while :; do sleep 0.1; done
+fi
 log=""
 recover=""
 for arg; do
@@ -293,6 +297,25 @@ def test_a_failing_status_query_is_an_error(node: Node, daemon: int) -> None:
 
 def test_stop_when_not_running_succeeds(node: Node) -> None:
     assert node.hook("stop").returncode == 0
+
+
+def test_a_mariadbd_whose_shutdown_hangs_is_killed(node: Node) -> None:
+    """A start refuses while the old mariadbd runs, so a stop that only gave up would
+    leave the node stopped for good: past the wait, it is killed (and stop still fails)."""
+    node.env["GALERA_STOP_TIMEOUT"] = "1"
+    (node.fake / "ignore-term").touch()
+    (node.fake / "ping-rc").write_text("1")  # mariadb-admin shutdown fails: SIGTERM follows
+    hung = subprocess.Popen([str(node.bin / "mariadbd"), "--fake-daemon"], env=node.env)
+    try:
+        node.run.mkdir(parents=True, exist_ok=True)
+        (node.run / "mysqld.pid").write_text(f"{hung.pid}\n")
+        result = node.hook("stop")
+        assert result.returncode == 1, result.stderr
+        assert "still running after 1s: killing it" in result.stderr
+        assert hung.wait(timeout=TIMEOUT) == -signal.SIGKILL
+    finally:
+        hung.kill()
+        hung.wait(timeout=TIMEOUT)
 
 
 def test_start_needs_a_primary(node: Node) -> None:
