@@ -17,12 +17,9 @@ class NotReady(Exception):
     """/readyz answered, and not 200."""
 
 
-def _failing(body: Any) -> Any:
-    """The failing checks' reasons of a /readyz body, else the body itself."""
-    try:
-        return [c["reason"] for c in body["checks"] if not c["ok"]]
-    except (KeyError, TypeError):
-        return body
+def failing(body: Any) -> list[str]:
+    """The failing checks' reasons of a /readyz body."""
+    return [c["reason"] for c in body["checks"] if not c["ok"]]
 
 
 class Sidecar:
@@ -84,13 +81,17 @@ class Sidecar:
 
     def reasons(self) -> list[str]:
         _, body = self.readyz()
-        return [c["reason"] for c in body["checks"] if not c["ok"]]
+        return failing(body)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         def ready() -> bool:
             status, body = self.readyz()
             if status != 200:  # a timeout then names the last reasons, not just "False"
-                raise NotReady(f"/readyz {status}: {_failing(body)}")
+                try:
+                    said: Any = failing(body)
+                except (KeyError, TypeError):
+                    said = body
+                raise NotReady(f"/readyz {status}: {said}")
             return True
 
         wait_until(ready, what=f"{self.name} ready", timeout=timeout)
