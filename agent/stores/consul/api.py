@@ -221,23 +221,30 @@ class ConsulBackend:
     async def view(self, api_url: str | None = None) -> ClusterView:
         base = api_url or self.base_url
         own = base.rstrip("/") == self.base_url
-        rest = asyncio.gather(
-            self._get(base, "/v1/operator/raft/configuration?stale"),
-            self._get(base, "/v1/operator/autopilot/health", accept=(429,)),
-            return_exceptions=True)
-        try:
-            agent_self = await self._get(base, "/v1/agent/self")
-        except BaseException:
-            rest.cancel()
-            raise
+        agent_self: Any
+        configuration: Any
+        health: Any
         if own:
             # Back on a new address, the server answers the configuration (stale or not)
-            # and its health only after Consul's RPC hold timeout, past the poll's budget.
+            # and its health only after Consul's RPC hold timeout, past the poll's budget:
+            # they are asked only once agent/self shows it is not, never to be dropped
+            # unanswered every poll.
+            agent_self = await self._get(base, "/v1/agent/self")
             self._moved = moved(agent_self)
             if self._moved is not None:
-                rest.cancel()
                 raise BackendUnavailable(self._moved.why())
-        configuration, health = await rest
+            configuration, health = await asyncio.gather(
+                self._get(base, "/v1/operator/raft/configuration?stale"),
+                self._get(base, "/v1/operator/autopilot/health", accept=(429,)),
+                return_exceptions=True)
+        else:
+            agent_self, configuration, health = await asyncio.gather(
+                self._get(base, "/v1/agent/self"),
+                self._get(base, "/v1/operator/raft/configuration?stale"),
+                self._get(base, "/v1/operator/autopilot/health", accept=(429,)),
+                return_exceptions=True)
+            if isinstance(agent_self, BaseException):
+                raise agent_self
         if isinstance(configuration, BaseException):
             raise configuration
         if isinstance(health, BaseException):
