@@ -60,12 +60,17 @@ def parse_status(payload: Any) -> dict[str, Any]:
                        voter=raw.get("suffrage", "Voter") == "Voter")
             )
     build = payload.get("build") if isinstance(payload.get("build"), dict) else {}
+    # hashicorp/raft's index of the latest configuration entry, committed or not: a
+    # leader takes a configuration as its own when it appends it.
+    latest = raft.get("latest_configuration_index")
     return {
         "self_id": str(need(store, "node_id", f"{what} store", str)),
         "leader_id": str(leader_id) if leader_id else None,
         "applied_index": as_int(need(raft, "applied_index", f"{what} raft"), f"{what} applied"),
         "commit_index": as_int(need(raft, "commit_index", f"{what} raft"), f"{what} commit"),
         "configuration": tuple(configuration),
+        "configuration_index": None if latest is None
+        else as_int(latest, f"{what} latest_configuration_index"),
         "version": str(build.get("version")) if build.get("version") else None,
     }
 
@@ -129,6 +134,18 @@ class RqliteBackend:
                                f"{response.status_code}: rqlite 8.43 or later has one)")
         answered(response, "rqlite", f"moving leadership to {target_id}",
                  needs="the agent's user needs the 'leader-ops' permission")
+
+    async def uncommitted_configuration(self, leader_url: str) -> str | None:
+        """Why the leader's configuration is not yet to be trusted, or None: a leader
+        lists the servers of a change it has appended but not yet committed (a removal
+        sent to a leader that had lost its quorum, say); should it lose its leadership
+        before the commit, the next leader may list them as before."""
+        status = parse_status(await self._get(leader_url, "/status"))
+        latest, commit = status["configuration_index"], status["commit_index"]
+        if latest is not None and latest > commit:
+            return (f"the leader's configuration (index {latest}) is not committed yet "
+                    f"(commit index {commit})")
+        return None
 
     async def view(self, api_url: str | None = None) -> ClusterView:
         base = api_url or self.base_url

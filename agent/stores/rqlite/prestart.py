@@ -72,6 +72,14 @@ class RqlitePrestart(PrestartBase):
                 for (ordinal, url), view in zip(asked, views, strict=True)
                 if isinstance(view, ClusterView)}
 
+    async def uncommitted(self, leader_url: str) -> str | None:
+        """Why the leader's configuration cannot be trusted yet (see the API's), or None;
+        an unreadable answer is one more reason to wait."""
+        try:
+            return await self.backend.uncommitted_configuration(leader_url)
+        except AgentError as exc:
+            return f"the leader's configuration index unreadable: {exc.message}"
+
     def has_state(self) -> bool:
         data_dir = self.settings.data_dir
         return data_dir is not None and (data_dir / "raft.db").exists()
@@ -118,6 +126,11 @@ class RqlitePrestart(PrestartBase):
             if plan.state == "join":
                 members = [m for m in view.members if m.id not in plan.remove]
                 obstacle = quorum_for_add(members, await answering(self.backend.view, members))
+                if obstacle is None:
+                    # This node starts with no entry of its own only once the change that
+                    # dropped it is committed: a later leader could list it again, and
+                    # rqlited's join would then take it back as that old voter, no log.
+                    obstacle = await self.uncommitted(leader_url)
                 if obstacle is not None:
                     return Pending(obstacle)
             return Done(plan)

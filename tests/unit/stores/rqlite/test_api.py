@@ -176,3 +176,27 @@ async def test_transfer_leadership_refusals(status: int, error: type[Exception],
         with pytest.raises(error, match=match):
             await RqliteBackend(client, URL).transfer_leadership(leader_url=URL,
                                                                  target_id="rqlite-0")
+
+
+def test_configuration_index_is_read_when_rqlite_gives_it() -> None:
+    assert parse_status(STATUS_843)["configuration_index"] == 3
+    assert parse_status(STATUS)["configuration_index"] is None  # rqlite 8.36 omits it
+    raft = {**STATUS_843["store"]["raft"], "latest_configuration_index": "x"}
+    with pytest.raises(BackendError, match="latest_configuration_index"):
+        parse_status({**STATUS_843, "store": {**STATUS_843["store"], "raft": raft}})
+
+
+@respx.mock
+@pytest.mark.parametrize(("latest", "commit", "pending"), [
+    (3, 5, False), (5, 5, False), (6, 5, True), (None, 5, False)])
+async def test_an_uncommitted_configuration_is_named(latest: int | None, commit: int,
+                                                     pending: bool) -> None:
+    raft = {**STATUS_843["store"]["raft"], "latest_configuration_index": latest,
+            "commit_index": commit}
+    respx.get(f"{URL}/status").respond(
+        json={**STATUS_843, "store": {**STATUS_843["store"], "raft": raft}})
+    async with httpx.AsyncClient() as client:
+        why = await RqliteBackend(client, URL).uncommitted_configuration(URL)
+    assert (why is not None) == pending
+    if pending:
+        assert why == "the leader's configuration (index 6) is not committed yet (commit index 5)"
