@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup lint unit integration test demo soak bench docs clean
+.PHONY: setup lint unit integration test flake demo soak bench docs clean
 
 setup:
 	@bash scripts/setup.sh
@@ -23,7 +23,14 @@ integration: setup
 # time is waiting on real stores, so two share the two cores well).
 WORKERS ?= 2
 test: setup lint
-	$(PY) -m pytest -n $(WORKERS) --dist worksteal tests
+	$(PY) -m pytest -n $(WORKERS) --dist worksteal --durations=25 tests
+
+# Find flaky tests: TESTS (pytest arguments; default the timing-sensitive modules) run RUNS
+# times in a row, beside a CPU burner on one core with BURN=1; each failure is reported
+# with its run's hash seed and log (.flake/<time>/).
+RUNS ?= 3
+flake: setup
+	$(PY) scripts/flake.py --runs $(RUNS) $(if $(BURN),--burn) $(TESTS)
 
 demo: setup
 	$(PY) -m player.demo
