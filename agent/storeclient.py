@@ -43,7 +43,8 @@ class CompletingTransport(httpx.AsyncBaseTransport):
     async def _complete(self, request: httpx.Request) -> httpx.Response:
         response = await self._inner.handle_async_request(request)
         try:
-            content = await response.aread()
+            # As sent (gzip stays gzip): the client decodes it by the headers kept.
+            content = b"".join([chunk async for chunk in response.aiter_raw()])
         finally:
             await response.aclose()
         return httpx.Response(response.status_code, headers=response.headers,

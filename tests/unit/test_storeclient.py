@@ -25,9 +25,15 @@ async def store() -> AsyncIterator[str]:
     async def ok(_: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
+    async def gzipped(_: web.Request) -> web.Response:  # as Consul answers agent/self
+        response = web.json_response({"big": "x" * 2000})
+        response.enable_compression(web.ContentCoding.gzip)
+        return response
+
     app = web.Application()
     app.router.add_get("/hang", hang)
     app.router.add_get("/ok", ok)
+    app.router.add_get("/gzipped", gzipped)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     with socket.socket() as probe:
@@ -80,6 +86,9 @@ async def test_the_response_is_read_whole_and_kept() -> None:
         assert response.headers["content-type"].startswith("application/json")
         assert response.json() == {"ok": True}
         assert response.http_version == "HTTP/1.1"
+        response = await client.get(f"{url}/gzipped", headers={"Accept-Encoding": "gzip"})
+        assert response.headers["content-encoding"] == "gzip"
+        assert response.json() == {"big": "x" * 2000}
 
 
 async def test_a_failure_reaches_the_caller_still_waiting() -> None:
