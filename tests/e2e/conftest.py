@@ -24,6 +24,13 @@ ROOT = Path(__file__).resolve().parents[2]
 # spend less time waiting (and every scenario runs with a repair that would act within
 # seconds on a wrong reading); everything else is the manifests' own.
 FAST = {"AGENT_POLL_INTERVAL_SECONDS": "0.5", "AGENT_REPAIR_AFTER_SECONDS": "10"}
+# The membership a ready pod's sidecar reports (StatefulSetPlayer.members) is the leader's
+# view as of that sidecar's last poll (FAST: every 0.5 s), so right after another pod
+# turned Ready it may not yet show what that pod already sees (its join, its promotion to
+# voter). Waits for it to follow: one poll, or an election (1 s in every example: etcd's
+# and rqlite's election timeout, Consul's raft_multiplier 1) and a poll after it, many
+# times over on a loaded two-core host.
+VIEW_SETTLE_SECONDS = 30.0
 
 
 def require_player() -> None:

@@ -14,8 +14,8 @@ from player.controlplane import ControlPlane
 from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import writer_for
-from tests.e2e.conftest import ROOT, played
-from tests.e2e.test_statefulset import leader_url, names, pods
+from tests.e2e.conftest import ROOT, VIEW_SETTLE_SECONDS, played
+from tests.e2e.test_statefulset import leader_url, names, pods, wait_voting_members
 
 pytestmark = pytest.mark.e2e
 
@@ -60,8 +60,12 @@ def test_partitioned_rollout_drain_and_a_scale_down_undone(cluster: StatefulSetP
         keeps(cluster, before, "after the whole rollout")
 
         # A drain: the Eviction API takes one pod; the PDB refuses a second until the
-        # first is back and Ready, as `kubectl drain` finds it.
-        assert cluster.evict(0)[0] == 201
+        # first is back and Ready, as `kubectl drain` finds it. The PDB's
+        # disruptionsAllowed is the disruption controller's count, made after it sees the
+        # rollout's last pod Ready: until then the first eviction is refused too.
+        wait_until(lambda: cluster.evict(0)[0] == 201, what="the PDB to allow evicting pod 0",
+                   timeout=60)
+        # The eviction took pod 0 out of disruptionsAllowed in the same request.
         refused, message = cluster.evict(1)
         assert refused == 429, message
         assert "disruption budget" in message, message
@@ -80,7 +84,7 @@ def test_partitioned_rollout_drain_and_a_scale_down_undone(cluster: StatefulSetP
         cluster.scale(5)
         wait_until(lambda: names(cluster) == pods(cluster), what="members = pods",
                    timeout=120)
-        assert all(m["voter"] for m in cluster.members())
+        wait_voting_members(cluster, "at five again")
     finally:
         writer.stop()
     print(f"FIGURE {cluster.name} rollout/drain/rescale: {len(writer.acknowledged)} writes "
@@ -109,8 +113,9 @@ def test_ordered_ready_waits_for_an_unready_pod_then_the_set_goes_and_returns(
                    what="the new StatefulSet counting the adopted pods", timeout=60)
         assert {o: p["metadata"]["uid"] for o, p in cluster.api_pods().items()} == uids
         cluster.scale(5)  # one pod at a time, each Ready before the next
-        before = identities(cluster)
-        assert len(before) == 5
+        # Pod 4 just turned Ready: the view asked may be a poll older than its join.
+        wait_until(lambda: len(identities(cluster)) == 5, what="five members",
+                   timeout=VIEW_SETTLE_SECONDS)
 
         # Pod 2 unready (cut off from its peers): scaled to 3, the controller waits.
         cluster.partition(2)

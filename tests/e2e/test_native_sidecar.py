@@ -16,7 +16,7 @@ from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import writer_for
 from tests.e2e.conftest import ROOT, played
-from tests.e2e.test_statefulset import leader_url, names, pods
+from tests.e2e.test_statefulset import leader_url, names, pods, wait_same_members
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +53,7 @@ def test_scale_down_removes_and_restart_keeps(native: StatefulSetPlayer) -> None
         native.delete_pod(1)  # a restart: the store's hook fires, the agent decides to stay
         native.wait_ready(1)
         assert hook_answers(restarted) == ["stayed"], restarted.events
-        assert {m["name"]: m["id"] for m in native.members()} == before
+        wait_same_members(native, before, "with pod 1 back")
         assert "MemberRemoved" not in native.event_reasons()
         leaving = native.pods[2]
         native.scale(2)  # the store's hook starts the leave; pod 2 is out before it goes

@@ -10,6 +10,7 @@ from agent.registry import STORES, raft_stores
 from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import Writer, writer_for
+from tests.e2e.conftest import VIEW_SETTLE_SECONDS
 from tests.integration.conftest import variants
 
 pytestmark = pytest.mark.e2e
@@ -21,6 +22,38 @@ def names(cluster: StatefulSetPlayer) -> list[str]:
 
 def pods(cluster: StatefulSetPlayer) -> list[str]:
     return sorted(p.name for p in cluster.pods.values())
+
+
+def wait_voting_members(cluster: StatefulSetPlayer, when: str) -> None:
+    """Wait until the membership a ready pod's sidecar reports is the pods played, every
+    member a voter: right after a pod turned Ready (joined, promoted) that view may be a
+    poll older than what the pod itself sees."""
+    def settled() -> bool:
+        members = cluster.members()
+        found = sorted(m["name"] for m in members)
+        not_voting = sorted(m["name"] for m in members if not m["voter"])
+        if found == pods(cluster) and not not_voting:
+            return True
+        raise AssertionError(f"members {found}, not voting {not_voting}, "
+                             f"pods {pods(cluster)}")
+
+    wait_until(settled, what=f"members = pods, every one a voter, {when}",
+               timeout=VIEW_SETTLE_SECONDS)
+
+
+def member_ids(cluster: StatefulSetPlayer) -> dict[str, str]:
+    """Member name -> member id, as a ready pod's sidecar has the leader's view."""
+    return {m["name"]: m["id"] for m in cluster.members()}
+
+
+def wait_same_members(cluster: StatefulSetPlayer, before: dict[str, str], when: str) -> None:
+    """Wait until the members are ``before`` (name -> id) again. Consul names a server by
+    its address: one back on a new address is "(unknown)" in the leader's configuration
+    until Consul takes the new one, which that pod's readiness waits for; the view asked
+    may be a poll older."""
+    wait_until(lambda: member_ids(cluster) == before,
+               what=f"the same members under the same ids {when}",
+               timeout=VIEW_SETTLE_SECONDS)
 
 
 def leader_url(cluster: StatefulSetPlayer) -> str:
@@ -42,8 +75,7 @@ def test_scale_up_and_down_with_a_writer(cluster: StatefulSetPlayer) -> None:
     writer = writer_for(cluster).start()
     try:
         cluster.scale(5)
-        assert names(cluster) == pods(cluster)
-        assert all(m["voter"] for m in cluster.members())
+        wait_voting_members(cluster, "at five")
         cluster.scale(3)  # Parallel: pods 3 and 4 leave at once
         wait_until(lambda: names(cluster) == pods(cluster), what="members = pods",
                    timeout=30)
@@ -59,13 +91,13 @@ def test_scale_up_and_down_with_a_writer(cluster: StatefulSetPlayer) -> None:
 @pytest.mark.parametrize("cluster", variants(raft_stores()), indirect=True)
 def test_rolling_restart_changes_no_membership(cluster: StatefulSetPlayer) -> None:
     cluster.start(3)
-    before = {m["name"]: m["id"] for m in cluster.members()}
+    before = member_ids(cluster)
     writer = writer_for(cluster).start()
     try:
         cluster.rolling_restart()
     finally:
         writer.stop()
-    assert {m["name"]: m["id"] for m in cluster.members()} == before
+    wait_same_members(cluster, before, "after the rolling restart")
     assert writer.lost(leader_url(cluster)) == []
     assert_linearizable(writer)
     assert "MemberRemoved" not in cluster.event_reasons()
@@ -73,10 +105,10 @@ def test_rolling_restart_changes_no_membership(cluster: StatefulSetPlayer) -> No
 
 def test_killed_pod_is_not_removed_and_returns(cluster: StatefulSetPlayer) -> None:
     cluster.start(3)
-    before = {m["name"]: m["id"] for m in cluster.members()}
+    before = member_ids(cluster)
     cluster.kill(1)  # SIGKILL, no preStop: the controller recreates it with its volume
     cluster.wait_ready(1)
-    assert {m["name"]: m["id"] for m in cluster.members()} == before
+    wait_same_members(cluster, before, "with pod 1 back")
 
 
 @pytest.mark.parametrize("cluster", variants(raft_stores()), indirect=True)
@@ -92,7 +124,7 @@ def test_scale_to_one_and_back_with_kept_volumes(cluster: StatefulSetPlayer) -> 
                    timeout=30)
     finally:
         writer.stop()
-    assert all(m["voter"] for m in cluster.members())
+    wait_voting_members(cluster, "with pods 1 and 2 back")
     assert writer.lost(leader_url(cluster)) == []
     assert_linearizable(writer)
 
@@ -109,7 +141,10 @@ def test_a_statefulset_starting_at_ordinal_one(cluster: StatefulSetPlayer) -> No
     writer = writer_for(cluster).start()
     try:
         cluster.scale(4)
-        assert names(cluster) == pods(cluster) == ["etcd-1", "etcd-2", "etcd-3", "etcd-4"]
+        # etcd-4 just turned Ready: the view asked may be a poll older than its join.
+        wait_until(lambda: names(cluster) == pods(cluster) == ["etcd-1", "etcd-2", "etcd-3",
+                                                               "etcd-4"],
+                   what="members = pods = etcd-1..etcd-4", timeout=VIEW_SETTLE_SECONDS)
         cluster.scale(3)
         wait_until(lambda: names(cluster) == pods(cluster), what="members = pods",
                    timeout=30)
@@ -128,7 +163,7 @@ def test_power_cut_with_one_volume_lost(cluster: StatefulSetPlayer) -> None:
     with an empty log: it waits until its peers are back with a leader, which drops
     the old entry, and joins anew, holding every write acknowledged before the cut."""
     cluster.start(3)
-    before = {m["name"]: m["id"] for m in cluster.members()}
+    before = member_ids(cluster)
     writer = writer_for(cluster).start()
     try:
         wait_until(lambda: len(writer.acknowledged) >= 20, what="20 acknowledged writes",
@@ -142,8 +177,9 @@ def test_power_cut_with_one_volume_lost(cluster: StatefulSetPlayer) -> None:
         writer.stop()
     init_log = cluster.pods[0].log_path("init").read_text()
     assert "lost its" in init_log, init_log[-3000:]
-    after = {m["name"]: m["id"] for m in cluster.members()}
-    assert sorted(after) == pods(cluster) and all(m["voter"] for m in cluster.members())
+    wait_voting_members(cluster, "after the power cut")
+    after = member_ids(cluster)
+    assert sorted(after) == pods(cluster)
     name = f"{cluster.name}-0"
     if cluster.example.name == "etcd":
         assert after[name] != before[name]  # a new member: the old entry went first

@@ -28,6 +28,11 @@ from tests.integration.writes import Writes, kill, restart
 pytestmark = pytest.mark.integration
 
 PODS = (0, 1, 2)
+# A sidecar's /status is its last poll (every 0.2 s, the player's Sidecar) of its own node,
+# whose state moves after its peers turned ready: its group grows as they join, and a
+# donor of their state transfer is Synced again only after it (a full copy of this
+# module's small data set takes seconds). Many of both.
+NODE_SETTLES_SECONDS = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -192,11 +197,18 @@ def test_the_sidecar_judges_galera_and_never_fails_liveness(pods: InitPods) -> N
     The two restart while it runs: their inits see it running (it cannot vote) and join
     it, never bootstrapping; Galera re-forms the last Primary component."""
     sidecar = pods.harness.sidecars[0]
-    view = sidecar.status()["view"]["local"]
-    assert view["details"]["cluster_size"] == 3
-    assert view["details"]["local_state_comment"] == "Synced"
-    assert sorted(m["address"] for m in view["members"]) == sorted(
-        f"{pods.cluster.ip(o)}:3306" for o in PODS)
+    addresses = sorted(f"{pods.cluster.ip(o)}:3306" for o in PODS)
+
+    def settled() -> bool:
+        view = sidecar.status()["view"]["local"]
+        found = (view["details"]["cluster_size"], view["details"]["local_state_comment"],
+                 sorted(m["address"] for m in view["members"]))
+        if found != (3, "Synced", addresses):
+            raise AssertionError(f"size, state, members: {found}")
+        return True
+
+    wait_until(settled, what="galera-0's view: Synced in the group of three",
+               timeout=NODE_SETTLES_SECONDS)
     metrics = sidecar.metrics()
     assert 'sts_agent_store_detail{detail="cluster_size"} 3.0' in metrics
     assert 'sts_agent_check_ok{check="galera_primary"} 1.0' in metrics
