@@ -50,9 +50,21 @@ class Kube:
             })
         else:
             config = KubeConfig.from_service_account(str(settings.kube_token_file.parent))
+        from lightkube.config.client_adapter import verify_cluster
+
+        from agent.transport import CompletingTransport, completing_timeout
+
+        # Calls are bounded with asyncio.timeout: the transport lets a cancelled one end by
+        # itself, so the pool never keeps its connection (httpcore 1.0.9).
+        single = config.get()
+        if single is None or single.user is None:  # both are set above
+            raise KubeError("Kubernetes client: no context in the configuration")
+        verify = verify_cluster(single.cluster, single.user, single.abs_file, trust_env=False)
+        transport = CompletingTransport(httpx.AsyncHTTPTransport(verify=verify,
+                                                                 trust_env=False))
         return AsyncClient(config, namespace=settings.namespace,
-                           timeout=httpx.Timeout(settings.kube_timeout_seconds),
-                           trust_env=False)
+                           timeout=completing_timeout(settings.kube_timeout_seconds),
+                           trust_env=False, transport=transport)
 
     @property
     def client(self) -> Any:

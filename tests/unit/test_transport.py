@@ -1,9 +1,10 @@
-"""The store client: requests its caller cancels still end cleanly, the pool never runs dry."""
+"""The completing transport: requests their caller drops end cleanly; the pool never dries."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import socket
 from collections.abc import AsyncIterator
 
@@ -12,7 +13,8 @@ import pytest
 from aiohttp import web
 
 from agent.config.settings import Settings
-from agent.storeclient import CompletingTransport, http_client
+from agent.storeclient import http_client
+from agent.transport import CompletingTransport
 
 
 @contextlib.asynccontextmanager
@@ -103,3 +105,9 @@ async def test_a_failure_reaches_the_caller_still_waiting() -> None:
 def test_the_store_client_uses_it() -> None:
     client = http_client(Settings(backend="rqlite"))
     assert isinstance(client._transport, CompletingTransport)
+
+
+def test_a_copy_is_the_same_transport() -> None:
+    """lightkube deep-copies its connection parameters; the pool must stay one."""
+    transport = CompletingTransport(pooled(2))
+    assert copy.deepcopy({"transport": transport})["transport"] is transport
