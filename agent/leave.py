@@ -16,7 +16,7 @@ from agent.identity import ordinal_of_member
 from agent.membership import Membership
 from agent.model import ClusterView
 from agent.quorum import quorum_for_removal, successor
-from agent.stores.base import Reconfigurable
+from agent.storekit.capabilities import Reconfigurable
 from agent.survey import progress
 
 log = structlog.get_logger("agent.leave")

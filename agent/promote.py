@@ -6,7 +6,7 @@ import structlog
 
 from agent.errors import AgentError
 from agent.model import Snapshot
-from agent.stores.base import Promotable
+from agent.storekit.capabilities import Promotable
 
 log = structlog.get_logger("agent.promote")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent.stores.base import Backend, Prestart
+    from agent.storekit.capabilities import Backend, Prestart
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,7 @@ class StoreSpec:
     # The longest a member's removal is expected to take, hand-off and retries included:
     # a leave deadline below it will give up half way on a slow day (BENCHMARKS.md).
     removal_seconds: float
-    backend: str  # "module:Class" of its agent.stores.base.Backend
+    backend: str  # "module:Class" of its agent.storekit.capabilities.Backend
     prestart: str | None = None  # "module:Class" of its Prestart, when init has work to do
     renders_config: bool = True  # False: the store takes flags only; init may render nothing
     token_header: str | None = None  # the header carrying AGENT_STORE_TOKEN_FILE's token

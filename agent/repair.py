@@ -19,7 +19,7 @@ from agent.membership import Membership
 from agent.metrics import Metrics
 from agent.model import ClusterView, Member
 from agent.quorum import quorum_for_removal
-from agent.stores.base import Reconfigurable
+from agent.storekit.capabilities import Reconfigurable
 from agent.survey import progress
 
 log = structlog.get_logger("agent.repair")

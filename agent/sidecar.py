@@ -25,7 +25,7 @@ from agent.readiness import Policy
 from agent.repair import Repairer
 from agent.server import Routes, make_server
 from agent.storeclient import http_client
-from agent.stores.base import Mendable, Promotable
+from agent.storekit.capabilities import Mendable, Promotable
 
 log = structlog.get_logger("agent.sidecar")
 

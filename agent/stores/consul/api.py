@@ -15,7 +15,7 @@ import structlog
 from agent.addresses import host_port, parse_host_port
 from agent.errors import BackendError, BackendUnavailable
 from agent.model import ClusterView, Member
-from agent.stores.http import answered, as_int, decode_json, need, request
+from agent.storekit.http import answered, as_int, decode_json, need, request
 
 if TYPE_CHECKING:
     from agent.config.settings import Settings

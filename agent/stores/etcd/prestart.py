@@ -17,11 +17,11 @@ from agent.errors import AgentError, BackendUnavailable, DiscoveryError
 from agent.identity import PodIdentity
 from agent.model import Member
 from agent.quorum import quorum_for_add
-from agent.stores.base import Rediscover
+from agent.storekit.capabilities import Rediscover
+from agent.storekit.prestart import PrestartBase, move_aside
 from agent.stores.etcd.api import EtcdBackend
 from agent.stores.etcd.plan import Action, EtcdPlan, plan_start
 from agent.stores.etcd.wal import WalUnreadable, member_ids
-from agent.stores.prestart import PrestartBase, move_aside
 from agent.survey import answering
 
 log = structlog.get_logger("agent.etcd")

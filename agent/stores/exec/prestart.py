@@ -16,13 +16,13 @@ from agent.errors import ConfigError, DeadlineExceeded, KubeError
 from agent.identity import PodIdentity
 from agent.retry import Backoff, Done, Pending, poll
 from agent.seed import Choice
-from agent.stores.base import Rediscover
+from agent.storekit.capabilities import Rediscover
+from agent.storekit.prestart import PrestartBase
 from agent.stores.exec.api import peer_roles
 from agent.stores.exec.contract import Role, SequenceError, parse_sequence
 from agent.stores.exec.plan import write_plan
 from agent.stores.exec.runner import HookRunner
 from agent.stores.exec.vote import Ballot, choose
-from agent.stores.prestart import PrestartBase
 
 log = structlog.get_logger("agent.exec")
 

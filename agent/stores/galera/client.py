@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from agent.errors import BackendError, BackendUnavailable
-from agent.stores.http import resolution_failure
+from agent.storekit.http import resolution_failure
 
 if TYPE_CHECKING:
     from agent.config.settings import Settings

@@ -24,7 +24,8 @@ from agent.errors import (
 from agent.identity import PodIdentity
 from agent.retry import Backoff, Done, Pending, poll
 from agent.seed import Choice
-from agent.stores.base import Rediscover
+from agent.storekit.capabilities import Rediscover
+from agent.storekit.prestart import PrestartBase
 from agent.stores.galera.client import Credentials, Endpoint, wsrep_status
 from agent.stores.galera.position import (
     GVWSTATE,
@@ -40,7 +41,6 @@ from agent.stores.galera.position import (
     write_atomically,
 )
 from agent.stores.galera.vote import Ballot, choose
-from agent.stores.prestart import PrestartBase
 
 log = structlog.get_logger("agent.galera")
 

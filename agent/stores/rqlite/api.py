@@ -9,7 +9,7 @@ import httpx
 
 from agent.errors import BackendError
 from agent.model import ClusterView, Member
-from agent.stores.http import answered, as_int, decode_json, need, optional, request
+from agent.storekit.http import answered, as_int, decode_json, need, optional, request
 
 if TYPE_CHECKING:
     from agent.config.settings import Settings

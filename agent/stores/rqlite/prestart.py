@@ -18,8 +18,8 @@ from agent.identity import PodIdentity
 from agent.model import ClusterView
 from agent.quorum import quorum_for_add
 from agent.retry import Done, Pending, poll
-from agent.stores.base import Rediscover
-from agent.stores.prestart import PrestartBase
+from agent.storekit.capabilities import Rediscover
+from agent.storekit.prestart import PrestartBase
 from agent.stores.rqlite.api import RqliteBackend
 from agent.stores.rqlite.plan import RqlitePlan, plan_start
 from agent.survey import Leader, answering, leader_through, try_view

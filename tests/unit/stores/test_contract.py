@@ -1,4 +1,4 @@
-"""Every registered store against the contracts of agent.stores.base: the registry says
+"""Every registered store against the contracts of agent.storekit.capabilities: the registry says
 what exists, so a new store is held to these without editing them."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import respx
 
 from agent.errors import AgentError
 from agent.registry import STORES
-from agent.stores.base import Promotable
+from agent.storekit.capabilities import Promotable
 
 # Stores spoken to over HTTP (httpx): Galera's status is SQL (tests/unit/stores/galera).
 HTTP_STORES = sorted(name for name, spec in STORES.items() if spec.scheme == "http")

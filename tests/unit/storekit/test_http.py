@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from agent.errors import BackendError, BackendUnavailable
-from agent.stores.http import answered
+from agent.storekit.http import answered
 
 
 def test_a_200_is_taken() -> None:

@@ -12,8 +12,8 @@ import respx
 from agent.config.settings import Settings
 from agent.discovery import ServiceNames
 from agent.identity import PodIdentity
+from agent.storekit.prestart import PrestartBase, move_aside
 from agent.stores.etcd.prestart import EtcdPrestart
-from agent.stores.prestart import PrestartBase, move_aside
 
 
 def member(tmp_path: Path, text: str) -> Path:
