@@ -74,3 +74,8 @@ class DeadlineExceeded(AgentError):
         self.what = what
         self.waited_seconds = waited_seconds
         self.last_reason = last_reason
+
+
+class RemovalDenied(AgentError):
+    """The store refused a member's removal for good (no permission): retrying cannot
+    help."""

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from agent.config.settings import Settings
-from agent.identity import parse_pod_name
 
 if TYPE_CHECKING:
     from agent.discovery import Discovery, Peer, ServiceNames
@@ -30,9 +29,9 @@ def service_names(settings: Settings, domain: str) -> ServiceNames:
     """This StatefulSet's DNS names behind its headless Service."""
     from agent.discovery import ServiceNames
 
-    assert settings.pod_name and settings.service and settings.namespace
+    assert settings.pod is not None and settings.service and settings.namespace
     return ServiceNames(
-        statefulset=parse_pod_name(settings.pod_name).statefulset,
+        statefulset=settings.pod.statefulset,
         service=settings.service,
         namespace=settings.namespace,
         domain=domain,
@@ -55,8 +54,8 @@ def render(settings: Settings, names: ServiceNames, peers: Sequence[Peer],
     from agent.context import build_context, template_vars
     from agent.render import Rewrite, render_directory
 
-    assert settings.pod_name and settings.templates_dir and settings.output_dir
-    pod = parse_pod_name(settings.pod_name)
+    assert settings.pod is not None and settings.templates_dir and settings.output_dir
+    pod = settings.pod
     context = build_context(
         names=names,
         pod=pod,
@@ -96,7 +95,8 @@ async def run_init(settings: Settings, domain: str) -> int:
     deadline = started + settings.dns_wait_timeout_seconds
     names = service_names(settings, domain)
     discovery = _discovery(settings, names)
-    pod = parse_pod_name(settings.pod_name or "")
+    pod = settings.pod
+    assert pod is not None  # POD_NAME is required by init
     log.info("init_start", fqdn=names.pod_fqdn(pod.ordinal), domain=domain,
              bootstrap_expect=settings.bootstrap_expect)
     if settings.wait_for_self:

@@ -1,4 +1,4 @@
-"""Graceful leave: decide (scale-down or restart), guard quorum, hand off, remove, confirm."""
+"""Graceful leave: decide (scale-down or restart), then the store's departure, bounded."""
 
 from __future__ import annotations
 
@@ -7,40 +7,20 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from typing import Protocol
 
 import structlog
 
-from agent.errors import AgentError, BackendError, BackendUnavailable, KubeError
+from agent.errors import KubeError, RemovalDenied
 from agent.identity import ordinal_of_member
 from agent.membership import Membership
-from agent.model import ClusterView
-from agent.quorum import quorum_for_removal, successor
-from agent.storekit.capabilities import Reconfigurable
+from agent.model import ClusterView, Outcome
+from agent.storekit.capabilities import Departure
 from agent.survey import progress
 
+__all__ = ["Decision", "Events", "Leaver", "Outcome", "RemovalDenied", "Replicas", "decide"]
+
 log = structlog.get_logger("agent.leave")
-
-Result = Literal["removed", "stayed", "failed"]
-# How long a restarting leader spends handing off before it lets the store stop anyway.
-HAND_OFF_SECONDS = 5.0
-
-
-class RemovalDenied(AgentError):
-    """The store refused the removal for good (no permission): retrying cannot help."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How a leave ended. ``stayed``: the pod is not going away for good."""
-
-    result: Result
-    reason: str
-    took_seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, object]:
-        return {"result": self.result, "reason": self.reason,
-                "took_seconds": round(self.took_seconds, 3)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +93,14 @@ async def decide(policy: str, *, ordinal: int, statefulset: str | None,
 
 
 class Leaver:
-    """Runs the leave procedure once; every trigger (POST /leave, SIGTERM) shares it."""
-
-    removed_event = "MemberRemoved"  # the Event once the removal is done
+    """Runs the leave procedure once; every trigger (POST /leave, SIGTERM) shares it. The
+    decision and its deadline are the same for every store; what leaving means is the
+    store's ``departure``, which sees this object as its ``LeaveContext``."""
 
     def __init__(
         self,
         membership: Membership,
-        backend: Reconfigurable,
+        departure: Departure,
         *,
         policy: str,
         ordinal: int | None,
@@ -133,21 +113,41 @@ class Leaver:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.membership = membership
-        self.backend = backend
+        self._membership = membership
+        self.departure = departure
         self.policy = policy
         self.ordinal = ordinal
         self.statefulset = statefulset
         self.replicas = replicas
         self.events = events
-        self.deadline_seconds = deadline_seconds
+        self._deadline_seconds = deadline_seconds
         self.deadline_problem = deadline_problem  # Settings.leave_time_problem()
         self.retry_seconds = retry_seconds
-        self.clock = clock
+        self._clock = clock
         self.sleep = sleep
         self.outcome: Outcome | None = None
         self._task: asyncio.Task[Outcome] | None = None
         self._events: set[asyncio.Task[None]] = set()
+        self._keep: range | None = None
+        self._last_obstacle = "not started"
+
+    # --- the LeaveContext a departure sees ---------------------------------------------
+    @property
+    def membership(self) -> Membership:
+        return self._membership
+
+    @property
+    def keep(self) -> range | None:
+        return self._keep
+
+    @property
+    def deadline_seconds(self) -> float:
+        return self._deadline_seconds
+
+    def clock(self) -> float:
+        return self._clock()
+
+    # --- the procedure -------------------------------------------------------------
 
     async def leave(self, *, final: bool = False) -> Outcome:
         """Start the procedure (or join the one running) and return its outcome.
@@ -163,7 +163,13 @@ class Leaver:
         if outcome.result == "stayed" and not final and self._task is task:
             self._task = None
             self.membership.clear_leaving()
+        if final and outcome.result == "removed" and not self._settled:
+            self._settled = True
+            outcome = await self.departure.settle(self, outcome)
+            self.outcome = outcome
         return outcome
+
+    _settled = False
 
     async def leave_after(self, *, window: float) -> Outcome:
         """Join the leave in flight, or start it when none has started within ``window``
@@ -191,9 +197,9 @@ class Leaver:
         log.info("leave_decision", leave=decision.leave, reason=decision.reason)
         if not decision.leave:
             if decision.unknown:
-                self._record("LeaveSkipped", decision.reason, warning=True)
+                self.record("LeaveSkipped", decision.reason, warning=True)
             reason = decision.reason
-            handed_to = await self._hand_off_before_restart()
+            handed_to = await self.departure.before_restart(self)
             if handed_to is not None:
                 reason += f"; leadership handed to {handed_to}"
             self.outcome = Outcome("stayed", reason, self.clock() - started)
@@ -202,7 +208,7 @@ class Leaver:
             log.warning("grace_period_too_short", problem=self.deadline_problem)
         try:
             async with asyncio.timeout(self.deadline_seconds - (self.clock() - started)):
-                reason = await self._remove_self()
+                reason = await self.departure.remove(self)
             self.outcome = Outcome("removed", reason, self.clock() - started)
         except RemovalDenied as exc:
             self.outcome = Outcome("failed", exc.message, self.clock() - started)
@@ -217,12 +223,12 @@ class Leaver:
                                    self.clock() - started)
         log.info("leave_outcome", **self.outcome.as_dict())
         if self.outcome.result == "removed":
-            self._record(self.removed_event, self.outcome.reason)
+            self.record(self.departure.removed_event, self.outcome.reason)
         else:
-            self._record("MemberRemoveFailed", self.outcome.reason, warning=True)
+            self.record("MemberRemoveFailed", self.outcome.reason, warning=True)
         return self.outcome
 
-    def _record(self, reason: str, message: str, *, warning: bool = False) -> None:
+    def record(self, reason: str, message: str, *, warning: bool = False) -> None:
         """Post an Event in the background: the preStop hook need not wait for it."""
         if self.events is None:
             return
@@ -236,11 +242,7 @@ class Leaver:
         if self._events:
             await asyncio.gather(*self._events, return_exceptions=True)
 
-    _last_obstacle = "not started"
-    _keep: range | None = None
-    _no_hand_off = False  # the store denied a hand-off for good: remove while leading
-
-    def _departing(self, view: ClusterView, self_id: str) -> set[str]:
+    def departing(self, view: ClusterView, self_id: str) -> set[str]:
         """Other members whose pods the StatefulSet no longer keeps."""
         if self._keep is None:
             return set()
@@ -251,14 +253,14 @@ class Leaver:
                 departing.add(member.id)
         return departing
 
-    async def _obstacle(self, reason: str) -> None:
+    async def obstacle(self, reason: str) -> None:
         if reason != self._last_obstacle:
             log.info("leave_waiting", reason=reason)
         self._last_obstacle = reason
         # Jitter, so two pods leaving at once do not retry in lockstep.
         await self.sleep(self.retry_seconds * random.uniform(0.5, 1.5))
 
-    async def _reachable(self, view: ClusterView) -> dict[str, int | None]:
+    async def reachable(self, view: ClusterView) -> dict[str, int | None]:
         """The members that answer now, with the raft index each has applied. One the
         store vouches for is asked too, where its API is known: a store's own word lags
         (Consul's autopilot counts a server healthy for seconds after it stopped), and
@@ -266,100 +268,3 @@ class Leaver:
         members = [replace(m, reachable=None) if m.reachable and m.api_url else m
                    for m in view.members]
         return await progress(self.membership.view_at, members)
-
-    async def _hand_off_before_restart(self) -> str | None:
-        """A leader that stops but stays a member hands leadership to a reachable voter
-        first, so the cluster does not sit out an election while it restarts (Consul's
-        servers do not do this themselves). Best effort, bounded; the target's id."""
-        if not self.backend.can_transfer:
-            return None
-        try:
-            async with asyncio.timeout(min(HAND_OFF_SECONDS, self.deadline_seconds / 2)):
-                snapshot = await self.membership.poll_once()
-                view, self_id = snapshot.authority, snapshot.self_id
-                if view is None or self_id is None or view.leader_id != self_id:
-                    return None
-                leader = view.leader
-                target = successor(view, self_id, await self._reachable(view),
-                                   self._departing(view, self_id))
-                if target is None or leader is None or not leader.api_url:
-                    log.info("hand_off_skipped", reason="no reachable voter to lead")
-                    return None
-                await self.backend.transfer_leadership(leader_url=leader.api_url,
-                                                       target_id=target.id)
-        except TimeoutError:
-            log.warning("hand_off_failed", error="timed out")
-            return None
-        except AgentError as exc:
-            log.warning("hand_off_failed", error=exc.message)
-            return None
-        log.info("leadership_handed_off", to=target.id, reason="restart")
-        return target.id
-
-    async def _remove_self(self) -> str:
-        removed = False
-        while True:
-            snapshot = await self.membership.poll_once()
-            self_id, view = snapshot.self_id, snapshot.authority
-            if self_id is None:
-                await self._obstacle("this node's id is unknown (its store never answered)")
-                continue
-            if view is None:
-                await self._obstacle("no leader to ask")
-                continue
-            if view.member(self_id) is None:
-                confirmed_by = await self._confirm_gone(view, self_id)
-                if confirmed_by is not None:
-                    what = "removed" if removed else "already not a member"
-                    return f"{self_id} {what}; confirmed by {confirmed_by}"
-                await self._obstacle("removal not yet visible on another member")
-                continue
-            leader = view.leader
-            if leader is None or not leader.api_url:
-                await self._obstacle("leader has no API address")
-                continue
-            reachable = await self._reachable(view)
-            obstacle = quorum_for_removal(view, self_id, reachable,
-                                          self._departing(view, self_id))
-            if obstacle is not None:
-                await self._obstacle(obstacle)
-                continue
-            if leader.id == self_id and self.backend.can_transfer and not self._no_hand_off:
-                target = successor(view, self_id, reachable, self._departing(view, self_id))
-                if target is not None:
-                    try:
-                        await self.backend.transfer_leadership(leader_url=leader.api_url,
-                                                               target_id=target.id)
-                        log.info("leadership_handed_off", to=target.id)
-                        continue
-                    except BackendUnavailable as exc:
-                        await self._obstacle(f"hand-off to {target.id} refused: {exc.message}")
-                        continue
-                    except BackendError as exc:
-                        # Denied for good (a permission, a store too old): remove while
-                        # leading, as for a store without hand-off. Raft commits the new
-                        # configuration, then the leader steps down; the others elect.
-                        self._no_hand_off = True
-                        log.warning("hand_off_denied", to=target.id, error=exc.message,
-                                    consequence="removing while leading: one election")
-            try:
-                await self.backend.remove(self_id, leader_url=leader.api_url)
-                removed = True
-                log.info("member_remove_sent", member=self_id, via=leader.api_url)
-            except BackendUnavailable as exc:
-                await self._obstacle(exc.message)
-            except BackendError as exc:
-                raise RemovalDenied(exc.message) from None
-
-    async def _confirm_gone(self, view: ClusterView, self_id: str) -> str | None:
-        """Read membership from a member other than this one; its name if self is absent."""
-        others = sorted((m for m in view.members if m.id != self_id and m.api_url),
-                        key=lambda m: m.id != view.leader_id)
-        for member in others:
-            try:
-                other = await self.membership.view_at(member.api_url)
-            except AgentError:
-                continue
-            if other.member(self_id) is None:
-                return member.name or member.id
-        return None

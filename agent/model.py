@@ -1,9 +1,9 @@
-"""The value types every store's answers become: Member, ClusterView, Snapshot (no I/O)."""
+"""The value types every answer becomes: Member, ClusterView, Snapshot, a leave's Outcome."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +130,19 @@ class Snapshot:
             "self_id": self.self_id,
             "poll_seconds": self.poll_seconds,
         }
+
+
+LeaveResult = Literal["removed", "stayed", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a leave ended. ``stayed``: the pod is not going away for good."""
+
+    result: LeaveResult
+    reason: str
+    took_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"result": self.result, "reason": self.reason,
+                "took_seconds": round(self.took_seconds, 3)}

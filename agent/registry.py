@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from agent.config.base import AgentSettings
     from agent.storekit.capabilities import Backend, Prestart
 
 
@@ -26,6 +27,8 @@ class StoreSpec:
     removal_seconds: float
     backend: str  # "module:Class" of its agent.storekit.capabilities.Backend
     prestart: str | None = None  # "module:Class" of its Prestart, when init has work to do
+    # "module:Class" of its own settings (an agent.config.base.AgentSettings), if any.
+    options: str | None = None
     renders_config: bool = True  # False: the store takes flags only; init may render nothing
     token_header: str | None = None  # the header carrying AGENT_STORE_TOKEN_FILE's token
     # True: a raft store, whose members are removed through its leader (the leave, the
@@ -50,6 +53,12 @@ class StoreSpec:
         cls: type[Backend] = _load(self.backend)
         return cls
 
+    def options_class(self) -> type[AgentSettings] | None:
+        if self.options is None:
+            return None
+        cls: type[AgentSettings] = _load(self.options)
+        return cls
+
     def prestart_class(self) -> type[Prestart] | None:
         if self.prestart is None:
             return None
@@ -65,10 +74,12 @@ def _load(target: str) -> Any:
 STORES: dict[str, StoreSpec] = {spec.name: spec for spec in (
     StoreSpec("etcd", client_port=2379, peer_port=2380, removal_seconds=10.0,
               backend="agent.stores.etcd.api:EtcdBackend",
-              prestart="agent.stores.etcd.prestart:EtcdPrestart"),
+              prestart="agent.stores.etcd.prestart:EtcdPrestart",
+              options="agent.stores.etcd.options:EtcdOptions"),
     StoreSpec("rqlite", client_port=4001, peer_port=4002, removal_seconds=10.0,
               backend="agent.stores.rqlite.api:RqliteBackend",
-              prestart="agent.stores.rqlite.prestart:RqlitePrestart", renders_config=False),
+              prestart="agent.stores.rqlite.prestart:RqlitePrestart", renders_config=False,
+              options="agent.stores.rqlite.options:RqliteOptions"),
     # Consul's own graceful leave alone takes about 13 s.
     StoreSpec("consul", client_port=8500, peer_port=8301, removal_seconds=25.0,
               backend="agent.stores.consul.api:ConsulBackend", token_header="X-Consul-Token"),
@@ -76,13 +87,13 @@ STORES: dict[str, StoreSpec] = {spec.name: spec for spec in (
     StoreSpec("galera", client_port=3306, peer_port=4567, removal_seconds=5.0,
               backend="agent.stores.galera.api:GaleraBackend",
               prestart="agent.stores.galera.prestart:GaleraPrestart", raft=False,
-              scheme="mysql"),
+              scheme="mysql", options="agent.stores.galera.options:GaleraOptions"),
     # Any store through the RSS operator's hooks, run in the pod. Its "client API" is
     # the agent's own port: a peer's view comes from its agent's /status.
     StoreSpec("exec", client_port=9090, peer_port=9090, removal_seconds=30.0,
               backend="agent.stores.exec.api:ExecBackend",
               prestart="agent.stores.exec.prestart:ExecPrestart", renders_config=False,
-              raft=False, scheme="hooks"),
+              raft=False, scheme="hooks", options="agent.stores.exec.options:ExecOptions"),
 )}
 
 

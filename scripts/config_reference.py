@@ -1,4 +1,4 @@
-"""Generate the README's configuration reference from the Settings model."""
+"""Generate the README's configuration reference from the settings models (shared, per store)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.config.loading import env_name, flag_name
-from agent.config.settings import Settings
+from agent.config.loading import env_name, fields, flag_name
 
 START = "<!-- config-reference:start -->"
 END = "<!-- config-reference:end -->"
@@ -24,12 +23,13 @@ def _default(value: object) -> str:
 
 
 def markdown() -> str:
-    """The reference table, one row per setting, in declaration order."""
+    """The reference table, one row per setting: the shared ones, then each store's own,
+    in declaration order."""
     rows = [
         "| env | flag | default | meaning |",
         "|---|---|---|---|",
     ]
-    for name, info in Settings.model_fields.items():
+    for name, info in fields().items():
         description = (info.description or "").replace("|", "\\|")
         rows.append(
             f"| `{env_name(name)}` | `{flag_name(name)}` | {_default(info.default)} | "

@@ -8,8 +8,10 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
-from agent.config.settings import ENV_PREFIX, Settings
+from agent.config.base import ENV_PREFIX, AgentSettings
+from agent.config.settings import Settings
 from agent.errors import ConfigError
+from agent.registry import STORES
 
 # Settings each command cannot work without.
 # A store whose spec says it takes flags only (renders_config False) may render nothing.
@@ -22,10 +24,24 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 
+def models() -> list[type[AgentSettings]]:
+    """The shared Settings, then every registered store's options, in registry order."""
+    found: list[type[AgentSettings]] = [Settings]
+    for spec in STORES.values():
+        options = spec.options_class()
+        if options is not None:
+            found.append(options)
+    return found
+
+
+def fields() -> dict[str, FieldInfo]:
+    """All settings fields, shared and every store's, in declaration order."""
+    return {name: info for model in models() for name, info in model.model_fields.items()}
+
+
 def env_name(field: str) -> str:
     """The environment variable that sets ``field``."""
-    info = Settings.model_fields[field]
-    alias = info.validation_alias
+    alias = fields()[field].validation_alias
     return alias if isinstance(alias, str) else ENV_PREFIX + field.upper()
 
 
@@ -39,19 +55,50 @@ def describe(field: str) -> str:
     return f"{env_name(field)} ({flag_name(field)})"
 
 
-def fields() -> dict[str, FieldInfo]:
-    """All settings fields, in declaration order."""
-    return dict(Settings.model_fields)
-
-
-def _field_of(loc: tuple[int | str, ...]) -> str | None:
+def _field_of(model: type[AgentSettings], loc: tuple[int | str, ...]) -> str | None:
     if not loc:
         return None
     head = str(loc[0])
-    for name, info in Settings.model_fields.items():
+    for name, info in model.model_fields.items():
         if head in (name, info.validation_alias):
             return name
     return None
+
+
+def _build(model: type[AgentSettings], given: Mapping[str, Any], problems: list[str],
+           failed: set[str], *, whose: str = "the agent") -> Any:
+    """``model`` from flags and env, or None with every problem appended."""
+    try:
+        return model(**{key: value for key, value in given.items()
+                        if key in model.model_fields})
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            field = _field_of(model, error["loc"])
+            if field is not None:
+                failed.add(field)
+            where = describe(field) if field else ".".join(map(str, error["loc"]))
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "no such name here (misspelt?)"
+            inner = [str(part) for part in error["loc"][1:]]
+            if field is not None and inner:  # inside a nested setting (AGENT_EXEC_HOOKS)
+                message = f"at {'.'.join(inner)}: {message}"
+            if error["type"] == "missing" and not inner:
+                problems.append(f"{where}: required by {whose} but not set")
+                continue
+            given_value = error.get("input")
+            problems.append(f"{where}: {message}" if given_value is None
+                            else f"{where}: {message} (got {given_value!r})")
+        return None
+
+
+def _store_named(settings: Settings | None, given: Mapping[str, Any],
+                 environ: Mapping[str, str]) -> str | None:
+    """The configured store, even when other shared settings failed to load."""
+    if settings is not None:
+        return settings.backend
+    name = given.get("backend") or environ.get(env_name("backend"))
+    return name if isinstance(name, str) and name in STORES else None
 
 
 def load_settings(
@@ -64,23 +111,13 @@ def load_settings(
     """
     problems: list[str] = []
     given = {key: value for key, value in flags.items() if value is not None}
-    settings: Settings | None = None
     failed: set[str] = set()
-    try:
-        settings = Settings(**given)
-    except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            field = _field_of(error["loc"])
-            if field is not None:
-                failed.add(field)
-            where = describe(field) if field else ".".join(map(str, error["loc"]))
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "no such name here (misspelt?)"
-            inner = [str(part) for part in error["loc"][1:]]
-            if field is not None and inner:  # inside a nested setting (AGENT_EXEC_HOOKS)
-                message = f"at {'.'.join(inner)}: {message}"
-            problems.append(f"{where}: {message} (got {error.get('input')!r})")
+    settings: Settings | None = _build(Settings, given, problems, failed)
+    store = _store_named(settings, given, environ)
+    options_class = STORES[store].options_class() if store is not None else None
+    options = None
+    if options_class is not None:
+        options = _build(options_class, given, problems, failed, whose=f"store {store}")
     for field in REQUIRED.get(command, ()):
         if field in failed or (field in RENDERING and settings is not None
                                and not _renders(settings)):
@@ -92,7 +129,7 @@ def load_settings(
     if problems:
         raise ConfigError(f"{len(problems)} configuration problem(s)", problems=problems)
     assert settings is not None
-    return settings
+    return settings if options is None else settings.with_options(options)
 
 
 def cross_check(settings: Settings) -> list[str]:
@@ -126,9 +163,6 @@ def cross_check(settings: Settings) -> list[str]:
         if scheme not in allowed:
             problems.append(f"{describe('store_url')} / {describe('seed_urls')}: {url!r}: "
                             f"{spec.name} is reached over {' or '.join(allowed)}")
-    if spec is not None and spec.scheme == "hooks" and settings.exec_hooks is None:
-        problems.append(f"{describe('exec_hooks')}: {spec.name} needs its hooks (sequence, "
-                        "seed, primary, status at least)")
     if settings.store_password_file is not None and not settings.store_username:
         problems.append(f"{describe('store_password_file')}: needs {describe('store_username')}")
     if settings.stale_after_seconds < settings.poll_interval_seconds:
@@ -142,10 +176,8 @@ def cross_check(settings: Settings) -> list[str]:
             f"{describe('leave_margin_seconds')}: must be less than "
             f"{describe('termination_grace_period_seconds')}"
         )
-    if settings.pod_name and settings.ordinals_start:
-        from agent.identity import parse_pod_name
-
-        ordinal = parse_pod_name(settings.pod_name).ordinal
+    if settings.pod is not None and settings.ordinals_start:
+        ordinal = settings.pod.ordinal
         if ordinal < settings.ordinals_start:
             problems.append(
                 f"{describe('ordinals_start')}: {settings.ordinals_start} is above this "

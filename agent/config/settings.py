@@ -1,18 +1,17 @@
-"""Settings: one model read from AGENT_* env, Downward API env and flags; no I/O."""
+"""Settings every store uses, read from AGENT_* env, Downward API env and flags; no I/O."""
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, PrivateAttr
 
 from agent.addresses import parse_host_port
-from agent.config.hooks import ExecHooks
+from agent.config.base import ENV_PREFIX, AgentSettings
 from agent.config.types import (
     LISTEN_PORT,
-    MAX_DURATION_SECONDS,
     DnsLabel,
     DnsServer,
     DomainName,
@@ -23,10 +22,11 @@ from agent.config.types import (
     StoreName,
     StoreUrl,
 )
-from agent.identity import parse_pod_name
+from agent.identity import PodIdentity, parse_pod_name
 from agent.registry import STORES, StoreSpec
 
-ENV_PREFIX = "AGENT_"
+__all__ = ["ENV_PREFIX", "Settings"]
+Options = TypeVar("Options", bound=AgentSettings)
 
 
 def _per_store(what: str) -> str:
@@ -34,18 +34,12 @@ def _per_store(what: str) -> str:
     return ", ".join(f"{spec.name} {getattr(spec, what)}" for spec in STORES.values())
 
 
-class Settings(BaseSettings):
-    """Everything the agent can be told. Each field is an env var and a flag."""
+class Settings(AgentSettings):
+    """What the agent can be told whatever its store. Each field is an env var and a flag;
+    a store's own settings are its options model (``options()``)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        extra="ignore",
-        populate_by_name=True,
-        env_ignore_empty=True,
-        frozen=True,
-        # inf/nan pass float parsing but break every timer (socket timeouts overflow).
-        allow_inf_nan=False,
-    )
+    # The configured store's options, as the loader read them (agent.config.loading).
+    _options: AgentSettings | None = PrivateAttr(default=None)
 
     # --- identity (Downward API) -------------------------------------------------
     pod_name: PodName | None = Field(
@@ -118,82 +112,6 @@ class Settings(BaseSettings):
         default=None,
         description="The store's data dir, mounted into the init container too, so init "
         "can tell a restart from a removed member coming back (etcd, rqlite).",
-    )
-    moved_aside_keep: int = Field(
-        default=1,
-        ge=1,
-        description="Copies of data moved aside (etcd `member.removed-<time>`, made when "
-        "a removed member comes back with its old data) kept on the volume, newest "
-        "first; older ones are deleted, so scaling down and up again on a kept volume "
-        "cannot fill it. The cluster holds every committed write: the copies are for "
-        "forensics only.",
-    )
-    node_id: str | None = Field(
-        default=None,
-        description="The store's id for this member (rqlite -node-id). Default: the pod "
-        "name, stable across restarts; set it to the pod FQDN if rqlited uses that.",
-    )
-    galera_recover_command: str = Field(
-        default="mariadbd --user=mysql --wsrep-provider=/usr/lib/galera/libgalera_smm.so",
-        description="Galera: the command init runs, with --datadir=<AGENT_DATA_DIR> "
-        "--wsrep-on=ON --skip-networking --wsrep-recover --log-error=<file> (and what "
-        "mariadbd checks first) appended, to read a crashed node's position from InnoDB "
-        "(grastate.dat says -1 after any crash).",
-    )
-    galera_force_seed_ordinal: int | None = Field(
-        default=None,
-        ge=0,
-        description="Galera: seed a new Primary component from this ordinal without the "
-        "vote (every pod's ballot, a missing pod waited for): for a person who knows "
-        "which volume holds the latest writes. Remove it once the cluster is up: a "
-        "later outage would seed this ordinal again, whatever it holds.",
-    )
-    galera_sst_method: str = Field(
-        default="rsync",
-        description="Galera: the wsrep_sst_method the pods use; a donor counts as ready "
-        "only when it does not block writes while it copies (mariabackup).",
-    )
-    exec_hooks: ExecHooks | None = Field(
-        default=None,
-        description="exec: the hooks, as JSON in the RSS operator's `pod.commands` shape: "
-        '{"sequence": {"command": [...], "timeout": "60s", "env": {...}}, "seed", '
-        '"primary", "secondary", "status", "stop", "members"}. sequence, seed, primary '
-        "and status are required; secondary falls back to primary. Each command is an "
-        "argv (no shell unless you write one); seed, primary and secondary get the "
-        "current primaries' names appended, as RSS does.",
-    )
-    exec_status_failures: int = Field(
-        default=3,
-        ge=1,
-        le=100,
-        description="exec: consecutive failed `status` runs before the node counts as "
-        "failed (not ready). One transient failure never changes anything; a `status` "
-        "that times out or cannot run never stops anything.",
-    )
-    exec_restart_failed_seconds: float = Field(
-        default=60.0,
-        ge=0,
-        description="exec: a node whose `status` has answered failed (an exit other than "
-        "0, 7 or 8; not a timeout) this long without a break, while another pod runs as "
-        "primary, is stopped by `stop` and joined again by its start hook (a Warning "
-        "Event `ExecMemberRestarted`): a stuck member, such as a Galera node left "
-        "non-Primary by a failed state transfer. With no primary elsewhere it is left "
-        "alone. 0: never.",
-    )
-    exec_primaries: int | None = Field(
-        default=None,
-        ge=1,
-        le=99,
-        description="exec: at most this many pods run as primary (RSS's spec.primaries): "
-        "a pod that joins when that many run starts by the `secondary` hook. Unset: every "
-        "pod joins as primary.",
-    )
-    exec_force_seed_ordinal: int | None = Field(
-        default=None,
-        ge=0,
-        description="exec: seed from this ordinal without the vote (a failed or missing "
-        "`sequence` waited for): for a person who knows which volume holds the latest "
-        "writes. Remove it once the cluster is up.",
     )
     srv_port_name: DnsLabel | None = Field(
         default=None,
@@ -417,15 +335,19 @@ class Settings(BaseSettings):
         default="info", description="Lowest level logged."
     )
 
-    @field_validator("*", mode="after")
-    @classmethod
-    def _durations_bounded(cls, value: Any, info: ValidationInfo) -> Any:
-        """Every ``*_seconds`` setting is at most a week: larger ones overflow timers."""
-        name = info.field_name or ""
-        if name.endswith("_seconds") and isinstance(value, float) \
-                and value > MAX_DURATION_SECONDS:
-            raise ValueError(f"at most {MAX_DURATION_SECONDS:g} seconds (a week)")
-        return value
+
+    def with_options(self, options: AgentSettings) -> Settings:
+        """These settings with the store's options attached (the loader's, or a test's)."""
+        copy = self.model_copy()
+        copy._options = options
+        return copy
+
+    def options(self, kind: type[Options]) -> Options:
+        """The store's options of type ``kind``: those loaded with these settings, else
+        read from the environment now (settings made in code, with their defaults)."""
+        if isinstance(self._options, kind):
+            return self._options
+        return kind()
 
     def nameserver(self) -> tuple[str, int] | None:
         """The resolver override as (ip, port), or None for the system resolver."""
@@ -451,11 +373,17 @@ class Settings(BaseSettings):
                 f"can take ({spec.removal_seconds:g} s); raise the pod's "
                 "terminationGracePeriodSeconds and the setting with it")
 
+    @cached_property
+    def pod(self) -> PodIdentity | None:
+        """This pod's StatefulSet and ordinal, from its name (parsed once; the name was
+        checked when the settings loaded)."""
+        return parse_pod_name(self.pod_name) if self.pod_name else None
+
     def statefulset_name(self) -> str | None:
         """The configured StatefulSet, else the one the pod name implies."""
         if self.statefulset:
             return self.statefulset
-        return parse_pod_name(self.pod_name).statefulset if self.pod_name else None
+        return self.pod.statefulset if self.pod else None
 
     def listen_address(self) -> tuple[str, int]:
         """The sidecar's (host, port)."""

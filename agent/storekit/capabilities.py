@@ -1,4 +1,4 @@
-"""The contracts every store folder implements: Backend (+ Reconfigurable, Promotable), Prestart.
+"""What a store folder offers, by capability: Backend, then what the backend *is*.
 
 A store lives in ``agent/stores/<name>/`` and is enrolled by one line in
 ``agent/registry.py``. Its folder turns the store's API into the value types of
@@ -11,13 +11,20 @@ timed out, answered 5xx, or refused a change it may accept later: the caller ret
 and ``BackendError`` (it answered something unusable, or refused for good: 4xx,
 garbage, a wrong shape). No httpx exception ever escapes a store folder.
 
+Capabilities, not flags: the sidecar and the leave ask what a backend is, never its
+name. ``Reconfigurable`` (raft: removal through the leader, hand-off) or ``Departing`` (a
+member leaves by stopping: Galera's clean stop, an exec store's stop hook); optionally
+``Promotable``, ``Mendable``, ``Started`` (the agent starts the store) and ``SlowView``.
+
 Time: every method makes a bounded number of requests, each bounded by the client's
 timeout (``AGENT_STORE_TIMEOUT_SECONDS``); callers add their own deadline around loops.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -26,11 +33,15 @@ if TYPE_CHECKING:
     from agent.config.settings import Settings
     from agent.discovery import Peer, ServiceNames
     from agent.identity import PodIdentity
-    from agent.model import ClusterView
+    from agent.kube import Kube
+    from agent.membership import Membership
+    from agent.metrics import Metrics
+    from agent.model import ClusterView, Outcome
 
 
+@runtime_checkable
 class Reconfigurable(Protocol):
-    """Membership changes, for the leave procedure.
+    """A raft store: membership changes through the leader, for the leave and the repair.
 
     - ``remove(member_id, leader_url=...)`` removes a member through the leader (or any
       member, where the store forwards). Idempotent: removing a member that is already
@@ -51,7 +62,7 @@ class Reconfigurable(Protocol):
     async def transfer_leadership(self, *, leader_url: str, target_id: str) -> None: ...
 
 
-class Backend(Reconfigurable, Protocol):
+class Backend(Protocol):
     """A store adapter: thin async methods over an injected ``httpx.AsyncClient``.
 
     - ``__init__(client, base_url, peer_api_port=...)`` does no I/O. ``base_url`` is this
@@ -98,6 +109,111 @@ class Mendable(Protocol):
     raised."""
 
     async def mend(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarContext:
+    """What a store's sidecar parts (its departure, its starter) are built from."""
+
+    settings: Settings
+    client: httpx.AsyncClient  # the store client (timeouts, TLS and auth from settings)
+    kube: Kube
+    metrics: Metrics
+    membership: Membership
+    domain: str | None  # the cluster domain
+
+
+class LeaveContext(Protocol):
+    """What a departure may use of the leave in progress (``agent.leave.Leaver``)."""
+
+    @property
+    def membership(self) -> Membership: ...
+
+    @property
+    def ordinal(self) -> int | None: ...
+
+    @property
+    def keep(self) -> range | None:
+        """The ordinals the StatefulSet keeps, when the decision read them."""
+        ...
+
+    @property
+    def deadline_seconds(self) -> float: ...
+
+    def clock(self) -> float: ...
+
+    async def obstacle(self, reason: str) -> None:
+        """Say why the leave waits (once per reason), then wait a jittered retry."""
+        ...
+
+    def record(self, reason: str, message: str, *, warning: bool = False) -> None:
+        """Post an Event on the pod, in the background."""
+        ...
+
+    def departing(self, view: ClusterView, self_id: str) -> set[str]:
+        """Other members whose pods the StatefulSet no longer keeps."""
+        ...
+
+    async def reachable(self, view: ClusterView) -> dict[str, int | None]:
+        """The members that answer now, with the index each has applied."""
+        ...
+
+
+class Departure(Protocol):
+    """How a member leaves its cluster, once the leave has decided it goes for good.
+
+    - ``before_restart(leave)``: the pod only restarts; a leader may hand off first
+      (bounded, best effort). The member it handed to, or None.
+    - ``remove(leave)``: take this member out (or let it go), waiting through
+      ``leave.obstacle`` until it is safe; the reason it is done. Cancelled at the leave's
+      deadline; RemovalDenied when the store refuses for good.
+    - ``settle(leave, removed)``: after a final trigger (the sidecar's SIGTERM) removed
+      the member; may confirm it and return another outcome.
+    """
+
+    removed_event: str  # the Event posted once ``remove`` is done
+
+    async def before_restart(self, leave: LeaveContext) -> str | None: ...
+
+    async def remove(self, leave: LeaveContext) -> str: ...
+
+    async def settle(self, leave: LeaveContext, removed: Outcome) -> Outcome: ...
+
+
+@runtime_checkable
+class Departing(Protocol):
+    """A store whose member leaves by stopping (Galera's clean stop, an exec store's stop
+    hook), not by a removal through a leader: its folder says how."""
+
+    def departure(self, context: SidecarContext) -> Departure: ...
+
+
+class Starter(Protocol):
+    """The store process the sidecar starts and watches (an exec store's start hooks)."""
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+    async def terminate(self, timeout_seconds: float) -> bool: ...
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Started(Protocol):
+    """A store the agent starts itself (the sidecar runs its ``Starter``); ``status_parts``
+    are added to /status."""
+
+    def starter(self, context: SidecarContext) -> Starter: ...
+
+    def status_parts(self, starter: Starter) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class SlowView(Protocol):
+    """A store whose ``view`` takes longer than one request (an exec store runs hooks):
+    the longest one view may take, in seconds."""
+
+    def view_seconds(self) -> float: ...
 
 
 Rediscover = Callable[[], Awaitable[list["Peer"]]]

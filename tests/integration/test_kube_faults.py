@@ -29,6 +29,7 @@ from agent.leave import Leaver, Outcome, decide
 from agent.membership import Membership
 from agent.model import ClusterView, Member
 from agent.readiness import Policy
+from agent.reconfigure import RaftDeparture
 from player.agentnamespace import AgentNamespace
 from tests.integration.kubeproxy import Fault, KubeFaultProxy
 
@@ -157,7 +158,7 @@ async def leave(api: Api, logs: list[MutableMapping[str, Any]], *,
     store = Store()
     membership = Membership(store, policy=Policy(), poll_interval_seconds=1,
                             poll_timeout_seconds=1)
-    leaver = Leaver(membership, store, policy="scale-down", ordinal=2,
+    leaver = Leaver(membership, RaftDeparture(store), policy="scale-down", ordinal=2,
                     statefulset=STATEFULSET, replicas=kube, events=kube,
                     deadline_seconds=settings.leave_deadline_seconds())
     before = api.received_for("statefulsets")

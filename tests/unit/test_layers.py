@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 CONTRACTS = {c["name"]: c for c in CONFIG["tool"]["importlinter"]["contracts"]}
-LAYERS = CONTRACTS["agent: entry points > behaviour > adapters > pure"]
+LAYERS = CONTRACTS["agent: entry points > store slices > engine > adapters and kit > pure"]
 PURE = CONTRACTS["pure modules (and every store's planners and parsers) do no network I/O"]
 
 
@@ -50,6 +50,8 @@ def test_each_contract_fails_on_a_wrong_import(tmp_path: Path) -> None:
     _edit(tmp_path / "agent" / "stores" / "rqlite" / "plan.py",
           "from agent.stores.etcd import plan  # another store's folder")
     _edit(tmp_path / "agent" / "retry.py", "import player.wait  # the test harness")
+    _edit(tmp_path / "agent" / "promote.py",
+          "from agent.stores.etcd import api  # a store named by the engine")
     _edit(tmp_path / "player" / "proc.py", "import player.demo  # a cycle")
     result = subprocess.run(
         [str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],

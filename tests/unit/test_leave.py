@@ -14,6 +14,7 @@ from agent.leave import Leaver, decide
 from agent.membership import Membership
 from agent.model import ClusterView
 from agent.readiness import Policy
+from agent.reconfigure import RaftDeparture
 from agent.server import allowed_to_leave
 from tests import fakes
 
@@ -136,7 +137,8 @@ def leaver(store: FakeCluster, *, replicas: int = 2, deadline: float = 10,
            events: Recorder | None = None) -> Leaver:
     membership = Membership(store, policy=Policy(), poll_interval_seconds=1,
                             poll_timeout_seconds=1)
-    return Leaver(membership, store, policy="scale-down", ordinal=2, statefulset="db",
+    return Leaver(membership, RaftDeparture(store), policy="scale-down", ordinal=2,
+                  statefulset="db",
                   replicas=FakeReplicas(replicas), events=events, deadline_seconds=deadline,
                   sleep=no_sleep)
 
@@ -296,7 +298,8 @@ def hooked_leaver(store: FakeCluster, replicas: int, **timing: Any) -> Leaver:
     """Pod 2 of StatefulSet db with ``replicas`` kept, as the store's preStop meets it."""
     membership = Membership(store, policy=Policy(), poll_interval_seconds=1,
                             poll_timeout_seconds=1)
-    return Leaver(membership, store, policy="scale-down", ordinal=2, statefulset="db",
+    return Leaver(membership, RaftDeparture(store), policy="scale-down", ordinal=2,
+                  statefulset="db",
                   replicas=FakeReplicas(replicas), events=None, deadline_seconds=10,
                   **{"sleep": asyncio.sleep, **timing})
 

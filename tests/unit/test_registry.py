@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.registry import STORES, store_spec
+from agent.storekit.capabilities import Departing
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +26,10 @@ def test_spec_loads_its_classes_from_its_own_folder(store: str) -> None:
     backend = spec.backend_class()
     assert backend.__module__.startswith(f"agent.stores.{store}.")
     assert backend.name == store
-    assert isinstance(backend.can_transfer, bool)
+    # What the backend is decides how its member leaves: one of the two, never both.
+    raft = all(callable(getattr(backend, name, None))
+               for name in ("remove", "transfer_leadership"))
+    assert raft != issubclass(backend, Departing), store
     prestart = spec.prestart_class()
     if prestart is not None:
         assert prestart.__module__.startswith(f"agent.stores.{store}.")

@@ -20,6 +20,7 @@ from agent.quorum import quorum_for_add
 from agent.storekit.capabilities import Rediscover
 from agent.storekit.prestart import PrestartBase, move_aside
 from agent.stores.etcd.api import EtcdBackend
+from agent.stores.etcd.options import EtcdOptions
 from agent.stores.etcd.plan import Action, EtcdPlan, plan_start
 from agent.stores.etcd.wal import WalUnreadable, member_ids
 from agent.survey import answering
@@ -135,7 +136,7 @@ class EtcdPrestart(PrestartBase):
         if action.kind == "move_data_aside":
             assert data_dir is not None
             moved, deleted = move_aside(data_dir / "member",
-                                        keep=self.settings.moved_aside_keep)
+                                        keep=self.settings.options(EtcdOptions).moved_aside_keep)
             log.warning("etcd_data_moved_aside", to=str(moved),
                         older_copies_deleted=[str(p) for p in deleted])
             return

@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 import structlog
@@ -14,6 +14,7 @@ import structlog
 from agent.errors import BackendError, BackendUnavailable
 from agent.model import ClusterView
 from agent.stores.exec.contract import HookResult, Role, role_of
+from agent.stores.exec.options import exec_options
 from agent.stores.exec.runner import HookRunner
 from agent.stores.exec.status import (
     local_view,
@@ -26,6 +27,10 @@ from agent.stores.exec.status import (
 
 if TYPE_CHECKING:
     from agent.config.settings import Settings
+    from agent.storekit.capabilities import SidecarContext, Starter
+    from agent.stores.exec.leave import ExecDeparture
+    from agent.stores.exec.sidecar import ExecParts
+    from agent.stores.exec.start import ExecStarter
 
 log = structlog.get_logger("agent.exec")
 
@@ -52,7 +57,6 @@ class ExecBackend:
     the node has stood failed, for the starter's restart of a stuck node."""
 
     name: ClassVar[str] = "exec"
-    can_transfer: ClassVar[bool] = False
 
     def __init__(self, client: httpx.AsyncClient, base_url: str, *,
                  peer_api_port: int | None = None,
@@ -63,11 +67,12 @@ class ExecBackend:
         self.client = client
         self.base_url = base_url.rstrip("/")
         self.hooks = HookRunner.of(settings)
-        self.threshold = settings.exec_status_failures
+        self.threshold = exec_options(settings).exec_status_failures
         self.agent_port = settings.listen_address()[1]
         self.self_id = settings.pod_name or "self"
         self.failures = 0
         self.role = Role.STOPPED  # as counted (a failure below the threshold keeps it)
+        self._sidecar_parts: ExecParts | None = None
         self.last_status: HookResult | None = None
         self.clock = clock
         self.failed_since: float | None = None
@@ -146,10 +151,25 @@ class ExecBackend:
             raise BackendError(f"{url}/status answered no JSON") from None
         return peer_view(document, url)
 
-    async def remove(self, member_id: str, *, leader_url: str) -> None:
-        """An exec member leaves by its own ``stop`` hook; no member can remove another."""
-        raise BackendError(f"exec: {member_id} leaves by its stop hook; no member can "
-                           "remove another")
+    # --- capabilities: the agent starts the node, it leaves by ``stop`` ----------------
+    def _parts(self, context: SidecarContext) -> ExecParts:
+        from agent.stores.exec.sidecar import ExecParts
 
-    async def transfer_leadership(self, *, leader_url: str, target_id: str) -> None:
-        raise BackendError("exec: no leadership transfer through hooks")
+        if self._sidecar_parts is None:
+            self._sidecar_parts = ExecParts(self, context)
+        return self._sidecar_parts
+
+    def departure(self, context: SidecarContext) -> ExecDeparture:
+        """An exec member leaves by its own ``stop`` hook; no member can remove another."""
+        return self._parts(context).departure
+
+    def starter(self, context: SidecarContext) -> ExecStarter:
+        return self._parts(context).starter
+
+    def status_parts(self, starter: Starter) -> dict[str, Any]:
+        return {"exec_start": starter, "exec_hooks": self.hooks}
+
+    def view_seconds(self) -> float:
+        """This node's view is its status (and members) hooks' run: their timeouts."""
+        hooks = self.hooks.hooks
+        return hooks.status.timeout + 1.0 + (hooks.members.timeout if hooks.members else 0.0)

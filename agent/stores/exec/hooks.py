@@ -9,8 +9,8 @@ import signal
 import time
 from collections.abc import Mapping, Sequence
 
-from agent.config.hooks import HookSpec
 from agent.stores.exec.contract import HookResult
+from agent.stores.exec.options import HookSpec
 
 KEEP_BYTES = 64 * 1024  # of each stream: the end, where errors are
 # After the hook exits, how long its output is still read: a daemon it started in the

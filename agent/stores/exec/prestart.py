@@ -20,6 +20,7 @@ from agent.storekit.capabilities import Rediscover
 from agent.storekit.prestart import PrestartBase
 from agent.stores.exec.api import peer_roles
 from agent.stores.exec.contract import Role, SequenceError, parse_sequence
+from agent.stores.exec.options import exec_options
 from agent.stores.exec.plan import write_plan
 from agent.stores.exec.runner import HookRunner
 from agent.stores.exec.vote import Ballot, choose
@@ -38,6 +39,7 @@ class ExecPrestart(PrestartBase):
         super().__init__(settings, names, pod)
         self.client = client
         self.hooks = HookRunner.of(settings)
+        self.options = exec_options(settings)
         self.ballot: Ballot | None = None
 
     @property
@@ -87,7 +89,7 @@ class ExecPrestart(PrestartBase):
         current = list(peers)
         expected: range | None = None
         chosen: Choice | None = None  # a seed this init saw chosen
-        force = self.settings.exec_force_seed_ordinal
+        force = self.options.exec_force_seed_ordinal
         if force is not None:
             log.warning("exec_seed_forced", ordinal=force,
                         reason="AGENT_EXEC_FORCE_SEED_ORDINAL is set: no vote; remove it "
@@ -108,7 +110,7 @@ class ExecPrestart(PrestartBase):
             roles = await self.roles(ordinals, current)
             primaries = sorted(o for o, r in roles.items() if r is Role.PRIMARY)
             if primaries:
-                most = self.settings.exec_primaries
+                most = self.options.exec_primaries
                 if most is not None and len(primaries) >= most:
                     return Done(("secondary", primaries, f"{len(primaries)} primaries run "
                                                          f"(AGENT_EXEC_PRIMARIES {most})"))

@@ -7,11 +7,10 @@ from typing import Any
 
 import structlog
 
-from agent.config.hooks import ExecHooks, HookSpec
 from agent.config.settings import Settings
-from agent.errors import ConfigError
 from agent.stores.exec.contract import HookResult
 from agent.stores.exec.hooks import run_hook
+from agent.stores.exec.options import ExecHooks, HookSpec, exec_options
 
 log = structlog.get_logger("agent.exec")
 
@@ -29,13 +28,12 @@ class HookRunner:
     @classmethod
     def of(cls, settings: Settings) -> HookRunner:
         """The runner for ``settings``; ConfigError when AGENT_EXEC_HOOKS is unset."""
-        if settings.exec_hooks is None:
-            raise ConfigError("exec: AGENT_EXEC_HOOKS must name the hooks")
+        hooks = exec_options(settings).hooks
         env = {key: value for key, value in (
             ("POD_NAME", settings.pod_name), ("POD_NAMESPACE", settings.namespace),
             ("POD_IP", settings.pod_ip), ("STATEFULSET_NAME", settings.statefulset_name()),
             ("SERVICE_NAME", settings.service)) if value}
-        return cls(settings.exec_hooks, env)
+        return cls(hooks, env)
 
     async def run(self, name: str, spec: HookSpec, args: Sequence[str] = ()) -> HookResult:
         """Run one hook (``name`` as it is reported); log a failure naming it."""

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from agent.errors import BackendError
 from agent.model import ClusterView
 from agent.stores.galera.client import Credentials, Endpoint, wsrep_status
+from agent.stores.galera.leave import GaleraDeparture
+from agent.stores.galera.options import GaleraOptions
 from agent.stores.galera.status import build_view, parse_status
 
 if TYPE_CHECKING:
     import httpx
 
     from agent.config.settings import Settings
+    from agent.storekit.capabilities import SidecarContext
 
 DEFAULT_TIMEOUT_SECONDS = 2.0
 
@@ -21,7 +23,6 @@ class GaleraBackend:
     """One mariadbd's wsrep status; ``api_url`` (``mysql://host:3306``) asks another."""
 
     name: ClassVar[str] = "galera"
-    can_transfer: ClassVar[bool] = False  # no leader: nothing to hand off
 
     def __init__(self, client: httpx.AsyncClient, base_url: str, *,
                  peer_api_port: int | None = None,
@@ -31,7 +32,8 @@ class GaleraBackend:
         self.credentials = Credentials.of(settings)
         self.timeout_seconds = (settings.store_timeout_seconds if settings
                                 else DEFAULT_TIMEOUT_SECONDS)
-        self.sst_method = settings.galera_sst_method if settings else "rsync"
+        self.sst_method = (settings.options(GaleraOptions) if settings
+                           else GaleraOptions()).galera_sst_method
         # This node's client address as its peers list it (wsrep_incoming_addresses).
         self.self_address = (f"{settings.pod_ip}:{self.peer_port}"
                              if settings and settings.pod_ip else None)
@@ -44,11 +46,7 @@ class GaleraBackend:
                    else f"{endpoint.host}:{endpoint.port}")
         return build_view(status, self_address=address, sst_method=self.sst_method)
 
-    async def remove(self, member_id: str, *, leader_url: str) -> None:
-        """A Galera member leaves by stopping cleanly (mariadbd sends its leave as it
-        shuts down); there is no removal to ask another member for."""
-        raise BackendError(f"galera: {member_id} leaves by a clean stop of its mariadbd; "
-                           "no member can remove another")
-
-    async def transfer_leadership(self, *, leader_url: str, target_id: str) -> None:
-        raise BackendError("galera has no leader to transfer")
+    def departure(self, context: SidecarContext) -> GaleraDeparture:
+        """A member leaves by stopping cleanly (mariadbd sends its leave as it shuts
+        down): no member can remove another."""
+        return GaleraDeparture()

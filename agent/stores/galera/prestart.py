@@ -27,6 +27,7 @@ from agent.seed import Choice
 from agent.storekit.capabilities import Rediscover
 from agent.storekit.prestart import PrestartBase
 from agent.stores.galera.client import Credentials, Endpoint, wsrep_status
+from agent.stores.galera.options import GaleraOptions
 from agent.stores.galera.position import (
     GVWSTATE,
     GraState,
@@ -85,6 +86,7 @@ class GaleraPrestart(PrestartBase):
         super().__init__(settings, names, pod)
         self.client = client
         self.credentials = Credentials.of(settings)
+        self.options = settings.options(GaleraOptions)
         self.ballot: Ballot | None = None  # set once the position is recovered
 
     @property
@@ -137,7 +139,7 @@ class GaleraPrestart(PrestartBase):
         # recovery), the settings mariadbd checks before it (a cluster address for the
         # SST method, row binlogs), and no network (a running peer's port is no concern).
         # Its socket and pid file in the data dir: never a running server's.
-        command = [*shlex.split(self.settings.galera_recover_command),
+        command = [*shlex.split(self.options.galera_recover_command),
                    f"--datadir={data_dir}", "--wsrep-on=ON", "--wsrep-cluster-address=gcomm://",
                    "--binlog-format=ROW", "--skip-networking",
                    f"--socket={data_dir / 'sts-agent-recover.sock'}",
@@ -213,7 +215,7 @@ class GaleraPrestart(PrestartBase):
                                 data=(self.data_dir / "ibdata1").exists())
         current = list(peers)
         expected: range | None = None
-        force = self.settings.galera_force_seed_ordinal
+        force = self.options.galera_force_seed_ordinal
         if force is not None:
             log.warning("galera_seed_forced", ordinal=force,
                         reason="AGENT_GALERA_FORCE_SEED_ORDINAL is set: no vote; remove it "

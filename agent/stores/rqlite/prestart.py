@@ -21,6 +21,7 @@ from agent.retry import Done, Pending, poll
 from agent.storekit.capabilities import Rediscover
 from agent.storekit.prestart import PrestartBase
 from agent.stores.rqlite.api import RqliteBackend
+from agent.stores.rqlite.options import RqliteOptions
 from agent.stores.rqlite.plan import RqlitePlan, plan_start
 from agent.survey import Leader, answering, leader_through, try_view
 
@@ -46,7 +47,7 @@ class RqlitePrestart(PrestartBase):
                  client: httpx.AsyncClient) -> None:
         super().__init__(settings, names, pod)
         self.backend = RqliteBackend(client, "http://unused")
-        self.node_id = settings.node_id or pod.name
+        self.node_id = settings.options(RqliteOptions).node_id or pod.name
 
     def _url(self, ordinal: int, peers: Sequence[Peer]) -> str | None:
         host = self.host(ordinal, peers)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config.settings import Settings
+from agent.stores.exec.options import ExecOptions
 
 
 def script(directory: Path, name: str, body: str) -> str:
@@ -33,7 +34,9 @@ def settings(directory: Path, *, pod: str = "exec-1", **kwargs: Any) -> Settings
     if "exec_hooks" not in kwargs:
         kwargs["exec_hooks"] = hooks(directory)
     kwargs.setdefault("output_dir", directory / "out")
-    return Settings(backend="exec", pod_name=pod, listen="127.0.0.1:9090", **kwargs)
+    own = {key: kwargs.pop(key) for key in list(kwargs) if key in ExecOptions.model_fields}
+    return Settings(backend="exec", pod_name=pod, listen="127.0.0.1:9090",
+                    **kwargs).with_options(ExecOptions(**own))
 
 
 def gone(pid: int) -> bool:

@@ -10,6 +10,7 @@ import pytest
 import respx
 
 from agent.errors import BackendError, BackendUnavailable
+from agent.storekit.capabilities import Departing, Reconfigurable
 from agent.stores.exec.api import ExecBackend
 from agent.stores.exec.contract import Role
 from tests.unit.stores.exec.answers import MEMBERS
@@ -93,6 +94,8 @@ async def test_a_peer_s_view_comes_from_its_agent(tmp_path: Path) -> None:
         await exec_.view("http://10.0.0.3:9090")
 
 
-async def test_no_member_removes_another(tmp_path: Path) -> None:
-    with pytest.raises(BackendError, match="stop hook"):
-        await backend(tmp_path).remove("exec-2", leader_url="http://x")
+def test_no_member_removes_another(tmp_path: Path) -> None:
+    """An exec member leaves by its stop hook: the backend departs, it is not
+    reconfigured through a leader (the repair leaves it alone)."""
+    exec_ = backend(tmp_path)
+    assert isinstance(exec_, Departing) and not isinstance(exec_, Reconfigurable)

@@ -6,8 +6,8 @@ import os
 import time
 from pathlib import Path
 
-from agent.config.hooks import HookSpec
 from agent.stores.exec.hooks import KEEP_BYTES, run_hook
+from agent.stores.exec.options import HookSpec
 from tests.unit.stores.exec.fakes import gone, script
 
 

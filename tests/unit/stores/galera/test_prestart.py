@@ -13,6 +13,7 @@ from agent.config.settings import Settings
 from agent.discovery import ServiceNames
 from agent.errors import BackendError
 from agent.identity import PodIdentity
+from agent.stores.galera.options import GaleraOptions
 from agent.stores.galera.position import GraState, Position
 from agent.stores.galera.prestart import GaleraPrestart, donors
 from player.stores.galera import render_config
@@ -37,8 +38,8 @@ exit {exit_code}
 def prestart(tmp_path: Path, command: str) -> GaleraPrestart:
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
-    settings = Settings(backend="galera", data_dir=data, galera_recover_command=command,
-                        listen="127.0.0.1:9090")
+    settings = Settings(backend="galera", data_dir=data, listen="127.0.0.1:9090"
+                        ).with_options(GaleraOptions(galera_recover_command=command))
     names = ServiceNames(statefulset="galera", service="galera", namespace="db",
                          domain="cluster.local")
     return GaleraPrestart(settings, names, PodIdentity("galera", 1), httpx.AsyncClient())

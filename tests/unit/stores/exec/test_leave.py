@@ -1,4 +1,4 @@
-"""The exec store's leave: higher departing pods first, stop until it succeeds, then stopped."""
+"""The exec store's departure: higher departing pods first, stop until it succeeds, stopped."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from pathlib import Path
 import httpx
 import respx
 
-from agent.exec_leave import ExecLeaver
+from agent.leave import Leaver
 from agent.membership import Membership
 from agent.model import ClusterView, Member
 from agent.readiness import Policy
 from agent.stores.exec.api import ExecBackend
+from agent.stores.exec.leave import ExecDeparture
 from tests.unit.stores.exec.fakes import hooks, settings
 from tests.unit.test_leave import FakeReplicas, Recorder
 
@@ -22,7 +23,8 @@ async def tick(seconds: float) -> None:
 
 
 def leaver(tmp_path: Path, *, me: int, replicas: int, present: set[int] | None = None,
-           stop: str = "", events: Recorder | None = None) -> tuple[ExecLeaver, Path]:
+           stop: str = "", events: Recorder | None = None,
+           deadline: float = 10) -> tuple[Leaver, Path]:
     """Pod ``me`` of pods ``present`` (0-4); stop logs to ``calls`` and then status says
     stopped (7)."""
     calls = tmp_path / "calls"
@@ -41,10 +43,10 @@ def leaver(tmp_path: Path, *, me: int, replicas: int, present: set[int] | None =
     async def peer_url(ordinal: int) -> str | None:
         return f"http://10.0.0.{ordinal}:9090"
 
-    return ExecLeaver(membership, backend, pod_exists=pod_exists, peer_url=peer_url,
-                      policy="scale-down", ordinal=me, statefulset="exec",
-                      replicas=FakeReplicas(replicas), events=events, deadline_seconds=10,
-                      sleep=tick), calls
+    departure = ExecDeparture(backend, pod_exists=pod_exists, peer_url=peer_url)
+    return Leaver(membership, departure, policy="scale-down", ordinal=me, statefulset="exec",
+                  replicas=FakeReplicas(replicas), events=events, deadline_seconds=deadline,
+                  sleep=tick), calls
 
 
 def peer_status(ordinal: int, role: str) -> dict[str, object]:
@@ -84,8 +86,8 @@ async def test_a_failing_stop_is_run_again_and_named(tmp_path: Path) -> None:
 
 
 async def test_a_stop_that_never_succeeds_fails_the_leave_naming_the_hook(tmp_path: Path) -> None:
-    leave, _ = leaver(tmp_path, me=4, replicas=3, stop='echo "disk full" >&2; exit 1;')
-    leave.deadline_seconds = 0.5
+    leave, _ = leaver(tmp_path, me=4, replicas=3, stop='echo "disk full" >&2; exit 1;',
+                      deadline=0.5)
     leave.sleep = asyncio.sleep
     leave.retry_seconds = 0.05
     outcome = await leave.leave()

@@ -7,9 +7,9 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from agent.config.hooks import ExecHooks, HookSpec, go_duration
 from agent.config.loading import load_settings
 from agent.errors import ConfigError
+from agent.stores.exec.options import ExecHooks, HookSpec, go_duration
 
 
 @pytest.mark.parametrize(("text", "seconds"), [

@@ -1,16 +1,16 @@
-"""Galera's leave against a fake group: its turn (highest ordinal first), then confirmed."""
+"""Galera's departure against a fake group: its turn (highest ordinal first), then confirmed."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import ClassVar
 
-from agent.errors import BackendError, BackendUnavailable
-from agent.galera_leave import GaleraLeaver
+from agent.errors import BackendUnavailable
+from agent.leave import Leaver
 from agent.membership import Membership
 from agent.model import ClusterView, Member
 from agent.readiness import Policy
+from agent.stores.galera.leave import GaleraDeparture
 from tests.unit.test_leave import FakeReplicas, Recorder
 
 
@@ -32,7 +32,6 @@ class FakeGroup:
     present: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     stopped: bool = False
     asked: list[str] = field(default_factory=list)
-    can_transfer: ClassVar[bool] = False
     polls: int = 0
     leave_above_after: int = 2  # the pod above leaves after this many local polls
 
@@ -54,18 +53,13 @@ class FakeGroup:
         ordinal = int(api_url.split(".")[-1].split(":")[0])
         return self._view(ordinal)
 
-    async def remove(self, member_id: str, *, leader_url: str) -> None:
-        raise BackendError("no removal in Galera")
-
-    async def transfer_leadership(self, *, leader_url: str, target_id: str) -> None:
-        raise BackendError("no leader")
 
 
 def galera_leaver(group: FakeGroup, *, replicas: int, events: Recorder | None = None,
-                  deadline: float = 10) -> GaleraLeaver:
+                  deadline: float = 10) -> Leaver:
     membership = Membership(group, policy=Policy(), poll_interval_seconds=1,
                             poll_timeout_seconds=1)
-    return GaleraLeaver(membership, group, policy="scale-down", ordinal=group.me,
+    return Leaver(membership, GaleraDeparture(), policy="scale-down", ordinal=group.me,
                         statefulset="galera", replicas=FakeReplicas(replicas), events=events,
                         deadline_seconds=deadline, sleep=tick)
 

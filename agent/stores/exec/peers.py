@@ -8,7 +8,6 @@ from agent.addresses import host_port
 from agent.config.settings import Settings
 from agent.discovery import Discovery, DnsUnavailable, ServiceNames
 from agent.dnsclient import DnspythonClient
-from agent.identity import parse_pod_name
 
 log = structlog.get_logger("agent.exec")
 
@@ -21,7 +20,7 @@ class ExecPeers:
     def __init__(self, settings: Settings, domain: str | None) -> None:
         self.settings = settings
         self.port = settings.listen_address()[1]
-        self.pod = parse_pod_name(settings.pod_name) if settings.pod_name else None
+        self.pod = settings.pod
         self.names = None
         if self.pod is not None and settings.service and settings.namespace and domain:
             self.names = ServiceNames(statefulset=self.pod.statefulset,

@@ -1,17 +1,20 @@
-"""The exec store's leave: higher departing ordinals first, the quorum guard, then ``stop``."""
+"""The exec store's departure: higher departing ordinals first, the quorum guard, then ``stop``."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 
 from agent.errors import AgentError, KubeError
-from agent.leave import Leaver
+from agent.model import Outcome
 from agent.quorum import quorum_for_removal
-from agent.stores.exec.api import ExecBackend
+from agent.storekit.capabilities import LeaveContext
 from agent.stores.exec.contract import Role, role_of
+
+if TYPE_CHECKING:
+    from agent.stores.exec.api import ExecBackend
 
 log = structlog.get_logger("agent.leave")
 
@@ -23,9 +26,8 @@ PeerUrl = Callable[[int], Awaitable[str | None]]
 Primaries = Callable[[], Awaitable[list[str]]]
 
 
-class ExecLeaver(Leaver):
-    """The same decision as every store's (scale-down or restart, from the API; a
-    restart runs nothing), then, leaving for good:
+class ExecDeparture:
+    """Once the leave has decided this pod goes for good (a restart runs nothing):
 
     - pods scaled down together go one at a time, highest ordinal first: a higher pod
       that still exists and whose agent does not say its node stopped goes first;
@@ -36,25 +38,26 @@ class ExecLeaver(Leaver):
 
     removed_event = "MemberStopped"
 
-    def __init__(self, *args: Any, pod_exists: PodExists | None = None,
+    def __init__(self, backend: ExecBackend, *, pod_exists: PodExists | None = None,
                  peer_url: PeerUrl | None = None,
-                 primaries: Primaries | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+                 primaries: Primaries | None = None) -> None:
+        self.backend = backend
         self.pod_exists = pod_exists
         self.peer_url = peer_url
         self.primaries = primaries
 
-    @property
-    def exec_backend(self) -> ExecBackend:
-        assert isinstance(self.backend, ExecBackend)
-        return self.backend
+    async def before_restart(self, leave: LeaveContext) -> str | None:
+        return None  # a restart runs no hook
 
-    async def _above_running(self) -> str | None:
+    async def settle(self, leave: LeaveContext, removed: Outcome) -> Outcome:
+        return removed  # status said stopped already
+
+    async def _above_running(self, leave: LeaveContext) -> str | None:
         """The first higher ordinal outside the kept ones that has not stopped yet."""
-        assert self.ordinal is not None
-        if self.pod_exists is None or self._keep is None:
+        assert leave.ordinal is not None
+        if self.pod_exists is None or leave.keep is None:
             return None
-        ordinal = self.ordinal + 1
+        ordinal = leave.ordinal + 1
         while True:
             try:
                 exists = await self.pod_exists(ordinal)
@@ -66,7 +69,7 @@ class ExecLeaver(Leaver):
             role = None
             if url is not None:
                 try:
-                    view = await self.membership.view_at(url)
+                    view = await leave.membership.view_at(url)
                     role = dict(view.details).get("role")
                 except AgentError:
                     role = None
@@ -75,25 +78,24 @@ class ExecLeaver(Leaver):
                         f"its node is {role or 'not answering'})")
             ordinal += 1
 
-    async def _remove_self(self) -> str:
-        backend = self.exec_backend
-        hooks = backend.hooks
-        while (waiting := await self._above_running()) is not None:
-            await self._obstacle(waiting)
+    async def remove(self, leave: LeaveContext) -> str:
+        hooks = self.backend.hooks
+        while (waiting := await self._above_running(leave)) is not None:
+            await leave.obstacle(waiting)
         if hooks.hooks.members is not None:
             while True:
-                snapshot = await self.membership.poll_once()
+                snapshot = await leave.membership.poll_once()
                 view, self_id = snapshot.authority, snapshot.self_id
                 if view is None or self_id is None:
-                    await self._obstacle("membership unknown: no leader to ask")
+                    await leave.obstacle("membership unknown: no leader to ask")
                     continue
                 if view.member(self_id) is None:
                     break
-                obstacle = quorum_for_removal(view, self_id, await self._reachable(view),
-                                              self._departing(view, self_id))
+                obstacle = quorum_for_removal(view, self_id, await leave.reachable(view),
+                                              leave.departing(view, self_id))
                 if obstacle is None:
                     break
-                await self._obstacle(obstacle)
+                await leave.obstacle(obstacle)
         if hooks.hooks.stop is None:
             return "no stop hook configured: the store stops with its container"
         while True:
@@ -101,9 +103,9 @@ class ExecLeaver(Leaver):
             result = await hooks.run("stop", hooks.hooks.stop, others)
             if result.ok:
                 break
-            await self._obstacle(result.why())
+            await leave.obstacle(result.why())
         while True:
             said = role_of(await hooks.run("status", hooks.hooks.status))
             if said is Role.STOPPED:
                 return "stop hook succeeded; status says stopped"
-            await self._obstacle(f"stop hook succeeded but status says {said}")
+            await leave.obstacle(f"stop hook succeeded but status says {said}")

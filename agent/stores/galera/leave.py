@@ -1,4 +1,4 @@
-"""Galera's leave: a member leaves by its own clean stop, one at a time, confirmed on a peer."""
+"""Galera's departure: a member leaves by its own clean stop, one at a time, confirmed on a peer."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import asyncio
 import structlog
 
 from agent.errors import AgentError
-from agent.leave import Leaver, Outcome
-from agent.model import ClusterView
+from agent.model import ClusterView, Outcome
+from agent.storekit.capabilities import LeaveContext
 
 log = structlog.get_logger("agent.leave")
 
 
-class GaleraLeaver(Leaver):
-    """The same decision as a raft store's (scale-down or restart, from the API), then:
+class GaleraDeparture:
+    """Once the leave has decided this pod goes (scale-down, from the API):
 
     - its turn: a clean stop sends Galera's leave and the group recomputes quorum on the
       smaller view, but pods scaled down together (podManagementPolicy Parallel stops
@@ -22,70 +22,69 @@ class GaleraLeaver(Leaver):
       stays is Primary at every step. The store container's preStop (GET /leave/wait)
       holds mariadbd's SIGTERM until then;
     - the clean stop is the removal; once the sidecar's own SIGTERM comes (the store is
-      stopping), it confirms on a peer that the view no longer has this node.
+      stopping), ``settle`` confirms on a peer that the view no longer has this node.
+
+    A restart does nothing here: Galera has no leader to hand off.
     """
 
     removed_event = "MemberLeaving"
 
-    _last_view: ClusterView | None = None
-    _self_id: str | None = None
+    def __init__(self) -> None:
+        self._last_view: ClusterView | None = None
+        self._self_id: str | None = None
 
-    async def _remove_self(self) -> str:
-        assert self.ordinal is not None
-        start = self._keep.start if self._keep is not None else 0
-        position = self.ordinal - start + 1  # members up to this one, ordinals contiguous
+    async def before_restart(self, leave: LeaveContext) -> str | None:
+        return None
+
+    async def remove(self, leave: LeaveContext) -> str:
+        assert leave.ordinal is not None
+        start = leave.keep.start if leave.keep is not None else 0
+        position = leave.ordinal - start + 1  # members up to this one, ordinals contiguous
         while True:
-            snapshot = await self.membership.poll_once()
+            snapshot = await leave.membership.poll_once()
             view = snapshot.local or snapshot.authority
             if view is None:
-                await self._obstacle("no member answers: cannot tell whose turn it is")
+                await leave.obstacle("no member answers: cannot tell whose turn it is")
                 continue
             self._last_view, self._self_id = view, snapshot.self_id
             above = len(view.members) - position
             if above <= 0:
-                return (f"ordinal {self.ordinal}'s turn ({len(view.members)} in the view, "
+                return (f"ordinal {leave.ordinal}'s turn ({len(view.members)} in the view, "
                         "none above it): mariadbd's clean stop is the leave")
-            await self._obstacle(f"{above} member(s) above ordinal {self.ordinal} leave "
+            await leave.obstacle(f"{above} member(s) above ordinal {leave.ordinal} leave "
                                  "first (one at a time, so the rest stays Primary)")
 
-    async def leave(self, *, final: bool = False) -> Outcome:
-        outcome = await super().leave(final=final)
-        if final and outcome.result == "removed":
-            outcome = await self._confirm(outcome)
-        return outcome
-
-    async def _confirm(self, released: Outcome) -> Outcome:
+    async def settle(self, leave: LeaveContext, removed: Outcome) -> Outcome:
         """Wait, within the leave's deadline, until a peer's view no longer lists this
         node (mariadbd is stopping: the sidecar's SIGTERM follows the store's preStop)."""
         view, self_id = self._last_view, self._self_id
         peers = [m for m in (view.members if view else ()) if m.id != self_id]
-        started = self.clock()
-        left = max(1.0, self.deadline_seconds - released.took_seconds)
+        started = leave.clock()
+        left = max(1.0, leave.deadline_seconds - removed.took_seconds)
         confirmed = None
         try:
             async with asyncio.timeout(left):
                 while confirmed is None:
                     for peer in peers:
                         try:
-                            other = await self.membership.view_at(f"mysql://{peer.address}")
+                            other = await leave.membership.view_at(f"mysql://{peer.address}")
                         except AgentError:
                             continue
                         if self_id is not None and other.member(self_id) is None:
                             confirmed = (peer.address, len(other.members))
                             break
                     if confirmed is None:
-                        await self._obstacle("this node still in its peers' view")
+                        await leave.obstacle("this node still in its peers' view")
         except TimeoutError:
             pass
-        took = released.took_seconds + self.clock() - started
+        took = removed.took_seconds + leave.clock() - started
         if confirmed is None:
-            outcome = Outcome("failed", f"{released.reason}; not confirmed: no peer's view "
+            outcome = Outcome("failed", f"{removed.reason}; not confirmed: no peer's view "
                                         f"dropped {self_id} within {left:.1f}s", took)
-            self._record("MemberRemoveFailed", outcome.reason, warning=True)
+            leave.record("MemberRemoveFailed", outcome.reason, warning=True)
         else:
             outcome = Outcome("removed", f"{self_id} left; confirmed by {confirmed[0]} "
                                          f"(a view of {confirmed[1]})", took)
-            self._record("MemberRemoved", outcome.reason)
+            leave.record("MemberRemoved", outcome.reason)
         log.info("leave_confirmed" if confirmed else "leave_unconfirmed", **outcome.as_dict())
-        self.outcome = outcome
         return outcome

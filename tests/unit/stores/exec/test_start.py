@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx
 
-from agent.exec_start import ExecStarter
 from agent.retry import Backoff, Done, Pending, poll
 from agent.stores.exec.api import ExecBackend
 from agent.stores.exec.plan import PLAN, TAKEN, write_plan
+from agent.stores.exec.start import ExecStarter
 from tests.unit.stores.exec.fakes import gone, hooks, settings
 
 RUNNING = "running"
