@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import secrets
 import stat
 import traceback
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -17,6 +16,7 @@ import jinja2
 import jinja2.meta
 import jinja2.sandbox
 
+from agent.atomic import write_atomically
 from agent.errors import RenderError
 
 # ConfigMap volumes hold their real files under "..data" / "..<timestamp>" and
@@ -344,26 +344,6 @@ def _same(fd: int, name: str, output: Output) -> bool:
         return existing.read() == output.content
 
 
-def _write_one(fd: int, name: str, output: Output) -> None:
-    temp = f".{name}.tmp-{secrets.token_hex(4)}"
-    handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
-                     dir_fd=fd)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(output.content)
-            out.flush()
-            os.fchmod(out.fileno(), output.mode)
-            os.fsync(out.fileno())
-        os.replace(temp, name, src_dir_fd=fd, dst_dir_fd=fd)
-    except BaseException:
-        try:
-            os.unlink(temp, dir_fd=fd)
-        except FileNotFoundError:
-            pass
-        raise
-    os.fsync(fd)
-
-
 def write(output_dir: Path, outputs: Sequence[Output]) -> WriteResult:
     """Write every output atomically below ``output_dir``; unchanged files are left alone.
 
@@ -389,7 +369,7 @@ def write(output_dir: Path, outputs: Sequence[Output]) -> WriteResult:
                 if _same(fd, name, output):
                     result.unchanged.append(str(output.relpath))
                 else:
-                    _write_one(fd, name, output)
+                    write_atomically(fd, name, output.content, mode=output.mode)
                     result.written.append(str(output.relpath))
             except OSError as exc:
                 raise RenderError(f"{output.relpath}: write failed: {exc.strerror}") from None

@@ -10,12 +10,12 @@ from pydantic import Field, PrivateAttr
 
 from agent.addresses import parse_host_port
 from agent.config.base import ENV_PREFIX, AgentSettings
+from agent.config.leaving import LeaveSettings
 from agent.config.types import (
     LISTEN_PORT,
     DnsLabel,
     DnsServer,
     DomainName,
-    HttpUrl,
     IpAddress,
     ListenAddress,
     PodName,
@@ -34,7 +34,7 @@ def _per_store(what: str) -> str:
     return ", ".join(f"{spec.name} {getattr(spec, what)}" for spec in STORES.values())
 
 
-class Settings(AgentSettings):
+class Settings(LeaveSettings):
     """What the agent can be told whatever its store. Each field is an env var and a flag;
     a store's own settings are its options model (``options()``)."""
 
@@ -253,74 +253,6 @@ class Settings(AgentSettings):
         default=None, description="Key of the client certificate."
     )
 
-    # --- leave ---------------------------------------------------------------------
-    leave_policy: Literal["scale-down", "always", "never"] = Field(
-        default="scale-down",
-        description="When a terminating pod removes itself from the cluster: scale-down "
-        "(only when its ordinal >= the StatefulSet's spec.replicas), always, never.",
-    )
-    statefulset: DnsLabel | None = Field(
-        default=None,
-        description="The owning StatefulSet. Default: derived from the pod name.",
-    )
-    termination_grace_period_seconds: float = Field(
-        default=30.0,
-        gt=0,
-        description="The pod's terminationGracePeriodSeconds (Kubernetes default 30); the "
-        "leave procedure must end before it.",
-    )
-    leave_margin_seconds: float = Field(
-        default=5.0,
-        ge=0,
-        description="Time kept back from the grace period for the store's own shutdown.",
-    )
-    leave_token_file: Path | None = Field(
-        default=None,
-        description="If set, POST /leave also accepts non-loopback clients that send "
-        "'Authorization: Bearer <this file's content>'.",
-    )
-    native_sidecar: bool = Field(
-        default=False,
-        description="The agent runs as a native sidecar (an init container with "
-        "restartPolicy Always), so it stops only after the store: the store container's "
-        "preStop GET /leave/wait then starts the leave at once (as a classic sidecar it "
-        "first gives the agent's own preStop 3 s to start it). The decision still comes "
-        "from the Kubernetes API, never from the caller.",
-    )
-    repair: bool = Field(
-        default=True,
-        description="The sidecar that leads removes members whose pods are gone for good "
-        "without leaving (an ordinal outside the kept ones, its pod absent or not running, "
-        "silent for AGENT_REPAIR_AFTER_SECONDS). Needs the Role's pods get.",
-    )
-    repair_after_seconds: float = Field(
-        default=60.0,
-        gt=0,
-        description="How long a member of a dropped ordinal must have been silent, seen "
-        "by the leader, before the repair removes it.",
-    )
-    repair_interval_seconds: float = Field(
-        default=5.0,
-        gt=0,
-        description="How often the leader's sidecar looks for members to repair; a "
-        "healthy cluster costs one read of each member, no Kubernetes call.",
-    )
-    kube_api_url: HttpUrl | None = Field(
-        default=None,
-        description="Kubernetes API URL. Default: in-cluster (KUBERNETES_SERVICE_HOST/PORT "
-        "and the pod's service account).",
-    )
-    kube_token_file: Path = Field(
-        default=Path("/var/run/secrets/kubernetes.io/serviceaccount/token"),
-        description="Service-account token, re-read when the API answers 401 (rotation).",
-    )
-    kube_ca_file: Path | None = Field(
-        default=None, description="CA of the Kubernetes API (with AGENT_KUBE_API_URL)."
-    )
-    kube_timeout_seconds: float = Field(
-        default=5.0, gt=0, description="Budget of one Kubernetes API request."
-    )
-
     resolv_conf_path: Path = Field(
         default=Path("/etc/resolv.conf"),
         description="Where to read the search line that gives the default cluster domain.",
@@ -356,10 +288,6 @@ class Settings(AgentSettings):
     def seed_url_list(self) -> list[str]:
         """``seed_urls`` as a list."""
         return [u.strip().rstrip("/") for u in (self.seed_urls or "").split(",") if u.strip()]
-
-    def leave_deadline_seconds(self) -> float:
-        """How long the leave procedure may take: the grace period minus the margin."""
-        return self.termination_grace_period_seconds - self.leave_margin_seconds
 
     def leave_time_problem(self) -> str | None:
         """Why the leave deadline is too short for this store's removal, if it is."""

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from agent.atomic import write_atomically
+
 PLAN = "sts-agent-plan.json"
 TAKEN = "sts-agent-plan.taken.json"
 
@@ -14,11 +16,9 @@ TAKEN = "sts-agent-plan.taken.json"
 def write_plan(directory: Path, plan: dict[str, Any]) -> Path:
     """Write ``plan`` atomically for the sidecar to take (the directory made if missing)."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / PLAN
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(plan, indent=2) + "\n")
-    os.replace(temporary, path)
-    return path
+    write_atomically(directory, PLAN, (json.dumps(plan, indent=2) + "\n").encode(),
+                     mode=0o644)
+    return directory / PLAN
 
 
 def take_plan(directory: Path) -> dict[str, Any] | None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from agent import atomic
 
 GRASTATE = "grastate.dat"
 GVWSTATE = "gvwstate.dat"
@@ -94,26 +95,9 @@ def read_grastate(data_dir: Path) -> GraState | None:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text``: a crash leaves the old file or the new, never half;
-    the owner and mode of the old file are kept (mariadbd runs as another user)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        stat = path.parent.stat()
-    os.chmod(temporary, stat.st_mode & 0o777 if path.exists() else 0o660)
-    if os.geteuid() == 0:
-        os.chown(temporary, stat.st_uid, stat.st_gid)
-    os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    """Replace ``path`` with ``text`` whole; the old file's owner and mode are kept
+    (mariadbd runs as another user)."""
+    atomic.write_atomically(path.parent, path.name, text.encode(), keep_owner=True)
 
 
 def parse_recovered(log_text: str) -> Position | None:
