@@ -1,9 +1,18 @@
-"""The sidecar's composition root: secrets kept out of what it shows, default seeds."""
+"""The sidecar's composition root: parts by capability, secrets kept out, default seeds."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
+import pytest
+
 from agent.config.settings import Settings
-from agent.sidecar import default_seeds, redact
+from agent.reconfigure import RaftDeparture
+from agent.registry import STORES, StoreSpec
+from agent.sidecar import build, default_seeds, redact
+from agent.storekit.capabilities import Departing, Reconfigurable, Started
+from tests.unit.fakestore.api import FakeBackend
 
 
 def test_store_url_credentials_redacted() -> None:
@@ -23,3 +32,48 @@ def test_default_seeds_from_stable_names() -> None:
     explicit = Settings(backend="etcd", seed_urls="http://a:1, http://b:2/")
     assert default_seeds(explicit, "cluster.local") == ["http://a:1", "http://b:2"]
     assert default_seeds(Settings(backend="etcd"), "cluster.local") == []
+
+
+async def test_a_new_non_raft_store_needs_only_its_folder_and_a_registry_line(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store registered like the five (one spec: its ports, its backend by name) whose
+    backend is Departing: the sidecar takes its departure, runs no repair (only a
+    Reconfigurable backend is repaired through a leader), and a leave for good is its
+    departure's. No shared module knows the store."""
+    monkeypatch.setitem(STORES, "fake", StoreSpec(
+        "fake", client_port=7000, peer_port=7001, removal_seconds=1.0,
+        backend="tests.unit.fakestore.api:FakeBackend", raft=False))
+    settings = Settings(backend="fake", pod_name="fake-0", namespace="db",
+                        leave_policy="always", listen="127.0.0.1:19090")
+    async with httpx.AsyncClient() as client:
+        parts = build(settings, client, domain="cluster.local")
+        backend = parts.membership.backend
+        assert isinstance(backend, FakeBackend) and isinstance(backend, Departing)
+        assert parts.repairer is None and parts.starter is None
+        assert parts.leaver.departure is backend.departures[-1]
+        outcome = await parts.leaver.leave(final=True)
+        await parts.kube.aclose()
+    assert outcome.result == "removed" and outcome.reason == "stopped cleanly"
+    assert backend.departures[-1].calls == ["remove", "settle"]
+
+
+async def test_each_registered_store_gets_the_departure_its_backend_offers() -> None:
+    """The five: raft stores leave through their leader, the others by their own
+    departure; the repair runs for the raft ones only."""
+    for name, spec in STORES.items():
+        extra: dict[str, Any] = {}
+        if name == "exec":
+            extra = {"exec_hooks": {h: {"command": ["true"]} for h in
+                                    ("sequence", "seed", "primary", "status")}}
+        settings = Settings(backend=name, pod_name=f"{name}-0", namespace="db",
+                            listen="127.0.0.1:19090")
+        options = spec.options_class()
+        if options is not None:
+            settings = settings.with_options(options(**extra))
+        async with httpx.AsyncClient() as client:
+            parts = build(settings, client, domain="cluster.local")
+            await parts.kube.aclose()
+        raft = isinstance(parts.leaver.departure, RaftDeparture)
+        assert raft == isinstance(parts.membership.backend, Reconfigurable), name
+        assert (parts.repairer is not None) == raft, name
+        assert (parts.starter is not None) == isinstance(parts.membership.backend, Started)
