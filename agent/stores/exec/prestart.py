@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,12 +11,11 @@ import structlog
 
 from agent.config.settings import Settings
 from agent.discovery import Peer, ServiceNames
-from agent.errors import ConfigError, DeadlineExceeded, KubeError
+from agent.errors import ConfigError
 from agent.identity import PodIdentity
-from agent.retry import Backoff, Done, Pending, poll
 from agent.seed import Choice
 from agent.storekit.capabilities import Rediscover
-from agent.storekit.prestart import PrestartBase
+from agent.storekit.voting import Start, VotingPrestart
 from agent.stores.exec.api import peer_roles
 from agent.stores.exec.contract import Role, SequenceError, parse_sequence
 from agent.stores.exec.options import exec_options
@@ -28,11 +26,14 @@ from agent.stores.exec.vote import Ballot, choose
 log = structlog.get_logger("agent.exec")
 
 
-class ExecPrestart(PrestartBase):
+class ExecPrestart(VotingPrestart[Ballot]):
     """Everything ``sts-agent init`` does for an exec store: the plan the sidecar starts
     the node by (seed, or join the primaries), decided with every kept pod."""
 
     store = "exec"
+    what = "a primary to join, or the vote to seed one"
+    event_prefix = "Exec"
+    force_setting = "AGENT_EXEC_FORCE_SEED_ORDINAL"
 
     def __init__(self, settings: Settings, names: ServiceNames, pod: PodIdentity,
                  client: httpx.AsyncClient) -> None:
@@ -40,7 +41,8 @@ class ExecPrestart(PrestartBase):
         self.client = client
         self.hooks = HookRunner.of(settings)
         self.options = exec_options(settings)
-        self.ballot: Ballot | None = None
+        self.force = self.options.exec_force_seed_ordinal
+        self._roles: dict[int, Role] = {}  # what the others' agents said, last round
 
     @property
     def plan_dir(self) -> Path:
@@ -81,65 +83,44 @@ class ExecPrestart(PrestartBase):
         return await self.ballots_of(self.client, ordinals, peers, Ballot.from_dict,
                                      self.ballot)
 
+    # the vote-or-join start (VotingPrestart) ----------------------------------------
+    async def own_ballot(self) -> Ballot:
+        return await self.sequence()
+
+    async def refresh_ballot(self) -> None:
+        if self.ballot is not None and self.ballot.sequence is None:
+            self.ballot = await self.sequence()  # until it answers
+
+    async def running(self, ordinals: Sequence[int], peers: Sequence[Peer]) -> Start | None:
+        self._roles = await self.roles(ordinals, peers)
+        primaries = tuple(sorted(o for o, r in self._roles.items() if r is Role.PRIMARY))
+        if not primaries:
+            return None
+        most = self.options.exec_primaries
+        if most is not None and len(primaries) >= most:
+            return Start("secondary", f"{len(primaries)} primaries run "
+                                      f"(AGENT_EXEC_PRIMARIES {most})", joining=primaries)
+        return Start("primary", "a running primary to join", joining=primaries)
+
+    def choose(self, ballots: dict[int, Ballot], kept: range) -> Choice:
+        return choose(ballots, kept, force=self.force)
+
+    def waiting_for_seed(self, choice: Choice) -> str:
+        return (f"waiting for ordinal {choice.seed} to seed and run as primary "
+                f"({choice.reason})")
+
+    def no_seed_yet(self, choice: Choice) -> str:
+        running = ", ".join(f"ordinal {o} {r}" for o, r in sorted(self._roles.items()))
+        return (f"no primary running{' (' + running + ')' if running else ''}; "
+                f"no seed yet: {choice.reason}")
+
     async def prepare(self, peers: Sequence[Peer], *, deadline: float,
                       rediscover: Rediscover) -> dict[str, Any]:
         """Join the primaries some pod runs, else seed when the vote says this pod."""
         plan_dir = self.plan_dir
-        self.ballot = await self.sequence()
-        current = list(peers)
-        expected: range | None = None
-        chosen: Choice | None = None  # a seed this init saw chosen
-        force = self.options.exec_force_seed_ordinal
-        if force is not None:
-            log.warning("exec_seed_forced", ordinal=force,
-                        reason="AGENT_EXEC_FORCE_SEED_ORDINAL is set: no vote; remove it "
-                               "once the cluster is up")
-
-        async def attempt() -> Done[tuple[str, list[int], str]] | Pending:
-            nonlocal current, expected, chosen
-            if self.ballot is not None and self.ballot.sequence is None:
-                self.ballot = await self.sequence()  # until it answers
-            if expected is None:
-                try:
-                    expected = await self.kept_ordinals()
-                except KubeError as exc:
-                    if not exc.retryable:
-                        raise
-                    return Pending(f"reading the StatefulSet: {exc.message}")
-            ordinals = sorted({*expected, *(p.ordinal for p in current)})
-            roles = await self.roles(ordinals, current)
-            primaries = sorted(o for o, r in roles.items() if r is Role.PRIMARY)
-            if primaries:
-                most = self.options.exec_primaries
-                if most is not None and len(primaries) >= most:
-                    return Done(("secondary", primaries, f"{len(primaries)} primaries run "
-                                                         f"(AGENT_EXEC_PRIMARIES {most})"))
-                return Done(("primary", primaries, "a running primary to join"))
-            choice = choose(await self.ballots(expected, current), expected, force=force)
-            if choice.seed == self.pod.ordinal:
-                return Done(("seed", [], choice.reason))
-            if choice.seed is not None:
-                chosen = choice
-            current = await rediscover()
-            if chosen is not None and chosen.seed is not None:
-                # The seed's init ended (its ballot with it): it is starting.
-                return Pending(f"waiting for ordinal {chosen.seed} to seed and run as "
-                               f"primary ({chosen.reason})")
-            running = ", ".join(f"ordinal {o} {r}" for o, r in sorted(roles.items()))
-            return Pending(f"no primary running{' (' + running + ')' if running else ''}; "
-                           f"no seed yet: {choice.reason}")
-
-        try:
-            role, primaries, reason = await poll(
-                attempt, what="a primary to join, or the vote to seed one",
-                timeout_seconds=max(0.0, deadline - time.monotonic()),
-                backoff=Backoff(initial_seconds=0.2, maximum_seconds=1.0))
-        except DeadlineExceeded as exc:
-            await self.warn_event("ExecStartBlocked", exc.message)
-            raise
-        if role == "seed" and force is not None:
-            await self.warn_event("ExecSeedForced", f"{self.pod.name} seeds by the override "
-                                                    f"AGENT_EXEC_FORCE_SEED_ORDINAL={force}")
+        decided = await self.decide(peers, deadline=deadline, rediscover=rediscover)
+        role, primaries, reason = decided.start.how, decided.start.joining, decided.start.reason
+        current = decided.peers
         hosts = [host for o in primaries if (host := self.host(o, current)) is not None]
         plan = {"role": role, "primaries": hosts, "reason": reason, "pod": self.pod.name,
                 "sequence": self.ballot.sequence if self.ballot else None}

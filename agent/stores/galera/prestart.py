@@ -18,14 +18,12 @@ from agent.errors import (
     BackendError,
     BackendUnavailable,
     ConfigError,
-    DeadlineExceeded,
-    KubeError,
 )
 from agent.identity import PodIdentity
-from agent.retry import Backoff, Done, Pending, poll
+from agent.retry import Backoff
 from agent.seed import Choice
 from agent.storekit.capabilities import Rediscover
-from agent.storekit.prestart import PrestartBase
+from agent.storekit.voting import Start, VotingPrestart
 from agent.stores.galera.client import Credentials, Endpoint, wsrep_status
 from agent.stores.galera.options import GaleraOptions
 from agent.stores.galera.position import (
@@ -76,10 +74,16 @@ def donors(running: Mapping[int, Mapping[str, str]], statefulset: str) -> str:
     return "".join(f"{statefulset}-{ordinal}," for _, ordinal in settled)
 
 
-class GaleraPrestart(PrestartBase):
+class GaleraPrestart(VotingPrestart[Ballot]):
     """Everything ``sts-agent init`` does for Galera before mariadbd starts."""
 
     store = "galera"
+    what = "a Primary component to join, or the vote to seed one"
+    event_prefix = "Galera"
+    force_setting = "AGENT_GALERA_FORCE_SEED_ORDINAL"
+    # A round is a few local connections: look often, so a joiner starts soon after the
+    # seed is Primary (the whole cluster is down meanwhile).
+    backoff = Backoff(initial_seconds=0.1, maximum_seconds=0.5)
 
     def __init__(self, settings: Settings, names: ServiceNames, pod: PodIdentity,
                  client: httpx.AsyncClient) -> None:
@@ -87,7 +91,9 @@ class GaleraPrestart(PrestartBase):
         self.client = client
         self.credentials = Credentials.of(settings)
         self.options = settings.options(GaleraOptions)
-        self.ballot: Ballot | None = None  # set once the position is recovered
+        self.force = self.options.galera_force_seed_ordinal
+        self.position: Position | None = None  # recovered at the start of prepare
+        self.donor = ""  # the donors named for a join (wsrep_sst_donor)
 
     @property
     def data_dir(self) -> Path:
@@ -206,81 +212,44 @@ class GaleraPrestart(PrestartBase):
         return await self.ballots_of(self.client, ordinals, peers, Ballot.from_dict,
                                      self.ballot)
 
-    # the decision --------------------------------------------------------------------
+    # the vote-or-join start (VotingPrestart) ----------------------------------------
+    async def own_ballot(self) -> Ballot:
+        self.position, safe = await self.recover()
+        return Ballot.of(self.pod.ordinal, self.position, safe,
+                         data=(self.data_dir / "ibdata1").exists())
+
+    async def running(self, ordinals: Sequence[int], peers: Sequence[Peer]) -> Start | None:
+        running = await self.running_peers(ordinals, peers)
+        if any(s.get("wsrep_cluster_status") == "Primary" for s in running.values()):
+            self.donor = donors(running, self.pod.statefulset)
+            return Start("join", "a peer is in a Primary component")
+        if running and self.force is None:
+            # A member kept running outside any Primary component (its peers died). It
+            # cannot vote, and only a bootstrap can lose writes: start and join it. Galera
+            # re-forms the last Primary component (pc.recovery) once all of its members
+            # are back.
+            names = ", ".join(f"{self.pod.statefulset}-{o}" for o in sorted(running))
+            return Start("join", f"{names} running outside a Primary component: joining, "
+                                 "never bootstrapping")
+        return None
+
+    def choose(self, ballots: dict[int, Ballot], kept: range) -> Choice:
+        return choose(ballots, kept, force=self.force)
+
+    def waiting_for_seed(self, choice: Choice) -> str:
+        return (f"waiting for ordinal {choice.seed} to seed a Primary component "
+                f"({choice.reason})")
+
+    def no_seed_yet(self, choice: Choice) -> str:
+        return f"no Primary component, no seed yet: {choice.reason}"
+
     async def prepare(self, peers: Sequence[Peer], *, deadline: float,
                       rediscover: Rediscover) -> dict[str, Any]:
         """Recover, then join a Primary component or seed one as the vote says."""
-        position, safe = await self.recover()
-        self.ballot = Ballot.of(self.pod.ordinal, position, safe,
-                                data=(self.data_dir / "ibdata1").exists())
-        current = list(peers)
-        expected: range | None = None
-        force = self.options.galera_force_seed_ordinal
-        if force is not None:
-            log.warning("galera_seed_forced", ordinal=force,
-                        reason="AGENT_GALERA_FORCE_SEED_ORDINAL is set: no vote; remove it "
-                               "once the cluster is up")
-
-        refusal: str | None = None
-        donor = ""
-
-        async def attempt() -> Done[tuple[str, Choice | None]] | Pending:
-            nonlocal current, expected, refusal, donor
-            if expected is None:
-                try:
-                    expected = await self.kept_ordinals()
-                except KubeError as exc:
-                    if not exc.retryable:
-                        raise
-                    return Pending(f"reading the StatefulSet: {exc.message}")
-            ordinals = sorted({*expected, *(p.ordinal for p in current)})
-            running = await self.running_peers(ordinals, current)
-            if any(s.get("wsrep_cluster_status") == "Primary" for s in running.values()):
-                donor = donors(running, self.pod.statefulset)
-                return Done(("join", None))
-            if running and force is None:
-                # A member kept running outside any Primary component (its peers died).
-                # It cannot vote, and only a bootstrap can lose writes: start and join
-                # it. Galera re-forms the last Primary component (pc.recovery) once all
-                # of its members are back.
-                names = ", ".join(f"{self.pod.statefulset}-{o}" for o in sorted(running))
-                return Done(("join", Choice(None, f"{names} running outside a Primary "
-                                                  "component: joining, never bootstrapping")))
-            choice = choose(await self.ballots(expected, current), expected, force=force)
-            if choice.refused:
-                # Fail closed, but keep answering: a peer still counting must see the same
-                # ballots to refuse too (an init that exited takes its ballot away).
-                current = await rediscover()
-                refusal = (f"no safe seed: {choice.reason}; a person must pick one "
-                           "(AGENT_GALERA_FORCE_SEED_ORDINAL)")
-                return Pending(refusal)
-            if refusal is not None and choice.seed is None:
-                # A refusing peer's init ended (its deadline came first): what blocks the
-                # start is still what it refused.
-                current = await rediscover()
-                return Pending(f"{refusal} (seen earlier; now {choice.reason})")
-            if choice.seed == self.pod.ordinal:
-                return Done(("seed", choice))
-            current = await rediscover()
-            if choice.seed is None:
-                return Pending(f"no Primary component, no seed yet: {choice.reason}")
-            return Pending(f"waiting for ordinal {choice.seed} to seed a Primary component "
-                           f"({choice.reason})")
-
-        try:
-            state, choice = await poll(
-                attempt, what="a Primary component to join, or the vote to seed one",
-                timeout_seconds=max(0.0, deadline - time.monotonic()),
-                # A round is a few local connections: look often, so a joiner starts soon
-                # after the seed is Primary (the whole cluster is down meanwhile).
-                backoff=Backoff(initial_seconds=0.1, maximum_seconds=0.5))
-        except DeadlineExceeded as exc:
-            await self.warn_event("GaleraStartBlocked", exc.message)
-            raise
-        if state == "seed" and force is not None:
-            await self.warn_event("GaleraSeedForced", f"{self.pod.name} seeds a new Primary "
-                                                 f"component by the override: {choice.reason}"
-                             if choice else "seeded by the override")
+        decided = await self.decide(peers, deadline=deadline, rediscover=rediscover)
+        state, reason = decided.start.how, decided.start.reason
+        position, current, expected, donor = (self.position, decided.peers, decided.kept,
+                                              self.donor)
         new_cluster = state == "seed"
         if position is not None and position.known:
             # Galera starts from the position in grastate.dat (as from
@@ -289,8 +258,7 @@ class GaleraPrestart(PrestartBase):
             wanted = GraState(position.uuid, position.seqno, new_cluster)
             if read_grastate(self.data_dir) != wanted:
                 write_atomically(self.data_dir / "grastate.dat", wanted.text())
-        log.info("galera_plan", state=state, reason=choice.reason if choice else
-                 "a peer is in a Primary component", node=self.pod.name,
+        log.info("galera_plan", state=state, reason=reason, node=self.pod.name,
                  start_position=str(position) if position and position.known else None,
                  donors=donor or None)
         hosts = [host for o in sorted({*(expected or ()), *(p.ordinal for p in current)})
@@ -298,8 +266,7 @@ class GaleraPrestart(PrestartBase):
         return {
             "galera_state": state,
             "galera_new_cluster": new_cluster,
-            "galera_reason": f"{state}: " + (choice.reason if choice is not None
-                                             else "a peer is in a Primary component"),
+            "galera_reason": f"{state}: {reason}",
             "galera_start_position": str(position) if position and position.known else "",
             "galera_cluster_address": "gcomm://" + ",".join(
                 f"{h}:{self.peer_port}" for h in hosts),
