@@ -24,7 +24,6 @@ from player.netns import ip
 from player.peers import cached_binary
 from player.pki import KeyPair, Pki
 from player.proc import Proc
-from player.stores.etcd import etcd_binary as played_etcd
 from player.wait import wait_until
 
 INTERFACE = "lo"
@@ -50,7 +49,7 @@ def kubernetes_binary(program: str) -> str:
 def etcd_binary() -> str:
     """The API server's etcd: 3.6, as Kubernetes 1.34 ships it (3.4 lacks the watch
     progress requests the API server's consistent reads use)."""
-    return played_etcd("3.6")
+    return cached_binary("etcd", "ETCD_36_VERSION")
 
 
 def _take_address() -> tuple[int, str]:

@@ -20,24 +20,15 @@ binary in an image would.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
+from player.peers import agent_binary
 from player.stores import store_images
 from player.stores.base import Image
-from player.stores.galera import mariadbd_binary
-
-
-def agent_binary(tag: str = "") -> str:
-    """This checkout's sts-agent, whatever the tag."""
-    return str(Path(sys.executable).with_name("sts-agent"))
-
 
 IMAGES: dict[str, Image] = {
     "sts-agent": Image(("sts-agent",), {"sts-agent": agent_binary}),
-    "sts-agent-galera": Image(("sts-agent",), {"sts-agent": agent_binary,
-                                               "mariadbd": mariadbd_binary}),
-    **store_images(),  # each store's module under player/stores/
+    **store_images(),  # each store's images (its harness module under player/stores/)
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 from pathlib import Path
 
 CACHE = Path(os.environ.get("STS_AGENT_CACHE")
@@ -55,3 +56,17 @@ def installed_binary(program: str, package: str) -> str:
     if not found:
         raise MissingBinary(f"{program} not found (Debian package {package})")
     return found
+
+
+def agent_binary(tag: str = "") -> str:
+    """This checkout's sts-agent, whatever the image's tag."""
+    return str(Path(sys.executable).with_name("sts-agent"))
+
+
+def mariadbd_binary(tag: str = "") -> str:
+    """Debian's mariadbd with galera-4 (the image's tag is not read: Debian's 10.11 is
+    played)."""
+    installed_binary("mariadb-install-db", "mariadb-server")
+    if not Path("/usr/lib/galera/libgalera_smm.so").exists():
+        installed_binary("libgalera_smm.so", "galera-4")
+    return installed_binary("mariadbd", "mariadb-server")

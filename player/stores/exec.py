@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from player.peers import ROOT, installed_binary
+from player.peers import ROOT, agent_binary, installed_binary, mariadbd_binary
 from player.stores.base import HooksHarness, HookStartedCluster, Image, exec_pod_env
 from player.stores.galera import (
     INIT_SQL,
     GaleraCluster,
     GaleraKv,
     allow_mysql_through,
-    mariadbd_binary,
 )
 
 EXAMPLE = ROOT / "k8s" / "exec-galera"
@@ -35,11 +33,6 @@ def hooks_json(hooks_dir: Path = HOOKS, *, timeouts: dict[str, str] | None = Non
 
 def tini_binary(tag: str = "") -> str:
     return installed_binary("tini", "tini")
-
-
-def agent_binary(tag: str = "") -> str:
-    """This checkout's sts-agent, whatever the tag."""
-    return str(Path(sys.executable).with_name("sts-agent"))
 
 
 # The Dockerfile's exec-galera target: tini as PID 1, the agent, Debian's MariaDB.

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import jinja2
 
-from player.peers import ROOT, installed_binary
+from player.peers import ROOT, agent_binary, mariadbd_binary
 from player.stores.base import Harness, Image, Kv, LoopbackCluster, last_event
 from player.wait import wait_until
 
@@ -59,22 +59,19 @@ def galera_plan(log: str) -> dict[str, Any] | None:
     return last_event(log, "galera_plan")
 
 
-def mariadbd_binary(tag: str = "") -> str:
-    """Debian's mariadbd (the image's tag is not read: Debian's 10.11 is played)."""
-    installed_binary("mariadb-install-db", "mariadb-server")
-    if not Path("/usr/lib/galera/libgalera_smm.so").exists():
-        installed_binary("libgalera_smm.so", "galera-4")
-    return installed_binary("mariadbd", "mariadb-server")
-
-
 def entrypoint(tag: str = "") -> str:
     """The image's entrypoint as the player plays it (galera-entrypoint.sh)."""
     mariadbd_binary(tag)
     return str(ENTRYPOINT)
 
 
-IMAGES = {"mariadb": Image(("docker-entrypoint.sh",), {"docker-entrypoint.sh": entrypoint,
-                                                       "mariadbd": mariadbd_binary})}
+IMAGES = {
+    "mariadb": Image(("docker-entrypoint.sh",), {"docker-entrypoint.sh": entrypoint,
+                                                 "mariadbd": mariadbd_binary}),
+    # Our Dockerfile's galera-init target: the agent, mariadbd beside it (--wsrep-recover).
+    "sts-agent-galera": Image(("sts-agent",), {"sts-agent": agent_binary,
+                                               "mariadbd": mariadbd_binary}),
+}
 
 
 def _host_port(url: str) -> tuple[str, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -181,3 +181,28 @@ def ready_pods(harness: Harness[Any], namespace: AgentNamespace, workdir: Path,
             pods.start(*ordinals)
             pods.wait_ready(*ordinals)
             yield pods
+
+
+def voting_pods(statefulset: str, harness: Callable[[Path], Harness[Any]], *,
+                requires: Callable[[], object]) -> tuple[Any, Any]:
+    """The module-scoped ``namespace`` and ``pods`` fixtures of a module whose three pods
+    of StatefulSet ``statefulset`` (Parallel, 3 replicas, read by the vote and the leave)
+    start at once through init, every one Ready: ``namespace, pods = voting_pods(...)``.
+    ``requires`` fails (CI) or skips when the store's programs are missing."""
+
+    @pytest.fixture(scope="module")
+    def namespace(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[AgentNamespace]:
+        with parallel_statefulset(control_plane, tmp_path_factory.mktemp(f"{statefulset}-kube"),
+                                  statefulset) as created:
+            yield created
+
+    @pytest.fixture(scope="module")
+    def pods(namespace: AgentNamespace, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[InitPods]:
+        requires()
+        workdir = tmp_path_factory.mktemp(statefulset)
+        with ready_pods(harness(workdir), namespace, workdir, (0, 1, 2)) as started:
+            yield started
+
+    return namespace, pods

@@ -6,17 +6,15 @@ member's data moved aside. One cluster serves the module: each scenario ends wit
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from player.agentnamespace import AgentNamespace
-from player.controlplane import ControlPlane
 from player.pods import InitPods
 from player.stores.exec_etcd import HOOKS, ExecEtcdCluster, ExecEtcdHarness
 from player.wait import wait_until
-from tests.integration.conftest import parallel_statefulset, ready_pods, require_binary
+from tests.integration.conftest import require_binary, voting_pods
 from tests.integration.writes import Writes, restart
 
 pytestmark = pytest.mark.integration
@@ -29,25 +27,9 @@ PODS = (0, 1, 2)
 VIEW_FOLLOWS_SECONDS = 30.0
 
 
-@pytest.fixture(scope="module")
-def namespace(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
-              ) -> Iterator[AgentNamespace]:
-    """The agent's namespace with the StatefulSet object (Parallel, 3 replicas) the vote
-    and the leave read."""
-    with parallel_statefulset(control_plane, tmp_path_factory.mktemp("exec-etcd-kube"),
-                              "exec") as created:
-        yield created
-
-
-@pytest.fixture(scope="module")
-def pods(namespace: AgentNamespace, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[InitPods]:
-    """Three pods started through init, their etcd started by the hooks, all Ready."""
-    require_binary("etcd", "/usr/bin/etcd")
-    require_binary("etcdctl", "/usr/bin/etcdctl")
-    workdir = tmp_path_factory.mktemp("exec-etcd")
-    with ready_pods(ExecEtcdHarness(workdir), namespace, workdir, PODS) as started:
-        yield started
+# Three pods started through init, their etcd started by the hooks, all Ready.
+namespace, pods = voting_pods("exec", ExecEtcdHarness, requires=lambda: (
+    require_binary("etcd", "/usr/bin/etcd"), require_binary("etcdctl", "/usr/bin/etcdctl")))
 
 
 def members(pods: InitPods, ordinal: int) -> list[str]:

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from player.agentnamespace import AgentNamespace
-from player.controlplane import ControlPlane
 from player.pods import InitPods
 from player.stores.base import last_event
 from player.stores.exec import HOOKS, ExecGaleraCluster, ExecHarness, hooks_json
 from player.stores.galera import root_sql
 from player.wait import wait_until
-from tests.integration.conftest import parallel_statefulset, ready_pods, require_store
+from tests.integration.conftest import require_store, voting_pods
 from tests.integration.writes import Writes, kill, restart
 
 pytestmark = pytest.mark.integration
@@ -33,24 +31,8 @@ PODS = (0, 1, 2)
 HOOK_RECORDED_SECONDS = 30.0
 
 
-@pytest.fixture(scope="module")
-def namespace(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
-              ) -> Iterator[AgentNamespace]:
-    """The agent's namespace with the StatefulSet object (Parallel, 3 replicas) the vote
-    and the leave read."""
-    with parallel_statefulset(control_plane, tmp_path_factory.mktemp("exec-kube"),
-                              "exec") as created:
-        yield created
-
-
-@pytest.fixture(scope="module")
-def pods(namespace: AgentNamespace, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[InitPods]:
-    """Three pods started through init, their mariadbd started by the hooks, all Ready."""
-    require_store("galera")
-    workdir = tmp_path_factory.mktemp("exec")
-    with ready_pods(ExecHarness(workdir), namespace, workdir, PODS) as started:
-        yield started
+# Three pods started through init, their mariadbd started by the hooks, all Ready.
+namespace, pods = voting_pods("exec", ExecHarness, requires=lambda: require_store("galera"))
 
 
 def store_pid(pods: InitPods, ordinal: int) -> int | None:

@@ -11,18 +11,16 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from player.agentnamespace import AgentNamespace
-from player.controlplane import ControlPlane
 from player.pods import InitPods
 from player.stores.galera import GaleraHarness, galera_plan
 from player.wait import wait_until
-from tests.integration.conftest import parallel_statefulset, ready_pods, require_store
+from tests.integration.conftest import require_store, voting_pods
 from tests.integration.writes import Writes, kill, restart
 
 pytestmark = pytest.mark.integration
@@ -35,24 +33,9 @@ PODS = (0, 1, 2)
 NODE_SETTLES_SECONDS = 60.0
 
 
-@pytest.fixture(scope="module")
-def namespace(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
-              ) -> Iterator[AgentNamespace]:
-    """The agent's namespace with the StatefulSet object (Parallel, 3 replicas) the vote
-    and the leave read."""
-    with parallel_statefulset(control_plane, tmp_path_factory.mktemp("galera-kube"),
-                              "galera") as created:
-        yield created
-
-
-@pytest.fixture(scope="module")
-def pods(namespace: AgentNamespace, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[InitPods]:
-    """Three Galera pods started through init, every one Ready."""
-    require_store("galera")
-    workdir = tmp_path_factory.mktemp("galera")
-    with ready_pods(GaleraHarness(workdir), namespace, workdir, PODS) as started:
-        yield started
+# Three Galera pods started through init, every one Ready.
+namespace, pods = voting_pods("galera", GaleraHarness,
+                              requires=lambda: require_store("galera"))
 
 
 def plan(pods: InitPods, ordinal: int) -> dict[str, Any]:
