@@ -131,9 +131,9 @@ async def run_init(settings: Settings, domain: str) -> int:
 
     spec = settings.store()
     prestart = spec.prestart_class() if spec is not None else None
-    if spec is not None and spec.scheme == "hooks" and settings.templates_dir is not None:
-        # An exec store's hooks run during the pre-start work (sequence): they read the
-        # rendered config, so it is there first (rendered again after, with the plan).
+    if prestart is not None and prestart.reads_config and settings.templates_dir is not None:
+        # The pre-start work reads the rendered config (an exec store's sequence hook),
+        # so it is there first (rendered again after, with the plan).
         render(settings, names, peers)
     if spec is not None and prestart is not None:
         from agent.server import init_state_server

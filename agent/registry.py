@@ -45,6 +45,11 @@ class StoreSpec:
         return "http" if self.scheme == "hooks" else self.scheme
 
     @property
+    def store_url_schemes(self) -> tuple[str, ...]:
+        """The schemes AGENT_STORE_URL and AGENT_SEED_URLS may use for this store."""
+        return ("mysql", "unix") if self.scheme == "mysql" else ("http", "https")
+
+    @property
     def default_url(self) -> str:
         """This pod's store API as the sidecar reaches it (AGENT_STORE_URL overrides)."""
         return f"{self.url_scheme}://127.0.0.1:{self.client_port}"

@@ -157,9 +157,7 @@ def cross_check(settings: Settings) -> list[str]:
         if spec is None:
             break
         scheme = url.partition("://")[0]
-        allowed = ("mysql", "unix") if spec.scheme == "mysql" else ("http", "https")
-        if spec.scheme == "hooks":  # peers' views come from their agents
-            allowed = ("http", "https")
+        allowed = spec.store_url_schemes
         if scheme not in allowed:
             problems.append(f"{describe('store_url')} / {describe('seed_urls')}: {url!r}: "
                             f"{spec.name} is reached over {' or '.join(allowed)}")

@@ -235,6 +235,10 @@ class Prestart(Protocol):
     AgentError naming what it waited for; nothing is written in that case.
     """
 
+    # Whether prepare() reads the rendered config (an exec store's hooks do): init
+    # renders once before it, and again after with prepare()'s variables.
+    reads_config: ClassVar[bool]
+
     def __init__(self, settings: Settings, names: ServiceNames, pod: PodIdentity,
                  client: httpx.AsyncClient) -> None: ...
 

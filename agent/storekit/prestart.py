@@ -65,6 +65,7 @@ class PrestartBase:
     """Addresses for one store's init work, as the store will advertise them."""
 
     store: ClassVar[str]  # the registered name, for the default ports
+    reads_config: ClassVar[bool] = False  # see Prestart
 
     def __init__(self, settings: Settings, names: ServiceNames, pod: PodIdentity) -> None:
         self.settings = settings

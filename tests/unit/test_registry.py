@@ -30,6 +30,7 @@ def test_spec_loads_its_classes_from_its_own_folder(store: str) -> None:
     raft = all(callable(getattr(backend, name, None))
                for name in ("remove", "transfer_leadership"))
     assert raft != issubclass(backend, Departing), store
+    assert spec.raft == raft, f"{store}: the registry's raft flag says otherwise"
     prestart = spec.prestart_class()
     if prestart is not None:
         assert prestart.__module__.startswith(f"agent.stores.{store}.")

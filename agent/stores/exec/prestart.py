@@ -31,6 +31,7 @@ class ExecPrestart(VotingPrestart[Ballot]):
     the node by (seed, or join the primaries), decided with every kept pod."""
 
     store = "exec"
+    reads_config = True  # the hooks (sequence) read the rendered config
     what = "a primary to join, or the vote to seed one"
     event_prefix = "Exec"
     force_setting = "AGENT_EXEC_FORCE_SEED_ORDINAL"
