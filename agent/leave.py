@@ -130,6 +130,7 @@ class Leaver:
         self._events: set[asyncio.Task[None]] = set()
         self._keep: range | None = None
         self._last_obstacle = "not started"
+        self._settled = False  # the departure's settle() ran
 
     # --- the LeaveContext a departure sees ---------------------------------------------
     @property
@@ -163,13 +164,13 @@ class Leaver:
         if outcome.result == "stayed" and not final and self._task is task:
             self._task = None
             self.membership.clear_leaving()
-        if final and outcome.result == "removed" and not self._settled:
-            self._settled = True
-            outcome = await self.departure.settle(self, outcome)
-            self.outcome = outcome
+        if final and outcome.result == "removed":
+            if not self._settled:
+                # The pod's end (its sidecar's SIGTERM): the departure may confirm.
+                self._settled = True
+                self.outcome = await self.departure.settle(self, outcome)
+            outcome = self.outcome or outcome
         return outcome
-
-    _settled = False
 
     async def leave_after(self, *, window: float) -> Outcome:
         """Join the leave in flight, or start it when none has started within ``window``
