@@ -102,6 +102,12 @@ class ExecBackend:
         self.role = said
         return said
 
+    def start_succeeded(self) -> None:
+        """A start hook has just succeeded: a failed streak begins anew. What status said
+        while the node was starting (a long state transfer, with no answer yet) is not a
+        stuck node, and must not have it stopped the moment it has joined."""
+        self.failed_since = None
+
     def forget_failures(self) -> None:
         """The node was stopped on purpose: it counts as stopped, its failures gone."""
         self.role = Role.STOPPED

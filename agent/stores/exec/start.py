@@ -119,6 +119,7 @@ class ExecStarter:
         if not result.ok:
             self._say("waiting", f"{result.why()}; trying again in {self.retry_seconds:g} s")
             return False
+        self.backend.start_succeeded()
         self._say("running", f"{name} hook succeeded ({reason})")
         return True
 

@@ -3,9 +3,12 @@
 # (SHOW GLOBAL STATUS LIKE 'wsrep\_%').
 # Exit codes: 8 primary (Primary component and Synced: every synced Galera node takes
 # writes; a one-line summary on stdout); 0 secondary (Primary component, still joining,
-# joined or donor: running, catching up); 7 not running (no pid file, process gone, or no
-# answer to ping); 1 anything else (a non-Primary component, the status query failing),
-# the cause on stderr; 2 no usable config.
+# joined or donor: running, catching up); 7 not running (no pid file, or its process
+# gone); 1 anything else (a mariadbd that runs but does not answer ping, a non-Primary
+# component, the status query failing), the cause on stderr; 2 no usable config.
+# A mariadbd that runs without answering is failed, not stopped: one whose shutdown hung
+# after a failed join never ends by itself, and start.sh refuses while it runs; as failed,
+# the agent stops it by stop.sh (which kills it after its wait) and joins it again.
 set -eu
 . "$(dirname "$0")/common.sh"
 
@@ -14,8 +17,8 @@ if ! running; then
     exit 7
 fi
 if ! mariadb-admin --defaults-file="$GALERA_CNF" --connect-timeout=2 ping >/dev/null 2>&1; then
-    echo "$hook: mariadbd (pid $pid) does not answer ping" >&2
-    exit 7
+    echo "$hook: mariadbd (pid $pid) runs but does not answer ping" >&2
+    exit 1
 fi
 if ! status=$(mariadb --defaults-file="$GALERA_CNF" --connect-timeout=5 -N -B \
     -e "SHOW GLOBAL STATUS LIKE 'wsrep\\_%'" 2>&1); then

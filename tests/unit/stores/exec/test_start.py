@@ -184,6 +184,23 @@ async def test_a_stuck_node_is_stopped_and_joined_again(tmp_path: Path) -> None:
     assert "exec-0.x run as primary" in message
 
 
+async def test_what_status_said_during_a_start_is_no_stuck_node(tmp_path: Path) -> None:
+    """A start hook that takes long (a state transfer) while status answers failed (no
+    answer yet): once it succeeds, the failed streak begins anew instead of stopping the
+    node that has just joined."""
+    clock = [100.0]
+    exec_ = stuck_backend(tmp_path, clock)
+    start = starter(tmp_path, exec_, primaries=["exec-0.x"], restart_failed_seconds=30)
+    (tmp_path / STUCK).touch()
+    await fail_for(exec_, clock, 45)  # the poll loop, while the start hook ran
+    assert exec_.role == "failed"
+    (tmp_path / STUCK).unlink()
+    assert await start.attempt(None) and calls(tmp_path) == ["primary exec-0.x"]
+    assert exec_.failed_since is None
+    assert await start.attempt(None)  # counted failed still, until the next poll
+    assert calls(tmp_path) == ["primary exec-0.x"] and start.restarts == 0
+
+
 async def test_a_restart_whose_stop_fails_is_tried_again_with_one_event(
         tmp_path: Path) -> None:
     clock = [0.0]
