@@ -16,7 +16,11 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
 COPY agent ./agent
-RUN python3 -m venv /opt/sts-agent \
+# Behind a proxy with its own CA, pass its bundle as a build secret (never a layer):
+# docker build --secret id=pip-ca,src=/path/to/ca-bundle.crt .
+RUN --mount=type=secret,id=pip-ca,required=false \
+    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+    && python3 -m venv /opt/sts-agent \
     && /opt/sts-agent/bin/pip install --no-cache-dir --no-compile -c constraints.txt . \
     && /opt/sts-agent/bin/python -m compileall -q /opt/sts-agent/lib \
     && rm -rf /opt/sts-agent/bin/pip* /opt/sts-agent/lib/python3.11/site-packages/pip

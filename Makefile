@@ -2,10 +2,15 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup lint unit integration test flake demo soak bench docs clean
+.PHONY: setup images lint unit integration test flake demo soak bench docs clean
 
 setup:
 	@bash scripts/setup.sh
+
+# Every image the k8s/ examples name, built here from Debian's packages and our builds
+# (scripts/build_images.py); what is cached by its inputs is not built again.
+images: setup
+	$(PY) scripts/build_images.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -7,7 +7,7 @@
 | `gcr.io/etcd-development/etcd` | `/usr/local/bin/etcd` | `etcd`: v3.4 Debian's, v3.5/v3.6 pinned |
 | `rqlite/rqlite` | `docker-entrypoint.sh` | `rqlited`: the pinned build in the cache |
 | `hashicorp/consul` | `docker-entrypoint.sh` | `consul`: the pinned build in the cache |
-| `mariadb` | `docker-entrypoint.sh` | galera-entrypoint.sh (player/stores), Debian's `mariadbd` |
+| `mariadb` | `docker-entrypoint.sh` | images/mariadb/docker-entrypoint.sh, Debian's `mariadbd` |
 | `sts-agent-exec-galera` | `tini -- sts-agent` | Debian's `tini`, the agent, `mariadbd` |
 
 Every executable of the image is also on the front of the container's PATH (a link to its

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from player.statefulset import StatefulSetPlayer
 
 TEMPLATES = ROOT / "k8s" / "galera" / "templates"
-ENTRYPOINT = Path(__file__).with_name("galera-entrypoint.sh")
+ENTRYPOINT = Path(__file__).resolve().parents[2] / "images" / "mariadb" / "docker-entrypoint.sh"
 # The users a new cluster's seed creates (the k8s example's init SQL does the same):
 # the agent's status user (USAGE only) and the tests' client.
 STATUS_USER, STATUS_PASSWORD = "sts-agent", "status-password"
@@ -60,7 +60,7 @@ def galera_plan(log: str) -> dict[str, Any] | None:
 
 
 def entrypoint(tag: str = "") -> str:
-    """The image's entrypoint as the player plays it (galera-entrypoint.sh)."""
+    """The image's entrypoint as the player plays it (images/mariadb/docker-entrypoint.sh)."""
     mariadbd_binary(tag)
     return str(ENTRYPOINT)
 
