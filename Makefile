@@ -23,11 +23,12 @@ unit: setup
 integration: setup
 	$(PY) -m pytest tests/integration
 
-# Everything CI runs: lint, types, and the unit, integration and e2e tiers with real peers,
+# Everything CI runs: lint, types, the images, and the unit, integration, image and e2e
+# tiers with real peers,
 # in two workers (each with its own loopback block and control plane; most of a test's
 # time is waiting on real stores, so two share the two cores well).
 WORKERS ?= 2
-test: setup lint
+test: setup lint images
 	$(PY) -m pytest -n $(WORKERS) --dist worksteal --durations=25 tests
 
 # Find flaky tests: TESTS (pytest arguments; default the timing-sensitive modules) run RUNS

@@ -155,9 +155,12 @@ def distroless(packages: str, python: bool) -> Callable[[Image, Path], None]:
                 f' && printf "{DISTROLESS_USERS}" > etc/passwd'
                 f' && printf "{DISTROLESS_GROUPS}" > etc/group'
                 ' && mkdir -p home/nonroot tmp && chown 65532:65532 home/nonroot'
-                ' && chmod 1777 tmp && rm -rf dev/* ')
+                ' && chmod 1777 tmp'
+                # ca-certificates' postinst (not run) makes the bundle distroless ships.
+                ' && mkdir -p etc/ssl/certs && find usr/share/ca-certificates -name "*.crt"'
+                ' | sort | xargs cat > etc/ssl/certs/ca-certificates.crt')
         run(["mmdebstrap", "--quiet", "--variant=extract", f"--include={packages}",
-             "--customize-hook", hook, SUITE, str(tarball), str(SOURCES)])
+             "--extract-hook", hook, SUITE, str(tarball), str(SOURCES)])
         config = ["--user", "65532:65532", "--workingdir", "/home/nonroot",
                   "--env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                   "--env", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"]

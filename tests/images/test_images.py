@@ -1,0 +1,149 @@
+"""Every image the examples name, run as the examples run it (their users, read-only
+roots, no capabilities, fsGroup-owned volumes), by containerd."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from player import manifests
+from player.runtime import Container, Containerd, archive, full_name, image_config
+from player.wait import wait_until
+from tests.images.conftest import ROOT, Pod
+
+EXAMPLES = sorted(p.parent for p in (ROOT / "k8s").rglob("kustomization.yaml")
+                  if (p.parent / "statefulset.yaml").exists() or p.parent.parent.name
+                  == "native-sidecar")
+# How long a store takes to answer its first request when it starts alone on a fresh
+# volume, on a loaded two-core host (etcd and rqlite in about a second, Consul a few,
+# MariaDB's first start initialises its system tables first).
+STORE_START_SECONDS = 60.0
+
+
+def named_images() -> set[str]:
+    """Every container image the k8s/ examples (and their overlays) name."""
+    names = set()
+    for example in EXAMPLES:
+        for obj in manifests.build(example):
+            if obj["kind"] != "StatefulSet":
+                continue
+            pod = obj["spec"]["template"]["spec"]
+            for container in [*pod.get("initContainers", []), *pod["containers"]]:
+                names.add(container["image"])
+    return names
+
+
+def test_every_image_the_examples_name_is_built() -> None:
+    named = named_images()
+    assert len(named) >= 7, named
+    missing = sorted(full_name(n) for n in named if not archive(n).is_file())
+    assert not missing, f"named in k8s/ but not built by make images: {missing}"
+
+
+@pytest.mark.parametrize("image", ["gcr.io/distroless/python3-debian12:nonroot",
+                                   "sts-agent:0.1.0"])
+def test_the_distroless_image_has_no_shell_and_no_package_manager(
+        containerd: Containerd, tmp_path: Path, image: str) -> None:
+    name = containerd.ensure_image(image)
+    root = tmp_path / "root"
+    root.mkdir()
+    containerd.ctr("images", "mount", name, str(root))
+    try:
+        present = [p for p in ("bin/sh", "usr/bin/sh", "bin/bash", "bin/dash", "usr/bin/dpkg",
+                               "usr/bin/apt", "usr/bin/apt-get", "bin/busybox")
+                   if (root / p).exists() or (root / p).is_symlink()]
+        assert present == [], f"{image} has {present}"
+        assert (root / "usr/bin/python3").exists()
+        assert "BEGIN CERTIFICATE" in (root / "etc/ssl/certs/ca-certificates.crt").read_text()
+        assert "nonroot:x:65532:65532:" in (root / "etc/passwd").read_text()
+    finally:
+        containerd.ctr("images", "unmount", "--rm", str(root), check=False)
+    assert image_config(image).get("User") == "65532:65532"
+
+
+@pytest.mark.parametrize(("example", "container"), [
+    ("etcd", "init"), ("etcd", "agent"), ("galera", "init"), ("exec-galera", "init")])
+def test_the_agent_starts_in_its_image_as_the_example_runs_it(
+        containerd: Containerd, pod: Callable[..., Pod], example: str, container: str) -> None:
+    spec = pod(example).container(container, args=["--version"])
+    code, output = containerd.run(spec)
+    assert code == 0, output
+    assert output.strip() == "sts-agent 0.1.0"
+
+
+def wait_http(url: str, what: str, process: subprocess.Popen[bytes], log: Path,
+              accept: Callable[[httpx.Response], bool] | None = None) -> httpx.Response:
+    """GET ``url`` until it answers (and ``accept`` takes it); the container's log in
+    the failure when it exits first."""
+    def answered() -> httpx.Response | None:
+        if process.poll() is not None:
+            raise AssertionError(f"{what}: the container exited {process.returncode}:\n"
+                                 f"{log.read_text(errors='replace')[-3000:]}")
+        response = httpx.get(url, timeout=2.0)
+        return response if accept is None or accept(response) else None
+    return wait_until(answered, what=what, timeout=STORE_START_SECONDS)
+
+
+# The init container of a one-member cluster: it bootstraps alone.
+ALONE = {"AGENT_BOOTSTRAP_EXPECT": "1"}
+
+
+def init_then_start(containerd: Containerd, example: Pod, store: str,
+                    env: dict[str, str] | None = None
+                    ) -> tuple[subprocess.Popen[bytes], Path, Container]:
+    """The example's init container decides and renders this pod's config, then its store
+    container starts with the example's command and flags."""
+    init = example.container("init", env={**ALONE, **(env or {})})
+    code, output = containerd.run(init)
+    assert code == 0, output
+    container = example.container(store)
+    log = example.workdir / f"{store}.log"
+    return containerd.start(container, log), log, container
+
+
+def owner(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_uid, stat.st_gid
+
+
+def test_etcd_starts_as_the_example_runs_it(
+        containerd: Containerd, pod: Callable[..., Pod]) -> None:
+    etcd = pod("etcd")
+    process, log, container = init_then_start(containerd, etcd, "etcd",
+                                               {"AGENT_VAR_LISTEN_LOCALHOST": "false"})
+    try:
+        wait_http(f"http://{etcd.ip}:2379/health", "etcd's /health true", process, log,
+                  lambda r: r.status_code == 200 and r.json().get("health") == "true")
+    finally:
+        containerd.stop(container, process)
+    assert owner(etcd.volumes["data"] / "data") == (65532, 65532)
+
+
+def test_consul_starts_as_the_example_runs_it(
+        containerd: Containerd, pod: Callable[..., Pod]) -> None:
+    consul = pod("consul")
+    process, log, container = init_then_start(containerd, consul, "consul")
+    try:
+        wait_http(f"http://{consul.ip}:8500/v1/status/leader", "a Consul leader", process,
+                  log, lambda r: r.status_code == 200 and r.json() != "")
+    finally:
+        containerd.stop(container, process)
+    assert owner(consul.volumes["data"] / "raft") == (65532, 65532)
+
+
+def test_rqlite_starts_as_the_example_runs_it(
+        containerd: Containerd, pod: Callable[..., Pod]) -> None:
+    """The example's flags (three expected, its peers' names): alone, rqlited serves its
+    HTTP API and waits for them."""
+    rqlite = pod("rqlite")
+    process, log, container = init_then_start(containerd, rqlite, "rqlite")
+    try:
+        wait_http(f"http://{rqlite.ip}:4001/readyz?noleader", "rqlited answering", process,
+                  log, lambda r: r.status_code in (200, 401))
+    finally:
+        containerd.stop(container, process)
+    assert owner(rqlite.volumes["data"] / "data") == (65532, 65532)
