@@ -253,11 +253,11 @@ class Containerd:
         return code, log.read_text(errors="replace")
 
     def stop(self, container: Container, process: subprocess.Popen[bytes],
-             grace: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after ``grace``, as the kubelet stops a container; its
-        root filesystem unmounted."""
+             grace: float = 10.0, first: str = "SIGTERM") -> None:
+        """``first`` (SIGTERM; SIGKILL is a crash), then SIGKILL after ``grace``, as the
+        kubelet stops a container; its root filesystem unmounted."""
         if process.poll() is None:
-            self.ctr("tasks", "kill", "-s", "SIGTERM", container.name, check=False)
+            self.ctr("tasks", "kill", "-s", first, container.name, check=False)
             try:
                 process.wait(timeout=grace)
             except subprocess.TimeoutExpired:

@@ -3,13 +3,17 @@ roots, no capabilities, fsGroup-owned volumes), by containerd."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from agent.stores.galera.options import GaleraOptions
+from agent.stores.galera.prestart import RECOVERY_LOG, recover_command
 from player import manifests
 from player.runtime import Container, Containerd, archive, full_name, image_config
 from player.wait import wait_until
@@ -147,3 +151,76 @@ def test_rqlite_starts_as_the_example_runs_it(
     finally:
         containerd.stop(container, process)
     assert owner(rqlite.volumes["data"] / "data") == (65532, 65532)
+
+
+def events(output: str, name: str) -> list[dict[str, Any]]:
+    """The agent's log events called ``name`` in a container's output."""
+    found = []
+    for line in output.splitlines():
+        if line.startswith("{") and f'"event": "{name}"' in line:
+            found.append(json.loads(line))
+    return found
+
+
+# The galera.cnf a Galera pod's init renders needs its vote, and the vote needs the
+# StatefulSet from the API: a lone node here runs without wsrep (the kubelet tier runs the
+# whole example). What mariadbd reads of it for the paths in the image:
+LONE_CNF = ("[mysqld]\ndatadir=/var/lib/mysql\nsocket=/run/mysqld/mysqld.sock\n"
+            "pid-file=/run/mysqld/mysqld.pid\ntmpdir=/var/tmp\nbind-address=0.0.0.0\n")
+
+
+def test_mariadb_initialises_as_mysql_and_the_galera_init_image_recovers_a_crash(
+        containerd: Containerd, pod: Callable[..., Pod]) -> None:
+    """MariaDB's image initialises the volume as mysql (999): the root password from its
+    file, users.sql from /docker-entrypoint-initdb.d; after a SIGKILL the init image runs
+    the agent's `mariadbd --wsrep-recover` on it as 999, on its read-only root."""
+    galera = pod("galera")
+    (galera.volumes["config"] / "galera.cnf").write_text(LONE_CNF)
+    container = galera.container("galera", args=[
+        "mariadbd", "--defaults-extra-file=/config/galera.cnf", "--wsrep-on=OFF"])
+    log = galera.workdir / "galera.log"
+    process = containerd.start(container, log)
+    root_password = (galera.volumes["auth"] / "root-password").read_text().strip()
+    status_password = (galera.volumes["auth"] / "status-password").read_text().strip()
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"mariadb exited {process.returncode}:\n"
+                                 f"{log.read_text(errors='replace')[-3000:]}")
+        return subprocess.run(
+            ["mariadb", "-h", galera.ip, "-u", "sts-agent", f"-p{status_password}",
+             "-e", "SELECT 1"], capture_output=True, check=False, timeout=10).returncode == 0
+
+    try:
+        wait_until(answers, what="the status user of users.sql logging in",
+                   timeout=STORE_START_SECONDS)
+        write = containerd.ctr("tasks", "exec", "--exec-id", "write", container.name,
+                               "mariadb", "-uroot", f"-p{root_password}", "-e",
+                               "CREATE DATABASE kept", check=False)
+        assert write.returncode == 0, write.stderr
+    finally:
+        containerd.stop(container, process, first="SIGKILL")  # a crash
+    assert owner(galera.volumes["data"] / "ibdata1") == (999, 999)
+    # The agent's own recovery command line, with the example's recover command.
+    init = galera.container("init")
+    command = recover_command(GaleraOptions().galera_recover_command, Path("/var/lib/mysql"))
+    recover = galera.container("init", command=command, args=[])
+    assert "/var/lib/mysql" in init.mounts
+    code, output = containerd.run(recover)
+    recovery = (galera.volumes["data"] / RECOVERY_LOG).read_text()
+    assert code == 0, output + recovery
+    assert "WSREP: Recovered position:" in recovery, recovery
+
+
+def test_exec_galera_runs_its_hooks_under_tini(
+        containerd: Containerd, pod: Callable[..., Pod]) -> None:
+    """The exec-galera image's entrypoint is tini, and a hook run under it as the example
+    runs the container says what it finds: no mariadbd ran, stopped (7)."""
+    node = pod("exec-galera")
+    (node.volumes["config"] / "galera.cnf").write_text(LONE_CNF)
+    assert image_config(node.container("galera").image)["Entrypoint"][:2] == ["tini", "--"]
+    check = node.container("galera", command=["tini", "--", "/hooks/check.sh"], args=[],
+                           env={"GALERA_CNF": "/config/galera.cnf"})
+    code, output = containerd.run(check)
+    assert code == 7, output
+    assert "mariadbd is not running" in output

@@ -74,6 +74,20 @@ def donors(running: Mapping[int, Mapping[str, str]], statefulset: str) -> str:
     return "".join(f"{statefulset}-{ordinal}," for _, ordinal in settled)
 
 
+def recover_command(recover: str, data_dir: Path) -> list[str]:
+    """``recover`` (AGENT_GALERA_RECOVER_COMMAND) with what recovery needs whatever the
+    image's config says: wsrep on (else it skips recovery), the settings mariadbd checks
+    before it (a cluster address for the SST method, row binlogs), and no network (a
+    running peer's port is no concern). Its socket and pid file in the data dir: never a
+    running server's. Its temporary files there too: the init container's root filesystem
+    is read-only, and /tmp is part of it. Its log in RECOVERY_LOG."""
+    return [*shlex.split(recover), f"--datadir={data_dir}", "--wsrep-on=ON",
+            "--wsrep-cluster-address=gcomm://", "--binlog-format=ROW", "--skip-networking",
+            f"--tmpdir={data_dir}", f"--socket={data_dir / 'sts-agent-recover.sock'}",
+            f"--pid-file={data_dir / 'sts-agent-recover.pid'}", "--wsrep-recover",
+            f"--log-error={data_dir / RECOVERY_LOG}"]
+
+
 class GaleraPrestart(VotingPrestart[Ballot]):
     """Everything ``sts-agent init`` does for Galera before mariadbd starts."""
 
@@ -141,16 +155,7 @@ class GaleraPrestart(VotingPrestart[Ballot]):
     async def _wsrep_recover(self, data_dir: Path) -> Position | None:
         """``mariadbd --wsrep-recover``: the position InnoDB holds, from its log."""
         logfile = data_dir / RECOVERY_LOG
-        # What recovery needs whatever the image's config says: wsrep on (else it skips
-        # recovery), the settings mariadbd checks before it (a cluster address for the
-        # SST method, row binlogs), and no network (a running peer's port is no concern).
-        # Its socket and pid file in the data dir: never a running server's.
-        command = [*shlex.split(self.options.galera_recover_command),
-                   f"--datadir={data_dir}", "--wsrep-on=ON", "--wsrep-cluster-address=gcomm://",
-                   "--binlog-format=ROW", "--skip-networking",
-                   f"--socket={data_dir / 'sts-agent-recover.sock'}",
-                   f"--pid-file={data_dir / 'sts-agent-recover.pid'}", "--wsrep-recover",
-                   f"--log-error={logfile}"]
+        command = recover_command(self.options.galera_recover_command, data_dir)
         logfile.unlink(missing_ok=True)
         started = time.monotonic()
         try:
