@@ -56,6 +56,7 @@ bench: setup
 	$(PY) bench/consul_full_restart.py
 	$(PY) bench/galera_outage.py
 	$(PY) bench/disruption.py
+	$(PY) bench/image_memory.py
 
 docs: setup
 	$(PY) scripts/config_reference.py --write README.md

@@ -3,6 +3,7 @@ pod's containers: the OCI spec built from the container's securityContext and vo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -162,6 +163,9 @@ class Containerd:
                 self.process.wait()
         if self._log is not None:
             self._log.close()
+        for parent in Path("/sys/fs/cgroup").glob(f"*/{self.sockets.name}"):
+            with contextlib.suppress(OSError):  # runc removed the containers' own
+                parent.rmdir()
         shutil.rmtree(self.sockets, ignore_errors=True)
 
     def _ctr(self, *args: str) -> list[str]:
@@ -215,6 +219,9 @@ class Containerd:
         if container.netns is not None:
             namespaces.append({"type": "network", "path": f"/var/run/netns/{container.netns}"})
         spec["linux"]["namespaces"] = namespaces
+        # A cgroup per container, under this containerd's own parent (ctr's default spec
+        # puts every container in one): its processes and memory are its own.
+        spec["linux"]["cgroupsPath"] = f"/{self.sockets.name}/{container.name}"
         etc = self.workdir / "etc" / container.name
         etc.mkdir(parents=True, exist_ok=True)
         hosts = "127.0.0.1\tlocalhost\n" + "".join(
