@@ -14,6 +14,7 @@ import pytest
 from player.agentnamespace import AgentNamespace
 from player.controlplane import ControlPlane
 from player.dns import Dnsmasq
+from tests.conftest import missing
 from tests.integration.kubeproxy import KubeFaultProxy
 
 if TYPE_CHECKING:
@@ -29,9 +30,7 @@ def require_binary(name: str, *fallbacks: str) -> str:
     if found:
         return found
     message = f"{name} is not installed (the README's test command installs it)"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(message)
 
 
 @pytest.fixture
@@ -54,9 +53,7 @@ def require_store(store: str, tag: str = "") -> None:
             for program in image.binaries.values():
                 program(tag)
     except MissingBinary as exc:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+        missing(str(exc))
 
 
 H = TypeVar("H", bound="Harness[Any]")
@@ -94,9 +91,7 @@ def require_control_plane() -> None:
         except MissingBinary as exc:
             problem = str(exc)
     if problem is not None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(problem)
-        pytest.skip(problem)
+        missing(problem)
 
 
 @pytest.fixture(scope="session")
