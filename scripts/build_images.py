@@ -216,7 +216,7 @@ def store(folder: str) -> Callable[[Image, Path], None]:
         shutil.copytree(IMAGES / folder, work, dirs_exist_ok=True)
         for name, where in image.binaries:
             shutil.copy2(where(), work / name)
-        bud(image, work, work / "Containerfile")
+        bud(image, work, work / "Containerfile", "--build-arg", f"BASE={image.bases[0]}")
 
     return build
 
@@ -227,22 +227,25 @@ def _binary(program: str, key: str) -> Callable[[], str]:
 
 DEBIAN = "docker.io/library/debian:12.11-slim"
 DISTROLESS_PYTHON = "gcr.io/distroless/python3-debian12:nonroot"
-DISTROLESS_STATIC = "gcr.io/distroless/static-debian12:latest"
+DISTROLESS_STATIC = "gcr.io/distroless/static-debian12:nonroot"
+DISTROLESS_BASE = "gcr.io/distroless/base-debian12:nonroot"  # static's, and glibc
 OURS = ("Dockerfile", "pyproject.toml", "constraints.txt", "README.md", "agent")
 
 
 def catalogue() -> list[Image]:
     """Every image, each after the bases it is built from."""
-    etcd = {pinned("ETCD_35_VERSION"): _binary("etcd", "ETCD_35_VERSION"),
-            pinned("ETCD_36_VERSION"): _binary("etcd", "ETCD_36_VERSION"),
-            "v3.4.23": lambda: ETCD_34}
+    etcd = {pinned("ETCD_35_VERSION"): (_binary("etcd", "ETCD_35_VERSION"), DISTROLESS_STATIC),
+            pinned("ETCD_36_VERSION"): (_binary("etcd", "ETCD_36_VERSION"), DISTROLESS_STATIC),
+            "v3.4.23": (lambda: ETCD_34, DISTROLESS_BASE)}  # Debian's: linked against glibc
     extract = ("extract", DISTROLESS_REMOVE, DISTROLESS_USERS)
     python = "python3,ca-certificates,tzdata,netbase"
     static = "ca-certificates,tzdata,netbase,base-files"
+    base = f"{static},libc6,libssl3"
     return [
         Image(DEBIAN, debian_slim, words=("minbase",)),
         Image(DISTROLESS_PYTHON, distroless(python, True), words=(python, *extract)),
         Image(DISTROLESS_STATIC, distroless(static, False), words=(static, *extract)),
+        Image(DISTROLESS_BASE, distroless(base, False), words=(base, *extract)),
         Image("registry.k8s.io/pause:3.10", pause, inputs=("images/pause",),
               words=(pinned("KUBERNETES_VERSION"),)),
         Image(f"docker.io/library/sts-agent:{AGENT_VERSION}", ours(None), inputs=OURS,
@@ -261,8 +264,8 @@ def catalogue() -> list[Image]:
         Image("docker.io/library/mariadb:10.11.10", store("mariadb"), inputs=("images/mariadb",),
               bases=(DEBIAN,), pins="images/mariadb/Containerfile"),
         *(Image(f"gcr.io/etcd-development/etcd:{version}", store("etcd"), inputs=("images/etcd",),
-                bases=(DISTROLESS_STATIC,), binaries=(("etcd", where),))
-          for version, where in etcd.items()),
+                bases=(base_image,), binaries=(("etcd", where),))
+          for version, (where, base_image) in etcd.items()),
     ]
 
 
@@ -330,6 +333,12 @@ def build_all(only: list[str], force: bool) -> list[tuple[str, str, float, int]]
         seconds = time.monotonic() - started
         report.append((image.name, "built", seconds, image.archive.stat().st_size))
         print(f"images: built {image.name} in {seconds:.1f} s", flush=True)
+    if not only:  # archives of images no longer in the catalogue (a renamed tag)
+        current = {i.archive.name for i in images}
+        for stale in OUT.glob("*.oci.tar"):
+            if stale.name not in current:
+                stale.unlink()
+                stale.with_suffix(".key").unlink(missing_ok=True)
     return report
 
 

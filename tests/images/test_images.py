@@ -3,6 +3,7 @@ roots, no capabilities, fsGroup-owned volumes), by containerd."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from collections.abc import Callable
@@ -79,6 +80,19 @@ def test_the_agent_starts_in_its_image_as_the_example_runs_it(
     assert output.strip() == "sts-agent 0.1.0"
 
 
+@pytest.mark.parametrize("version", ["v3.4.23", "v3.5.35", "v3.6.16"])
+def test_every_etcd_image_runs_its_etcd_as_the_example_runs_it(
+        containerd: Containerd, pod: Callable[..., Pod], version: str) -> None:
+    """The example's etcd container with each version's image (the tests' version matrix):
+    Debian's 3.4 is linked against glibc, the 3.5 and 3.6 builds are static."""
+    container = pod("etcd").container("etcd", command=["etcd", "--version"])
+    container = dataclasses.replace(container,
+                                    image=f"gcr.io/etcd-development/etcd:{version}")
+    code, output = containerd.run(container)
+    assert code == 0, output
+    assert f"etcd Version: {version.lstrip('v')}" in output
+
+
 def wait_http(url: str, what: str, process: subprocess.Popen[bytes], log: Path,
               accept: Callable[[httpx.Response], bool] | None = None) -> httpx.Response:
     """GET ``url`` until it answers (and ``accept`` takes it); the container's log in
@@ -114,15 +128,23 @@ def owner(path: Path) -> tuple[int, int]:
     return stat.st_uid, stat.st_gid
 
 
-def test_etcd_starts_as_the_example_runs_it(
+def test_etcd_and_its_sidecar_start_as_the_example_runs_them(
         containerd: Containerd, pod: Callable[..., Pod]) -> None:
+    """init decides and renders, etcd starts with the example's flags, and the sidecar
+    (`run`) finds it a ready voter: the three containers of the pod, each as the example
+    runs it."""
     etcd = pod("etcd")
-    process, log, container = init_then_start(containerd, etcd, "etcd",
-                                               {"AGENT_VAR_LISTEN_LOCALHOST": "false"})
+    process, log, container = init_then_start(containerd, etcd, "etcd")
+    sidecar = etcd.container("agent")
+    sidecar_log = etcd.workdir / "agent.log"
+    sidecar_process = containerd.start(sidecar, sidecar_log)
     try:
         wait_http(f"http://{etcd.ip}:2379/health", "etcd's /health true", process, log,
                   lambda r: r.status_code == 200 and r.json().get("health") == "true")
+        wait_http(f"http://{etcd.ip}:9090/readyz", "the sidecar's /readyz 200",
+                  sidecar_process, sidecar_log, lambda r: r.status_code == 200)
     finally:
+        containerd.stop(sidecar, sidecar_process)
         containerd.stop(container, process)
     assert owner(etcd.volumes["data"] / "data") == (65532, 65532)
 

@@ -137,9 +137,9 @@ def test_example_passes_the_security_scanner(example: str, tmp_path: Path) -> No
         assert len(reasons.get(check["check_id"], "")) > 20, check["check_id"]
 
 
-def test_dockerfile_lints_clean() -> None:
+def test_dockerfile_and_containerfiles_lint_clean() -> None:
     hadolint = need("hadolint")
-    dockerfiles = [ROOT / "Dockerfile", *sorted((ROOT / "images").glob("*/Dockerfile"))]
+    dockerfiles = [ROOT / "Dockerfile", *sorted((ROOT / "images").glob("*/Containerfile"))]
     result = subprocess.run([hadolint, *map(str, dockerfiles)], capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stdout + result.stderr
