@@ -9,6 +9,7 @@ is unchanged is not built again. Results are OCI archives under <cache>/images/.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -25,6 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from player.peers import CACHE, cached_binary, pinned
+from player.stores.etcd import VERSIONS as ETCD_VERSIONS
+from player.stores.etcd import etcd_binary
+from player.stores.etcd import image_tag as etcd_tag
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "images"
@@ -33,9 +37,6 @@ STORAGE = OUT / "storage"  # buildah's own store: the bases our FROM lines find
 SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 SUITE = "bookworm"
 AGENT_VERSION = "0.1.0"
-
-# Debian's etcd-server is the 3.4 the tests run beside 3.5 and 3.6.
-ETCD_34 = "/usr/bin/etcd"
 
 # distroless's properties, kept by the stand-ins: no shell, no package manager, the nonroot
 # user. mmdebstrap's extract variant unpacks packages and their dependencies without running
@@ -83,10 +84,14 @@ def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     return result  # type: ignore[no-any-return]
 
 
+# buildah on this project's own store (never the host's).
+BUILDAH = ["buildah", "--root", str(STORAGE / "root"), "--runroot", str(STORAGE / "run"),
+           "--storage-driver", "overlay"]
+
+
 def buildah(*args: str) -> subprocess.CompletedProcess[str]:
-    """buildah on this project's own store (never the host's)."""
-    return run(["buildah", "--root", str(STORAGE / "root"), "--runroot",
-                str(STORAGE / "run"), "--storage-driver", "overlay", *args])
+    """``buildah *args`` on our store; a failure raises BuildError."""
+    return run([*BUILDAH, *args])
 
 
 def digest(paths: Iterable[Path]) -> str:
@@ -130,8 +135,7 @@ def import_rootfs(image: Image, tarball: Path, config: list[str]) -> None:
             buildah("config", *config, container)
         buildah("commit", "--quiet", "--rm", container, image.name)
     except BaseException:
-        subprocess.run(["buildah", "--root", str(STORAGE / "root"), "--runroot",
-                        str(STORAGE / "run"), "rm", container], capture_output=True, check=False)
+        subprocess.run([*BUILDAH, "rm", container], capture_output=True, check=False)
         raise
 
 
@@ -234,9 +238,11 @@ OURS = ("Dockerfile", "pyproject.toml", "constraints.txt", "README.md", "agent")
 
 def catalogue() -> list[Image]:
     """Every image, each after the bases it is built from."""
-    etcd = {pinned("ETCD_35_VERSION"): (_binary("etcd", "ETCD_35_VERSION"), DISTROLESS_STATIC),
-            pinned("ETCD_36_VERSION"): (_binary("etcd", "ETCD_36_VERSION"), DISTROLESS_STATIC),
-            "v3.4.23": (lambda: ETCD_34, DISTROLESS_BASE)}  # Debian's: linked against glibc
+    # The etcd versions the tests play (player/stores/etcd.py); Debian's 3.4 is linked
+    # against glibc, the pinned builds are static.
+    etcd = {etcd_tag(version): (functools.partial(etcd_binary, version),
+                                DISTROLESS_STATIC if ETCD_VERSIONS[version] else DISTROLESS_BASE)
+            for version in ETCD_VERSIONS}
     extract = ("extract", DISTROLESS_REMOVE, DISTROLESS_USERS)
     python = "python3,ca-certificates,tzdata,netbase"
     static = "ca-certificates,tzdata,netbase,base-files"
@@ -285,8 +291,7 @@ def key(image: Image, keys: dict[str, str]) -> str:
 
 def in_storage(name: str) -> bool:
     """Whether buildah's store has ``name``."""
-    return subprocess.run(["buildah", "--root", str(STORAGE / "root"), "--runroot",
-                           str(STORAGE / "run"), "inspect", "--type", "image", name],
+    return subprocess.run([*BUILDAH, "inspect", "--type", "image", name],
                           capture_output=True, check=False).returncode == 0
 
 
