@@ -56,20 +56,22 @@ GO
     echo "build_peers: $out"
 }
 
-build_kustomize() {
-    # kustomize renders the k8s/ examples for validation and for the StatefulSet player.
-    local out="$BIN/kustomize-$KUSTOMIZE_VERSION"
+go_install() {
+    # <program> <package> <version>: `go install <package>@<version>` into the cache as
+    # <program>-<version>, once.
+    local program="$1" package="$2" version="$3"
+    local out="$BIN/$program-$version"
     if [ -x "$out" ]; then
         return
     fi
-    echo "build_peers: building kustomize $KUSTOMIZE_VERSION (go install)"
+    echo "build_peers: building $program $version (go install)"
     local work
     work="$(mktemp -d)"
     (
         export GOTOOLCHAIN=local GOBIN="$work" CGO_ENABLED=0
-        go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+        go install -trimpath "$package@$version"
     )
-    mv "$work/kustomize" "$out"
+    mv "$work/$program" "$out"
     rm -rf "$work"
     echo "build_peers: $out"
 }
@@ -123,9 +125,9 @@ GO
 }
 
 build_kubernetes() {
-    # The real control plane of the e2e tier and the demo, and a kubectl of the same
-    # release (the installed one may be outside the supported version skew).
-    local programs=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+    # The real control plane of the e2e tier and the demo, the real node's kubelet, and a
+    # kubectl of the same release (the installed one may be outside the supported skew).
+    local programs=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
     local missing=()
     for program in "${programs[@]}"; do
         [ -x "$BIN/$program-$KUBERNETES_VERSION" ] || missing+=("$program")
@@ -174,6 +176,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	_ "k8s.io/kubernetes/cmd/kubelet/app"
 )
 GO
         go mod tidy >/dev/null
@@ -264,8 +267,13 @@ build_checker() {
 
 build_checker
 build_rqlited
-build_kustomize
+# kustomize renders the k8s/ examples for validation and for the StatefulSet player.
+go_install kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION"
 build_consul
 build_kubernetes
+# The cluster DNS of the real node: CoreDNS's kubernetes plugin answers the headless
+# Services' records, pod names and search domains from the API, as in a cluster (about
+# 2 minutes cold).
+go_install coredns github.com/coredns/coredns "$COREDNS_VERSION"
 build_etcd "$ETCD_35_VERSION"
 build_etcd "$ETCD_36_VERSION"
