@@ -173,6 +173,11 @@ class ControlPlane:
                   "IP:127.0.0.1", f"IP:{self.address}"))
         sa = self.pki.service_account_keys()
         issuer = f"https://kubernetes.default.svc.{DOMAIN}"
+        # kubectl logs and exec: the API server calls a real node's kubelet at the node's
+        # InternalIP, checks its serving certificate, and is authorized there as an admin.
+        kubelet_client = self.pki.issue("apiserver-kubelet-client",
+                                        common_name="kube-apiserver-kubelet-client",
+                                        organization="system:masters")
         self._launch("kube-apiserver", [
             kubernetes_binary("kube-apiserver"),
             f"--etcd-servers=http://{self.address}:2379",
@@ -189,6 +194,10 @@ class ControlPlane:
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction",
             f"--service-cluster-ip-range={self.service_range}",
+            f"--kubelet-client-certificate={kubelet_client.cert}",
+            f"--kubelet-client-key={kubelet_client.key}",
+            f"--kubelet-certificate-authority={self.ca}",
+            "--kubelet-preferred-address-types=InternalIP",
             "--profiling=false", "--event-ttl=1h", FEATURE_GATES,
         ], env={"GOMEMLIMIT": "200MiB", "GOGC": "50"})
         admin = self.client(timeout=2.0)

@@ -6,7 +6,6 @@ reports their status, confirms their deletion, and provisions their local volume
 from __future__ import annotations
 
 import datetime
-import shutil
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from player.apiclient import JSON, ApiClient, ApiError
-from player.controlplane import PROVISIONER, STORAGE_CLASS, ControlPlane
+from player.controlplane import ControlPlane
 from player.kubelet import Pod
 from player.netns import Network
+from player.provisioner import LocalProvisioner
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -46,9 +46,7 @@ class Node:
         self.network = network
         self.workdir = workdir
         self.api: ApiClient = control_plane.node_client(name)
-        # Storage provisioning is a cluster component with its own rights, not the node's.
-        self.provisioner: ApiClient = control_plane.client("system:sts-agent-player-provisioner",
-                                                           "system:masters")
+        self.volumes = LocalProvisioner(control_plane, name, workdir / "volumes", self._note)
         self.pods: dict[str, Pod] = {}  # uid -> the pod being played
         self.events: list[str] = []
         self.on_change: Callable[[], None] | None = None  # e.g. the player's DNS
@@ -70,11 +68,11 @@ class Node:
                 raise
         self._report_node()
         self._renew_lease()
-        for target, name in ((self._lease_loop, "lease"), (self._pod_loop, "pods"),
-                             (self._volume_loop, "volumes")):
+        for target, name in ((self._lease_loop, "lease"), (self._pod_loop, "pods")):
             thread = threading.Thread(target=target, name=f"{self.name}-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        self.volumes.start()
         return self
 
     def _report_node(self) -> None:
@@ -220,65 +218,6 @@ class Node:
         if self.on_change is not None:
             self.on_change()
 
-    # --- volumes ---------------------------------------------------------------------------
-    def _volume_loop(self) -> None:
-        """Provision a local volume for each claim the scheduler placed on this node, and
-        delete released ones: what a local-path provisioner does."""
-        while not self._stop.wait(0.2):  # the provisioner's resync period
-            try:
-                self._provision()
-                self._reclaim()
-            except (ApiError, httpx.HTTPError) as exc:
-                self._note(f"provisioning failed: {exc}")
-
-    def _provision(self) -> None:
-        claims = self.provisioner.list("v1", "persistentvolumeclaims")["items"]
-        for claim in claims:
-            meta, spec = claim["metadata"], claim["spec"]
-            annotations = meta.get("annotations") or {}
-            if (spec.get("storageClassName") != STORAGE_CLASS or spec.get("volumeName")
-                    or annotations.get("volume.kubernetes.io/selected-node") != self.name
-                    or meta.get("deletionTimestamp")):
-                continue
-            name = f"pvc-{meta['uid']}"
-            path = self.workdir / "volumes" / name
-            path.mkdir(parents=True, exist_ok=True)
-            volume = {
-                "apiVersion": "v1", "kind": "PersistentVolume",
-                "metadata": {"name": name, "annotations": {
-                    "pv.kubernetes.io/provisioned-by": PROVISIONER}},
-                "spec": {
-                    "capacity": {"storage": spec["resources"]["requests"]["storage"]},
-                    "accessModes": spec.get("accessModes", ["ReadWriteOnce"]),
-                    "persistentVolumeReclaimPolicy": "Delete",
-                    "storageClassName": STORAGE_CLASS, "volumeMode": "Filesystem",
-                    "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                                 "namespace": meta["namespace"], "name": meta["name"],
-                                 "uid": meta["uid"]},
-                    "local": {"path": str(path)},
-                    "nodeAffinity": {"required": {"nodeSelectorTerms": [{
-                        "matchExpressions": [{"key": "kubernetes.io/hostname",
-                                              "operator": "In", "values": [self.name]}]}]}},
-                },
-            }
-            try:
-                self.provisioner.create("v1", "persistentvolumes", volume)
-                self._note(f"provisioned {name} for {meta['namespace']}/{meta['name']}")
-            except ApiError as exc:
-                if exc.status != 409:
-                    raise
-
-    def _reclaim(self) -> None:
-        volumes = self.provisioner.list("v1", "persistentvolumes")["items"]
-        for volume in volumes:
-            spec = volume["spec"]
-            local = Path(str(spec.get("local", {}).get("path", "")))
-            if (volume.get("status", {}).get("phase") == "Released"
-                    and spec.get("persistentVolumeReclaimPolicy") == "Delete"
-                    and self.workdir / "volumes" in local.parents):
-                self.provisioner.delete("v1", "persistentvolumes", volume["metadata"]["name"])
-                shutil.rmtree(local, ignore_errors=True)
-
     # --- end ---------------------------------------------------------------------------------
     def kill_all(self) -> None:
         """SIGKILL every pod's containers, no hooks (the end of a test)."""
@@ -292,10 +231,11 @@ class Node:
 
     def stop(self, *, deregister: bool = True) -> None:
         self._stop.set()
+        self.volumes.stop()
         self.kill_all()
         if deregister:
             try:
-                self.provisioner.delete("v1", "nodes", self.name)
+                self.volumes.api.delete("v1", "nodes", self.name)
             except (ApiError, httpx.HTTPError):
                 pass  # the control plane may be gone already
 

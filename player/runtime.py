@@ -108,12 +108,15 @@ def config_volume(path: Path, files: dict[str, str | bytes], fs_group: int | Non
 class Containerd:
     """containerd with everything under ``workdir``; images imported on first use."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, cri: str = "") -> None:
         # A unix socket path has 108 bytes at most: the socket lives in a short directory.
         self.workdir = workdir
         self.sockets = Path(tempfile.mkdtemp(prefix="ctrd-", dir="/tmp"))
         self.socket = self.sockets / "sock"
-        self.namespace = "sts-agent"
+        # cri: the CRI plugin's TOML table (the kubelet's runtime, player.realnode), whose
+        # images live in its namespace; without it only ctr's API serves.
+        self.cri = cri
+        self.namespace = "k8s.io" if cri else "sts-agent"
         self.process: subprocess.Popen[bytes] | None = None
         self.imported: set[str] = set()
         self.rootfs: list[Path] = []
@@ -125,11 +128,13 @@ class Containerd:
         config.write_text(
             "version = 2\n"
             f'root = "{self.workdir / "root"}"\nstate = "{self.sockets / "state"}"\n'
-            # Only what ctr needs: the CRI plugin is the kubelet's (the real-node work).
-            'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
-            f'[grpc]\n  address = "{self.socket}"\n'
+            + ('' if self.cri else 'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n')
+            + f'[grpc]\n  address = "{self.socket}"\n'
             f'[ttrpc]\n  address = "{self.socket}.ttrpc"\n'
-            '[debug]\n  address = ""\n[metrics]\n  address = ""\n')
+            '[debug]\n  address = ""\n[metrics]\n  address = ""\n'
+            # /opt/containerd by default: shared by every containerd on the host.
+            f'[plugins."io.containerd.internal.v1.opt"]\n  path = "{self.workdir / "opt"}"\n'
+            + self.cri)
         self._log = (self.workdir / "containerd.log").open("w")
         self.process = subprocess.Popen(["containerd", "--config", str(config)],
                                         stdout=self._log, stderr=subprocess.STDOUT)

@@ -3,7 +3,8 @@
 Bases are made with mmdebstrap and tagged with the names the FROM lines use; our Dockerfile
 is built as it is; the stores' images come from the binaries scripts/build_peers.sh makes
 (images/<store>/Containerfile). Each image's inputs give a cache key: an image whose key
-is unchanged is not built again. Results are OCI archives under <cache>/images/.
+is unchanged is not built again. Results are OCI archives under <cache>/images/, and the
+same images in the storage of the registry the real node pulls from (player/registry.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from player.peers import CACHE, cached_binary, pinned
+from player.registry import STORAGE as REGISTRY
+from player.registry import Registry, repository_path
 from player.stores.etcd import VERSIONS as ETCD_VERSIONS
 from player.stores.etcd import etcd_binary
 from player.stores.etcd import image_tag as etcd_tag
@@ -338,12 +342,43 @@ def build_all(only: list[str], force: bool) -> list[tuple[str, str, float, int]]
         seconds = time.monotonic() - started
         report.append((image.name, "built", seconds, image.archive.stat().st_size))
         print(f"images: built {image.name} in {seconds:.1f} s", flush=True)
+    report += publish([i for i in images if i.name in wanted], keys)
     if not only:  # archives of images no longer in the catalogue (a renamed tag)
         current = {i.archive.name for i in images}
         for stale in OUT.glob("*.oci.tar"):
             if stale.name not in current:
                 stale.unlink()
                 stale.with_suffix(".key").unlink(missing_ok=True)
+    return report
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def publish(images: list[Image], keys: dict[str, str]) -> list[tuple[str, str, float, int]]:
+    """Push each image whose key the registry's storage does not hold yet, through a
+    writable registry on loopback; (name, "pushed", seconds, bytes) per image pushed."""
+    marks = REGISTRY / "published"
+    todo = [i for i in images
+            if not (marks / i.archive.with_suffix(".key").name).is_file()
+            or (marks / i.archive.with_suffix(".key").name).read_text() != keys[i.name]]
+    if not todo:
+        return []
+    marks.mkdir(parents=True, exist_ok=True)
+    report = []
+    with tempfile.TemporaryDirectory(prefix="sts-agent-registry-") as work, \
+            Registry(Path(work), "127.0.0.1", port=free_port(), writable=True) as registry:
+        for image in todo:
+            started = time.monotonic()
+            load(image)
+            buildah("push", "--quiet", "--tls-verify=false", image.name,
+                    f"docker://{registry.endpoint}/{repository_path(image.name)}")
+            (marks / image.archive.with_suffix(".key").name).write_text(keys[image.name])
+            report.append((image.name, "pushed", time.monotonic() - started,
+                           image.archive.stat().st_size))
     return report
 
 

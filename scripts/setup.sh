@@ -8,11 +8,12 @@ PYTHON="${PYTHON:-python3}"
 # Galera: MariaDB 10.11 and galera-4 from Debian, rsync for its state transfers (mariadbd is
 # run by the tests and the player, never by the packaged service); tini, the exec-galera
 # image's PID 1. The images (make images): mmdebstrap and buildah build them, gcc the pause
-# binary; containerd and runc run them in the image tests.
+# binary; containerd and runc run them in the image tests and on the real node, whose pods
+# the bridge and host-local CNI plugins connect and which pulls them from docker-registry.
 DEBIAN_PACKAGES=(dnsmasq-base etcd-server etcd-client wrk iproute2 openssl mariadb-server galera-4 rsync
-    tini mmdebstrap buildah gcc containerd runc)
+    tini mmdebstrap buildah gcc containerd runc containernetworking-plugins docker-registry)
 BINARIES=(dnsmasq etcd etcdctl wrk ip openssl mariadbd /usr/lib/galera/libgalera_smm.so rsync
-    tini mmdebstrap buildah gcc containerd runc)
+    tini mmdebstrap buildah gcc containerd runc /usr/lib/cni/bridge docker-registry)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

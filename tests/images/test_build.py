@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import httpx
 import pytest
 
 from tests.images.conftest import ROOT
@@ -52,3 +53,18 @@ def test_every_image_has_a_distinct_archive() -> None:
     archives = [image.archive for image in images]
     assert len(set(archives)) == len(archives)
     assert all(isinstance(a, Path) for a in archives)
+
+
+def test_the_registry_serves_every_image_a_node_pulls(tmp_path: Path) -> None:
+    """make images pushed each image into the registry storage the real node serves:
+    read-only, under its path without the registry host, at its tag."""
+    from player.registry import Registry, repository_path
+
+    build = builder()
+    with Registry(tmp_path, "127.0.0.1", port=build.free_port()) as registry:
+        for image in build.catalogue():
+            repository, _, tag = repository_path(image.name).rpartition(":")
+            assert tag in registry.tags(repository), image.name
+        refused = httpx.post(f"http://{registry.endpoint}/v2/library/x/blobs/uploads/",
+                             timeout=5.0, trust_env=False)
+        assert refused.status_code == 405  # a node's registry never takes a push

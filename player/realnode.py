@@ -1,0 +1,335 @@
+"""A real node beside the control plane: Debian's containerd with its CRI plugin, the
+kubelet of the control plane's release, the bridge CNI plugin and CoreDNS, each under this
+node's own directory, network and cgroup parent, pulling the images of `make images` from
+its own registry (player.registry).
+
+Two nodes on one host (two test workers) do not collide: the node claims a bridge
+``sts<i>br`` with ``10.77.<i>.1/24`` atomically (player.netns) and everything else is
+named from that claim: its address (the kubelet and CoreDNS bind it), the pods' subnet,
+the CNI network, the kubelet's cgroup root ``/sts<i>-node``. The paths the kubelet and
+containerd write outside their directories are named by pod or container, and only this
+node's entries are removed at its end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+import yaml
+
+from player.apiclient import ApiError
+from player.controlplane import DOMAIN, ControlPlane
+from player.netns import Network
+from player.peers import cached_binary
+from player.proc import Proc
+from player.provisioner import LocalProvisioner
+from player.registry import Registry
+from player.runtime import Containerd
+from player.wait import wait_until
+
+CNI_PLUGINS = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"  # built by make images from Kubernetes' pause.c
+CGROUPS = Path("/sys/fs/cgroup")
+CONTAINER_LOG_LINKS = Path("/var/log/containers")  # the kubelet's, not configurable
+KUBELET_PORT = 10250
+
+
+def kubelet_binary() -> str:
+    return cached_binary("kubelet", "KUBERNETES_VERSION")
+
+
+def coredns_binary() -> str:
+    return cached_binary("coredns", "COREDNS_VERSION")
+
+
+def _cgroup_controllers(*, unified: bool = False) -> list[Path]:
+    """The v1 hierarchies the kubelet's cgroupfs driver checks its cgroup root in (the
+    named systemd one too), and with ``unified`` the v2 one, where runc adds it too."""
+    return [path for path in sorted(CGROUPS.iterdir())
+            if path.is_dir() and not path.is_symlink() and (unified or path.name != "unified")]
+
+
+def _remove_cgroup_tree(top: Path) -> None:
+    """Remove ``top`` and every cgroup under it, deepest first (each must be empty of tasks)."""
+    if not top.is_dir():
+        return
+    for directory in sorted((p for p in top.rglob("*") if p.is_dir()),
+                            key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+    with contextlib.suppress(OSError):
+        top.rmdir()
+
+
+def _mounts_under(*roots: Path) -> list[str]:
+    """Mount points at or under ``roots``, deepest first (from /proc/self/mountinfo)."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if any(point == str(root) or point.startswith(f"{root}/") for root in roots):
+            found.append(point)
+    return sorted(found, key=lambda p: p.count("/"), reverse=True)
+
+
+class RealNode:
+    """A node of ``control_plane`` named ``sts<i>-node``, its state under ``workdir``."""
+
+    def __init__(self, control_plane: ControlPlane, workdir: Path) -> None:
+        self.control_plane = control_plane
+        self.workdir = workdir
+        self.network = Network()
+        self.name = ""  # sts<i>-node once the network is claimed
+        self._claimed = False  # the bridge (and the names after it) are this node's
+        self.runtime: Containerd | None = None
+        self.kubelet: Proc | None = None
+        self.coredns: Proc | None = None
+        self.registry: Registry | None = None
+        self.volumes: LocalProvisioner | None = None
+        self.events: list[str] = []
+        self.started_seconds = 0.0
+
+    # --- names taken from the network's claim ------------------------------------------------
+    @property
+    def address(self) -> str:
+        """The node's InternalIP: the kubelet, its API and CoreDNS bind it; pods route by it."""
+        return self.network.gateway
+
+    @property
+    def cgroup_root(self) -> str:
+        return f"/{self.network.prefix}-node"
+
+    @property
+    def subnet(self) -> str:
+        return f"10.77.{self.network.index}.0/24"
+
+    def _note(self, event: str) -> None:
+        self.events.append(f"{time.strftime('%H:%M:%S')} {event}")
+
+    # --- life --------------------------------------------------------------------------------
+    def start(self) -> RealNode:
+        started = time.monotonic()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.network.up()
+        self._claimed = True
+        self.name = f"{self.network.prefix}-node"
+        self._start_runtime()
+        self._start_coredns()
+        self._start_kubelet()
+        self.volumes = LocalProvisioner(self.control_plane, self.name,
+                                        self.workdir / "volumes", self._note).start()
+        self.started_seconds = time.monotonic() - started
+        return self
+
+    def _start_runtime(self) -> None:
+        cni = self.workdir / "cni"
+        (cni / "net.d").mkdir(parents=True, exist_ok=True)
+        conflist = {
+            "cniVersion": "0.4.0", "name": self.network.prefix,
+            "plugins": [{
+                "type": "bridge", "bridge": self.network.bridge, "isGateway": True,
+                # Without a default route through the bridge a pod has no way to the
+                # host's addresses (the API server's).
+                "isDefaultGateway": True, "ipMasq": False, "hairpinMode": True,
+                "ipam": {"type": "host-local", "dataDir": str(cni / "ipam"),
+                         "ranges": [[{"subnet": self.subnet, "gateway": self.address,
+                                      "rangeStart": f"10.77.{self.network.index}.10"}]]},
+            }],
+        }
+        (cni / "net.d" / "10-pods.conflist").write_text(json.dumps(conflist, indent=2))
+        self.registry = Registry(self.workdir / "registry", self.address).start()
+        table = 'plugins."io.containerd.grpc.v1.cri"'
+        cri = (
+            f"[{table}]\n"
+            f'  sandbox_image = "{PAUSE_IMAGE}"\n'
+            # Root here lacks CAP_SYS_RESOURCE: a negative oom_score_adj is refused, and
+            # runc fails every sandbox unless the runtime keeps the score at its own.
+            "  restrict_oom_score_adj = true\n"
+            # exec and port-forward streams: a port of their own on loopback, per node.
+            '  stream_server_address = "127.0.0.1"\n  stream_server_port = "0"\n'
+            # The pods' network namespaces under this runtime's state, not /var/run/netns.
+            "  netns_mounts_under_state_dir = true\n"
+            f"[{table}.containerd]\n"
+            '  snapshotter = "overlayfs"\n  default_runtime_name = "runc"\n'
+            f"[{table}.containerd.runtimes.runc]\n"
+            '  runtime_type = "io.containerd.runc.v2"\n'
+            f"[{table}.cni]\n"
+            f'  bin_dir = "{CNI_PLUGINS}"\n  conf_dir = "{cni / "net.d"}"\n'
+            # Every registry host through this node's registry, as in an air-gapped cluster.
+            f'[{table}.registry.mirrors."*"]\n'
+            f'  endpoint = ["http://{self.registry.endpoint}"]\n'
+        )
+        self.runtime = Containerd(self.workdir / "containerd", cri=cri)
+        self.runtime.__enter__()
+
+    def _start_coredns(self) -> None:
+        """CoreDNS on the node's address, serving the cluster domain from the API with
+        kubeadm's Corefile (without the upstream forward: no network beyond this host)."""
+        admin = self.control_plane.client()
+        rules = [{"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"],
+                  "verbs": ["list", "watch"]},
+                 {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+                  "verbs": ["list", "watch"]}]
+        for kind, body in (
+                ("clusterroles", {"apiVersion": "rbac.authorization.k8s.io/v1",
+                                  "kind": "ClusterRole", "metadata": {"name": "system:coredns"},
+                                  "rules": rules}),
+                ("clusterrolebindings", {
+                    "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                    "metadata": {"name": "system:coredns"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                "name": "system:coredns"},
+                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                                  "name": "system:coredns"}]})):
+            try:
+                admin.create("rbac.authorization.k8s.io/v1", kind, body)
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+        kubeconfig = self.control_plane.kubeconfig("system:coredns", None)
+        corefile = self.workdir / "Corefile"
+        corefile.write_text(
+            ".:53 {\n"
+            f"    bind {self.address}\n"
+            "    errors\n"
+            f"    kubernetes {DOMAIN} in-addr.arpa ip6.arpa {{\n"
+            f"        kubeconfig {kubeconfig} player\n"
+            "        pods insecure\n"
+            "        fallthrough in-addr.arpa ip6.arpa\n"
+            "        ttl 30\n"
+            "    }\n"
+            f"    cache 30 {{\n        disable success {DOMAIN}\n"
+            f"        disable denial {DOMAIN}\n    }}\n"
+            "    loop\n    loadbalance\n"
+            "}\n")
+        self.coredns = Proc([coredns_binary(), "-conf", str(corefile)],
+                            self.workdir / "coredns.log")
+        self.coredns.start()
+
+    def _start_kubelet(self) -> None:
+        assert self.runtime is not None
+        root = self.workdir / "kubelet"
+        root.mkdir(parents=True, exist_ok=True)
+        for controller in _cgroup_controllers():
+            top = controller / self.cgroup_root.lstrip("/")
+            _remove_cgroup_tree(top)  # a killed run's, if any
+            top.mkdir(exist_ok=True)
+            if controller.name == "cpuset":  # a new cpuset has no CPUs until given some
+                for key in ("cpuset.cpus", "cpuset.mems"):
+                    (top / key).write_text((controller / key).read_text())
+        serving = self.control_plane.pki.issue(
+            f"kubelet-{self.name}", common_name=f"system:node:{self.name}", server=True,
+            sans=(f"IP:{self.address}", f"DNS:{self.name}"))
+        resolv = self.workdir / "resolv.conf"  # the host's search list is not the pods'
+        resolv.write_text(f"nameserver {self.address}\n")
+        config = {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+            "address": self.address, "port": KUBELET_PORT, "readOnlyPort": 0,
+            "healthzBindAddress": self.address, "healthzPort": 10248,
+            "containerRuntimeEndpoint": f"unix://{self.runtime.socket}",
+            "cgroupDriver": "cgroupfs", "cgroupRoot": self.cgroup_root,
+            # cgroup v1 and swap on this machine: accepted, not failed on.
+            "failCgroupV1": False, "failSwapOn": False,
+            "authentication": {"anonymous": {"enabled": False},
+                               "webhook": {"enabled": True},
+                               "x509": {"clientCAFile": str(self.control_plane.ca)}},
+            "authorization": {"mode": "Webhook"},
+            "tlsCertFile": str(serving.cert), "tlsPrivateKeyFile": str(serving.key),
+            "clusterDomain": DOMAIN, "clusterDNS": [self.address], "resolvConf": str(resolv),
+            # KUBE-FIREWALL would drop the pods' traffic to the host's 127/8 addresses.
+            "makeIPTablesUtilChains": False,
+            # No registry to pull from again: never garbage-collect an image.
+            "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
+            "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%",
+                             "imagefs.available": "1%", "nodefs.inodesFree": "1%"},
+            "podLogsDir": str(self.workdir / "pod-logs"),
+            "volumePluginDir": str(self.workdir / "volume-plugins"),
+            "serializeImagePulls": False,
+        }
+        config_file = self.workdir / "kubelet.yaml"
+        config_file.write_text(yaml.safe_dump(config))
+        kubeconfig = self.control_plane.kubeconfig(f"system:node:{self.name}", "system:nodes")
+        self.kubelet = Proc([
+            kubelet_binary(), f"--config={config_file}", f"--kubeconfig={kubeconfig}",
+            f"--hostname-override={self.name}", f"--node-ip={self.address}",
+            f"--root-dir={root}", f"--cert-dir={self.workdir / 'kubelet-pki'}",
+        ], self.workdir / "kubelet.log")
+        self.kubelet.start()
+        wait_until(self._node_ready, what=f"node {self.name} Ready (kubelet.log)",
+                   timeout=60, interval=0.2)
+
+    def _node_ready(self) -> bool:
+        assert self.kubelet is not None
+        if not self.kubelet.running:
+            raise RuntimeError(f"the kubelet exited: {self.kubelet.tail(15)}")
+        try:
+            node = self.control_plane.client().get("v1", "nodes", self.name)
+        except httpx.HTTPError:
+            return False
+        conditions = (node or {}).get("status", {}).get("conditions") or []
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    def images(self) -> set[str]:
+        """The images the runtime holds (full names)."""
+        assert self.runtime is not None
+        return set(self.runtime.ctr("images", "ls", "-q").stdout.split())
+
+    # --- end ---------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Everything this node started gone, and what it wrote outside its directory;
+        once (a second call does nothing: the names may be another node's by then)."""
+        if self.volumes is not None:
+            self.volumes.stop()
+            self.volumes = None
+        if self.kubelet is not None:
+            self.kubelet.stop(timeout=10)
+            self.kubelet = None
+        if self.runtime is not None:
+            sockets = self.runtime.sockets
+            self.runtime.close()  # every task killed, every container deleted
+            # What outlives them: the pods' network namespaces, the kubelet's volume mounts.
+            for point in _mounts_under(sockets, self.workdir):
+                subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+            shutil.rmtree(sockets, ignore_errors=True)
+            self.runtime = None
+        if self.coredns is not None:
+            self.coredns.stop(timeout=5)
+            self.coredns = None
+        if self.registry is not None:
+            self.registry.stop()
+            self.registry = None
+        if not self._claimed:
+            return
+        for controller in _cgroup_controllers(unified=True):
+            top = controller / self.cgroup_root.lstrip("/")
+            if top.is_dir():
+                for tasks in top.rglob("tasks"):  # a container the runtime did not stop
+                    for pid in tasks.read_text().split():
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(int(pid), signal.SIGKILL)
+            _remove_cgroup_tree(top)
+        logs = self.workdir / "pod-logs"
+        if CONTAINER_LOG_LINKS.is_dir():
+            for link in CONTAINER_LOG_LINKS.iterdir():
+                if link.is_symlink() and os.readlink(link).startswith(f"{logs}/"):
+                    link.unlink()
+        self.network.down()
+        self._claimed = False
+        with contextlib.suppress(ApiError, httpx.HTTPError):
+            self.control_plane.client().delete("v1", "nodes", self.name)
+
+    def __enter__(self) -> RealNode:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()
+

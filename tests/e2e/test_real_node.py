@@ -1,0 +1,180 @@
+"""The real node (player.realnode): the kubelet, containerd, the bridge CNI plugin and
+CoreDNS run k8s/etcd from the images of `make images` as `kubectl apply -k` asks, under
+the example's securityContext, probes and restricted Pod Security; and leave nothing
+behind on the host when the node stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from player.controlplane import ControlPlane
+from player.manifests import build
+from player.realnode import CGROUPS, CNI_PLUGINS, CONTAINER_LOG_LINKS, RealNode
+from player.registry import STORAGE
+from player.wait import wait_until
+from tests.conftest import missing
+from tests.e2e.conftest import ROOT
+from tests.integration.conftest import require_control_plane
+
+pytestmark = pytest.mark.e2e
+
+READY_SECONDS = 180.0  # three pods, one after another (OrderedReady), on a loaded host
+
+
+def require_real_node() -> None:
+    from player.peers import MissingBinary
+    from player.realnode import coredns_binary, kubelet_binary
+
+    require_control_plane()
+    problem = None
+    try:
+        kubelet_binary()
+        coredns_binary()
+    except MissingBinary as exc:
+        problem = str(exc)
+    if problem is None and not shutil.which("containerd"):
+        problem = "containerd is not installed (Debian package containerd)"
+    if problem is None and not (CNI_PLUGINS / "bridge").exists():
+        problem = "the bridge CNI plugin is not installed (containernetworking-plugins)"
+    if problem is None and not shutil.which("docker-registry"):
+        problem = "docker-registry is not installed (Debian package docker-registry)"
+    if problem is None and not (STORAGE / "published").is_dir():
+        problem = "the images are not built and published (make images)"
+    if problem is not None:
+        missing(problem)
+
+
+@pytest.fixture(scope="module")
+def real_node(e2e_control_plane: ControlPlane,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
+    require_real_node()
+    with RealNode(e2e_control_plane, tmp_path_factory.mktemp("real-node")) as node:
+        yield node
+
+
+def applied(example: Path, namespace: str, workdir: Path, node: RealNode) -> list[Any]:
+    """``kubectl apply -k`` of ``example`` into ``namespace`` (an overlay setting only
+    that); the rendered objects."""
+    overlay = workdir / "overlay"
+    overlay.mkdir(parents=True)
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(example, overlay)], "namespace": namespace}))
+    node.control_plane.kubectl("apply", "-k", str(overlay))
+    return build(overlay)
+
+
+def pods_ready(plane: ControlPlane, namespace: str, count: int) -> bool:
+    items = plane.client().list("v1", "pods", namespace=namespace)["items"]
+    ready = [p for p in items if any(c["type"] == "Ready" and c["status"] == "True"
+                                     for c in p.get("status", {}).get("conditions") or [])]
+    return len(ready) == count
+
+
+def test_the_etcd_example_runs_on_the_real_node(real_node: RealNode, tmp_path: Path) -> None:
+    plane = real_node.control_plane
+    namespace = "etcd-real"
+    try:
+        applied(ROOT / "k8s" / "etcd", namespace, tmp_path, real_node)
+        wait_until(lambda: pods_ready(plane, namespace, 3),
+                   what="etcd-0..2 Ready on the real node", timeout=READY_SECONDS)
+        pods = {p["metadata"]["name"]: p
+                for p in plane.client().list("v1", "pods", namespace=namespace)["items"]}
+        assert {p["spec"]["nodeName"] for p in pods.values()} == {real_node.name}
+        # The agent's own account, from the host through the pod's address (CNI).
+        with httpx.Client(timeout=5.0, trust_env=False) as http:
+            status = http.get(f"http://{pods['etcd-0']['status']['podIP']}:9090/status").json()
+        members = status["view"]["authority"]["members"]
+        assert sorted(m["name"] for m in members if m["voter"]) == ["etcd-0", "etcd-1",
+                                                                    "etcd-2"], status
+        # kubectl logs and exec through the kubelet; the container runs as the example's
+        # non-root user on a read-only root.
+        logs = plane.kubectl("-n", namespace, "logs", "etcd-0", "-c", "agent").stdout
+        assert '"readiness_changed"' in logs
+        peer_name = f"etcd-1.etcd.{namespace}.svc.cluster.local"
+        probe = ("import os, socket, json; print(json.dumps([os.getuid(), "
+                 f"socket.gethostbyname({peer_name!r}), os.access('/', os.W_OK)]))")
+        uid, peer, writable = json.loads(plane.kubectl(
+            "-n", namespace, "exec", "etcd-0", "-c", "agent", "--",
+            "python3", "-c", probe).stdout)
+        assert uid == 65532
+        assert peer == pods["etcd-1"]["status"]["podIP"]  # CoreDNS, from the API
+        assert writable is False
+    finally:
+        plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_a_stopped_node_leaves_nothing_behind(e2e_control_plane: ControlPlane,
+                                             tmp_path: Path) -> None:
+    require_real_node()
+    node = RealNode(e2e_control_plane, tmp_path / "node")
+    try:
+        node.start()
+        namespace = "real-node-end"
+        e2e_control_plane.kubectl("create", "namespace", namespace)
+        sleeper(e2e_control_plane, namespace, "sleeper", node.name)
+        wait_until(lambda: pods_ready(e2e_control_plane, namespace, 1),
+                   what="the sleeper pod Ready", timeout=60)
+    finally:
+        node.stop()
+        e2e_control_plane.kubectl("delete", "namespace", "real-node-end", "--wait=false",
+                                  check=False)
+    left = [str(p) for p in CGROUPS.glob(f"*/{node.cgroup_root.lstrip('/')}")]
+    left += [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+             if str(tmp_path) in line]
+    left += [str(p) for p in CONTAINER_LOG_LINKS.glob("sleeper_real-node-end_*")]
+    left += [node.network.bridge] if Path(f"/sys/class/net/{node.network.bridge}").exists() \
+        else []
+    assert left == []
+
+
+def sleeper(plane: ControlPlane, namespace: str, name: str, node: str) -> None:
+    plane.client().create("v1", "pods", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1, "containers": [{
+            "name": "sleeper", "image": "sts-agent:0.1.0",
+            "command": ["python3", "-c", "import time; time.sleep(3600)"]}]}},
+        namespace=namespace)
+
+
+def test_two_nodes_on_one_host_do_not_collide(e2e_control_plane: ControlPlane,
+                                             tmp_path: Path) -> None:
+    """Two test workers each start a node: both come up at once, each with its own
+    address, subnet and cgroup root, and one's end leaves the other's pods running."""
+    require_real_node()
+    plane = e2e_control_plane
+    nodes = [RealNode(plane, tmp_path / name) for name in ("a", "b")]
+    namespace = "real-node-pair"
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(RealNode.start, nodes))
+        assert len({n.name for n in nodes}) == 2
+        assert len({n.address for n in nodes}) == 2
+        assert len({n.cgroup_root for n in nodes}) == 2
+        plane.kubectl("create", "namespace", namespace)
+        for index, node in enumerate(nodes):
+            sleeper(plane, namespace, f"sleeper-{index}", node.name)
+        wait_until(lambda: pods_ready(plane, namespace, 2),
+                   what="a sleeper Ready on each node", timeout=60)
+        nodes[0].stop()
+        pod = plane.client().get("v1", "pods", "sleeper-1", namespace=namespace)
+        assert pod is not None
+        assert pod["status"]["podIP"].startswith(f"10.77.{nodes[1].network.index}.")
+        # The survivor's pod still runs and answers through its kubelet.
+        out = plane.kubectl("-n", namespace, "exec", "sleeper-1", "--", "python3", "-c",
+                            "print('alive')").stdout
+        assert out.strip() == "alive"
+    finally:
+        for node in nodes:
+            node.stop()
+        plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
