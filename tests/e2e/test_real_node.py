@@ -1,7 +1,7 @@
 """The real node (player.realnode): the kubelet, containerd, the bridge CNI plugin and
-CoreDNS run k8s/etcd from the images of `make images` as `kubectl apply -k` asks, under
-the example's securityContext, probes and restricted Pod Security; and leave nothing
-behind on the host when the node stops."""
+CoreDNS run each raft store's example from the images of `make images` as `kubectl
+apply -k` asks, under the example's securityContext, probes and restricted Pod Security;
+two nodes share a host; a stopped node leaves nothing behind on the host."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ import httpx
 import pytest
 import yaml
 
+from agent.registry import raft_stores
 from player.controlplane import ControlPlane
-from player.manifests import build
+from player.manifests import build, load
 from player.realnode import CGROUPS, CNI_PLUGINS, CONTAINER_LOG_LINKS, RealNode
 from player.registry import STORAGE
 from player.wait import wait_until
@@ -28,7 +29,7 @@ from tests.integration.conftest import require_control_plane
 
 pytestmark = pytest.mark.e2e
 
-READY_SECONDS = 180.0  # three pods, one after another (OrderedReady), on a loaded host
+READY_SECONDS = 180.0  # three pods pulling their images at once, on a loaded two-core host
 
 
 def require_real_node() -> None:
@@ -81,34 +82,38 @@ def pods_ready(plane: ControlPlane, namespace: str, count: int) -> bool:
     return len(ready) == count
 
 
-def test_the_etcd_example_runs_on_the_real_node(real_node: RealNode, tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", raft_stores())
+def test_the_example_runs_on_the_real_node(real_node: RealNode, tmp_path: Path,
+                                           store: str) -> None:
     plane = real_node.control_plane
-    namespace = "etcd-real"
+    namespace = f"{store}-real"
     try:
-        applied(ROOT / "k8s" / "etcd", namespace, tmp_path, real_node)
+        example = load(ROOT / "k8s" / store)
+        name, service = example.name, example.service_name
+        applied(ROOT / "k8s" / store, namespace, tmp_path, real_node)
         wait_until(lambda: pods_ready(plane, namespace, 3),
-                   what="etcd-0..2 Ready on the real node", timeout=READY_SECONDS)
+                   what=f"{name}-0..2 Ready on the real node", timeout=READY_SECONDS)
         pods = {p["metadata"]["name"]: p
                 for p in plane.client().list("v1", "pods", namespace=namespace)["items"]}
         assert {p["spec"]["nodeName"] for p in pods.values()} == {real_node.name}
         # The agent's own account, from the host through the pod's address (CNI).
         with httpx.Client(timeout=5.0, trust_env=False) as http:
-            status = http.get(f"http://{pods['etcd-0']['status']['podIP']}:9090/status").json()
-        members = status["view"]["authority"]["members"]
-        assert sorted(m["name"] for m in members if m["voter"]) == ["etcd-0", "etcd-1",
-                                                                    "etcd-2"], status
-        # kubectl logs and exec through the kubelet; the container runs as the example's
-        # non-root user on a read-only root.
-        logs = plane.kubectl("-n", namespace, "logs", "etcd-0", "-c", "agent").stdout
+            status = http.get(f"http://{pods[f'{name}-0']['status']['podIP']}:9090/status")
+        members = status.json()["view"]["authority"]["members"]
+        assert sorted(m["name"] for m in members if m["voter"]) == [
+            f"{name}-{i}" for i in range(3)], status.text
+        # kubectl logs and exec through the kubelet; the agent runs as the example's user
+        # on a read-only root, and CoreDNS answers a peer's name from the API.
+        logs = plane.kubectl("-n", namespace, "logs", f"{name}-0", "-c", "agent").stdout
         assert '"readiness_changed"' in logs
-        peer_name = f"etcd-1.etcd.{namespace}.svc.cluster.local"
+        peer_name = f"{name}-1.{service}.{namespace}.svc.cluster.local"
         probe = ("import os, socket, json; print(json.dumps([os.getuid(), "
                  f"socket.gethostbyname({peer_name!r}), os.access('/', os.W_OK)]))")
         uid, peer, writable = json.loads(plane.kubectl(
-            "-n", namespace, "exec", "etcd-0", "-c", "agent", "--",
+            "-n", namespace, "exec", f"{name}-0", "-c", "agent", "--",
             "python3", "-c", probe).stdout)
-        assert uid == 65532
-        assert peer == pods["etcd-1"]["status"]["podIP"]  # CoreDNS, from the API
+        assert uid == example.pod_spec["securityContext"]["runAsUser"]
+        assert peer == pods[f"{name}-1"]["status"]["podIP"]
         assert writable is False
     finally:
         plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
