@@ -44,7 +44,13 @@ CMD ["--help"]
 # client, and rsync for full copies; as the mysql user (uid 999). tini is PID 1: it reaps
 # what the hooks leave behind and hands SIGTERM to the agent, which stops mariadbd.
 FROM debian:12.11-slim AS exec-galera
-RUN apt-get update \
+# The mysql user is made first with the MariaDB image's ids, so Debian's package keeps it
+# (it would make one with a free system uid): the hooks reach mariadbd over its socket as
+# this OS user, whose name unix_socket authentication needs.
+RUN groupadd --system --gid 999 mysql \
+    && useradd --system --uid 999 --gid 999 --home-dir /var/lib/mysql --no-create-home \
+        --shell /usr/sbin/nologin mysql \
+    && apt-get update \
     && apt-get install -y --no-install-recommends python3=3.11.2-1+b1 \
         mariadb-server=1:10.11.19-0+deb12u1 mariadb-client=1:10.11.19-0+deb12u1 \
         galera-4=26.4.23-0+deb12u1 rsync=3.5.0+ds1-0+deb12u1 tini=0.19.0-1+b3 \

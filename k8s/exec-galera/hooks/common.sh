@@ -3,7 +3,8 @@
 # config `sts-agent init` renders from templates/galera.cnf.j2) and defines the helpers the
 # hooks share: running, exists, alive, prepare_dirs, grastate_seqno, recover_position,
 # start_position, start_daemon, wait_answering, log_tail.
-# Sets: hook, datadir, socket, pid_file, tmpdir, run_dir, daemon_log, db_user, db_group.
+# Sets: hook, datadir, socket, pid_file, tmpdir, run_dir, daemon_log, db_user, db_group,
+# user_option, socket_user.
 # Exit codes (of the sourcing hook, at once): 2 when the config is missing or names no
 # absolute datadir, socket or pid-file.
 hook=${0##*/}
@@ -53,6 +54,12 @@ esac
 # The user mariadbd switches to (the config's `user`), owner of what it writes.
 db_user=${db_user:-mysql}
 db_group=$(id -gn "$db_user" 2>/dev/null || printf '%s' "$db_user")
+# --user for mariadb-install-db and mariadbd, as root only: run as the pod's runAsUser,
+# mariadb-install-db would try to chown the data dir (the kubelet's, owned by root with
+# fsGroup) to that user and fail; mariadbd runs as the caller anyway. socket_user: the OS
+# user mariadbd runs as, whom its socket authenticates as a database user of that name.
+user_option="" socket_user=$(id -un)
+if [ "$(id -u)" = 0 ]; then user_option="--user=$db_user" socket_user=$db_user; fi
 case "$tmpdir" in /?*) export TMPDIR="$tmpdir" ;; esac  # the root filesystem is read-only
 
 # exists PID: the process exists and has not exited (a zombie, left by an init that does

@@ -33,8 +33,10 @@ if [ ! -d "$datadir/mysql" ]; then
     initialised=yes
     : >"$marker"
     install_log=$run_dir/install-db.log
-    if ! mariadb-install-db --no-defaults --user="$db_user" --datadir="$datadir" \
-        --skip-test-db --auth-root-authentication-method=socket </dev/null >"$install_log" 2>&1
+    # root@localhost and $socket_user@localhost: accounts the socket authenticates.
+    if ! mariadb-install-db --no-defaults ${user_option:+"$user_option"} --datadir="$datadir" \
+        --skip-test-db --auth-root-authentication-method=socket \
+        --auth-root-socket-user="$socket_user" </dev/null >"$install_log" 2>&1
     then
         echo "$hook: mariadb-install-db failed" >&2
         log_tail "$install_log"
@@ -43,7 +45,7 @@ if [ ! -d "$datadir/mysql" ]; then
     if [ -n "${GALERA_INIT_SQL:-}" ] && [ -f "$GALERA_INIT_SQL" ]; then
         init_sock=$run_dir/init.$$.sock
         init_log=$run_dir/init-sql.log
-        set -- --no-defaults --user="$db_user" --datadir="$datadir" --skip-networking \
+        set -- --no-defaults ${user_option:+"$user_option"} --datadir="$datadir" --skip-networking \
             --wsrep-on=OFF --socket="$init_sock" --pid-file="$run_dir/init.$$.pid" \
             --innodb-buffer-pool-size=32M
         case "$tmpdir" in /?*) set -- "$@" --tmpdir="$tmpdir" ;; esac
