@@ -55,11 +55,12 @@ def require_real_node() -> None:
         missing(problem)
 
 
-@pytest.fixture(scope="module")
-def real_node(e2e_control_plane: ControlPlane,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
+@pytest.fixture
+def real_node(e2e_control_plane: ControlPlane, tmp_path: Path) -> Iterator[RealNode]:
+    """A node for one test: the worker's control plane is shared with the player's tests,
+    which a Ready node left registered between them would take pods from."""
     require_real_node()
-    with RealNode(e2e_control_plane, tmp_path_factory.mktemp("real-node")) as node:
+    with RealNode(e2e_control_plane, tmp_path / "node") as node:
         yield node
 
 
@@ -124,6 +125,10 @@ def test_the_example_runs_on_the_real_node(real_node: RealNode, tmp_path: Path,
         assert peer == pods[f"{name}-1"]["status"]["podIP"]
         assert writable is False
     finally:
+        # The StatefulSet first, so that no pod of it is made again (on the next test's
+        # node) while the namespace goes.
+        plane.kubectl("-n", namespace, "delete", "statefulset", "--all", "--cascade=orphan",
+                      check=False)
         plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
