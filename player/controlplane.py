@@ -12,6 +12,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -61,6 +62,8 @@ def _take_address() -> tuple[int, str]:
             return index, address
     raise RuntimeError(f"no free 10.96.<i>.1 address on {INTERFACE}")
 
+
+_WRITING = threading.Lock()
 
 # StatefulSet rollingUpdate.maxUnavailable is alpha in 1.34: without its gate the API
 # server drops the field, and the agent's check of it could not be shown to work.
@@ -129,7 +132,10 @@ class ControlPlane:
                                               "client-key": str(pair.key)}}],
             "contexts": [{"name": "player", "context": {"cluster": "player", "user": user}}],
         }
-        path.write_text(yaml.safe_dump(config))
+        with _WRITING:  # two nodes starting at once write CoreDNS's file alike
+            partial = path.with_name(f".{path.name}.{threading.get_ident()}")
+            partial.write_text(yaml.safe_dump(config))
+            partial.replace(path)
         return path
 
     # --- life ----------------------------------------------------------------------------

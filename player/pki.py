@@ -5,6 +5,7 @@ signing key."""
 from __future__ import annotations
 
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,9 @@ def _openssl(*args: str, cwd: Path) -> None:
     result = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"openssl {args[0]} failed: {result.stderr.strip()}")
+
+
+_ISSUING = threading.Lock()
 
 
 class Pki:
@@ -43,7 +47,15 @@ class Pki:
 
     def issue(self, name: str, *, common_name: str, organization: str | None = None,
               sans: tuple[str, ...] = (), server: bool = False) -> KeyPair:
-        """A certificate signed by the CA: a client's (CN = user, O = group) or a server's."""
+        """A certificate signed by the CA: a client's (CN = user, O = group) or a server's.
+        One at a time: the CA's serial file is shared, and two callers asking for the same
+        name (two nodes starting at once) get one key and its certificate."""
+        with _ISSUING:
+            return self._issue(name, common_name=common_name, organization=organization,
+                               sans=sans, server=server)
+
+    def _issue(self, name: str, *, common_name: str, organization: str | None,
+               sans: tuple[str, ...], server: bool) -> KeyPair:
         pair = KeyPair(self.dir / f"{name}.crt", self.dir / f"{name}.key")
         if pair.cert.exists():
             return pair

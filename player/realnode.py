@@ -14,12 +14,15 @@ node's entries are removed at its end.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -40,6 +43,7 @@ CNI_PLUGINS = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"  # built by make images from Kubernetes' pause.c
 CGROUPS = Path("/sys/fs/cgroup")
 CONTAINER_LOG_LINKS = Path("/var/log/containers")  # the kubelet's, not configurable
+CNI_RESULTS = Path("/var/lib/cni/results")  # libcni's cache, not configurable in containerd
 KUBELET_PORT = 10250
 
 
@@ -81,13 +85,14 @@ def _mounts_under(*roots: Path) -> list[str]:
 
 
 class RealNode:
-    """A node of ``control_plane`` named ``sts<i>-node``, its state under ``workdir``."""
+    """A node of ``control_plane`` named ``sts<i>-node-<random>``, its state under
+    ``workdir``."""
 
     def __init__(self, control_plane: ControlPlane, workdir: Path) -> None:
         self.control_plane = control_plane
         self.workdir = workdir
         self.network = Network()
-        self.name = ""  # sts<i>-node once the network is claimed
+        self.name = ""  # sts<i>-node-<random> once the network is claimed
         self._claimed = False  # the bridge (and the names after it) are this node's
         self.runtime: Containerd | None = None
         self.kubelet: Proc | None = None
@@ -116,16 +121,23 @@ class RealNode:
 
     # --- life --------------------------------------------------------------------------------
     def start(self) -> RealNode:
+        """Up and Ready; a start that fails half-way undoes what it did before raising."""
         started = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.network.up()
         self._claimed = True
-        self.name = f"{self.network.prefix}-node"
-        self._start_runtime()
-        self._start_coredns()
-        self._start_kubelet()
-        self.volumes = LocalProvisioner(self.control_plane, self.name,
-                                        self.workdir / "volumes", self._note).start()
+        # A name of its own even where a node before it had the same bridge: the pods
+        # bound to that node (still terminating) must not come to this one.
+        self.name = f"{self.network.prefix}-node-{secrets.token_hex(3)}"
+        try:
+            self._start_runtime()
+            self._start_coredns()
+            self._start_kubelet()
+            self.volumes = LocalProvisioner(self.control_plane, self.name,
+                                            self.workdir / "volumes", self._note).start()
+        except BaseException:
+            self.stop()
+            raise
         self.started_seconds = time.monotonic() - started
         return self
 
@@ -145,7 +157,8 @@ class RealNode:
             }],
         }
         (cni / "net.d" / "10-pods.conflist").write_text(json.dumps(conflist, indent=2))
-        self.registry = Registry(self.workdir / "registry", self.address).start()
+        self.registry = Registry(self.workdir / "registry", self.address)
+        self.registry.start()
         table = 'plugins."io.containerd.grpc.v1.cri"'
         cri = (
             f"[{table}]\n"
@@ -285,29 +298,56 @@ class RealNode:
     # --- end ---------------------------------------------------------------------------------
     def stop(self) -> None:
         """Everything this node started gone, and what it wrote outside its directory;
-        once (a second call does nothing: the names may be another node's by then)."""
+        once (a second call does nothing: the names may be another node's by then). Each
+        step runs whatever the ones before it met; the first failure is raised at the end."""
+        failures: list[BaseException] = []
+
+        def step(work: Callable[[], object]) -> None:
+            try:
+                work()
+            except Exception as exc:  # the rest must still be cleaned; raised below
+                failures.append(exc)
+
         if self.volumes is not None:
-            self.volumes.stop()
+            step(self.volumes.stop)
             self.volumes = None
         if self.kubelet is not None:
-            self.kubelet.stop(timeout=10)
+            step(functools.partial(self.kubelet.stop, timeout=10))
             self.kubelet = None
         if self.runtime is not None:
-            sockets = self.runtime.sockets
-            self.runtime.close()  # every task killed, every container deleted
-            # What outlives them: the pods' network namespaces, the kubelet's volume mounts.
-            for point in _mounts_under(sockets, self.workdir):
-                subprocess.run(["umount", "-l", point], check=False, capture_output=True)
-            shutil.rmtree(sockets, ignore_errors=True)
+            step(functools.partial(self._stop_runtime, self.runtime))
             self.runtime = None
         if self.coredns is not None:
-            self.coredns.stop(timeout=5)
+            step(functools.partial(self.coredns.stop, timeout=5))
             self.coredns = None
         if self.registry is not None:
-            self.registry.stop()
+            step(self.registry.stop)
             self.registry = None
-        if not self._claimed:
-            return
+        if self._claimed:
+            step(self._remove_cgroups)
+            step(self._remove_log_links)
+            step(self.network.down)
+            self._claimed = False
+            with contextlib.suppress(ApiError, httpx.HTTPError):
+                self.control_plane.client().delete("v1", "nodes", self.name)
+        if failures:
+            raise failures[0]
+
+    def _stop_runtime(self, runtime: Containerd) -> None:
+        # The CNI plugins' cached results (libcni's, at a fixed path) are named by the
+        # pods' sandboxes, which go without a CNI DEL when their tasks are deleted.
+        sandboxes = runtime.ctr("containers", "ls", "-q", check=False).stdout.split()
+        runtime.close()  # every task killed, every container deleted
+        # What outlives them: the pods' network namespaces, the kubelet's volume mounts.
+        for point in _mounts_under(runtime.sockets, self.workdir):
+            subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+        shutil.rmtree(runtime.sockets, ignore_errors=True)
+        if CNI_RESULTS.is_dir():
+            for cached in CNI_RESULTS.iterdir():
+                if any(f"-{sandbox}-" in cached.name for sandbox in sandboxes):
+                    cached.unlink(missing_ok=True)
+
+    def _remove_cgroups(self) -> None:
         for controller in _cgroup_controllers(unified=True):
             top = controller / self.cgroup_root.lstrip("/")
             if top.is_dir():
@@ -316,15 +356,13 @@ class RealNode:
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(int(pid), signal.SIGKILL)
             _remove_cgroup_tree(top)
+
+    def _remove_log_links(self) -> None:
         logs = self.workdir / "pod-logs"
         if CONTAINER_LOG_LINKS.is_dir():
             for link in CONTAINER_LOG_LINKS.iterdir():
                 if link.is_symlink() and os.readlink(link).startswith(f"{logs}/"):
-                    link.unlink()
-        self.network.down()
-        self._claimed = False
-        with contextlib.suppress(ApiError, httpx.HTTPError):
-            self.control_plane.client().delete("v1", "nodes", self.name)
+                    link.unlink(missing_ok=True)
 
     def __enter__(self) -> RealNode:
         return self.start()

@@ -24,7 +24,7 @@ from player.realnode import CGROUPS, CNI_PLUGINS, CONTAINER_LOG_LINKS, RealNode
 from player.registry import STORAGE
 from player.wait import wait_until
 from tests.conftest import missing
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import ROOT, VIEW_SETTLE_SECONDS
 from tests.integration.conftest import require_control_plane
 
 pytestmark = pytest.mark.e2e
@@ -76,6 +76,13 @@ def applied(example: Path, namespace: str, workdir: Path, node: RealNode) -> lis
     return build(overlay)
 
 
+def voters(address: str) -> list[str]:
+    """The voters an agent's ``/status`` lists, by name."""
+    with httpx.Client(timeout=5.0, trust_env=False) as http:
+        members = http.get(f"http://{address}:9090/status").json()["view"]["authority"]["members"]
+    return sorted(m["name"] for m in members if m["voter"])
+
+
 def pods_ready(plane: ControlPlane, namespace: str, count: int) -> bool:
     items = plane.client().list("v1", "pods", namespace=namespace)["items"]
     ready = [p for p in items if any(c["type"] == "Ready" and c["status"] == "True"
@@ -97,18 +104,18 @@ def test_the_example_runs_on_the_real_node(real_node: RealNode, tmp_path: Path,
         pods = {p["metadata"]["name"]: p
                 for p in plane.client().list("v1", "pods", namespace=namespace)["items"]}
         assert {p["spec"]["nodeName"] for p in pods.values()} == {real_node.name}
-        # The agent's own account, from the host through the pod's address (CNI).
-        with httpx.Client(timeout=5.0, trust_env=False) as http:
-            status = http.get(f"http://{pods[f'{name}-0']['status']['podIP']}:9090/status")
-        members = status.json()["view"]["authority"]["members"]
-        voters = sorted(m["name"] for m in members if m["voter"])
+        # The agent's own account, from the host through the pod's address (CNI); its
+        # view is its last poll, which may not show yet a join the others already see.
         if store == "galera":  # wsrep names members by their incoming addresses
-            assert voters == sorted(f"{p['status']['podIP']}:3306"
-                                    for p in pods.values()), status.text
+            expected = sorted(f"{p['status']['podIP']}:3306" for p in pods.values())
         elif store == "exec-galera":  # the hooks report this node only: Ready says synced
-            assert voters == [f"{name}-0"], status.text
+            expected = [f"{name}-0"]
         else:
-            assert voters == [f"{name}-{i}" for i in range(3)], status.text
+            expected = [f"{name}-{i}" for i in range(3)]
+        address = pods[f"{name}-0"]["status"]["podIP"]
+        wait_until(lambda: voters(address) == expected,
+                   what=f"{name}-0's agent to list {expected} as voters",
+                   timeout=VIEW_SETTLE_SECONDS)
         # kubectl logs and exec through the kubelet; the agent runs as the example's user
         # on a read-only root, and CoreDNS answers a peer's name from the API.
         agent = next(c["name"] for c in example.pod_spec["containers"]
@@ -117,13 +124,14 @@ def test_the_example_runs_on_the_real_node(real_node: RealNode, tmp_path: Path,
         assert '"readiness_changed"' in logs
         peer_name = f"{name}-1.{service}.{namespace}.svc.cluster.local"
         probe = ("import os, socket, json; print(json.dumps([os.getuid(), "
-                 f"socket.gethostbyname({peer_name!r}), os.access('/', os.W_OK)]))")
-        uid, peer, writable = json.loads(plane.kubectl(
+                 f"socket.gethostbyname({peer_name!r}), "
+                 "bool(os.statvfs('/').f_flag & os.ST_RDONLY)]))")
+        uid, peer, read_only = json.loads(plane.kubectl(
             "-n", namespace, "exec", f"{name}-0", "-c", agent, "--",
             "python3", "-c", probe).stdout)
         assert uid == example.pod_spec["securityContext"]["runAsUser"]
         assert peer == pods[f"{name}-1"]["status"]["podIP"]
-        assert writable is False
+        assert read_only is True
     finally:
         # The StatefulSet first, so that no pod of it is made again (on the next test's
         # node) while the namespace goes.
@@ -134,26 +142,46 @@ def test_the_example_runs_on_the_real_node(real_node: RealNode, tmp_path: Path,
 
 def test_a_stopped_node_leaves_nothing_behind(e2e_control_plane: ControlPlane,
                                              tmp_path: Path) -> None:
+    """What the node made is looked for by what is its own alone (the pod's uid, the
+    bridge's interface index, the runtime's socket directory): once stopped, its names
+    may be another worker's node's."""
     require_real_node()
-    node = RealNode(e2e_control_plane, tmp_path / "node")
+    plane = e2e_control_plane
+    node = RealNode(plane, tmp_path / "node")
+    namespace = "real-node-end"
     try:
         node.start()
-        namespace = "real-node-end"
-        e2e_control_plane.kubectl("create", "namespace", namespace)
-        sleeper(e2e_control_plane, namespace, "sleeper", node.name)
-        wait_until(lambda: pods_ready(e2e_control_plane, namespace, 1),
+        assert node.runtime is not None
+        sockets = str(node.runtime.sockets)
+        bridge = int(Path(f"/sys/class/net/{node.network.bridge}/ifindex").read_text())
+        plane.kubectl("create", "namespace", namespace)
+        sleeper(plane, namespace, "sleeper", node.name)
+        wait_until(lambda: pods_ready(plane, namespace, 1),
                    what="the sleeper pod Ready", timeout=60)
+        pod = plane.client().get("v1", "pods", "sleeper", namespace=namespace)
+        assert pod is not None
+        uid = pod["metadata"]["uid"]
+        assert list(CGROUPS.glob(f"*/{node.cgroup_root.lstrip('/')}/kubepods/*/pod{uid}"))
     finally:
         node.stop()
-        e2e_control_plane.kubectl("delete", "namespace", "real-node-end", "--wait=false",
-                                  check=False)
-    left = [str(p) for p in CGROUPS.glob(f"*/{node.cgroup_root.lstrip('/')}")]
+        plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    left = [str(p) for p in CGROUPS.glob(f"*/{node.cgroup_root.lstrip('/')}/kubepods/*/pod{uid}")]
     left += [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
-             if str(tmp_path) in line]
-    left += [str(p) for p in CONTAINER_LOG_LINKS.glob("sleeper_real-node-end_*")]
-    left += [node.network.bridge] if Path(f"/sys/class/net/{node.network.bridge}").exists() \
-        else []
+             if str(tmp_path) in line or sockets in line]
+    left += [str(p) for p in CONTAINER_LOG_LINKS.glob(f"sleeper_{namespace}_*")]
+    left += [p.name for p in Path("/sys/class/net").iterdir()  # the bridge, by its index
+             if (p / "ifindex").read_text().strip() == str(bridge)]
+    left += [f"process {p.name}" for p in Path("/proc").iterdir() if p.name.isdigit()
+             and sockets in _cmdline(p)]
+    left += [f"Node {node.name}"] if plane.client().get("v1", "nodes", node.name) else []
     assert left == []
+
+
+def _cmdline(process: Path) -> str:
+    try:
+        return (process / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def sleeper(plane: ControlPlane, namespace: str, name: str, node: str) -> None:

@@ -58,7 +58,7 @@ db_group=$(id -gn "$db_user" 2>/dev/null || printf '%s' "$db_user")
 # mariadb-install-db would try to chown the data dir (the kubelet's, owned by root with
 # fsGroup) to that user and fail; mariadbd runs as the caller anyway. socket_user: the OS
 # user mariadbd runs as, whom its socket authenticates as a database user of that name.
-user_option="" socket_user=$(id -un)
+user_option="" socket_user=$(id -un 2>/dev/null || id -u)
 if [ "$(id -u)" = 0 ]; then user_option="--user=$db_user" socket_user=$db_user; fi
 case "$tmpdir" in /?*) export TMPDIR="$tmpdir" ;; esac  # the root filesystem is read-only
 

@@ -30,6 +30,11 @@ fi
 
 initialised=""
 if [ ! -d "$datadir/mysql" ]; then
+    if ! id -un >/dev/null 2>&1; then
+        echo "$hook: uid $(id -u) has no name in /etc/passwd, so mariadbd's socket cannot" \
+            "authenticate the hooks; run as a user the image names (mysql, 999)" >&2
+        exit 1
+    fi
     initialised=yes
     : >"$marker"
     install_log=$run_dir/install-db.log
