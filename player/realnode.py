@@ -21,6 +21,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -98,6 +99,7 @@ class RealNode:
         self.kubelet: Proc | None = None
         self.coredns: Proc | None = None
         self.registry: Registry | None = None
+        self.kubelet_root: Path | None = None
         self.volumes: LocalProvisioner | None = None
         self.events: list[str] = []
         self.started_seconds = 0.0
@@ -229,8 +231,9 @@ class RealNode:
 
     def _start_kubelet(self) -> None:
         assert self.runtime is not None
-        root = self.workdir / "kubelet"
-        root.mkdir(parents=True, exist_ok=True)
+        # The kubelet's sockets (pod-resources, plugins) live in its root: a unix socket
+        # path has 108 bytes at most, so the root is a short directory of its own.
+        root = self.kubelet_root = Path(tempfile.mkdtemp(prefix="kubelet-", dir="/tmp"))
         for controller in _cgroup_controllers():
             top = controller / self.cgroup_root.lstrip("/")
             _remove_cgroup_tree(top)  # a killed run's, if any
@@ -339,9 +342,15 @@ class RealNode:
         sandboxes = runtime.ctr("containers", "ls", "-q", check=False).stdout.split()
         runtime.close()  # every task killed, every container deleted
         # What outlives them: the pods' network namespaces, the kubelet's volume mounts.
-        for point in _mounts_under(runtime.sockets, self.workdir):
+        roots = [runtime.sockets, self.workdir]
+        if self.kubelet_root is not None:
+            roots.append(self.kubelet_root)
+        for point in _mounts_under(*roots):
             subprocess.run(["umount", "-l", point], check=False, capture_output=True)
         shutil.rmtree(runtime.sockets, ignore_errors=True)
+        if self.kubelet_root is not None:
+            shutil.rmtree(self.kubelet_root, ignore_errors=True)
+            self.kubelet_root = None
         if CNI_RESULTS.is_dir():
             for cached in CNI_RESULTS.iterdir():
                 if any(f"-{sandbox}-" in cached.name for sandbox in sandboxes):

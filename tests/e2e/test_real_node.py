@@ -153,6 +153,7 @@ def test_a_stopped_node_leaves_nothing_behind(e2e_control_plane: ControlPlane,
         node.start()
         assert node.runtime is not None
         sockets = str(node.runtime.sockets)
+        kubelet_root = str(node.kubelet_root)
         bridge = int(Path(f"/sys/class/net/{node.network.bridge}/ifindex").read_text())
         plane.kubectl("create", "namespace", namespace)
         sleeper(plane, namespace, "sleeper", node.name)
@@ -167,7 +168,8 @@ def test_a_stopped_node_leaves_nothing_behind(e2e_control_plane: ControlPlane,
         plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
     left = [str(p) for p in CGROUPS.glob(f"*/{node.cgroup_root.lstrip('/')}/kubepods/*/pod{uid}")]
     left += [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
-             if str(tmp_path) in line or sockets in line]
+             if str(tmp_path) in line or sockets in line or kubelet_root in line]
+    left += [path for path in (sockets, kubelet_root) if Path(path).exists()]
     left += [str(p) for p in CONTAINER_LOG_LINKS.glob(f"sleeper_{namespace}_*")]
     left += [p.name for p in Path("/sys/class/net").iterdir()  # the bridge, by its index
              if (p / "ifindex").read_text().strip() == str(bridge)]
