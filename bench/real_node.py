@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cold_start import machine, print_table
+from bench.readyz import rss_mib
 from player.controlplane import ControlPlane
 from player.realnode import RealNode
 from player.wait import wait_until
@@ -25,19 +26,6 @@ from tests.e2e.test_real_node import applied, pods_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 STORES = ("etcd", "rqlite", "consul")
-
-
-def rss_mib(pids: list[int]) -> float:
-    """Resident memory of ``pids`` together (MiB), from /proc."""
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
 
 
 def pids_of(pattern: str, under: Path) -> list[int]:
@@ -98,7 +86,7 @@ def main() -> int:
                     samples.setdefault(f"k8s/{store}: apply -k → 3 pods Ready", []).append(
                         time.perf_counter() - started)
                 for name, pids in processes(node).items():
-                    memory.setdefault(name, []).append(rss_mib(pids))
+                    memory.setdefault(name, []).append(sum(rss_mib(pid) for pid in pids))
                 memory.setdefault("of which shims: count", []).append(
                     float(len(processes(node)["containerd's shims"])))
             finally:

@@ -293,11 +293,6 @@ class RealNode:
         conditions = (node or {}).get("status", {}).get("conditions") or []
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
-    def images(self) -> set[str]:
-        """The images the runtime holds (full names)."""
-        assert self.runtime is not None
-        return set(self.runtime.ctr("images", "ls", "-q").stdout.split())
-
     # --- end ---------------------------------------------------------------------------------
     def stop(self) -> None:
         """Everything this node started gone, and what it wrote outside its directory;
