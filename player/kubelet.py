@@ -405,6 +405,11 @@ class Pod:
     def log_path(self, container: str) -> Path:
         return self.dir / f"{container}.log"
 
+    def log(self, container: str) -> str:
+        """What ``container`` wrote over all its runs."""
+        path = self.log_path(container)
+        return path.read_text(errors="replace") if path.exists() else ""
+
     # --- life ------------------------------------------------------------------------------
     def start(self) -> Pod:
         self._thread.start()

@@ -293,6 +293,18 @@ class RealNode:
         conditions = (node or {}).get("status", {}).get("conditions") or []
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
+    def exited(self) -> list[str]:
+        """The node's components that exited while it runs (with their logs' tails)."""
+        dead = [f"{name}: {proc.tail(10)}" for name, proc in
+                (("kubelet", self.kubelet), ("coredns", self.coredns))
+                if proc is not None and not proc.running]
+        processes = (("containerd", self.runtime.process if self.runtime else None),
+                     ("registry", self.registry.process if self.registry else None))
+        for name, process in processes:
+            if process is not None and process.poll() is not None:
+                dead.append(f"{name} exited {process.returncode}")
+        return dead
+
     # --- end ---------------------------------------------------------------------------------
     def stop(self) -> None:
         """Everything this node started gone, and what it wrote outside its directory;

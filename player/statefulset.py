@@ -5,12 +5,15 @@ played on this host's Node(s): the Python API the e2e tests, the demo and the so
 >>> cluster.scale(5); cluster.rolling_restart(); cluster.members()
 
 The StatefulSet controller, the scheduler, RBAC, tokens, Events, PDBs and garbage
-collection are the real ones; the player is the kubelet (player.node, player.kubelet),
-the cluster DNS (player.clusterdns) and the storage provisioner.
+collection are the real ones. With ``real_node`` the pods run on a real node too (the
+kubelet, containerd, CNI and CoreDNS: player.realnode) and the player only injects faults
+(player.realpods); without, the player is the kubelet (player.node, player.kubelet), the
+cluster DNS (player.clusterdns) and the storage provisioner.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -24,6 +27,7 @@ from typing import Any
 import httpx
 import yaml
 
+from player import realpods
 from player.apiclient import JSON, ApiError
 from player.clusterdns import ClusterDns
 from player.controlplane import ControlPlane
@@ -32,6 +36,8 @@ from player.kubelet import Pod
 from player.manifests import Example, load
 from player.netns import Network
 from player.node import Node
+from player.realnode import RealNode
+from player.realpods import RealPod
 from player.wait import wait_until
 
 DOMAIN = "cluster.local"
@@ -45,7 +51,8 @@ class StatefulSetPlayer:
     ``namespace``: where the example goes (default: its own); ``overrides``: extra env
     for the sts-agent containers, applied as a kustomize patch (test knobs);
     ``json_patches``: JSON patch operations on the StatefulSet (benchmark variants);
-    ``images``: image repository -> tag, as kustomize's ``images:`` (a store version).
+    ``images``: image repository -> tag, as kustomize's ``images:`` (a store version);
+    ``real_node``: the pods run on a real node (player.realnode) the player starts.
     """
 
     def __init__(self, example_dir: Path, workdir: Path, *,
@@ -53,7 +60,7 @@ class StatefulSetPlayer:
                  control_plane: ControlPlane | None = None, namespace: str | None = None,
                  nodes: int = 1, echo: bool = False,
                  json_patches: list[JSON] | None = None,
-                 images: dict[str, str] | None = None) -> None:
+                 images: dict[str, str] | None = None, real_node: bool = False) -> None:
         self.example_dir = example_dir.resolve()
         self.example: Example = load(example_dir)
         self.workdir = workdir
@@ -70,6 +77,8 @@ class StatefulSetPlayer:
         self.network = Network()
         self.node_count = nodes
         self.nodes: list[Node] = []
+        self.real_node: RealNode | None = (RealNode(self.control_plane, workdir / "node")
+                                           if real_node else None)
         self.dns: Dnsmasq | None = None
         self.cluster_dns: ClusterDns | None = None
         self.replicas = int(self.example.spec.get("replicas", 1))
@@ -96,6 +105,9 @@ class StatefulSetPlayer:
         example; returns when ``replicas`` (default: the manifest's) pods are Ready."""
         if self.own_control_plane and not self.control_plane.address:
             self.control_plane.start()
+        if self.real_node is not None:
+            self.real_node.start()
+            return self._apply_and_wait(replicas)
         self.network.up()
         self._make_mount_points()
         self.dns = Dnsmasq(self.workdir / "dns", listen=self.network.gateway, port=53,
@@ -107,6 +119,9 @@ class StatefulSetPlayer:
             node = Node(self.control_plane, f"{self.network.prefix}-node-{index}",
                         network=self.network, workdir=self.workdir / "nodes" / str(index))
             self.nodes.append(node.start())
+        return self._apply_and_wait(replicas)
+
+    def _apply_and_wait(self, replicas: int | None) -> StatefulSetPlayer:
         if replicas is not None:
             self.replicas = replicas
         self.kubectl("apply", "-k", str(self._overlay()))
@@ -175,6 +190,9 @@ class StatefulSetPlayer:
     def close(self) -> None:
         """Kill every pod without hooks, delete the namespace, the Node(s), the network,
         DNS, and the control plane if it is the player's own."""
+        if self.real_node is not None:
+            self._close_real(self.real_node)
+            return
         for node in self.nodes:
             node.kill_all()
         if self.cluster_dns is not None:
@@ -193,6 +211,22 @@ class StatefulSetPlayer:
         if self.own_control_plane:
             self.control_plane.stop()
 
+    def _close_real(self, node: RealNode) -> None:
+        """The StatefulSet goes first, its pods left (none made again while the rest
+        goes), then the node with every container, then the namespace."""
+        try:
+            try:
+                self.delete_statefulset(cascade="orphan")
+            except (OSError, RuntimeError):
+                pass  # the control plane may have failed; it is stopped below
+            node.stop()
+            with contextlib.suppress(ApiError, httpx.HTTPError):
+                self.control_plane.client().delete("v1", "namespaces", self.namespace)
+        finally:
+            self._http.close()
+            if self.own_control_plane:
+                self.control_plane.stop()
+
     # --- what the API says -------------------------------------------------------------------
     def api_pods(self) -> dict[int, JSON]:
         """This StatefulSet's pods in the API, by ordinal."""
@@ -209,9 +243,13 @@ class StatefulSetPlayer:
             and not pod["metadata"].get("deletionTimestamp")
 
     @property
-    def pods(self) -> dict[int, Pod]:
-        """The pods played now, by ordinal (a terminating one until it is gone)."""
-        found: dict[int, Pod] = {}
+    def pods(self) -> dict[int, Any]:
+        """The pods played now, by ordinal (a terminating one until it is gone): on a real
+        node, as the API has them now (player.realpods.RealPod)."""
+        real = self.real_node
+        if real is not None:
+            return {o: RealPod(real, obj) for o, obj in self.api_pods().items()}
+        found: dict[int, Any] = {}
         for node in self.nodes:
             for pod in list(node.pods.values()):
                 if pod.namespace == self.namespace and pod.phase != "Gone":
@@ -262,11 +300,37 @@ class StatefulSetPlayer:
         it; the controller creates it anew, with its volume (emptied first with
         ``lose_volume``: its disk lost, the claim still bound)."""
         old = self.pods[ordinal]
+        if isinstance(old, RealPod):
+            self._crash([old], lose_volumes=(ordinal,) if lose_volume else ())
+            return
         old.kill()
         if lose_volume:
             self._empty_volumes(ordinal)
         self.kubectl("delete", "pod", old.name, "--grace-period=0", "--force")
         self._wait_replaced(ordinal, old.uid)
+
+    def _crash(self, pods: list[RealPod], lose_volumes: tuple[int, ...] = (),
+               timeout: float = 60.0) -> None:
+        """Real-node pods crashed at once: every process SIGKILLed, the volumes of
+        ``lose_volumes`` emptied, the pods force-deleted; until the kubelet has torn each
+        sandbox down, whatever it restarted in it in between is killed too (the node
+        crashed: nothing of the old pod runs beside its successor)."""
+        for pod in pods:
+            pod.kill()
+        for ordinal in lose_volumes:
+            self._empty_volumes(ordinal)
+        client = self.control_plane.client()
+        for pod in pods:
+            client.delete("v1", "pods", pod.name, namespace=self.namespace, grace_seconds=0,
+                          uid=pod.uid)
+
+        def torn_down() -> bool:
+            killed = sum(pod.kill() for pod in pods)
+            return killed == 0 and not any(pod.cgroups() for pod in pods)
+
+        self._wait(torn_down, "the kubelet to tear the killed pods' sandboxes down", timeout)
+        for pod in pods:
+            self._wait_replaced(pod.ordinal, pod.uid)
 
     def shut_down(self, ordinal: int) -> None:
         """The pod's node shuts down cleanly and stays down: its containers are stopped
@@ -281,6 +345,10 @@ class StatefulSetPlayer:
         emptied (their disks lost; the claims stay bound), then all force-deleted (with
         those shut down before): the controller recreates them together
         (podManagementPolicy: Parallel)."""
+        if self.real_node is not None:
+            assert not self._shut_down, "shut_down is played nodes' only"
+            self._crash(list(self.pods.values()), lose_volumes)
+            return
         old = {**self._shut_down, **self.pods}
         self._shut_down.clear()
         for pod in old.values():
@@ -374,9 +442,16 @@ class StatefulSetPlayer:
     def partition(self, ordinal: int) -> None:
         """A network partition: pod ``ordinal`` and the other pods no longer reach each
         other; the host (probes, DNS, the API) still reaches all of them."""
+        if self.real_node is not None:
+            pods = list(self.pods.values())
+            realpods.partition(pods, self.pods[ordinal])
+            return
         self.network.partition(self.pods[ordinal].netns)
 
     def heal(self) -> None:
+        if self.real_node is not None:
+            realpods.heal(list(self.pods.values()))
+            return
         self.network.heal()
 
     # --- observation -------------------------------------------------------------------------
@@ -393,6 +468,11 @@ class StatefulSetPlayer:
         dead = self.control_plane.alive()
         if dead:
             raise AssertionError(f"control plane components exited: {dead}")
+        if self.real_node is not None:
+            dead = self.real_node.exited()
+            if dead:
+                raise AssertionError(f"node components exited: {dead}")
+            return
         for pod in self.pods.values():
             failure = pod.dir / "failure.txt"
             if failure.exists():
@@ -436,6 +516,9 @@ class StatefulSetPlayer:
                                       check=False))
         except (OSError, RuntimeError) as exc:
             lines.append(f"kubectl get failed: {exc}")
+        if self.real_node is not None:
+            lines.extend(self._describe_real(self.real_node))
+            return "\n".join(lines)
         for node in self.nodes:
             lines.extend(f"   node {node.name}: {event}" for event in node.events[-8:])
         if self.cluster_dns is not None:
@@ -448,6 +531,18 @@ class StatefulSetPlayer:
                 lines.append(f"   --- {log.name}")
                 lines.extend(f"   {line[:300]}" for line in tail)
         return "\n".join(lines)
+
+    def _describe_real(self, node: RealNode) -> list[str]:
+        lines = [self.kubectl("get", "events", "--sort-by=.lastTimestamp", check=False)]
+        lines.extend(f"   node {node.name}: {event}" for event in node.events[-8:])
+        for _, pod in sorted(self.pods.items()):
+            lines.append(f"== {pod.name} {pod.ip} {pod.phase} ready={pod.ready}")
+            spec = pod.obj["spec"]
+            for container in [*spec.get("initContainers", []), *spec["containers"]]:
+                tail = pod.log(container["name"]).splitlines()[-12:]
+                lines.append(f"   --- {container['name']}")
+                lines.extend(f"   {line[:300]}" for line in tail)
+        return lines
 
     def dump(self) -> str:
         """Objects of the namespace as JSON (debugging)."""

@@ -14,6 +14,9 @@ import pytest
 
 from agent.registry import raft_stores
 from player.controlplane import ControlPlane
+from player.peers import MissingBinary
+from player.realnode import CNI_PLUGINS, coredns_binary, kubelet_binary
+from player.registry import STORAGE
 from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import Writer
@@ -45,6 +48,28 @@ def require_player() -> None:
         missing(problem)
 
 
+def require_real_node() -> None:
+    """The kubelet and CoreDNS built, containerd, the CNI plugins and the registry
+    installed, the images published (make images)."""
+    require_control_plane()
+    problem = None
+    try:
+        kubelet_binary()
+        coredns_binary()
+    except MissingBinary as exc:
+        problem = str(exc)
+    if problem is None and not shutil.which("containerd"):
+        problem = "containerd is not installed (Debian package containerd)"
+    if problem is None and not (CNI_PLUGINS / "bridge").exists():
+        problem = "the bridge CNI plugin is not installed (containernetworking-plugins)"
+    if problem is None and not shutil.which("docker-registry"):
+        problem = "docker-registry is not installed (Debian package docker-registry)"
+    if problem is None and not (STORAGE / "published").is_dir():
+        problem = "the images are not built and published (make images)"
+    if problem is not None:
+        missing(problem)
+
+
 @pytest.fixture(scope="session")
 def e2e_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """The whole control plane (API server, controllers, scheduler), shared by the e2e
@@ -67,21 +92,25 @@ def etcd_images(version: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def played(example: Path, variant: str, tmp_path: Path, control_plane: ControlPlane,
-           images: dict[str, str] | None = None) -> Iterator[StatefulSetPlayer]:
+           images: dict[str, str] | None = None, *,
+           real_node: bool = False) -> Iterator[StatefulSetPlayer]:
     """A player for ``example`` (a k8s/ directory running a store, or an etcd version of
-    the matrix: ``etcd@3.5``) in a namespace of its own; its pods, events and logs are
-    printed when the test fails; everything is stopped after."""
+    the matrix: ``etcd@3.5``) in a namespace of its own (on a real node of its own with
+    ``real_node``); its pods, events and logs are printed when the test fails; everything
+    is stopped after."""
     store, version = split_variant(variant)
     images = dict(images or {})
     if version:
         images.update(etcd_images(version))
     require_player()
+    if real_node:
+        require_real_node()
     for tag in {"", *images.values()}:
         require_store(store, tag)
     namespace = f"{store}-{next(_played)}"
     player = StatefulSetPlayer(example, tmp_path / "sts", overrides=FAST,
                                control_plane=control_plane, namespace=namespace,
-                               images=images)
+                               images=images, real_node=real_node)
     try:
         yield player
     except BaseException:
@@ -95,9 +124,12 @@ def played(example: Path, variant: str, tmp_path: Path, control_plane: ControlPl
 def cluster(request: pytest.FixtureRequest, tmp_path: Path,
             e2e_control_plane: ControlPlane) -> Iterator[StatefulSetPlayer]:
     """A store's example (or an etcd version of the matrix, where a test parametrizes
-    ``cluster`` with ``variants``), not started."""
+    ``cluster`` with ``variants``), not started; on a real node where the test's module
+    says ``REAL_NODE = True``."""
     store, _ = split_variant(request.param)
-    with played(ROOT / "k8s" / store, request.param, tmp_path, e2e_control_plane) as player:
+    real_node = bool(getattr(request.module, "REAL_NODE", False))
+    with played(ROOT / "k8s" / store, request.param, tmp_path, e2e_control_plane,
+                real_node=real_node) as player:
         yield player
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,39 +19,13 @@ import yaml
 from agent.registry import raft_stores
 from player.controlplane import ControlPlane
 from player.manifests import build, load
-from player.realnode import CGROUPS, CNI_PLUGINS, CONTAINER_LOG_LINKS, RealNode
-from player.registry import STORAGE
+from player.realnode import CGROUPS, CONTAINER_LOG_LINKS, RealNode
 from player.wait import wait_until
-from tests.conftest import missing
-from tests.e2e.conftest import ROOT, VIEW_SETTLE_SECONDS
-from tests.integration.conftest import require_control_plane
+from tests.e2e.conftest import ROOT, VIEW_SETTLE_SECONDS, require_real_node
 
 pytestmark = pytest.mark.e2e
 
 READY_SECONDS = 180.0  # three pods pulling their images at once, on a loaded two-core host
-
-
-def require_real_node() -> None:
-    from player.peers import MissingBinary
-    from player.realnode import coredns_binary, kubelet_binary
-
-    require_control_plane()
-    problem = None
-    try:
-        kubelet_binary()
-        coredns_binary()
-    except MissingBinary as exc:
-        problem = str(exc)
-    if problem is None and not shutil.which("containerd"):
-        problem = "containerd is not installed (Debian package containerd)"
-    if problem is None and not (CNI_PLUGINS / "bridge").exists():
-        problem = "the bridge CNI plugin is not installed (containernetworking-plugins)"
-    if problem is None and not shutil.which("docker-registry"):
-        problem = "docker-registry is not installed (Debian package docker-registry)"
-    if problem is None and not (STORAGE / "published").is_dir():
-        problem = "the images are not built and published (make images)"
-    if problem is not None:
-        missing(problem)
 
 
 @pytest.fixture

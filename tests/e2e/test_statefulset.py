@@ -14,6 +14,7 @@ from tests.e2e.conftest import VIEW_SETTLE_SECONDS
 from tests.integration.conftest import variants
 
 pytestmark = pytest.mark.e2e
+REAL_NODE = True  # the pods run on a real node (player.realnode)
 
 
 def names(cluster: StatefulSetPlayer) -> list[str]:
@@ -175,7 +176,7 @@ def test_power_cut_with_one_volume_lost(cluster: StatefulSetPlayer) -> None:
                    what="20 more acknowledged writes after the outage", timeout=60)
     finally:
         writer.stop()
-    init_log = cluster.pods[0].log_path("init").read_text()
+    init_log = cluster.pods[0].log("init")
     assert "lost its" in init_log, init_log[-3000:]
     wait_voting_members(cluster, "after the power cut")
     after = member_ids(cluster)
