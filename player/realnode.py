@@ -103,6 +103,7 @@ class RealNode:
         self.volumes: LocalProvisioner | None = None
         self.events: list[str] = []
         self.started_seconds = 0.0
+        self._dns_down = False  # CoreDNS stopped on purpose (stop_dns)
 
     # --- names taken from the network's claim ------------------------------------------------
     @property
@@ -293,10 +294,22 @@ class RealNode:
         conditions = (node or {}).get("status", {}).get("conditions") or []
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
+    def stop_dns(self) -> None:
+        """CoreDNS stopped (a DNS outage) until start_dns()."""
+        assert self.coredns is not None
+        self._dns_down = True
+        self.coredns.stop(timeout=5)
+
+    def start_dns(self) -> None:
+        assert self.coredns is not None
+        self.coredns.start()
+        self._dns_down = False
+
     def exited(self) -> list[str]:
         """The node's components that exited while it runs (with their logs' tails)."""
-        dead = [f"{name}: {proc.tail(10)}" for name, proc in
-                (("kubelet", self.kubelet), ("coredns", self.coredns))
+        procs = [("kubelet", self.kubelet)] + ([] if self._dns_down else
+                                               [("coredns", self.coredns)])
+        dead = [f"{name}: {proc.tail(10)}" for name, proc in procs
                 if proc is not None and not proc.running]
         processes = (("containerd", self.runtime.process if self.runtime else None),
                      ("registry", self.registry.process if self.registry else None))

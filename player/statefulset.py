@@ -448,6 +448,22 @@ class StatefulSetPlayer:
             return
         self.network.partition(self.pods[ordinal].netns)
 
+    def stop_dns(self) -> None:
+        """The cluster DNS gone (the node's CoreDNS, or the played dnsmasq) until
+        start_dns()."""
+        if self.real_node is not None:
+            self.real_node.stop_dns()
+        else:
+            assert self.dns is not None
+            self.dns.stop()
+
+    def start_dns(self) -> None:
+        if self.real_node is not None:
+            self.real_node.start_dns()
+        else:
+            assert self.dns is not None
+            self.dns.start()
+
     def heal(self) -> None:
         if self.real_node is not None:
             realpods.heal(list(self.pods.values()))

@@ -13,6 +13,7 @@ from player.writer import writer_for
 from tests.e2e.test_statefulset import assert_linearizable, leader_url
 
 pytestmark = pytest.mark.e2e
+REAL_NODE = True  # the pods run on a real node (player.realnode)
 
 
 def readyz(cluster: StatefulSetPlayer, ordinal: int) -> tuple[int, str]:
@@ -36,9 +37,8 @@ def test_dns_outage_while_running_keeps_every_pod_ready(cluster: StatefulSetPlay
     needed and fails, the reason says DNS: tests/unit/test_backend_etcd.py.)"""
     cluster.start(3)
     writer = writer_for(cluster).start()
-    assert cluster.dns is not None
     try:
-        cluster.dns.stop()
+        cluster.stop_dns()
         target = {o: polls(cluster, o) + 10 for o in range(3)}
         samples = 0
         deadline = time.monotonic() + 60
@@ -50,7 +50,7 @@ def test_dns_outage_while_running_keeps_every_pod_ready(cluster: StatefulSetPlay
             samples += 1
             time.sleep(0.2)  # sampling interval of the readiness check, not a wait
         acknowledged_during_outage = len(writer.acknowledged)
-        cluster.dns.start()
+        cluster.start_dns()
         wait_until(lambda: len(writer.acknowledged) > acknowledged_during_outage + 5,
                    what="writes acknowledged after DNS is back", timeout=30)
     finally:
