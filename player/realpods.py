@@ -59,6 +59,12 @@ class RealPod:
         return not self.terminating and any(
             c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
+    def volume(self, name: str) -> Path:
+        """Where the kubelet keeps the pod's emptyDir volume ``name`` on this host."""
+        assert self.node.kubelet_root is not None, "the node is stopped"
+        return (self.node.kubelet_root / "pods" / self.uid / "volumes"
+                / "kubernetes.io~empty-dir" / name)
+
     # --- logs --------------------------------------------------------------------------------
     def log_files(self, container: str) -> list[Path]:
         """The kubelet's log files of ``container``, one per run, oldest first."""

@@ -32,7 +32,6 @@ from player.apiclient import JSON, ApiError
 from player.clusterdns import ClusterDns
 from player.controlplane import ControlPlane
 from player.dns import Dnsmasq
-from player.kubelet import Pod
 from player.manifests import Example, load
 from player.netns import Network
 from player.node import Node
@@ -41,6 +40,8 @@ from player.realpods import RealPod
 from player.wait import wait_until
 
 DOMAIN = "cluster.local"
+# The finalizer that keeps a real-node pod's object while its node is "shut down".
+SHUT_DOWN = "player.sts-agent/node-shut-down"
 _players = itertools.count(1)
 
 
@@ -84,7 +85,7 @@ class StatefulSetPlayer:
         self.replicas = int(self.example.spec.get("replicas", 1))
         self._http = httpx.Client(timeout=2.0, trust_env=False)
         self._lock = threading.Lock()
-        self._shut_down: dict[int, Pod] = {}  # pods whose node shut down (shut_down)
+        self._shut_down: dict[int, Any] = {}  # pods whose node shut down (shut_down)
 
     @property
     def name(self) -> str:
@@ -321,6 +322,11 @@ class StatefulSetPlayer:
             self._empty_volumes(ordinal)
         client = self.control_plane.client()
         for pod in pods:
+            if SHUT_DOWN in pod.obj["metadata"].get("finalizers", []):
+                client.patch("v1", "pods", pod.name, [
+                    {"op": "test", "path": "/metadata/uid", "value": pod.uid},
+                    {"op": "remove", "path": "/metadata/finalizers"}],
+                    namespace=self.namespace, kind="json")
             client.delete("v1", "pods", pod.name, namespace=self.namespace, grace_seconds=0,
                           uid=pod.uid)
 
@@ -335,8 +341,21 @@ class StatefulSetPlayer:
     def shut_down(self, ordinal: int) -> None:
         """The pod's node shuts down cleanly and stays down: its containers are stopped
         as in a termination (preStop, SIGTERM, the grace period), the pod object stays
-        as it is, Ready no more, until the next outage() deletes it."""
+        as it is, Ready no more, until the next outage() deletes it. On a real node (one
+        for every pod here) the kubelet terminates the pod while a finalizer of the
+        player's keeps its object, and so its name: the controller makes no successor;
+        returns once every process of the pod is gone."""
         pod = self.pods[ordinal]
+        if isinstance(pod, RealPod):
+            client = self.control_plane.client()
+            client.patch("v1", "pods", pod.name, {"metadata": {"finalizers": [SHUT_DOWN]}},
+                         namespace=self.namespace)
+            client.delete("v1", "pods", pod.name, namespace=self.namespace, uid=pod.uid)
+            grace = float(pod.obj["spec"].get("terminationGracePeriodSeconds", 30))
+            self._wait(lambda: not pod.pids(), f"{pod.name}'s containers stopped",
+                       grace + 60)
+            self._shut_down[ordinal] = pod
+            return
         pod.delete()
         self._shut_down[ordinal] = pod
 
@@ -346,7 +365,7 @@ class StatefulSetPlayer:
         those shut down before): the controller recreates them together
         (podManagementPolicy: Parallel)."""
         if self.real_node is not None:
-            assert not self._shut_down, "shut_down is played nodes' only"
+            self._shut_down.clear()
             self._crash(list(self.pods.values()), lose_volumes)
             return
         old = {**self._shut_down, **self.pods}

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def exec_galera(tmp_path: Path, e2e_control_plane: ControlPlane
                 ) -> Iterator[StatefulSetPlayer]:
-    with played(ROOT / "k8s" / "exec-galera", "exec", tmp_path, e2e_control_plane) as player:
+    with played(ROOT / "k8s" / "exec-galera", "exec", tmp_path, e2e_control_plane,
+                real_node=True) as player:
         yield player
 
 
@@ -32,7 +33,7 @@ def plans(player: StatefulSetPlayer) -> dict[int, str]:
     """Each pod's last init decision (its exec_plan log line): seed or primary."""
     found = {}
     for ordinal, pod in player.pods.items():
-        plan = last_event(pod.log_path("init").read_text(), "exec_plan")
+        plan = last_event(pod.log("init"), "exec_plan")
         if plan is not None:
             found[ordinal] = str(plan["role"])
     return found

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def galera(tmp_path: Path, e2e_control_plane: ControlPlane) -> Iterator[StatefulSetPlayer]:
-    with played(ROOT / "k8s" / "galera", "galera", tmp_path, e2e_control_plane) as player:
+    with played(ROOT / "k8s" / "galera", "galera", tmp_path, e2e_control_plane,
+                real_node=True) as player:
         yield player
 
 
@@ -30,7 +31,7 @@ def plans(player: StatefulSetPlayer) -> dict[int, str]:
     """Each pod's last init decision (its galera_plan log line): seed or join."""
     found = {}
     for ordinal, pod in player.pods.items():
-        plan = galera_plan(pod.log_path("init").read_text())
+        plan = galera_plan(pod.log("init"))
         if plan is not None:
             found[ordinal] = str(plan["state"])
     return found
