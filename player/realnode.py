@@ -105,6 +105,10 @@ class RealNode:
         self.started_seconds = 0.0
         self._dns_down = False  # CoreDNS stopped on purpose (stop_dns)
 
+    @property
+    def kubelet_log(self) -> Path:
+        return self.workdir / "kubelet.log"
+
     # --- names taken from the network's claim ------------------------------------------------
     @property
     def address(self) -> str:
@@ -278,7 +282,7 @@ class RealNode:
             kubelet_binary(), f"--config={config_file}", f"--kubeconfig={kubeconfig}",
             f"--hostname-override={self.name}", f"--node-ip={self.address}",
             f"--root-dir={root}", f"--cert-dir={self.workdir / 'kubelet-pki'}",
-        ], self.workdir / "kubelet.log")
+        ], self.kubelet_log)
         self.kubelet.start()
         wait_until(self._node_ready, what=f"node {self.name} Ready (kubelet.log)",
                    timeout=60, interval=0.2)

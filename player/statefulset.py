@@ -268,6 +268,14 @@ class StatefulSetPlayer:
         mine.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))  # the order stored
         return [str(e["reason"]) for e in mine]
 
+    def pre_stop_failures(self, uid: str, container: str) -> list[str]:
+        """The real node's kubelet's account of each failed preStop hook of ``container``
+        in pod ``uid`` (its error: "... exited with <code>: <output>")."""
+        assert self.real_node is not None and self.real_node.kubelet_log.exists()
+        return [line for line in self.real_node.kubelet_log.read_text().splitlines()
+                if '"PreStop hook failed"' in line and f'podUID="{uid}"' in line
+                and f'containerName="{container}"' in line]
+
     # --- operations ----------------------------------------------------------------------
     def scale(self, replicas: int, *, timeout: float = 180.0) -> None:
         """`kubectl scale` (the scale subresource), then wait for the controller to get

@@ -18,6 +18,7 @@ from tests.e2e.conftest import ROOT, VIEW_SETTLE_SECONDS, played
 from tests.e2e.test_statefulset import leader_url, names, pods, wait_voting_members
 
 pytestmark = pytest.mark.e2e
+REAL_NODE = True  # the pods run on a real node (player.realnode)
 
 # What these tests play is the controller's (partitions, evictions, OrderedReady, a
 # scale-down undone), the same for every store: they run on etcd and rqlite. Consul's
@@ -176,14 +177,14 @@ def test_ordered_ready_waits_for_an_unready_pod_then_the_set_goes_and_returns(
     assert writer.acknowledged
     assert writer.lost(leader_url(cluster)) == []
 
-    # The namespace deleted: every pod's leave decides to stay (exit 3 of its preStop).
+    # The namespace deleted: every pod's leave decides to stay (exit 3 of its preStop),
+    # as the kubelet's log says (Events can no longer be posted in the namespace).
     played = list(cluster.pods.values())
     cluster.control_plane.client().delete("v1", "namespaces", cluster.namespace)
-    wait_until(lambda: all(p.phase == "Gone" for p in played), what="every pod gone",
-               timeout=240)
+    wait_until(lambda: cluster.api_pods() == {}, what="every pod gone", timeout=240)
     for pod in played:
-        hooks = [e for e in pod.events if "agent preStop exited" in e]
-        assert hooks and all(e.endswith("exited 3") for e in hooks), (pod.name, pod.events)
+        hooks = cluster.pre_stop_failures(pod.uid, "agent")
+        assert len(hooks) == 1 and "exited with 3" in hooks[0], (pod.name, hooks)
 
 
 def test_claims_deleted_on_scale_down_and_made_anew(tmp_path: Path,
@@ -192,7 +193,8 @@ def test_claims_deleted_on_scale_down_and_made_anew(tmp_path: Path,
     departing pod's claim, the provisioner its volume; scaled back, the pod gets an empty
     volume and joins as a new member. (The controller's and the provisioner's part is the
     same for every store; etcd plays it.)"""
-    with played(ROOT / "k8s" / "etcd", "etcd", tmp_path, e2e_control_plane) as cluster:
+    with played(ROOT / "k8s" / "etcd", "etcd", tmp_path, e2e_control_plane,
+                real_node=True) as cluster:
         cluster.json_patches.append({"op": "add", "path":
                                      "/spec/persistentVolumeClaimRetentionPolicy",
                                      "value": {"whenScaled": "Delete",
