@@ -11,12 +11,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+import structlog
 from aiohttp import web
 
 from agent.errors import ConfigError
 from agent.membership import Membership
 
 JSON = "application/json"
+log = structlog.get_logger("agent.server")
 # How long GET /leave/wait waits for the agent's own preStop to begin the leave before it
 # begins it itself: the kubelet starts every preStop hook at once, and `sts-agent leave`
 # needs a Python start-up (under the agent's CPU limit) before it asks.
@@ -160,6 +162,8 @@ class Routes:
         window = 0.0 if self.native_sidecar else LEAVE_START_WINDOW_SECONDS
         outcome = await self.leaver.leave_after(window=window)
         body = {"leave": outcome.as_dict()}
+        # The store's SIGTERM follows this answer: when and after what, in the log.
+        log.info("leave_wait_answered", **outcome.as_dict())
         return web.Response(text=json.dumps(body), content_type=JSON)
 
     async def metrics(self, request: web.BaseRequest) -> web.Response:

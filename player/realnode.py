@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +47,7 @@ CGROUPS = Path("/sys/fs/cgroup")
 CONTAINER_LOG_LINKS = Path("/var/log/containers")  # the kubelet's, not configurable
 CNI_RESULTS = Path("/var/lib/cni/results")  # libcni's cache, not configurable in containerd
 KUBELET_PORT = 10250
+LOG_KEEPING_SECONDS = 0.2  # how often new container log files are hard-linked
 
 
 def kubelet_binary() -> str:
@@ -104,10 +106,40 @@ class RealNode:
         self.events: list[str] = []
         self.started_seconds = 0.0
         self._dns_down = False  # CoreDNS stopped on purpose (stop_dns)
+        self._stopping = threading.Event()
+        self._log_keeper: threading.Thread | None = None
 
     @property
     def kubelet_log(self) -> Path:
         return self.workdir / "kubelet.log"
+
+    @property
+    def pod_logs(self) -> Path:
+        """Where the kubelet writes the containers' logs (podLogsDir)."""
+        return self.workdir / "pod-logs"
+
+    @property
+    def kept_logs(self) -> Path:
+        """Every container log file of this node hard-linked as it appears, as a log
+        shipper would keep it: the kubelet removes a deleted pod's logs, these stay."""
+        return self.workdir / "kept-logs"
+
+    def keep_logs(self) -> None:
+        """Hard-link the log files the kubelet made since the last call (same inode:
+        what is written after is in the kept copy too)."""
+        for path in self.pod_logs.glob("*/*/*.log"):
+            kept = self.kept_logs / path.relative_to(self.pod_logs)
+            if not kept.exists():
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(FileNotFoundError, FileExistsError):
+                    os.link(path, kept)
+
+    def _keep_logs_until_stopped(self) -> None:
+        while not self._stopping.wait(LOG_KEEPING_SECONDS):
+            try:
+                self.keep_logs()
+            except OSError as exc:  # noted, and tried again
+                self._note(f"keeping logs failed: {exc}")
 
     # --- names taken from the network's claim ------------------------------------------------
     @property
@@ -142,6 +174,9 @@ class RealNode:
             self._start_kubelet()
             self.volumes = LocalProvisioner(self.control_plane, self.name,
                                             self.workdir / "volumes", self._note).start()
+            self._log_keeper = threading.Thread(target=self._keep_logs_until_stopped,
+                                                name=f"{self.name}-logs", daemon=True)
+            self._log_keeper.start()
         except BaseException:
             self.stop()
             raise
@@ -271,7 +306,7 @@ class RealNode:
             "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
             "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%",
                              "imagefs.available": "1%", "nodefs.inodesFree": "1%"},
-            "podLogsDir": str(self.workdir / "pod-logs"),
+            "podLogsDir": str(self.pod_logs),
             "volumePluginDir": str(self.workdir / "volume-plugins"),
             "serializeImagePulls": False,
         }
@@ -335,6 +370,10 @@ class RealNode:
             except Exception as exc:  # the rest must still be cleaned; raised below
                 failures.append(exc)
 
+        self._stopping.set()
+        if self._log_keeper is not None:
+            self._log_keeper.join()
+            self._log_keeper = None
         if self.volumes is not None:
             step(self.volumes.stop)
             self.volumes = None
@@ -391,7 +430,7 @@ class RealNode:
             _remove_cgroup_tree(top)
 
     def _remove_log_links(self) -> None:
-        logs = self.workdir / "pod-logs"
+        logs = self.pod_logs
         if CONTAINER_LOG_LINKS.is_dir():
             for link in CONTAINER_LOG_LINKS.iterdir():
                 if link.is_symlink() and os.readlink(link).startswith(f"{logs}/"):

@@ -67,8 +67,10 @@ class RealPod:
 
     # --- logs --------------------------------------------------------------------------------
     def log_files(self, container: str) -> list[Path]:
-        """The kubelet's log files of ``container``, one per run, oldest first."""
-        directory = (self.node.workdir / "pod-logs"
+        """The log files of ``container``, one per run, oldest first: the kubelet's, or
+        the node's kept links to them once the kubelet removed them (a pod deleted)."""
+        self.node.keep_logs()
+        directory = (self.node.kept_logs
                      / f"{self.namespace}_{self.name}_{self.uid}" / container)
         return sorted(directory.glob("*.log"), key=lambda p: int(p.stem)
                       if p.stem.isdigit() else -1)

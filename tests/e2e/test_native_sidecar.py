@@ -11,7 +11,7 @@ import pytest
 
 from agent.registry import raft_stores
 from player.controlplane import ControlPlane
-from player.kubelet import Pod
+from player.realpods import RealPod
 from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import writer_for
@@ -25,20 +25,16 @@ pytestmark = pytest.mark.e2e
 def native(request: pytest.FixtureRequest, tmp_path: Path,
            e2e_control_plane: ControlPlane) -> Iterator[StatefulSetPlayer]:
     with played(ROOT / "k8s" / "native-sidecar" / request.param, request.param,
-                tmp_path, e2e_control_plane) as player:
+                tmp_path, e2e_control_plane, real_node=True) as player:
         yield player
 
 
-def hook_answers(pod: Pod) -> list[str]:
-    """The leave results the store container's preStop (GET /leave/wait) was answered."""
-    results = []
-    for event in pod.events:
-        store = pod.spec["containers"][0]["name"]
-        _, _, rest = event.partition(f"{store} preStop httpGet 200 ")
-        if rest:
-            leave = json.loads(rest)["leave"]
-            results.append(leave["result"] if leave else "none")
-    return results
+def hook_answers(pod: RealPod) -> list[str]:
+    """The leave results the store container's preStop (GET /leave/wait) was answered,
+    as the agent logged each answer."""
+    log = pod.log("agent")
+    return [str(json.loads(line)["result"]) for line in log.splitlines()
+            if '"leave_wait_answered"' in line]
 
 
 def test_scale_down_removes_and_restart_keeps(native: StatefulSetPlayer) -> None:
@@ -52,13 +48,13 @@ def test_scale_down_removes_and_restart_keeps(native: StatefulSetPlayer) -> None
         restarted = native.pods[1]
         native.delete_pod(1)  # a restart: the store's hook fires, the agent decides to stay
         native.wait_ready(1)
-        assert hook_answers(restarted) == ["stayed"], restarted.events
+        assert hook_answers(restarted) == ["stayed"], restarted.log("agent")[-3000:]
         wait_same_members(native, before, "with pod 1 back")
         assert "MemberRemoved" not in native.event_reasons()
         leaving = native.pods[2]
         native.scale(2)  # the store's hook starts the leave; pod 2 is out before it goes
         # Removed while the store still ran: the store's own hook got the outcome.
-        assert hook_answers(leaving) == ["removed"], leaving.events
+        assert hook_answers(leaving) == ["removed"], leaving.log("agent")[-3000:]
         wait_until(lambda: names(native) == pods(native), what="members = pods",
                    timeout=30)
     finally:
