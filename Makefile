@@ -38,14 +38,14 @@ RUNS ?= 3
 flake: setup
 	$(PY) scripts/flake.py --runs $(RUNS) $(if $(BURN),--burn) $(TESTS)
 
-demo: setup
+demo: setup images
 	$(PY) -m player.demo
 
 # Opt-in: 30 minutes (SOAK_MINUTES) of scale 3→5→3 and restarts with a writer (STORE).
-soak: setup
+soak: setup images
 	$(PY) -m player.soak
 
-bench: setup
+bench: setup images
 	$(PY) bench/cold_start.py
 	$(PY) bench/readyz.py
 	$(PY) bench/leave.py

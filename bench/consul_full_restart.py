@@ -49,9 +49,7 @@ def one(workdir: Path, plane: ControlPlane, namespace: str, how: str) -> tuple[f
         if how == "deleted":
             player.kubectl("delete", "pod", *names, "--wait=false")
         else:
-            for pod in list(player.pods.values()):
-                pod.kill()
-            player.kubectl("delete", "pod", *names, "--grace-period=0", "--force")
+            player.outage()
         leader = None
         deadline = started + 300
         while leader is None and time.perf_counter() < deadline:

@@ -38,7 +38,7 @@ CONTROLLERS = (
     "pod-garbage-collector", "disruption", "persistentvolume-binder",
     "persistentvolume-protection", "persistentvolumeclaim-protection",
 )
-# The player provisions local volumes for claims of this class (player.node).
+# The player provisions local volumes for claims of this class (player.provisioner).
 STORAGE_CLASS = "player-local"
 PROVISIONER = "sts-agent.io/player"
 
@@ -115,10 +115,6 @@ class ControlPlane:
             self._clients[key] = ApiClient(self.server, ca=self.ca, cert=pair.cert,
                                            key=pair.key, timeout=timeout)
         return self._clients[key]
-
-    def node_client(self, node: str) -> ApiClient:
-        """The kubelet's identity on ``node``: the Node authorizer limits it to its pods."""
-        return self.client(f"system:node:{node}", "system:nodes")
 
     def kubeconfig(self, user: str = "admin", group: str | None = "system:masters") -> Path:
         """A kubeconfig file for ``user``, for the components and for kubectl."""

@@ -1,7 +1,7 @@
 """The README's demo: the k8s/ example of STORE (etcd by default, rqlite, consul, galera)
-played as a local StatefulSet with sts-agent: 3 pods, scaled to 5, rolled, scaled down
-(a raft store to 2; Galera to 3, then a full outage recovered by the pods' vote); a table
-per step and a verdict."""
+applied with sts-agent on a local control plane and node: 3 pods, scaled to 5, rolled,
+scaled down (a raft store to 2; Galera to 3, then a full outage recovered by the pods'
+vote); a table per step and a verdict."""
 
 from __future__ import annotations
 
@@ -73,13 +73,20 @@ def main() -> int:
     player = StatefulSetPlayer(ROOT / "k8s" / store, workdir, echo=True)
     writer = writer_for(player)
     print(f"sts-agent demo: k8s/{store} on the real Kubernetes control plane (kube-apiserver, "
-          f"controller-manager, scheduler on this host), its pods played in network "
-          f"namespaces; work dir {workdir}")
+          f"controller-manager, scheduler) and a real node (kubelet, containerd, CNI, "
+          f"CoreDNS) on this host, from the images of `make images`; work dir {workdir}")
 
     def start() -> None:
         player.control_plane.start()
-        print(f"\nwatch along: kubectl --kubeconfig {player.control_plane.kubeconfig()} "
-              f"-n {player.namespace} get pods -w", flush=True)
+        kubectl = (f"kubectl --kubeconfig {player.control_plane.kubeconfig()} "
+                   f"-n {player.namespace}")
+        agent = next(c["name"] for c in player.example.pod_spec["containers"]
+                     if any(port.get("name") == "agent" for port in c.get("ports", [])))
+        print(f"\nwatch along (another shell, while the demo runs):\n"
+              f"  {kubectl} get pods -o wide -w\n"
+              f"  {kubectl} logs {player.name}-0 -c {agent} -f\n"
+              f"  {kubectl} exec {player.name}-0 -c {agent} -- sts-agent status",
+              flush=True)
         player.start(3)
 
     # The longest wait between acknowledged writes before an outage (None: no outage).

@@ -1,14 +1,14 @@
 """One k8s/ example applied to the real control plane with `kubectl apply -k`, its pods
-played on this host's Node(s): the Python API the e2e tests, the demo and the soak use.
+run by a real node on this host: the Python API the e2e tests, the demo and the soak use.
 
 >>> cluster = StatefulSetPlayer(Path("k8s/etcd"), workdir).start(3)
 >>> cluster.scale(5); cluster.rolling_restart(); cluster.members()
 
 The StatefulSet controller, the scheduler, RBAC, tokens, Events, PDBs and garbage
-collection are the real ones. With ``real_node`` the pods run on a real node too (the
-kubelet, containerd, CNI and CoreDNS: player.realnode) and the player only injects faults
-(player.realpods); without, the player is the kubelet (player.node, player.kubelet), the
-cluster DNS (player.clusterdns) and the storage provisioner.
+collection are the real ones, and so are the kubelet, containerd, the CNI plugins and
+CoreDNS of the node (player.realnode) running the images of `make images`: the player
+applies, waits, observes and injects faults (player.realpods), and provisions local
+volumes as a cloud would.
 """
 
 from __future__ import annotations
@@ -29,12 +29,8 @@ import yaml
 
 from player import realpods
 from player.apiclient import JSON, ApiError
-from player.clusterdns import ClusterDns
 from player.controlplane import ControlPlane
-from player.dns import Dnsmasq
 from player.manifests import Example, load
-from player.netns import Network
-from player.node import Node
 from player.realnode import RealNode
 from player.realpods import RealPod
 from player.wait import wait_until
@@ -52,20 +48,19 @@ class StatefulSetPlayer:
     ``namespace``: where the example goes (default: its own); ``overrides``: extra env
     for the sts-agent containers, applied as a kustomize patch (test knobs);
     ``json_patches``: JSON patch operations on the StatefulSet (benchmark variants);
-    ``images``: image repository -> tag, as kustomize's ``images:`` (a store version);
-    ``real_node``: the pods run on a real node (player.realnode) the player starts.
+    ``images``: image repository -> tag, as kustomize's ``images:`` (a store version).
+    The player starts a node of its own (player.realnode) under ``workdir/node``.
     """
 
     def __init__(self, example_dir: Path, workdir: Path, *,
                  overrides: dict[str, str] | None = None,
                  control_plane: ControlPlane | None = None, namespace: str | None = None,
-                 nodes: int = 1, echo: bool = False,
-                 json_patches: list[JSON] | None = None,
-                 images: dict[str, str] | None = None, real_node: bool = False) -> None:
+                 echo: bool = False, json_patches: list[JSON] | None = None,
+                 images: dict[str, str] | None = None) -> None:
         self.example_dir = example_dir.resolve()
         self.example: Example = load(example_dir)
         self.workdir = workdir
-        shutil.rmtree(workdir / "nodes", ignore_errors=True)
+        shutil.rmtree(workdir / "node", ignore_errors=True)
         workdir.mkdir(parents=True, exist_ok=True)
         self.own_control_plane = control_plane is None
         self.control_plane = control_plane or ControlPlane(workdir / "control-plane",
@@ -75,17 +70,10 @@ class StatefulSetPlayer:
         self.overrides = dict(overrides or {})
         self.json_patches = list(json_patches or [])  # RFC 6902 ops on the StatefulSet
         self.images = dict(images or {})  # changed and applied again: a rolling update
-        self.network = Network()
-        self.node_count = nodes
-        self.nodes: list[Node] = []
-        self.real_node: RealNode | None = (RealNode(self.control_plane, workdir / "node")
-                                           if real_node else None)
-        self.dns: Dnsmasq | None = None
-        self.cluster_dns: ClusterDns | None = None
+        self.node = RealNode(self.control_plane, workdir / "node")
         self.replicas = int(self.example.spec.get("replicas", 1))
         self._http = httpx.Client(timeout=2.0, trust_env=False)
         self._lock = threading.Lock()
-        self._shut_down: dict[int, Any] = {}  # pods whose node shut down (shut_down)
 
     @property
     def name(self) -> str:
@@ -102,27 +90,11 @@ class StatefulSetPlayer:
 
     # --- setup -------------------------------------------------------------------------------
     def start(self, replicas: int | None = None) -> StatefulSetPlayer:
-        """Control plane (if its own), bridge, DNS, Node(s), then `kubectl apply -k` of the
-        example; returns when ``replicas`` (default: the manifest's) pods are Ready."""
+        """Control plane (if its own), the node, then `kubectl apply -k` of the example;
+        returns when ``replicas`` (default: the manifest's) pods are Ready."""
         if self.own_control_plane and not self.control_plane.address:
             self.control_plane.start()
-        if self.real_node is not None:
-            self.real_node.start()
-            return self._apply_and_wait(replicas)
-        self.network.up()
-        self._make_mount_points()
-        self.dns = Dnsmasq(self.workdir / "dns", listen=self.network.gateway, port=53,
-                           domains=(DOMAIN,))
-        self.dns.start()
-        self.cluster_dns = ClusterDns(self.control_plane.client(), self.dns,
-                                      self.namespace).start()
-        for index in range(self.node_count):
-            node = Node(self.control_plane, f"{self.network.prefix}-node-{index}",
-                        network=self.network, workdir=self.workdir / "nodes" / str(index))
-            self.nodes.append(node.start())
-        return self._apply_and_wait(replicas)
-
-    def _apply_and_wait(self, replicas: int | None) -> StatefulSetPlayer:
+        self.node.start()
         if replicas is not None:
             self.replicas = replicas
         self.kubectl("apply", "-k", str(self._overlay()))
@@ -163,19 +135,6 @@ class StatefulSetPlayer:
         (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
         return overlay
 
-    def _make_mount_points(self) -> None:
-        """The containers' mount points, created on the host where missing (bind mounts
-        need a directory to cover; what covers it stays private to each container).
-        They stay: a player in another test worker may have its containers' mounts there,
-        and removing a mount point detaches those."""
-        pod = self.example.pod_spec
-        paths = {Path(m["mountPath"]) for c in [*pod.get("initContainers", []),
-                                                 *pod["containers"]]
-                 for m in c.get("volumeMounts", [])}
-        paths.add(Path("/var/run/secrets/kubernetes.io/serviceaccount"))
-        for path in sorted(paths):
-            path.mkdir(parents=True, exist_ok=True)
-
     def __enter__(self) -> StatefulSetPlayer:
         return self
 
@@ -189,38 +148,15 @@ class StatefulSetPlayer:
             self.close()
 
     def close(self) -> None:
-        """Kill every pod without hooks, delete the namespace, the Node(s), the network,
-        DNS, and the control plane if it is the player's own."""
-        if self.real_node is not None:
-            self._close_real(self.real_node)
-            return
-        for node in self.nodes:
-            node.kill_all()
-        if self.cluster_dns is not None:
-            self.cluster_dns.stop()
-        try:
-            self.control_plane.client().delete("v1", "namespaces", self.namespace)
-        except (ApiError, httpx.HTTPError):
-            pass  # the control plane may have failed; it is stopped below
-        for node in self.nodes:
-            node.stop()
-        self.nodes.clear()
-        if self.dns is not None:
-            self.dns.close()
-        self.network.down()
-        self._http.close()
-        if self.own_control_plane:
-            self.control_plane.stop()
-
-    def _close_real(self, node: RealNode) -> None:
         """The StatefulSet goes first, its pods left (none made again while the rest
-        goes), then the node with every container, then the namespace."""
+        goes), then the node with every container, then the namespace, and the control
+        plane if it is the player's own."""
         try:
             try:
                 self.delete_statefulset(cascade="orphan")
             except (OSError, RuntimeError):
                 pass  # the control plane may have failed; it is stopped below
-            node.stop()
+            self.node.stop()
             with contextlib.suppress(ApiError, httpx.HTTPError):
                 self.control_plane.client().delete("v1", "namespaces", self.namespace)
         finally:
@@ -244,20 +180,10 @@ class StatefulSetPlayer:
             and not pod["metadata"].get("deletionTimestamp")
 
     @property
-    def pods(self) -> dict[int, Any]:
-        """The pods played now, by ordinal (a terminating one until it is gone): on a real
-        node, as the API has them now (player.realpods.RealPod)."""
-        real = self.real_node
-        if real is not None:
-            return {o: RealPod(real, obj) for o, obj in self.api_pods().items()}
-        found: dict[int, Any] = {}
-        for node in self.nodes:
-            for pod in list(node.pods.values()):
-                if pod.namespace == self.namespace and pod.phase != "Gone":
-                    current = found.get(pod.ordinal)
-                    if current is None or current.terminating:
-                        found[pod.ordinal] = pod
-        return found
+    def pods(self) -> dict[int, RealPod]:
+        """This StatefulSet's pods as the API has them now, by ordinal (a terminating one
+        until it is gone)."""
+        return {o: RealPod(self.node, obj) for o, obj in self.api_pods().items()}
 
     def event_reasons(self) -> list[str]:
         """Reasons of the Events the agent posted in this namespace, oldest first."""
@@ -269,10 +195,9 @@ class StatefulSetPlayer:
         return [str(e["reason"]) for e in mine]
 
     def pre_stop_failures(self, uid: str, container: str) -> list[str]:
-        """The real node's kubelet's account of each failed preStop hook of ``container``
+        """The kubelet's account of each failed preStop hook of ``container``
         in pod ``uid`` (its error: "... exited with <code>: <output>")."""
-        assert self.real_node is not None and self.real_node.kubelet_log.exists()
-        return [line for line in self.real_node.kubelet_log.read_text().splitlines()
+        return [line for line in self.node.kubelet_log.read_text().splitlines()
                 if '"PreStop hook failed"' in line and f'podUID="{uid}"' in line
                 and f'containerName="{container}"' in line]
 
@@ -305,22 +230,14 @@ class StatefulSetPlayer:
         self.wait_ready(timeout=timeout)
 
     def kill(self, ordinal: int, *, lose_volume: bool = False) -> None:
-        """SIGKILL the pod's containers, no preStop (a crashed node), and force-delete
-        it; the controller creates it anew, with its volume (emptied first with
-        ``lose_volume``: its disk lost, the claim still bound)."""
-        old = self.pods[ordinal]
-        if isinstance(old, RealPod):
-            self._crash([old], lose_volumes=(ordinal,) if lose_volume else ())
-            return
-        old.kill()
-        if lose_volume:
-            self._empty_volumes(ordinal)
-        self.kubectl("delete", "pod", old.name, "--grace-period=0", "--force")
-        self._wait_replaced(ordinal, old.uid)
+        """The pod crashes (a crashed node): see _crash. The controller creates it anew,
+        with its volume (emptied first with ``lose_volume``: its disk lost, the claim
+        still bound)."""
+        self._crash([self.pods[ordinal]], lose_volumes=(ordinal,) if lose_volume else ())
 
     def _crash(self, pods: list[RealPod], lose_volumes: tuple[int, ...] = (),
                timeout: float = 60.0) -> None:
-        """Real-node pods crashed at once: every process SIGKILLed, the volumes of
+        """Pods crashed at once: every process SIGKILLed (no preStop), the volumes of
         ``lose_volumes`` emptied, the pods force-deleted; until the kubelet has torn each
         sandbox down, whatever it restarted in it in between is killed too (the node
         crashed: nothing of the old pod runs beside its successor)."""
@@ -348,45 +265,24 @@ class StatefulSetPlayer:
 
     def shut_down(self, ordinal: int) -> None:
         """The pod's node shuts down cleanly and stays down: its containers are stopped
-        as in a termination (preStop, SIGTERM, the grace period), the pod object stays
-        as it is, Ready no more, until the next outage() deletes it. On a real node (one
-        for every pod here) the kubelet terminates the pod while a finalizer of the
-        player's keeps its object, and so its name: the controller makes no successor;
-        returns once every process of the pod is gone."""
+        as in a termination (preStop, SIGTERM, the grace period) and nothing replaces the
+        pod until the next outage() deletes it. The kubelet terminates the pod while a
+        finalizer of the player's keeps its object, and so its name: the controller makes
+        no successor. Returns once every process of the pod is gone."""
         pod = self.pods[ordinal]
-        if isinstance(pod, RealPod):
-            client = self.control_plane.client()
-            client.patch("v1", "pods", pod.name, {"metadata": {"finalizers": [SHUT_DOWN]}},
-                         namespace=self.namespace)
-            client.delete("v1", "pods", pod.name, namespace=self.namespace, uid=pod.uid)
-            grace = float(pod.obj["spec"].get("terminationGracePeriodSeconds", 30))
-            self._wait(lambda: not pod.pids(), f"{pod.name}'s containers stopped",
-                       grace + 60)
-            self._shut_down[ordinal] = pod
-            return
-        pod.delete()
-        self._shut_down[ordinal] = pod
+        client = self.control_plane.client()
+        client.patch("v1", "pods", pod.name, {"metadata": {"finalizers": [SHUT_DOWN]}},
+                     namespace=self.namespace)
+        client.delete("v1", "pods", pod.name, namespace=self.namespace, uid=pod.uid)
+        grace = float(pod.obj["spec"].get("terminationGracePeriodSeconds", 30))
+        self._wait(lambda: not pod.pids(), f"{pod.name}'s containers stopped", grace + 60)
 
     def outage(self, *, lose_volumes: tuple[int, ...] = ()) -> None:
         """Every pod SIGKILLed at once (a power cut), the volumes of ``lose_volumes``
         emptied (their disks lost; the claims stay bound), then all force-deleted (with
         those shut down before): the controller recreates them together
         (podManagementPolicy: Parallel)."""
-        if self.real_node is not None:
-            self._shut_down.clear()
-            self._crash(list(self.pods.values()), lose_volumes)
-            return
-        old = {**self._shut_down, **self.pods}
-        self._shut_down.clear()
-        for pod in old.values():
-            if pod.phase != "Gone":
-                pod.kill()
-        for ordinal in lose_volumes:
-            self._empty_volumes(ordinal)
-        self.kubectl("delete", "pod", *(pod.name for pod in old.values()),
-                     "--grace-period=0", "--force")
-        for ordinal, pod in old.items():
-            self._wait_replaced(ordinal, pod.uid)
+        self._crash(list(self.pods.values()), lose_volumes)
 
     def _empty_volumes(self, ordinal: int) -> None:
         for path in self.volume_paths(ordinal):
@@ -469,33 +365,17 @@ class StatefulSetPlayer:
     def partition(self, ordinal: int) -> None:
         """A network partition: pod ``ordinal`` and the other pods no longer reach each
         other; the host (probes, DNS, the API) still reaches all of them."""
-        if self.real_node is not None:
-            pods = list(self.pods.values())
-            realpods.partition(pods, self.pods[ordinal])
-            return
-        self.network.partition(self.pods[ordinal].netns)
-
-    def stop_dns(self) -> None:
-        """The cluster DNS gone (the node's CoreDNS, or the played dnsmasq) until
-        start_dns()."""
-        if self.real_node is not None:
-            self.real_node.stop_dns()
-        else:
-            assert self.dns is not None
-            self.dns.stop()
-
-    def start_dns(self) -> None:
-        if self.real_node is not None:
-            self.real_node.start_dns()
-        else:
-            assert self.dns is not None
-            self.dns.start()
+        realpods.partition(list(self.pods.values()), self.pods[ordinal])
 
     def heal(self) -> None:
-        if self.real_node is not None:
-            realpods.heal(list(self.pods.values()))
-            return
-        self.network.heal()
+        realpods.heal(list(self.pods.values()))
+
+    def stop_dns(self) -> None:
+        """The cluster DNS (the node's CoreDNS) gone until start_dns()."""
+        self.node.stop_dns()
+
+    def start_dns(self) -> None:
+        self.node.start_dns()
 
     # --- observation -------------------------------------------------------------------------
     def _wait(self, check: Any, what: str, timeout: float) -> None:
@@ -511,15 +391,9 @@ class StatefulSetPlayer:
         dead = self.control_plane.alive()
         if dead:
             raise AssertionError(f"control plane components exited: {dead}")
-        if self.real_node is not None:
-            dead = self.real_node.exited()
-            if dead:
-                raise AssertionError(f"node components exited: {dead}")
-            return
-        for pod in self.pods.values():
-            failure = pod.dir / "failure.txt"
-            if failure.exists():
-                raise AssertionError(f"{pod.name} failed: {failure.read_text()}")
+        dead = self.node.exited()
+        if dead:
+            raise AssertionError(f"node components exited: {dead}")
 
     def wait_ready(self, *ordinals: int, timeout: float = 180.0) -> None:
         """The API shows these pods (default: all the StatefulSet keeps, and no others)
@@ -552,32 +426,17 @@ class StatefulSetPlayer:
         raise AssertionError("no ready pod to ask for members")
 
     def describe(self) -> str:
-        """Pods, phases, events and the tail of each container's log: for failures."""
+        """Pods, phases, Events, the node's notes and the tail of each container's log:
+        for failures."""
         lines = []
         try:
             lines.append(self.kubectl("get", "pods,pvc,statefulset", "-o", "wide",
                                       check=False))
+            lines.append(self.kubectl("get", "events", "--sort-by=.lastTimestamp",
+                                      check=False))
         except (OSError, RuntimeError) as exc:
             lines.append(f"kubectl get failed: {exc}")
-        if self.real_node is not None:
-            lines.extend(self._describe_real(self.real_node))
-            return "\n".join(lines)
-        for node in self.nodes:
-            lines.extend(f"   node {node.name}: {event}" for event in node.events[-8:])
-        if self.cluster_dns is not None:
-            lines.extend(f"   dns: {e}" for e in self.cluster_dns.errors[-3:])
-        for _, pod in sorted(self.pods.items()):
-            lines.append(f"== {pod.name} {pod.ip} {pod.phase} ready={pod.ready}")
-            lines.extend(f"   {event}" for event in pod.events[-12:])
-            for log in sorted(pod.dir.glob("*.log")):
-                tail = log.read_text(errors="replace").splitlines()[-12:]
-                lines.append(f"   --- {log.name}")
-                lines.extend(f"   {line[:300]}" for line in tail)
-        return "\n".join(lines)
-
-    def _describe_real(self, node: RealNode) -> list[str]:
-        lines = [self.kubectl("get", "events", "--sort-by=.lastTimestamp", check=False)]
-        lines.extend(f"   node {node.name}: {event}" for event in node.events[-8:])
+        lines.extend(f"   node {self.node.name}: {event}" for event in self.node.events[-8:])
         for _, pod in sorted(self.pods.items()):
             lines.append(f"== {pod.name} {pod.ip} {pod.phase} ready={pod.ready}")
             spec = pod.obj["spec"]
@@ -585,7 +444,7 @@ class StatefulSetPlayer:
                 tail = pod.log(container["name"]).splitlines()[-12:]
                 lines.append(f"   --- {container['name']}")
                 lines.extend(f"   {line[:300]}" for line in tail)
-        return lines
+        return "\n".join(lines)
 
     def dump(self) -> str:
         """Objects of the namespace as JSON (debugging)."""

@@ -1,5 +1,5 @@
-"""The e2e tier: the k8s/ examples applied to the real control plane, their pods played
-on this host (player/statefulset.py)."""
+"""The e2e tier: the k8s/ examples applied to the real control plane, their pods run by a
+real node on this host (player/statefulset.py, player/realnode.py)."""
 
 from __future__ import annotations
 
@@ -38,10 +38,10 @@ VIEW_SETTLE_SECONDS = 30.0
 
 
 def require_player() -> None:
-    """Network namespaces and bind mounts need root and iproute2."""
+    """A node's bridge, cgroups and containers need root and iproute2."""
     problem = None
     if os.geteuid() != 0:
-        problem = "the StatefulSet player needs root (network namespaces, bind mounts)"
+        problem = "the StatefulSet player needs root (a node's bridge, cgroups, containers)"
     elif not shutil.which("ip"):
         problem = "ip (iproute2) is not installed"
     if problem is not None:
@@ -92,25 +92,22 @@ def etcd_images(version: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def played(example: Path, variant: str, tmp_path: Path, control_plane: ControlPlane,
-           images: dict[str, str] | None = None, *,
-           real_node: bool = False) -> Iterator[StatefulSetPlayer]:
+           images: dict[str, str] | None = None) -> Iterator[StatefulSetPlayer]:
     """A player for ``example`` (a k8s/ directory running a store, or an etcd version of
-    the matrix: ``etcd@3.5``) in a namespace of its own (on a real node of its own with
-    ``real_node``); its pods, events and logs are printed when the test fails; everything
-    is stopped after."""
+    the matrix: ``etcd@3.5``) in a namespace of its own, on a node of its own; its pods,
+    events and logs are printed when the test fails; everything is stopped after."""
     store, version = split_variant(variant)
     images = dict(images or {})
     if version:
         images.update(etcd_images(version))
     require_player()
-    if real_node:
-        require_real_node()
+    require_real_node()
     for tag in {"", *images.values()}:
         require_store(store, tag)
     namespace = f"{store}-{next(_played)}"
     player = StatefulSetPlayer(example, tmp_path / "sts", overrides=FAST,
                                control_plane=control_plane, namespace=namespace,
-                               images=images, real_node=real_node)
+                               images=images)
     try:
         yield player
     except BaseException:
@@ -124,12 +121,9 @@ def played(example: Path, variant: str, tmp_path: Path, control_plane: ControlPl
 def cluster(request: pytest.FixtureRequest, tmp_path: Path,
             e2e_control_plane: ControlPlane) -> Iterator[StatefulSetPlayer]:
     """A store's example (or an etcd version of the matrix, where a test parametrizes
-    ``cluster`` with ``variants``), not started; on a real node where the test's module
-    says ``REAL_NODE = True``."""
+    ``cluster`` with ``variants``), not started."""
     store, _ = split_variant(request.param)
-    real_node = bool(getattr(request.module, "REAL_NODE", False))
-    with played(ROOT / "k8s" / store, request.param, tmp_path, e2e_control_plane,
-                real_node=real_node) as player:
+    with played(ROOT / "k8s" / store, request.param, tmp_path, e2e_control_plane) as player:
         yield player
 
 

@@ -18,7 +18,6 @@ from tests.e2e.conftest import ROOT, VIEW_SETTLE_SECONDS, played
 from tests.e2e.test_statefulset import leader_url, names, pods, wait_voting_members
 
 pytestmark = pytest.mark.e2e
-REAL_NODE = True  # the pods run on a real node (player.realnode)
 
 # What these tests play is the controller's (partitions, evictions, OrderedReady, a
 # scale-down undone), the same for every store: they run on etcd and rqlite. Consul's
@@ -193,8 +192,7 @@ def test_claims_deleted_on_scale_down_and_made_anew(tmp_path: Path,
     departing pod's claim, the provisioner its volume; scaled back, the pod gets an empty
     volume and joins as a new member. (The controller's and the provisioner's part is the
     same for every store; etcd plays it.)"""
-    with played(ROOT / "k8s" / "etcd", "etcd", tmp_path, e2e_control_plane,
-                real_node=True) as cluster:
+    with played(ROOT / "k8s" / "etcd", "etcd", tmp_path, e2e_control_plane) as cluster:
         cluster.json_patches.append({"op": "add", "path":
                                      "/spec/persistentVolumeClaimRetentionPolicy",
                                      "value": {"whenScaled": "Delete",

@@ -13,7 +13,6 @@ from player.writer import writer_for
 from tests.e2e.test_statefulset import assert_linearizable, leader_url
 
 pytestmark = pytest.mark.e2e
-REAL_NODE = True  # the pods run on a real node (player.realnode)
 
 
 def readyz(cluster: StatefulSetPlayer, ordinal: int) -> tuple[int, str]:

@@ -22,8 +22,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def galera(tmp_path: Path, e2e_control_plane: ControlPlane) -> Iterator[StatefulSetPlayer]:
-    with played(ROOT / "k8s" / "galera", "galera", tmp_path, e2e_control_plane,
-                real_node=True) as player:
+    with played(ROOT / "k8s" / "galera", "galera", tmp_path, e2e_control_plane) as player:
         yield player
 
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 def native(request: pytest.FixtureRequest, tmp_path: Path,
            e2e_control_plane: ControlPlane) -> Iterator[StatefulSetPlayer]:
     with played(ROOT / "k8s" / "native-sidecar" / request.param, request.param,
-                tmp_path, e2e_control_plane, real_node=True) as player:
+                tmp_path, e2e_control_plane) as player:
         yield player
 
 

@@ -20,7 +20,6 @@ from tests.e2e.test_statefulset import (
 )
 
 pytestmark = pytest.mark.e2e
-REAL_NODE = True  # the pods run on a real node (player.realnode)
 
 RBAC = "rbac.authorization.k8s.io/v1"
 

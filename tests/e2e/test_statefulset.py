@@ -14,7 +14,6 @@ from tests.e2e.conftest import VIEW_SETTLE_SECONDS
 from tests.integration.conftest import variants
 
 pytestmark = pytest.mark.e2e
-REAL_NODE = True  # the pods run on a real node (player.realnode)
 
 
 def names(cluster: StatefulSetPlayer) -> list[str]:
