@@ -87,6 +87,21 @@ def _mounts_under(*roots: Path) -> list[str]:
     return sorted(found, key=lambda p: p.count("/"), reverse=True)
 
 
+def _processes_naming(text: str) -> list[int]:
+    """The processes whose command line (arguments joined by spaces) contains ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                    errors="replace")
+            except OSError:
+                continue  # gone meanwhile
+            if text in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
 class RealNode:
     """A node of ``control_plane`` named ``sts<i>-node-<random>``, its state under
     ``workdir``."""
@@ -404,6 +419,11 @@ class RealNode:
         # pods' sandboxes, which go without a CNI DEL when their tasks are deleted.
         sandboxes = runtime.ctr("containers", "ls", "-q", check=False).stdout.split()
         runtime.close()  # every task killed, every container deleted
+        # A task the runtime was still making when it was listed (a sandbox the kubelet
+        # asked for just before it stopped) keeps its shim after containerd is gone.
+        for pid in _processes_naming(f"-address {runtime.socket} "):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         # What outlives them: the pods' network namespaces, the kubelet's volume mounts.
         roots = [runtime.sockets, self.workdir]
         if self.kubelet_root is not None:
