@@ -39,7 +39,7 @@ from player.proc import Proc
 from player.provisioner import LocalProvisioner
 from player.registry import Registry
 from player.runtime import Containerd
-from player.wait import wait_until
+from player.wait import GiveUp, wait_until
 
 CNI_PLUGINS = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"  # built by make images from Kubernetes' pause.c
@@ -340,7 +340,7 @@ class RealNode:
     def _node_ready(self) -> bool:
         assert self.kubelet is not None
         if not self.kubelet.running:
-            raise RuntimeError(f"the kubelet exited: {self.kubelet.tail(15)}")
+            raise GiveUp(f"the kubelet exited: {self.kubelet.tail(15)}")
         try:
             node = self.control_plane.client().get("v1", "nodes", self.name)
         except httpx.HTTPError:

@@ -33,7 +33,7 @@ from player.controlplane import ControlPlane
 from player.manifests import Example, load
 from player.realnode import RealNode
 from player.realpods import RealPod
-from player.wait import wait_until
+from player.wait import GiveUp, wait_until
 
 DOMAIN = "cluster.local"
 # The finalizer that keeps a real-node pod's object while its node is "shut down".
@@ -390,10 +390,10 @@ class StatefulSetPlayer:
     def _fail_fast(self) -> None:
         dead = self.control_plane.alive()
         if dead:
-            raise AssertionError(f"control plane components exited: {dead}")
+            raise GiveUp(f"control plane components exited: {dead}")
         dead = self.node.exited()
         if dead:
-            raise AssertionError(f"node components exited: {dead}")
+            raise GiveUp(f"node components exited: {dead}")
 
     def wait_ready(self, *ordinals: int, timeout: float = 180.0) -> None:
         """The API shows these pods (default: all the StatefulSet keeps, and no others)

@@ -13,6 +13,11 @@ class WaitTimeout(AssertionError):
     """A condition did not hold in time; the message names it and the last observation."""
 
 
+class GiveUp(AssertionError):
+    """Raised by a check when its condition can no longer hold (a component it needs has
+    exited): the wait ends at once with it instead of at its deadline."""
+
+
 def wait_until(
     check: Callable[[], T | None],
     *,
@@ -22,7 +27,8 @@ def wait_until(
 ) -> T:
     """Call ``check`` until it returns something other than None/False; return that.
 
-    Exceptions from ``check`` count as "not yet" and the last one is reported.
+    Exceptions from ``check`` count as "not yet" and the last one is reported, but for
+    GiveUp, which ends the wait at once.
     """
     deadline = time.monotonic() + timeout
     last: object = "never checked"
@@ -32,6 +38,8 @@ def wait_until(
             if value is not None and value is not False:
                 return value
             last = value
+        except GiveUp:
+            raise
         except Exception as exc:  # the condition's probe failing is part of "not yet"
             last = f"{type(exc).__name__}: {exc}"
         if time.monotonic() >= deadline:
