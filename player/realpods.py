@@ -55,9 +55,7 @@ class RealPod:
     @property
     def ready(self) -> bool:
         """The API's Ready condition, and not terminating."""
-        conditions = self.obj.get("status", {}).get("conditions") or []
-        return not self.terminating and any(
-            c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+        return api_ready(self.obj)
 
     def volume(self, name: str) -> Path:
         """Where the kubelet keeps the pod's emptyDir volume ``name`` on this host."""
@@ -112,6 +110,13 @@ class RealPod:
             raise RuntimeError(f"{self.name} has no process to enter its network namespace")
         return subprocess.run(["nsenter", f"--net=/proc/{pids[0]}/ns/net", "ip", "route",
                                *args], capture_output=True, text=True, check=False)
+
+
+def api_ready(pod: JSON) -> bool:
+    """Pod object ``pod`` has its Ready condition True and is not being deleted."""
+    conditions = pod.get("status", {}).get("conditions") or []
+    return not pod["metadata"].get("deletionTimestamp") and any(
+        c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
 def cri_text(text: str) -> str:

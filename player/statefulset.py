@@ -14,12 +14,10 @@ volumes as a cloud would.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import shutil
 import sys
-import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -35,10 +33,8 @@ from player.realnode import RealNode
 from player.realpods import RealPod
 from player.wait import GiveUp, wait_until
 
-DOMAIN = "cluster.local"
 # The finalizer that keeps a real-node pod's object while its node is "shut down".
 SHUT_DOWN = "player.sts-agent/node-shut-down"
-_players = itertools.count(1)
 
 
 class StatefulSetPlayer:
@@ -73,7 +69,6 @@ class StatefulSetPlayer:
         self.node = RealNode(self.control_plane, workdir / "node")
         self.replicas = int(self.example.spec.get("replicas", 1))
         self._http = httpx.Client(timeout=2.0, trust_env=False)
-        self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -175,9 +170,7 @@ class StatefulSetPlayer:
 
     @staticmethod
     def api_ready(pod: JSON) -> bool:
-        conditions = pod.get("status", {}).get("conditions") or []
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) \
-            and not pod["metadata"].get("deletionTimestamp")
+        return realpods.api_ready(pod)
 
     @property
     def pods(self) -> dict[int, RealPod]:
