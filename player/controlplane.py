@@ -21,7 +21,7 @@ import httpx
 import yaml
 
 from player.apiclient import ApiClient, ApiError
-from player.netns import ip
+from player.bridge import ip
 from player.peers import cached_binary
 from player.pki import KeyPair, Pki
 from player.proc import Proc

@@ -4,7 +4,7 @@ node's own directory, network and cgroup parent, pulling the images of `make ima
 its own registry (player.registry).
 
 Two nodes on one host (two test workers) do not collide: the node claims a bridge
-``sts<i>br`` with ``10.77.<i>.1/24`` atomically (player.netns) and everything else is
+``sts<i>br`` with ``10.77.<i>.1/24`` atomically (player.bridge) and everything else is
 named from that claim: its address (the kubelet and CoreDNS bind it), the pods' subnet,
 the CNI network, the kubelet's cgroup root ``/sts<i>-node``. The paths the kubelet and
 containerd write outside their directories are named by pod or container, and only this
@@ -32,8 +32,8 @@ import httpx
 import yaml
 
 from player.apiclient import ApiError
+from player.bridge import Bridge
 from player.controlplane import DOMAIN, ControlPlane
-from player.netns import Network
 from player.peers import cached_binary
 from player.proc import Proc
 from player.provisioner import LocalProvisioner
@@ -109,7 +109,7 @@ class RealNode:
     def __init__(self, control_plane: ControlPlane, workdir: Path) -> None:
         self.control_plane = control_plane
         self.workdir = workdir
-        self.network = Network()
+        self.network = Bridge()
         self.name = ""  # sts<i>-node-<random> once the network is claimed
         self._claimed = False  # the bridge (and the names after it) are this node's
         self.runtime: Containerd | None = None

@@ -94,6 +94,20 @@ class RealPod:
                     found.extend(int(pid) for pid in procs.read_text().split())
         return found
 
+    def container_pids(self, container: str) -> list[int]:
+        """The processes of ``container``'s current run (its cgroup, which the kubelet
+        names by the runtime's container ID)."""
+        statuses = self.obj.get("status", {}).get("containerStatuses") or []
+        ids = [str(s.get("containerID", "")).split("://", 1)[-1] for s in statuses
+               if s["name"] == container]
+        found: list[int] = []
+        for cgroup in self.cgroups():
+            for container_id in filter(None, ids):
+                with contextlib.suppress(OSError):
+                    found.extend(int(pid) for pid in
+                                 (cgroup / container_id / "cgroup.procs").read_text().split())
+        return found
+
     def kill(self) -> int:
         """SIGKILL every process of the pod at once, no hook (a crash, a power cut): how
         many there were."""

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from agent.registry import raft_stores
 from player.controlplane import ControlPlane
@@ -78,6 +79,17 @@ def e2e_control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cont
     require_control_plane()
     with ControlPlane(tmp_path_factory.mktemp("e2e-control-plane")) as plane:
         yield plane
+
+
+def in_namespace(example: Path, namespace: str, workdir: Path) -> Path:
+    """An overlay of ``example`` that sets its namespace only (what a user's own
+    kustomization does first)."""
+    overlay = workdir / "overlay"
+    overlay.mkdir(parents=True)
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(example, overlay)], "namespace": namespace}))
+    return overlay
 
 
 _played = itertools.count(1)

@@ -6,7 +6,6 @@ two nodes share a host; a stopped node leaves nothing behind on the host."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,14 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from agent.registry import raft_stores
 from player.controlplane import ControlPlane
 from player.manifests import build, load
 from player.realnode import CGROUPS, CONTAINER_LOG_LINKS, RealNode
 from player.wait import wait_until
-from tests.e2e.conftest import ROOT, VIEW_SETTLE_SECONDS, require_real_node
+from tests.e2e.conftest import ROOT, VIEW_SETTLE_SECONDS, in_namespace, require_real_node
 
 pytestmark = pytest.mark.e2e
 
@@ -38,13 +36,8 @@ def real_node(e2e_control_plane: ControlPlane, tmp_path: Path) -> Iterator[RealN
 
 
 def applied(example: Path, namespace: str, workdir: Path, node: RealNode) -> list[Any]:
-    """``kubectl apply -k`` of ``example`` into ``namespace`` (an overlay setting only
-    that); the rendered objects."""
-    overlay = workdir / "overlay"
-    overlay.mkdir(parents=True)
-    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "resources": [os.path.relpath(example, overlay)], "namespace": namespace}))
+    """``kubectl apply -k`` of ``example`` into ``namespace``; the rendered objects."""
+    overlay = in_namespace(example, namespace, workdir)
     node.control_plane.kubectl("apply", "-k", str(overlay))
     return build(overlay)
 
