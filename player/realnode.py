@@ -414,6 +414,43 @@ class RealNode:
         if failures:
             raise failures[0]
 
+    def lose(self, timeout: float = 30.0) -> None:
+        """The machine is gone at once (power, hardware): every process of the node is
+        SIGKILLed (the kubelet first, so it reports nothing more; containerd and its
+        shims; every process of every pod; CoreDNS; its registry) and nothing is said to
+        the API: the Node and its pods stay as they were until the control plane notices
+        the silence. stop() clears what is left on the host."""
+        self._stopping.set()
+        if self.volumes is not None:
+            self.volumes.stop()  # the node's disks went with it
+        for proc in (self.kubelet, self.coredns):
+            if proc is not None:
+                proc.kill()
+        if self.runtime is not None and self.runtime.process is not None:
+            self.runtime.process.kill()
+            self.runtime.process.wait()
+            for pid in _processes_naming(f"-address {self.runtime.socket} "):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        if self.registry is not None and self.registry.process is not None:
+            self.registry.process.kill()
+            self.registry.process.wait()
+        wait_until(lambda: not self._kill_pod_processes(), timeout=timeout, interval=0.1,
+                   what=f"every process of {self.name}'s pods gone")
+
+    def _kill_pod_processes(self) -> int:
+        """SIGKILL every task under this node's cgroup root: how many there were."""
+        killed = 0
+        for controller in _cgroup_controllers(unified=True):
+            top = controller / self.cgroup_root.lstrip("/")
+            for tasks in top.rglob("tasks") if top.is_dir() else ():
+                with contextlib.suppress(OSError):
+                    for pid in tasks.read_text().split():
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(int(pid), signal.SIGKILL)
+                            killed += 1
+        return killed
+
     def _stop_runtime(self, runtime: Containerd) -> None:
         # The CNI plugins' cached results (libcni's, at a fixed path) are named by the
         # pods' sandboxes, which go without a CNI DEL when their tasks are deleted.
@@ -440,14 +477,9 @@ class RealNode:
                     cached.unlink(missing_ok=True)
 
     def _remove_cgroups(self) -> None:
+        self._kill_pod_processes()  # a container the runtime did not stop
         for controller in _cgroup_controllers(unified=True):
-            top = controller / self.cgroup_root.lstrip("/")
-            if top.is_dir():
-                for tasks in top.rglob("tasks"):  # a container the runtime did not stop
-                    for pid in tasks.read_text().split():
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(int(pid), signal.SIGKILL)
-            _remove_cgroup_tree(top)
+            _remove_cgroup_tree(controller / self.cgroup_root.lstrip("/"))
 
     def _remove_log_links(self) -> None:
         logs = self.pod_logs

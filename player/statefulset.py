@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -45,18 +46,21 @@ class StatefulSetPlayer:
     for the sts-agent containers, applied as a kustomize patch (test knobs);
     ``json_patches``: JSON patch operations on the StatefulSet (benchmark variants);
     ``images``: image repository -> tag, as kustomize's ``images:`` (a store version).
-    The player starts a node of its own (player.realnode) under ``workdir/node``.
+    The player starts ``nodes`` real nodes of its own (player.realnode) under
+    ``workdir/node``, ``workdir/node-1``, …; ``node`` is the first.
     """
 
     def __init__(self, example_dir: Path, workdir: Path, *,
                  overrides: dict[str, str] | None = None,
                  control_plane: ControlPlane | None = None, namespace: str | None = None,
                  echo: bool = False, json_patches: list[JSON] | None = None,
-                 images: dict[str, str] | None = None) -> None:
+                 images: dict[str, str] | None = None, nodes: int = 1) -> None:
         self.example_dir = example_dir.resolve()
         self.example: Example = load(example_dir)
         self.workdir = workdir
-        shutil.rmtree(workdir / "node", ignore_errors=True)
+        workdirs = [workdir / ("node" if i == 0 else f"node-{i}") for i in range(nodes)]
+        for path in workdirs:
+            shutil.rmtree(path, ignore_errors=True)
         workdir.mkdir(parents=True, exist_ok=True)
         self.own_control_plane = control_plane is None
         self.control_plane = control_plane or ControlPlane(workdir / "control-plane",
@@ -66,13 +70,21 @@ class StatefulSetPlayer:
         self.overrides = dict(overrides or {})
         self.json_patches = list(json_patches or [])  # RFC 6902 ops on the StatefulSet
         self.images = dict(images or {})  # changed and applied again: a rolling update
-        self.node = RealNode(self.control_plane, workdir / "node")
+        self.nodes = [RealNode(self.control_plane, path) for path in workdirs]
+        self.lost: list[RealNode] = []  # nodes lost on purpose (lose_node)
         self.replicas = int(self.example.spec.get("replicas", 1))
         self._http = httpx.Client(timeout=2.0, trust_env=False)
 
     @property
     def name(self) -> str:
         return self.example.name
+
+    @property
+    def node(self) -> RealNode:
+        return self.nodes[0]
+
+    def _running_nodes(self) -> list[RealNode]:
+        return [node for node in self.nodes if node not in self.lost]
 
     @property
     def api(self) -> Any:
@@ -89,7 +101,8 @@ class StatefulSetPlayer:
         returns when ``replicas`` (default: the manifest's) pods are Ready."""
         if self.own_control_plane and not self.control_plane.address:
             self.control_plane.start()
-        self.node.start()
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            list(pool.map(RealNode.start, self.nodes))
         if replicas is not None:
             self.replicas = replicas
         self.kubectl("apply", "-k", str(self._overlay()))
@@ -151,7 +164,8 @@ class StatefulSetPlayer:
                 self.delete_statefulset(cascade="orphan")
             except (OSError, RuntimeError):
                 pass  # the control plane may have failed; it is stopped below
-            self.node.stop()
+            with ThreadPoolExecutor(len(self.nodes)) as pool:
+                list(pool.map(RealNode.stop, self.nodes))
             with contextlib.suppress(ApiError, httpx.HTTPError):
                 self.control_plane.client().delete("v1", "namespaces", self.namespace)
         finally:
@@ -176,7 +190,12 @@ class StatefulSetPlayer:
     def pods(self) -> dict[int, RealPod]:
         """This StatefulSet's pods as the API has them now, by ordinal (a terminating one
         until it is gone)."""
-        return {o: RealPod(self.node, obj) for o, obj in self.api_pods().items()}
+        return {o: RealPod(self._node_of(obj), obj) for o, obj in self.api_pods().items()}
+
+    def _node_of(self, pod: JSON) -> RealNode:
+        """The node ``pod`` is bound to (the first while it is not scheduled)."""
+        bound = pod.get("spec", {}).get("nodeName")
+        return next((node for node in self.nodes if node.name == bound), self.nodes[0])
 
     def event_reasons(self) -> list[str]:
         """Reasons of the Events the agent posted in this namespace, oldest first."""
@@ -190,7 +209,8 @@ class StatefulSetPlayer:
     def pre_stop_failures(self, uid: str, container: str) -> list[str]:
         """The kubelet's account of each failed preStop hook of ``container``
         in pod ``uid`` (its error: "... exited with <code>: <output>")."""
-        return [line for line in self.node.kubelet_log.read_text().splitlines()
+        return [line for node in self.nodes if node.kubelet_log.exists()
+                for line in node.kubelet_log.read_text().splitlines()
                 if '"PreStop hook failed"' in line and f'podUID="{uid}"' in line
                 and f'containerName="{container}"' in line]
 
@@ -342,6 +362,26 @@ class StatefulSetPlayer:
             return exc.status, exc.message
         return 201, "evicted"
 
+    def node_of(self, ordinal: int) -> RealNode:
+        """The node pod ``ordinal`` is bound to."""
+        return self._node_of(self.api_pods()[ordinal])
+
+    def drain(self, node: RealNode, *, timeout: float = 300.0) -> list[int]:
+        """`kubectl drain` of ``node`` (its maintenance): cordoned, each of its pods
+        evicted through the Eviction API as its PodDisruptionBudget allows and terminated
+        gracefully; returns once they are gone, with the ordinals they had. Their
+        successors wait Pending until uncordon(): their local volumes are on ``node``."""
+        ordinals = sorted(o for o, p in self.api_pods().items()
+                          if p["spec"].get("nodeName") == node.name)
+        self.control_plane.kubectl("drain", node.name, "--ignore-daemonsets",
+                                   "--delete-emptydir-data", f"--timeout={timeout:.0f}s",
+                                   timeout=timeout + 30)
+        return ordinals
+
+    def uncordon(self, node: RealNode) -> None:
+        """`kubectl uncordon`: ``node`` takes pods again."""
+        self.control_plane.kubectl("uncordon", node.name)
+
     def statefulset(self) -> JSON:
         """The StatefulSet object as the API has it now."""
         found = self.control_plane.client().get("apps/v1", "statefulsets", self.name,
@@ -364,11 +404,13 @@ class StatefulSetPlayer:
         realpods.heal(list(self.pods.values()))
 
     def stop_dns(self) -> None:
-        """The cluster DNS (the node's CoreDNS) gone until start_dns()."""
-        self.node.stop_dns()
+        """The cluster DNS (every node's CoreDNS) gone until start_dns()."""
+        for node in self._running_nodes():
+            node.stop_dns()
 
     def start_dns(self) -> None:
-        self.node.start_dns()
+        for node in self._running_nodes():
+            node.start_dns()
 
     # --- observation -------------------------------------------------------------------------
     def _wait(self, check: Any, what: str, timeout: float) -> None:
@@ -384,7 +426,8 @@ class StatefulSetPlayer:
         dead = self.control_plane.alive()
         if dead:
             raise GiveUp(f"control plane components exited: {dead}")
-        dead = self.node.exited()
+        dead = [f"{node.name}: {name}" for node in self._running_nodes()
+                for name in node.exited()]
         if dead:
             raise GiveUp(f"node components exited: {dead}")
 
@@ -429,7 +472,8 @@ class StatefulSetPlayer:
                                       check=False))
         except (OSError, RuntimeError) as exc:
             lines.append(f"kubectl get failed: {exc}")
-        lines.extend(f"   node {self.node.name}: {event}" for event in self.node.events[-8:])
+        for node in self.nodes:
+            lines.extend(f"   node {node.name}: {event}" for event in node.events[-8:])
         for _, pod in sorted(self.pods.items()):
             lines.append(f"== {pod.name} {pod.ip} {pod.phase} ready={pod.ready}")
             spec = pod.obj["spec"]
