@@ -16,9 +16,9 @@ from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import writer_for
 from tests.e2e.conftest import ROOT, more_writes, played
-from tests.integration.conftest import split_variant
 from tests.e2e.test_faults import leader_ordinal
 from tests.e2e.test_statefulset import assert_linearizable, leader_url
+from tests.integration.conftest import split_variant
 
 pytestmark = pytest.mark.e2e
 
