@@ -382,6 +382,45 @@ class StatefulSetPlayer:
         """`kubectl uncordon`: ``node`` takes pods again."""
         self.control_plane.kubectl("uncordon", node.name)
 
+    def lose_node(self, node: RealNode, *, timeout: float = 180.0) -> list[int]:
+        """``node`` is lost for good with its disks (RealNode.lose: every process killed,
+        nothing said to the API), then what the cluster's operator does, as Kubernetes
+        documents it for a node that will not come back: once the control plane marks the
+        node NotReady, the out-of-service taint (non-graceful node shutdown) has its pods
+        deleted and force-removed, and the claims of its local volumes are deleted with
+        their volumes (the disks are gone), so the StatefulSet controller makes each pod a
+        new claim, bound on a node that runs. Returns the ordinals ``node`` held, once
+        each has a successor."""
+        pods = {o: p["metadata"]["uid"] for o, p in self.api_pods().items()
+                if p["spec"].get("nodeName") == node.name}
+        node.lose()
+        self.lost.append(node)
+        client = self.control_plane.client()
+
+        def not_ready() -> bool:
+            found = client.get("v1", "nodes", node.name)
+            assert found is not None, f"Node {node.name} is gone"
+            return any(c["type"] == "Ready" and c["status"] != "True"
+                       for c in found.get("status", {}).get("conditions") or [])
+
+        self._wait(not_ready, f"the control plane to mark {node.name} NotReady", timeout)
+        self.control_plane.kubectl("taint", "nodes", node.name,
+                                   "node.kubernetes.io/out-of-service=nodeshutdown:NoExecute")
+        for ordinal, uid in pods.items():
+            self._wait_replaced(ordinal, uid, timeout)
+        claims = [(template["metadata"]["name"], ordinal) for ordinal in pods
+                  for template in self.example.spec.get("volumeClaimTemplates", [])]
+        for template, ordinal in claims:
+            name = f"{template}-{self.name}-{ordinal}"
+            claim = client.get("v1", "persistentvolumeclaims", name, namespace=self.namespace)
+            if claim is None:
+                continue
+            client.delete("v1", "persistentvolumeclaims", name, namespace=self.namespace,
+                          uid=claim["metadata"]["uid"])
+            if claim["spec"].get("volumeName"):
+                client.delete("v1", "persistentvolumes", claim["spec"]["volumeName"])
+        return sorted(pods)
+
     def statefulset(self) -> JSON:
         """The StatefulSet object as the API has it now."""
         found = self.control_plane.client().get("apps/v1", "statefulsets", self.name,

@@ -1,7 +1,8 @@
 """Three real nodes under one control plane: each example's anti-affinity puts its members
 one to a node, and a drained node (its maintenance: `kubectl drain`, the Eviction API under
 the PodDisruptionBudget) is a restart of the member it held, never a scale-down; a client
-writes throughout."""
+writes throughout. A lost node (the machine gone with its disks) has its member made anew
+on another node, in the operator's documented steps."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from player.controlplane import ControlPlane
 from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import writer_for
-from tests.e2e.conftest import ROOT, more_writes, played
+from tests.e2e.conftest import ROOT, VIEW_SETTLE_SECONDS, more_writes, played
 from tests.e2e.test_faults import leader_ordinal
 from tests.e2e.test_statefulset import assert_linearizable, leader_url
 from tests.integration.conftest import split_variant
@@ -84,3 +85,34 @@ def test_a_drained_node_is_a_restart_of_its_member(spread: StatefulSetPlayer) ->
     assert writer.lost(leader_url(cluster)) == []
     assert_linearizable(writer)
     assert "MemberRemoved" not in cluster.event_reasons()
+
+
+def test_a_lost_node_has_its_member_made_anew_on_another(spread: StatefulSetPlayer) -> None:
+    """The leader's machine is gone: the two others elect a leader and take writes; once
+    the node is declared out of service and its claims deleted, the member's successor
+    starts on a running node with an empty volume and joins in its place."""
+    cluster = spread.start(3)
+    before = {m["name"]: m["id"] for m in cluster.members()}
+    leader = leader_ordinal(cluster)
+    node = cluster.node_of(leader)
+    writer = writer_for(cluster).start()
+    try:
+        more_writes(writer, 10, "before the node is lost")
+        assert cluster.lose_node(node) == [leader]
+        more_writes(writer, 20, "by the two members left")
+        cluster.wait_ready(timeout=BACK_SECONDS)
+        more_writes(writer, 10, "with the new member")
+    finally:
+        writer.stop()
+    home = cluster.node_of(leader)
+    print(f"lost {node.name} (pod {leader}, the leader): made anew on {home.name}; "
+          f"{len(writer.acknowledged)} writes acknowledged")
+    assert home is not node
+    wait_until(lambda: {m["name"] for m in cluster.members()} == set(before),
+               what=f"the members named as before, pod {leader}'s anew",
+               timeout=VIEW_SETTLE_SECONDS)
+    after = {m["name"]: m["id"] for m in cluster.members()}
+    assert {k: v for k, v in after.items() if not k.startswith(f"{cluster.name}-{leader}")} \
+        == {k: v for k, v in before.items() if not k.startswith(f"{cluster.name}-{leader}")}
+    assert writer.lost(leader_url(cluster)) == []
+    assert_linearizable(writer)
