@@ -106,11 +106,13 @@ def test_the_example_runs_on_the_real_node(real_node: RealNode, tmp_path: Path,
         plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
+@pytest.mark.parametrize("lost", [False, True], ids=["stopped", "lost-then-stopped"])
 def test_a_stopped_node_leaves_nothing_behind(e2e_control_plane: ControlPlane,
-                                             tmp_path: Path) -> None:
+                                             tmp_path: Path, lost: bool) -> None:
     """What the node made is looked for by what is its own alone (the pod's uid, the
     bridge's interface index, the runtime's socket directory): once stopped, its names
-    may be another worker's node's."""
+    may be another worker's node's. A node lost first (every process killed, its runtime
+    never asked to stop anything) leaves nothing either once stopped."""
     require_real_node()
     plane = e2e_control_plane
     node = RealNode(plane, tmp_path / "node")
@@ -129,6 +131,9 @@ def test_a_stopped_node_leaves_nothing_behind(e2e_control_plane: ControlPlane,
         assert pod is not None
         uid = pod["metadata"]["uid"]
         assert list(CGROUPS.glob(f"*/{node.cgroup_root.lstrip('/')}/kubepods/*/pod{uid}"))
+        if lost:
+            node.lose()
+            assert plane.client().get("v1", "nodes", node.name) is not None
     finally:
         node.stop()
         plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
