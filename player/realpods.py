@@ -108,6 +108,20 @@ class RealPod:
                                  (cgroup / container_id / "cgroup.procs").read_text().split())
         return found
 
+    def kill_container(self, container: str) -> int:
+        """SIGKILL every process of ``container``'s current run (an OOM kill, a crash):
+        how many there were. The kubelet restarts it in the same pod."""
+        pids = self.container_pids(container)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return len(pids)
+
+    def restarts(self, container: str) -> int:
+        """The kubelet's restart count of ``container``."""
+        statuses = self.obj.get("status", {}).get("containerStatuses") or []
+        return sum(int(s.get("restartCount", 0)) for s in statuses if s["name"] == container)
+
     def kill(self) -> int:
         """SIGKILL every process of the pod at once, no hook (a crash, a power cut): how
         many there were."""

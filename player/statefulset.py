@@ -248,6 +248,22 @@ class StatefulSetPlayer:
         still bound)."""
         self._crash([self.pods[ordinal]], lose_volumes=(ordinal,) if lose_volume else ())
 
+    def crash_container(self, ordinal: int, container: str, *, timeout: float = 60.0) -> None:
+        """``container`` of pod ``ordinal`` dies at once (an OOM kill, a crash): every
+        process of it SIGKILLed; the kubelet restarts it in the same pod (its address,
+        volumes and the other containers unchanged). Returns once the kubelet has."""
+        pod = self.pods[ordinal]
+        before = pod.restarts(container)
+        assert pod.kill_container(container) > 0, f"{pod.name} runs no {container}"
+
+        def restarted() -> bool:
+            now = self.api_pods().get(ordinal)
+            assert now is not None and now["metadata"]["uid"] == pod.uid, (
+                f"{pod.name} was replaced, not its {container} restarted")
+            return RealPod(pod.node, now).restarts(container) > before
+
+        self._wait(restarted, f"the kubelet to restart {pod.name}'s {container}", timeout)
+
     def _crash(self, pods: list[RealPod], lose_volumes: tuple[int, ...] = (),
                timeout: float = 60.0) -> None:
         """Pods crashed at once: every process SIGKILLed (no preStop), the volumes of

@@ -10,6 +10,7 @@ import pytest
 from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import writer_for
+from tests.e2e.conftest import VIEW_SETTLE_SECONDS, more_writes
 from tests.e2e.test_statefulset import assert_linearizable, leader_url
 
 pytestmark = pytest.mark.e2e
@@ -103,6 +104,34 @@ def test_partitioned_follower_goes_unready_and_comes_back(cluster: StatefulSetPl
           f"all ready {ready_after_heal:.1f}s after healing; "
           f"{len(writer.acknowledged)} writes acknowledged")
     assert {m["name"]: m["id"] for m in cluster.members()} == before
+    assert writer.lost(leader_url(cluster)) == []
+    assert_linearizable(writer)
+    assert "MemberRemoved" not in cluster.event_reasons()
+
+
+def test_a_store_container_killed_restarts_in_place(cluster: StatefulSetPlayer) -> None:
+    """The leader's store container dies (SIGKILL of its processes: an OOM kill): the
+    kubelet restarts it in the same pod, on the same volume; the member stays, the pod is
+    Ready again, and no acknowledged write is lost."""
+    cluster.start(3)
+    before = {m["name"]: m["id"] for m in cluster.members()}
+    leader = leader_ordinal(cluster)
+    store = next(c["name"] for c in cluster.example.pod_spec["containers"]
+                 if c["name"] != "agent")
+    uid = cluster.pods[leader].uid
+    writer = writer_for(cluster).start()
+    try:
+        more_writes(writer, 10, "before the crash")
+        cluster.crash_container(leader, store)
+        cluster.wait_ready(timeout=120)
+        more_writes(writer, 10, "after the restart")
+    finally:
+        writer.stop()
+    print(f"pod {leader}'s {store} (the leader) killed and restarted in place; "
+          f"{len(writer.acknowledged)} writes acknowledged")
+    assert cluster.pods[leader].uid == uid
+    wait_until(lambda: {m["name"]: m["id"] for m in cluster.members()} == before,
+               what="the same members under the same ids", timeout=VIEW_SETTLE_SECONDS)
     assert writer.lost(leader_url(cluster)) == []
     assert_linearizable(writer)
     assert "MemberRemoved" not in cluster.event_reasons()
