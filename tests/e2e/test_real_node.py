@@ -116,7 +116,7 @@ def test_a_stopped_node_leaves_nothing_behind(e2e_control_plane: ControlPlane,
     require_real_node()
     plane = e2e_control_plane
     node = RealNode(plane, tmp_path / "node")
-    namespace = "real-node-end"
+    namespace = f"real-node-end-{'lost' if lost else 'stopped'}"  # the other may still go
     try:
         node.start()
         assert node.runtime is not None
