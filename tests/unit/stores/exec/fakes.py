@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from agent.config.settings import Settings
+from agent.retry import Backoff, Done, Pending, poll
 from agent.stores.exec.options import ExecOptions
 
 
@@ -46,3 +48,12 @@ def gone(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return True
     return state == "Z"
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` for up to 10 s; DeadlineExceeded naming ``what`` otherwise."""
+    async def attempt() -> Done[bool] | Pending:
+        return Done(True) if condition() else Pending(what)
+
+    await poll(attempt, what=what, timeout_seconds=10.0,
+               backoff=Backoff(initial_seconds=0.02, maximum_seconds=0.05))

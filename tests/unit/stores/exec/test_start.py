@@ -8,11 +8,10 @@ from pathlib import Path
 
 import httpx
 
-from agent.retry import Backoff, Done, Pending, poll
 from agent.stores.exec.api import ExecBackend
 from agent.stores.exec.plan import PLAN, TAKEN, write_plan
 from agent.stores.exec.start import ExecStarter
-from tests.unit.stores.exec.fakes import gone, hooks, settings
+from tests.unit.stores.exec.fakes import gone, hooks, settings, until
 
 RUNNING = "running"
 
@@ -32,15 +31,6 @@ def calls(tmp_path: Path) -> list[str]:
     path = tmp_path / "calls"
     lines = path.read_text().splitlines() if path.exists() else []
     return [line.strip() for line in lines if not line.startswith("status")]
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Poll ``condition`` for up to 10 s; DeadlineExceeded naming ``what`` otherwise."""
-    async def attempt() -> Done[bool] | Pending:
-        return Done(True) if condition() else Pending(what)
-
-    await poll(attempt, what=what, timeout_seconds=10.0,
-               backoff=Backoff(initial_seconds=0.02, maximum_seconds=0.05))
 
 
 class Recorded:
