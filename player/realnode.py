@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -87,7 +87,17 @@ def _mounts_under(*roots: Path) -> list[str]:
     return sorted(found, key=lambda p: p.count("/"), reverse=True)
 
 
-def _processes_naming(text: str) -> list[int]:
+def sigkill(pids: Iterable[int]) -> int:
+    """SIGKILL each of ``pids``: how many were still there to receive it."""
+    killed = 0
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+    return killed
+
+
+def processes_naming(text: str) -> list[int]:
     """The processes whose command line (arguments joined by spaces) contains ``text``."""
     found = []
     for entry in Path("/proc").iterdir():
@@ -429,9 +439,7 @@ class RealNode:
         if self.runtime is not None and self.runtime.process is not None:
             self.runtime.process.kill()
             self.runtime.process.wait()
-            for pid in _processes_naming(f"-address {self.runtime.socket} "):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            sigkill(processes_naming(f"-address {self.runtime.socket} "))
         if self.registry is not None and self.registry.process is not None:
             self.registry.process.kill()
             self.registry.process.wait()
@@ -445,10 +453,7 @@ class RealNode:
             top = controller / self.cgroup_root.lstrip("/")
             for tasks in top.rglob("tasks") if top.is_dir() else ():
                 with contextlib.suppress(OSError):
-                    for pid in tasks.read_text().split():
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(int(pid), signal.SIGKILL)
-                            killed += 1
+                    killed += sigkill(int(pid) for pid in tasks.read_text().split())
         return killed
 
     def _stop_runtime(self, runtime: Containerd) -> None:
@@ -458,9 +463,7 @@ class RealNode:
         runtime.close()  # every task killed, every container deleted
         # A task the runtime was still making when it was listed (a sandbox the kubelet
         # asked for just before it stopped) keeps its shim after containerd is gone.
-        for pid in _processes_naming(f"-address {runtime.socket} "):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        sigkill(processes_naming(f"-address {runtime.socket} "))
         # What outlives them: the pods' network namespaces, the kubelet's volume mounts.
         roots = [runtime.sockets, self.workdir]
         if self.kubelet_root is not None:

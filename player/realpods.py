@@ -5,14 +5,12 @@ harness injects from outside (a crash by SIGKILL, a network partition by routes)
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from player.apiclient import JSON
-from player.realnode import CGROUPS, RealNode
+from player.realnode import CGROUPS, RealNode, sigkill
 
 PIDS = CGROUPS / "pids"  # any v1 hierarchy has every task; this one is always mounted
 
@@ -97,9 +95,8 @@ class RealPod:
     def container_pids(self, container: str) -> list[int]:
         """The processes of ``container``'s current run (its cgroup, which the kubelet
         names by the runtime's container ID)."""
-        statuses = self.obj.get("status", {}).get("containerStatuses") or []
-        ids = [str(s.get("containerID", "")).split("://", 1)[-1] for s in statuses
-               if s["name"] == container]
+        ids = [str(s.get("containerID", "")).split("://", 1)[-1]
+               for s in self._statuses(container)]
         found: list[int] = []
         for cgroup in self.cgroups():
             for container_id in filter(None, ids):
@@ -112,23 +109,23 @@ class RealPod:
         """SIGKILL every process of ``container``'s current run (an OOM kill, a crash):
         how many there were. The kubelet restarts it in the same pod."""
         pids = self.container_pids(container)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        sigkill(pids)
         return len(pids)
 
     def restarts(self, container: str) -> int:
         """The kubelet's restart count of ``container``."""
+        return sum(int(s.get("restartCount", 0)) for s in self._statuses(container))
+
+    def _statuses(self, container: str) -> list[JSON]:
+        """The kubelet's status of ``container`` (one, or none before it is created)."""
         statuses = self.obj.get("status", {}).get("containerStatuses") or []
-        return sum(int(s.get("restartCount", 0)) for s in statuses if s["name"] == container)
+        return [s for s in statuses if s["name"] == container]
 
     def kill(self) -> int:
         """SIGKILL every process of the pod at once, no hook (a crash, a power cut): how
         many there were."""
         pids = self.pids()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        sigkill(pids)
         return len(pids)
 
     def route(self, *args: str) -> subprocess.CompletedProcess[str]:

@@ -321,15 +321,18 @@ class StatefulSetPlayer:
                 else:
                     entry.unlink()
 
+    def claim_names(self, ordinal: int) -> list[str]:
+        """The PersistentVolumeClaims the controller makes for pod ``ordinal``."""
+        return [f"{template['metadata']['name']}-{self.name}-{ordinal}"
+                for template in self.example.spec.get("volumeClaimTemplates", [])]
+
     def volume_paths(self, ordinal: int) -> list[Path]:
         """The directories behind pod ``ordinal``'s PersistentVolumeClaims."""
         client = self.control_plane.client()
         paths = []
-        for template in self.example.spec.get("volumeClaimTemplates", []):
-            claim = client.get("v1", "persistentvolumeclaims",
-                               f"{template['metadata']['name']}-{self.name}-{ordinal}",
-                               namespace=self.namespace)
-            assert claim is not None, f"no claim {template['metadata']['name']} of {ordinal}"
+        for name in self.claim_names(ordinal):
+            claim = client.get("v1", "persistentvolumeclaims", name, namespace=self.namespace)
+            assert claim is not None, f"no claim {name}"
             volume = client.get("v1", "persistentvolumes", claim["spec"]["volumeName"])
             assert volume is not None
             source = volume["spec"].get("local") or volume["spec"].get("hostPath") or {}
@@ -387,12 +390,16 @@ class StatefulSetPlayer:
         evicted through the Eviction API as its PodDisruptionBudget allows and terminated
         gracefully; returns once they are gone, with the ordinals they had. Their
         successors wait Pending until uncordon(): their local volumes are on ``node``."""
-        ordinals = sorted(o for o, p in self.api_pods().items()
-                          if p["spec"].get("nodeName") == node.name)
+        ordinals = sorted(self._pods_on(node))
         self.control_plane.kubectl("drain", node.name, "--ignore-daemonsets",
                                    "--delete-emptydir-data", f"--timeout={timeout:.0f}s",
                                    timeout=timeout + 30)
         return ordinals
+
+    def _pods_on(self, node: RealNode) -> dict[int, JSON]:
+        """This StatefulSet's pods bound to ``node``, by ordinal."""
+        return {o: p for o, p in self.api_pods().items()
+                if p["spec"].get("nodeName") == node.name}
 
     def uncordon(self, node: RealNode) -> None:
         """`kubectl uncordon`: ``node`` takes pods again."""
@@ -407,8 +414,7 @@ class StatefulSetPlayer:
         their volumes (the disks are gone), so the StatefulSet controller makes each pod a
         new claim, bound on a node that runs. Returns the ordinals ``node`` held, once
         each has a successor."""
-        pods = {o: p["metadata"]["uid"] for o, p in self.api_pods().items()
-                if p["spec"].get("nodeName") == node.name}
+        pods = {o: p["metadata"]["uid"] for o, p in self._pods_on(node).items()}
         node.lose()
         self.lost.append(node)
         client = self.control_plane.client()
@@ -424,10 +430,7 @@ class StatefulSetPlayer:
                                    "node.kubernetes.io/out-of-service=nodeshutdown:NoExecute")
         for ordinal, uid in pods.items():
             self._wait_replaced(ordinal, uid, timeout)
-        claims = [(template["metadata"]["name"], ordinal) for ordinal in pods
-                  for template in self.example.spec.get("volumeClaimTemplates", [])]
-        for template, ordinal in claims:
-            name = f"{template}-{self.name}-{ordinal}"
+        for name in [name for ordinal in pods for name in self.claim_names(ordinal)]:
             claim = client.get("v1", "persistentvolumeclaims", name, namespace=self.namespace)
             if claim is None:
                 continue
