@@ -17,7 +17,7 @@ import pytest
 from agent.registry import raft_stores
 from player.controlplane import ControlPlane
 from player.manifests import build, load
-from player.realnode import CGROUPS, CONTAINER_LOG_LINKS, RealNode
+from player.realnode import CGROUPS, CONTAINER_LOG_LINKS, RealNode, processes_naming
 from player.wait import wait_until
 from tests.e2e.conftest import ROOT, VIEW_SETTLE_SECONDS, in_namespace, require_real_node
 
@@ -143,16 +143,17 @@ def test_a_stopped_node_leaves_nothing_behind(e2e_control_plane: ControlPlane,
     left += [path for path in (sockets, kubelet_root) if Path(path).exists()]
     left += [str(p) for p in CONTAINER_LOG_LINKS.glob(f"sleeper_{namespace}_*")]
     left += [p.name for p in Path("/sys/class/net").iterdir()  # the bridge, by its index
-             if (p / "ifindex").read_text().strip() == str(bridge)]
-    left += [f"process {p.name}" for p in Path("/proc").iterdir() if p.name.isdigit()
-             and sockets in _cmdline(p)]
+             if _ifindex(p) == str(bridge)]
+    left += [f"process {pid}" for pid in processes_naming(sockets)]
     left += [f"Node {node.name}"] if plane.client().get("v1", "nodes", node.name) else []
     assert left == []
 
 
-def _cmdline(process: Path) -> str:
+def _ifindex(link: Path) -> str:
+    """The interface index of ``link`` under /sys/class/net; "" when it went meanwhile
+    (another worker's node tearing its pods' links down)."""
     try:
-        return (process / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return (link / "ifindex").read_text().strip()
     except OSError:
         return ""
 
