@@ -59,7 +59,7 @@ bench: setup images
 	$(PY) bench/image_memory.py
 
 docs: setup
-	$(PY) scripts/config_reference.py --write README.md
+	$(PY) scripts/config_reference.py --write README.md --chart-schema charts/sts-agent/values.schema.json
 
 clean:
 	rm -rf $(VENV) .venv-lint .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache

@@ -1,8 +1,10 @@
-"""The objects of one k8s/ example, as `kustomize build` renders them for `kubectl apply`."""
+"""The objects of one k8s/ example, as `kustomize build` renders them for `kubectl apply`, and of
+the Helm chart, as `helm template` renders them."""
 
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,11 +12,32 @@ from typing import Any
 
 import yaml
 
-from player.peers import cached_binary
+from player.peers import ROOT, cached_binary
+
+CHART = ROOT / "charts" / "sts-agent"
 
 
 def kustomize_binary() -> str:
     return cached_binary("kustomize", "KUSTOMIZE_VERSION")
+
+
+def helm_binary() -> str:
+    return cached_binary("helm", "HELM_VERSION")
+
+
+def helm_template(release: str, namespace: str, values: dict[str, Any],
+                  kube_version: str = "") -> list[dict[str, Any]]:
+    """Every object `helm template <release> charts/sts-agent` renders with ``values`` (as
+    one --set-json each); ValueError with helm's words when it refuses them."""
+    command = [helm_binary(), "template", release, str(CHART), "--namespace", namespace]
+    if kube_version:
+        command += ["--kube-version", kube_version]
+    for key, value in values.items():
+        command += ["--set-json", f"{key}={json.dumps(value)}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise ValueError(result.stderr.strip())
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
 def build(directory: Path) -> list[dict[str, Any]]:

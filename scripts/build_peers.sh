@@ -269,6 +269,8 @@ build_checker
 build_rqlited
 # kustomize renders the k8s/ examples for validation and for the StatefulSet player.
 go_install kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION"
+# Helm renders, lints and installs charts/sts-agent (about 1.5 minutes cold).
+go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 build_consul
 build_kubernetes
 # The cluster DNS of the real node: CoreDNS's kubernetes plugin answers the headless

@@ -50,6 +50,12 @@ def flag_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
+def values_name(field: str) -> str:
+    """The key that sets ``field`` under the Helm chart's agent.settings (camelCase)."""
+    head, *rest = field.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
 def describe(field: str) -> str:
     """``ENV (--flag)``, how a problem names a setting."""
     return f"{env_name(field)} ({flag_name(field)})"

@@ -4,9 +4,6 @@ wheel installs into a clean virtualenv and its entrypoint runs as the image runs
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import subprocess
 import sys
 import venv
@@ -19,6 +16,7 @@ import yaml
 from agent.registry import STORES, raft_stores
 from player.manifests import kustomize_binary
 from player.peers import MissingBinary
+from tests.static.tools import assert_scanned_clean, missing, need
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every kustomization users can build (components are only parts of one).
@@ -28,27 +26,11 @@ EXAMPLES = sorted(p.parent.relative_to(ROOT).as_posix()
 KUBERNETES = kubernetes_validate.latest_version()
 
 
-def ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def need(tool: str) -> str:
-    found = shutil.which(tool, path=os.pathsep.join(
-        [str(Path(sys.executable).parent), str(ROOT / ".venv-lint" / "bin")]))
-    if found:
-        return found
-    if ci():
-        pytest.fail(f"{tool} is not installed (scripts/setup.sh installs it)")
-    pytest.skip(f"{tool} is not installed")
-
-
 def render(example: str) -> str:
     try:
         binary = kustomize_binary()
     except MissingBinary as exc:
-        if ci():
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+        missing(str(exc))
     return subprocess.run([binary, "build", str(ROOT / example)], check=True,
                           capture_output=True, text=True).stdout
 
@@ -113,28 +95,9 @@ def test_example_renders_and_validates_strictly(example: str) -> None:
 
 @pytest.mark.parametrize("example", [e for e in EXAMPLES if e != "k8s/base"])
 def test_example_passes_the_security_scanner(example: str, tmp_path: Path) -> None:
-    checkov = need("checkov")
     manifest = tmp_path / "rendered.yaml"
     manifest.write_text(render(example))
-    result = subprocess.run(
-        [checkov, "--file", str(manifest), "--framework", "kubernetes", "--skip-download",
-         "--output", "json"], capture_output=True, text=True,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "LOG_LEVEL": "ERROR"})
-    report = json.loads(result.stdout)
-    failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
-    assert failed == [], failed
-    assert report["summary"]["passed"] > 50
-    assert report["summary"]["skipped"] == len(report["results"].get("skipped_checks", []))
-    # Every suppression carries its reason next to it, in the manifest's annotations.
-    reasons = {}
-    for document in yaml.safe_load_all(manifest.read_text()):
-        for key, value in ((document or {}).get("metadata", {}).get("annotations") or {}
-                           ).items():
-            if key.startswith("checkov.io/skip"):
-                check_id, _, reason = str(value).partition("=")
-                reasons[check_id.strip()] = reason.strip()
-    for check in report["results"].get("skipped_checks", []):
-        assert len(reasons.get(check["check_id"], "")) > 20, check["check_id"]
+    assert_scanned_clean(manifest)
 
 
 def test_dockerfile_and_containerfiles_lint_clean() -> None:

@@ -16,3 +16,5 @@ def test_readme_config_reference_is_current() -> None:
     spec.loader.exec_module(module)
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert module.replace_section(readme) == readme, "run `make docs`"
+    schema = (ROOT / "charts/sts-agent/values.schema.json").read_text(encoding="utf-8")
+    assert module.replace_chart_settings(schema) == schema, "run `make docs`"
