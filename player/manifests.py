@@ -89,10 +89,15 @@ class Example:
 
 def load(directory: Path) -> Example:
     """Render ``directory`` and pick out what the player needs of it."""
+    return example_of(build(directory), str(directory))
+
+
+def example_of(documents: list[dict[str, Any]], source: str) -> Example:
+    """What the player needs of rendered objects (kustomize's or Helm's)."""
     statefulsets: list[dict[str, Any]] = []
     services: dict[str, dict[str, Any]] = {}
     secrets: dict[str, dict[str, bytes]] = {}
-    for doc in build(directory):
+    for doc in documents:
         kind, name = doc.get("kind"), doc.get("metadata", {}).get("name")
         if kind == "StatefulSet":
             statefulsets.append(doc)
@@ -103,5 +108,5 @@ def load(directory: Path) -> Example:
             data.update({k: str(v).encode() for k, v in (doc.get("stringData") or {}).items()})
             secrets[name] = data
     if len(statefulsets) != 1:
-        raise ValueError(f"{directory}: expected one StatefulSet, found {len(statefulsets)}")
+        raise ValueError(f"{source}: expected one StatefulSet, found {len(statefulsets)}")
     return Example(statefulsets[0], services, secrets)

@@ -21,7 +21,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import yaml
@@ -47,16 +47,18 @@ class StatefulSetPlayer:
     ``json_patches``: JSON patch operations on the StatefulSet (benchmark variants);
     ``images``: image repository -> tag, as kustomize's ``images:`` (a store version).
     The player starts ``nodes`` real nodes of its own (player.realnode) under
-    ``workdir/node``, ``workdir/node-1``, …; ``node`` is the first.
+    ``workdir/node``, ``workdir/node-1``, …; ``node`` is the first. ``example``: the
+    objects as rendered already (player.helmrelease), instead of ``example_dir``'s.
     """
 
     def __init__(self, example_dir: Path, workdir: Path, *,
                  overrides: dict[str, str] | None = None,
                  control_plane: ControlPlane | None = None, namespace: str | None = None,
                  echo: bool = False, json_patches: list[JSON] | None = None,
-                 images: dict[str, str] | None = None, nodes: int = 1) -> None:
+                 images: dict[str, str] | None = None, nodes: int = 1,
+                 example: Example | None = None) -> None:
         self.example_dir = example_dir.resolve()
-        self.example: Example = load(example_dir)
+        self.example: Example = example or load(example_dir)
         self.workdir = workdir
         workdirs = [workdir / ("node" if i == 0 else f"node-{i}") for i in range(nodes)]
         for path in workdirs:
@@ -99,15 +101,19 @@ class StatefulSetPlayer:
     def start(self, replicas: int | None = None) -> StatefulSetPlayer:
         """Control plane (if its own), the node, then `kubectl apply -k` of the example;
         returns when ``replicas`` (default: the manifest's) pods are Ready."""
-        if self.own_control_plane and not self.control_plane.address:
-            self.control_plane.start()
-        with ThreadPoolExecutor(len(self.nodes)) as pool:
-            list(pool.map(RealNode.start, self.nodes))
+        self.bring_up()
         if replicas is not None:
             self.replicas = replicas
         self.kubectl("apply", "-k", str(self._overlay()))
         self.wait_ready()
         return self
+
+    def bring_up(self) -> None:
+        """The control plane (if the player's own) and the nodes, started."""
+        if self.own_control_plane and not self.control_plane.address:
+            self.control_plane.start()
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            list(pool.map(RealNode.start, self.nodes))
 
     def _overlay(self) -> Path:
         """A kustomization over the example: this player's namespace, the replicas asked
@@ -143,7 +149,7 @@ class StatefulSetPlayer:
         (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
         return overlay
 
-    def __enter__(self) -> StatefulSetPlayer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,

@@ -16,7 +16,8 @@ import yaml
 from agent.registry import STORES, raft_stores
 from player.manifests import kustomize_binary
 from player.peers import MissingBinary
-from tests.static.tools import assert_scanned_clean, missing, need
+from tests.conftest import missing
+from tests.static.tools import assert_scanned_clean, need
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every kustomization users can build (components are only parts of one).

@@ -18,7 +18,8 @@ from agent.config.loading import env_name, fields, values_name
 from agent.registry import raft_stores
 from player.manifests import CHART, build, helm_binary, helm_template
 from player.peers import MissingBinary
-from tests.static.tools import ROOT, assert_scanned_clean, missing
+from tests.conftest import missing
+from tests.static.tools import ROOT, assert_scanned_clean
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
 STORES: list[str] = SCHEMA["properties"]["store"]["enum"]

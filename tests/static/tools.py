@@ -1,4 +1,4 @@
-"""The static tier's tools: a tool from the virtualenvs or a failure under CI, and the
+"""The static tier's tools: a tool from the virtualenvs (missing: a failure under CI), and the
 security scanner's verdict on a rendered manifest."""
 
 from __future__ import annotations
@@ -9,23 +9,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import NoReturn
 
-import pytest
 import yaml
 
+from tests.conftest import missing
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def missing(why: str) -> NoReturn:
-    """Under CI a missing tool fails the test; elsewhere it skips it."""
-    if ci():
-        pytest.fail(why)
-    pytest.skip(why)
 
 
 def need(tool: str) -> str:
