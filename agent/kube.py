@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +30,10 @@ class PodState:
 class Kube:
     """A lazily built lightkube client (its import costs ~0.2 s and memory: only on leave)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings,
+                 on_event: Callable[[str, bool], None] | None = None) -> None:
         self.settings = settings
+        self.on_event = on_event  # told (reason, warning) of each Event before it is posted
         self._client: Any = None
 
     def _make_client(self) -> Any:
@@ -148,6 +151,8 @@ class Kube:
         from lightkube.models.meta_v1 import ObjectMeta
         from lightkube.resources.core_v1 import Event
 
+        if self.on_event is not None:
+            self.on_event(reason, warning)
         pod, namespace = self.settings.pod_name, self.settings.namespace
         now = datetime.datetime.now(datetime.UTC)
         event = Event(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 CHECKS = ("store_reachable", "leader_known", "member", "caught_up", "not_leaving")
+# The Warning Events the chart's alerts count (charts/sts-agent/templates/prometheusrule.yaml).
+ALERTED_EVENTS = ("MemberRemoveFailed", "MemberRepairBlocked", "UnsafeUpdateStrategy")
 
 
 class Metrics:
@@ -49,12 +51,23 @@ class Metrics:
             "and outcome (ok, failed, timeout, error).", ["hook", "outcome"],
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
             registry=self.registry)
+        self.events = Counter("sts_agent_events",
+                              "Events the agent posted on its pod (each decision it said: "
+                              "MemberRemoved, MemberRemoveFailed, MemberRepairBlocked, "
+                              "UnsafeUpdateStrategy, ...), by reason and type, counted "
+                              "even when the API refused the Event.", ["reason", "type"],
+                              registry=self.registry)
+        for reason in ALERTED_EVENTS:  # at 0 from the start, so that increase() sees the 1st
+            self.events.labels(reason=reason, type="Warning")
         for result in ("removed", "failed"):
             self.repairs.labels(result=result)
         for name in CHECKS:
             self.check.labels(check=name).set(0)
         for kind in ("unavailable", "bad_answer", "leader_unreachable", "internal"):
             self.store_errors.labels(kind=kind)
+
+    def count_event(self, reason: str, warning: bool) -> None:
+        self.events.labels(reason=reason, type="Warning" if warning else "Normal").inc()
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""

@@ -171,7 +171,7 @@ def build(settings: Settings, client: httpx.AsyncClient, *, domain: str | None) 
         seed_urls=default_seeds(settings, domain),
         on_poll=after_poll(settings, backend),
     )
-    kube = Kube(settings)
+    kube = Kube(settings, on_event=metrics.count_event)
     context = SidecarContext(settings=settings, client=client, kube=kube, metrics=metrics,
                              membership=membership, domain=domain)
     in_kubernetes = bool(settings.namespace)

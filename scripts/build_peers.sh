@@ -271,6 +271,8 @@ build_rqlited
 go_install kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION"
 # Helm renders, lints and installs charts/sts-agent (about 1.5 minutes cold).
 go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+# promtool checks and unit-tests the chart's PrometheusRule (about 4 minutes cold).
+go_install promtool github.com/prometheus/prometheus/cmd/promtool "$PROMTOOL_VERSION"
 build_consul
 build_kubernetes
 # The cluster DNS of the real node: CoreDNS's kubernetes plugin answers the headless

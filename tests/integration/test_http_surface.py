@@ -1,20 +1,28 @@
 """The sidecar's HTTP surface under abuse, on a real etcd cluster: unknown paths and
-methods, oversized headers and bodies, a stalled client, and a probe flood."""
+methods, oversized headers and bodies, a stalled client, and a probe flood; and the
+metrics the chart's alerts read, as a live sidecar exports them."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from player.stores.etcd import EtcdHarness
 from tests.integration.conftest import ready_cluster, require_store
 
 pytestmark = pytest.mark.integration
 
+ALERT_TESTS = Path(__file__).parents[1] / "static" / "alerts" / "rules_test.yaml"
+# The labels Prometheus gives every series it scrapes through the chart's PodMonitor.
+TARGET_LABELS = {"namespace", "pod"}
 FLOOD_REQUESTS = 10_000
 FLOOD_CONCURRENCY = 200
 
@@ -148,3 +156,24 @@ def test_probe_flood_stays_correct_and_the_loop_keeps_ticking(etcd: EtcdHarness)
     print(f"flood: {FLOOD_REQUESTS} probes at concurrency {FLOOD_CONCURRENCY}, "
           f"polls {polls_before}→{polls_after}, worst heartbeat age {worst_heartbeat:.3f} s")
     assert sidecar.livez()[0] == 200
+
+
+def test_the_alert_tests_feed_series_as_a_live_sidecar_exports_them(etcd: EtcdHarness) -> None:
+    """The series tests/static/alerts/rules_test.yaml gives the chart's alerts carry the
+    names and labels a running sidecar's /metrics has: a metric or label renamed in the
+    agent fails here, not silently in production."""
+    exported: dict[str, set[str]] = {}
+    text = httpx.get(f"{etcd.sidecars[1].url}/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            exported.setdefault(sample.name, set()).update(sample.labels)
+    fed = [series["series"] for test in yaml.safe_load(ALERT_TESTS.read_text())["tests"]
+           for series in test["input_series"]]
+    ours = [s for s in fed if s.startswith("sts_agent_")]
+    assert len(ours) >= 6
+    for series in ours:
+        match = re.fullmatch(r"(\w+)\{(.*)\}", series)
+        assert match is not None, series
+        name, labels = match[1], set(re.findall(r'(\w+)="[^"]*"', match[2]))
+        assert name in exported, f"{name} is not in the sidecar's /metrics"
+        assert labels - TARGET_LABELS == exported[name], series

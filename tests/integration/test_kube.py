@@ -12,6 +12,7 @@ import pytest
 from agent.config.settings import Settings
 from agent.errors import KubeError
 from agent.kube import Kube
+from agent.metrics import Metrics
 from agent.sidecar import check_update_strategy
 from player.agentnamespace import AgentNamespace
 from tests.integration.kubeproxy import KubeFaultProxy
@@ -156,8 +157,20 @@ async def test_an_update_strategy_that_breaks_quorum_is_warned_of(
 
 async def test_event_failure_is_logged_not_raised(agent_namespace: AgentNamespace,
                                                   kube_proxy: KubeFaultProxy) -> None:
+    """An Event the API refuses is not raised, and is counted all the same in
+    sts_agent_events_total (the alerts' source: the decision was taken)."""
     client = kube(agent_namespace, kube_proxy.url)
+    metrics = Metrics()
+    client.on_event = metrics.count_event
+    await client.event(reason="MemberRemoved", message="x")
     kube_proxy.available = False
-    await client.event(reason="MemberRemoved", message="x")  # must not raise
-    assert agent_namespace.events() == []
+    await client.event(reason="MemberRemoveFailed", message="x", warning=True)  # no raise
+    assert [e["reason"] for e in agent_namespace.events()] == ["MemberRemoved"]
+    counted = {(labels["reason"], labels["type"]): value for labels, value in (
+        (sample.labels, sample.value) for family in metrics.registry.collect()
+        if family.name == "sts_agent_events" for sample in family.samples
+        if sample.name == "sts_agent_events_total")}
+    assert counted == {("MemberRemoved", "Normal"): 1.0, ("MemberRemoveFailed", "Warning"): 1.0,
+                       ("MemberRepairBlocked", "Warning"): 0.0,
+                       ("UnsafeUpdateStrategy", "Warning"): 0.0}
     await client.aclose()

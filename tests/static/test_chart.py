@@ -5,6 +5,8 @@ hold where it matters (the pod template, RBAC, the PDB, Services, NetworkPolicy,
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ import yaml
 from agent.config.loading import env_name, fields, values_name
 from agent.registry import raft_stores
 from player.manifests import CHART, build, helm_binary, helm_template
-from player.peers import MissingBinary
+from player.peers import MissingBinary, cached_binary
 from tests.conftest import missing
 from tests.static.tools import ROOT, assert_scanned_clean
 
@@ -25,6 +27,8 @@ SCHEMA = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
 STORES: list[str] = SCHEMA["properties"]["store"]["enum"]
 KUBERNETES = kubernetes_validate.latest_version()
 # rqlite's example holds placeholder passwords; the chart is given the same ones.
+ALERTS = Path(__file__).parent / "alerts"
+RUNBOOKS = ROOT / "docs" / "runbooks.md"
 RQLITE_AUTH = {"rqlite.auth.adminPassword": "replace-me-admin",
                "rqlite.auth.agentPassword": "replace-me-agent",
                "rqlite.auth.clusterPassword": "replace-me-cluster"}
@@ -197,3 +201,60 @@ def test_rqlite_passwords_given_generated_or_your_own_secret(helm: str) -> None:
     assert "Secret" not in {d["kind"] for d in own}
     volumes = one(own, "StatefulSet")["spec"]["template"]["spec"]["volumes"]
     assert {"name": "auth", "secret": {"secretName": "mine", "defaultMode": 0o440}} in volumes
+
+
+def monitored() -> list[dict[str, Any]]:
+    return rendered("etcd", **{"metrics.prometheusRule.enabled": True,
+                               "metrics.podMonitor.enabled": True})
+
+
+def anchors(markdown: str) -> set[str]:
+    """The anchors of a Markdown page's headings, as MkDocs and GitHub make them."""
+    return {re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")
+            for heading in re.findall(r"^#+ (.+)$", markdown, flags=re.M)}
+
+
+def test_the_alerts_fire_as_their_tests_say(helm: str, tmp_path: Path) -> None:
+    """promtool checks the rendered rules and runs tests/static/alerts/rules_test.yaml on
+    them: each alert fires on its condition, after its `for`, with its labels and
+    annotations, and not before; every alert is tested firing."""
+    try:
+        promtool = cached_binary("promtool", "PROMTOOL_VERSION")
+    except MissingBinary as exc:
+        missing(str(exc))
+    rule = one(monitored(), "PrometheusRule")
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"]))
+    shutil.copy(ALERTS / "rules_test.yaml", tmp_path)
+    checked = subprocess.run([promtool, "check", "rules", str(tmp_path / "rules.yaml")],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = subprocess.run([promtool, "test", "rules", str(tmp_path / "rules_test.yaml")],
+                            capture_output=True, text=True)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    alerts = {r["alert"] for group in rule["spec"]["groups"] for r in group["rules"]}
+    tests = yaml.safe_load((ALERTS / "rules_test.yaml").read_text())["tests"]
+    firing = {case["alertname"] for test in tests for case in test["alert_rule_test"]
+              if case.get("exp_alerts")}
+    assert firing == alerts
+
+
+def test_every_alert_has_its_runbook_section(helm: str) -> None:
+    rule = one(monitored(), "PrometheusRule")
+    sections = anchors(RUNBOOKS.read_text(encoding="utf-8"))
+    for group in rule["spec"]["groups"]:
+        for alert in group["rules"]:
+            url = alert["annotations"]["runbook_url"]
+            page, _, anchor = url.partition("#")
+            assert page == "docs/runbooks.md" and anchor in sections, alert["alert"]
+
+
+def test_the_pod_monitor_scrapes_the_agent_port(helm: str) -> None:
+    documents = monitored()
+    monitor = one(documents, "PodMonitor")
+    pod = one(documents, "StatefulSet")["spec"]["template"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"][
+        "labels"].items()
+    ports = {p["name"]: p["containerPort"] for c in pod["spec"]["containers"]
+             for p in c.get("ports", [])}
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert (ports[endpoint["port"]], endpoint["path"]) == (9090, "/metrics")
