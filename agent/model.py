@@ -128,6 +128,7 @@ class Snapshot:
             "authority_source": self.authority_source,
             "leader_error": self.leader_error,
             "self_id": self.self_id,
+            "lag": self.lag,
             "poll_seconds": self.poll_seconds,
         }
 

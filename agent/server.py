@@ -32,6 +32,8 @@ class LeaveTrigger(Protocol):
 
     async def leave_after(self, *, window: float) -> Any: ...
 
+    outcome: Any  # the leave's Outcome (as_dict()) once it ended, else None
+
 
 class Reported(Protocol):
     """A part of the sidecar that reports its state in /status (agent.repair)."""
@@ -131,6 +133,8 @@ class Routes:
                                       if snapshot.polled_at is not None else None),
             "view": snapshot.as_dict(),
             "repair": self.repair.as_dict() if self.repair is not None else None,
+            "leave": (self.leaver.outcome.as_dict()
+                      if self.leaver is not None and self.leaver.outcome is not None else None),
             **{name: part.as_dict() for name, part in self.parts.items()},
         }
         return web.Response(text=json.dumps(body, indent=2), content_type=JSON)

@@ -5,20 +5,26 @@ again on the kept volumes, and a scale-down by `helm upgrade`, with a client wri
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent.config.loading import values_name
 from agent.registry import raft_stores
-from player.controlplane import ControlPlane
+from player.controlplane import ControlPlane, kubernetes_binary
 from player.helmrelease import HelmRelease
 from player.manifests import helm_binary
 from player.peers import MissingBinary
+from player.wait import wait_until
 from player.writer import writer_for
 from tests.conftest import missing
-from tests.e2e.conftest import FAST, require_player, require_real_node
+from tests.e2e.conftest import FAST, VIEW_SETTLE_SECONDS, require_player, require_real_node
 from tests.e2e.test_statefulset import (
     assert_linearizable,
     leader_url,
@@ -38,6 +44,21 @@ SETTINGS = {values_name(env.removeprefix("AGENT_").lower()): value
 RQLITE_AUTH = {"rqlite.auth.adminPassword": "e2e-admin", "rqlite.auth.agentPassword": "e2e-agent",
                "rqlite.auth.clusterPassword": "e2e-cluster"}
 _released = itertools.count(1)
+
+
+def plugin_status(release: HelmRelease) -> dict[str, Any]:
+    """`kubectl sts-agent status <statefulset> -o json` as a user runs it: kubectl finds
+    the plugin the package installs on PATH; it reads each sidecar's /status through
+    the API server's pod proxy."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "KUBECONFIG": str(release.control_plane.kubeconfig())}
+    result = subprocess.run(
+        [kubernetes_binary("kubectl"), "sts-agent", "status", release.name,
+         "-n", release.namespace, "-o", "json"],
+        capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    answer: dict[str, Any] = json.loads(result.stdout)
+    return answer
 
 
 @pytest.fixture(params=raft_stores())
@@ -63,6 +84,20 @@ def test_install_upgrade_uninstall_install_again_and_scale_down(release: HelmRel
     reads is stale, across the rollout, the install again and the scale-down."""
     release.start(3)
     before = member_ids(release)
+    # Each sidecar answers from its own last poll: right after the pods turned Ready one
+    # may not show another's promotion yet, so the table is asked until it settles.
+    expected = [(f"{release.name}-{o}", "Running", True, True, True) for o in range(3)]
+
+    def settled() -> list[dict[str, Any]] | None:
+        rows: list[dict[str, Any]] = plugin_status(release)["pods"]
+        found = [(r["pod"], r["phase"], r["ready"], r["member"], r["voter"]) for r in rows]
+        roles = sorted(str(r["role"]) for r in rows)
+        return rows if found == expected and roles == ["follower", "follower",
+                                                       "leader"] else None
+
+    rows = wait_until(settled, what="kubectl sts-agent status: three ready voters, one leader",
+                      timeout=VIEW_SETTLE_SECONDS, interval=0.5)
+    assert all(r["version"] and r["lag"] is not None for r in rows), rows
     writer = writer_for(release).start()
     try:
         # A change of the pod template (what a new image or setting is): every pod rolled.

@@ -129,6 +129,10 @@ def test_wheel_installs_and_runs_as_the_image_does(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     for command in ("init", "run", "leave"):
         assert command in shown.stdout
+    # The kubectl plugin the package installs beside it (`kubectl sts-agent status`).
+    plugin = subprocess.run(["kubectl-sts_agent", "status", "--help"], env=env,
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert plugin.returncode == 0 and "statefulset" in plugin.stdout, plugin.stderr
     out = tmp_path / "out"
     rendered = subprocess.run(
         ["sts-agent", "render", "--templates-dir", str(ROOT / "examples/consul/template"),

@@ -129,6 +129,7 @@ class WindowLeaver:
 
     def __init__(self) -> None:
         self.windows: list[float] = []
+        self.outcome: object = None
 
     async def leave(self) -> object:
         raise AssertionError("GET /leave/wait goes through leave_after")
@@ -136,7 +137,8 @@ class WindowLeaver:
     async def leave_after(self, *, window: float) -> object:
         from agent.leave import Outcome
         self.windows.append(window)
-        return Outcome("removed", "scale-down")
+        self.outcome = Outcome("removed", "scale-down")
+        return self.outcome
 
 
 @pytest.mark.parametrize(("native", "window"), [(False, 3.0), (True, 0.0)])
@@ -151,11 +153,15 @@ async def test_leave_wait_starts_the_leave_after_a_window(native: bool, window: 
                     native_sidecar=native)
     test_client: Client
     async with TestClient(RawTestServer(make_server(routes).request_handler)) as test_client:
+        status = await (await test_client.get("/status")).json()
         response = await test_client.get("/leave/wait")
         body = await response.json()
+        after = await (await test_client.get("/status")).json()
     assert response.status == 200
     assert leaver.windows == [window]
     assert body["leave"]["result"] == "removed"
+    # /status says the leave's outcome once there is one (kubectl sts-agent status).
+    assert status["leave"] is None and after["leave"] == body["leave"]
 
 
 async def test_init_answers_its_state_while_it_runs_and_frees_the_port() -> None:
