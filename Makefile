@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup images lint unit integration test flake demo soak bench docs clean
+.PHONY: setup images lint unit integration test flake demo soak bench docs docs-site clean
 
 setup:
 	@bash scripts/setup.sh
@@ -59,7 +59,11 @@ bench: setup images
 	$(PY) bench/image_memory.py
 
 docs: setup
-	$(PY) scripts/config_reference.py --write README.md --chart-schema charts/sts-agent/values.schema.json
+	$(PY) scripts/config_reference.py --write docs/configuration.md --chart-schema charts/sts-agent/values.schema.json
+
+# The docs site (mkdocs.yml) into site/, built strictly: a broken link or anchor fails.
+docs-site: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) .venv-lint .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache
+	rm -rf site $(VENV) .venv-lint .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache

@@ -33,7 +33,7 @@ def build_context(
     discovered: Sequence[Peer] = (),
     template_vars: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Template variables. Documented in the README; names are part of the interface."""
+    """Template variables. Documented in docs/templates.md; names are part of the interface."""
     by_ordinal = {peer.ordinal: peer for peer in discovered}
     ordinals = peer_ordinals(bootstrap=bootstrap, self_ordinal=pod.ordinal,
                              discovered=discovered)

@@ -1,5 +1,5 @@
-"""Generate the README's configuration reference and the chart's agent.settings names from the
-settings models (shared, per store)."""
+"""Generate the configuration reference (docs/configuration.md) and the chart's
+agent.settings names from the settings models (shared, per store)."""
 
 from __future__ import annotations
 
