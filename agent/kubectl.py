@@ -69,7 +69,8 @@ def row_of(pod: dict[str, Any], status: dict[str, Any] | None, error: str | None
         row.member = me is not None
     if me is not None:
         row.voter = bool(me.get("voter"))
-        row.role = ("leader" if authority.get("leader_id") == self_id
+        leader = authority.get("leader_id")  # none known, or a store with no leader (Galera)
+        row.role = (None if leader is None else "leader" if leader == self_id
                     else "follower" if row.voter else "learner")
     row.lag = view.get("lag")
     row.version = local.get("version") or authority.get("version")

@@ -42,7 +42,7 @@ def markdown() -> str:
 
 # What charts/sts-agent sets itself in the pod template: not taken from agent.settings.
 CHART_OWNED = frozenset({"backend", "service", "bootstrap_expect", "templates_dir", "output_dir",
-                         "data_dir", "store_username", "store_password_file",
+                         "data_dir", "store_username", "store_password_file", "store_url",
                          "termination_grace_period_seconds"})
 
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from agent.config.loading import env_name, fields, values_name
-from agent.registry import raft_stores
+from agent.registry import STORES as REGISTRY
 from player.manifests import CHART, build, helm_binary, helm_template
 from player.peers import MissingBinary, cached_binary
 from tests.conftest import missing
@@ -53,8 +53,8 @@ def one(documents: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found
 
 
-def test_every_raft_store_has_the_chart() -> None:
-    assert sorted(STORES) == sorted(raft_stores())
+def test_every_store_but_exec_has_the_chart() -> None:
+    assert sorted(STORES) == sorted(set(REGISTRY) - {"exec"})
 
 
 @pytest.mark.parametrize("store", STORES)
@@ -93,6 +93,17 @@ def strings(value: Any, rename: dict[str, str]) -> Any:
     return value
 
 
+def unordered(pod: dict[str, Any]) -> dict[str, Any]:
+    """``pod`` with the lists whose order means nothing sorted: volumes, and each
+    container's mounts (env keeps its order: a $(VAR) reference reads the ones before)."""
+    pod = json.loads(json.dumps(pod))
+    pod["volumes"] = sorted(pod.get("volumes", []), key=lambda v: str(v["name"]))
+    for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+        container["volumeMounts"] = sorted(container.get("volumeMounts", []),
+                                           key=lambda m: (str(m["name"]), str(m["mountPath"])))
+    return pod
+
+
 def compared(document: dict[str, Any]) -> dict[str, Any]:
     """What of an object must not drift: all but its labels and annotations (the chart's
     carry Helm's own; the scanner's skips name what differs), and for a StatefulSet all
@@ -103,7 +114,7 @@ def compared(document: dict[str, Any]) -> dict[str, Any]:
         spec = dict(kept["spec"])
         labels = spec["template"]["metadata"]["labels"]
         assert spec["selector"]["matchLabels"].items() <= labels.items()
-        spec["template"] = {"spec": spec["template"]["spec"]}
+        spec["template"] = {"spec": unordered(spec["template"]["spec"])}
         kept["spec"] = spec
     if document["kind"] == "Secret":  # the example's from files, the chart's from values
         data = {**document.get("data", {}), **document.get("stringData", {})}
@@ -145,6 +156,7 @@ def test_chart_and_example_do_not_drift(store: str, helm: str) -> None:
     ({"agent": {"settings": {"backend": "consul"}}}, "backend"),
     ({"replicas": 3}, "replicas"),
     ({"podDisruptionBudget": {"maxUnavailable": 0}}, "/podDisruptionBudget/maxUnavailable"),
+    ({"galera.auth.statusPassword": "it's"}, "/galera/auth/statusPassword"),
 ])
 def test_a_bad_value_is_refused_with_its_path(values: dict[str, Any], named: str,
                                              helm: str) -> None:
@@ -258,3 +270,17 @@ def test_the_pod_monitor_scrapes_the_agent_port(helm: str) -> None:
              for p in c.get("ports", [])}
     (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
     assert (ports[endpoint["port"]], endpoint["path"]) == (9090, "/metrics")
+
+
+def test_galera_passwords_reach_users_sql_and_the_agent(helm: str) -> None:
+    documents = rendered("galera", **{"galera.auth.statusPassword": "s3cret",
+                                      "galera.auth.rootPassword": "r00t"})
+    secret = one(documents, "Secret")["stringData"]
+    assert (secret["root-password"], secret["status-password"]) == ("r00t", "s3cret")
+    assert "CREATE USER IF NOT EXISTS 'sts-agent'@'%' IDENTIFIED BY 's3cret';" in secret[
+        "users.sql"]
+    pod = one(documents, "StatefulSet")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 999
+    assert pod["initContainers"][0]["image"] == "sts-agent-galera:0.1.0"
+    own = rendered("galera", **{"galera.auth.existingSecret": "mine"})
+    assert "Secret" not in {d["kind"] for d in own}

@@ -58,6 +58,9 @@ def test_rows_say_role_voter_leave_repair_and_why_not_ready() -> None:
     leaving = row_of(pod("etcd-1", deleting=True), status("b", leave={
         "result": "stayed", "reason": "not a scale-down", "took_seconds": 0.1}), None)
     assert (leaving.phase, leaving.leave) == ("Terminating", "stayed: not a scale-down")
+    leaderless = status("b")
+    leaderless["view"]["authority"] = {"members": MEMBERS, "leader_id": None}
+    assert row_of(pod("etcd-1"), leaderless, None).role is None
     outsider = row_of(pod("etcd-4"), status("z"), None)
     assert (outsider.member, outsider.role) == (False, None)
     silent = row_of(pod("etcd-5", ip=None), None, "no address yet")
