@@ -21,7 +21,8 @@ RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
 
 
 class HelmRelease(StatefulSetPlayer):
-    """The chart's release named ``store`` in ``namespace`` (made with restricted Pod
+    """The chart's release of ``store`` (named ``release``, default the store's name) in
+    ``namespace`` (made with restricted Pod
     Security, as the chart's notes ask), with ``values`` (one ``--set-json`` each).
     `helm install`, `helm upgrade` and `helm uninstall` are Helm's own, against the
     control plane as its admin; pods, faults and observation are the StatefulSetPlayer's.
@@ -29,10 +30,10 @@ class HelmRelease(StatefulSetPlayer):
 
     def __init__(self, store: str, workdir: Path, *, control_plane: ControlPlane,
                  namespace: str, values: dict[str, Any] | None = None,
-                 nodes: int = 1) -> None:
-        self.release = store
+                 nodes: int = 1, release: str | None = None) -> None:
+        self.release = release or store
         self.values: dict[str, Any] = {"store": store, **(values or {})}
-        example = example_of(helm_template(store, namespace, self.values),
+        example = example_of(helm_template(self.release, namespace, self.values),
                              f"{CHART} for {store}")
         super().__init__(CHART, workdir, control_plane=control_plane, namespace=namespace,
                          nodes=nodes, example=example)

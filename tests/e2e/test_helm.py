@@ -1,7 +1,7 @@
-"""The Helm chart on the real control plane and a real node, for etcd, rqlite, Consul and
-Galera: `helm install`, an upgrade that changes the pod template, `helm uninstall` and an
-install again on the kept volumes, and a scale-down by `helm upgrade`, with a client
-writing; `kubectl sts-agent status` on each."""
+"""The Helm chart on the real control plane and a real node, for etcd, rqlite, Consul,
+Galera and exec (its default: MariaDB Galera by hooks): `helm install`, an upgrade that
+changes the pod template, `helm uninstall` and an install again on the kept volumes, and a
+scale-down by `helm upgrade`, with a client writing; `kubectl sts-agent status` on each."""
 
 from __future__ import annotations
 
@@ -46,15 +46,18 @@ AUTH = {"rqlite": {"rqlite.auth.adminPassword": "e2e-admin",
                    "rqlite.auth.clusterPassword": "e2e-cluster"},
         "galera": {"galera.auth.rootPassword": "e2e-root",
                    "galera.auth.statusPassword": "e2e-status"}}
-# The Event a departure posts once its member is gone (Galera's: its clean stop begun).
-REMOVED = {"galera": "MemberLeaving"}
+# The Event a departure posts once its member is gone (Galera's: its clean stop begun;
+# exec's: its stop hook done).
+REMOVED = {"galera": "MemberLeaving", "exec": "MemberStopped"}
+# The release each store is installed as (exec's defaults are k8s/exec-galera's).
+RELEASE = {"exec": "exec-galera"}
 _released = itertools.count(1)
 
 
 def membership(release: HelmRelease) -> dict[str, str]:
     """Member name -> id; a Galera node's id is new at every start of mariadbd, so there
-    the names alone say who is a member."""
-    if release.example.store == "galera":
+    (and for exec's default, Galera by hooks) the names alone say who is a member."""
+    if release.example.store not in raft_stores():
         return {name: name for name in names(release)}
     return member_ids(release)
 
@@ -82,7 +85,7 @@ def plugin_status(release: HelmRelease) -> dict[str, Any]:
     return answer
 
 
-@pytest.fixture(params=[*raft_stores(), "galera"])
+@pytest.fixture(params=[*raft_stores(), "galera", "exec"])
 def release(request: pytest.FixtureRequest, tmp_path: Path,
             e2e_control_plane: ControlPlane) -> Iterator[HelmRelease]:
     store = request.param
@@ -95,7 +98,8 @@ def release(request: pytest.FixtureRequest, tmp_path: Path,
         missing(str(exc))
     values = {"agent.settings": SETTINGS, **AUTH.get(store, {})}
     with HelmRelease(store, tmp_path / "release", control_plane=e2e_control_plane,
-                     namespace=f"helm-{store}-{next(_released)}", values=values) as played:
+                     namespace=f"helm-{store}-{next(_released)}", values=values,
+                     release=RELEASE.get(store)) as played:
         yield played
 
 
@@ -105,7 +109,7 @@ def test_install_upgrade_uninstall_install_again_and_scale_down(release: HelmRel
     reads is stale, across the rollout, the install again and the scale-down."""
     release.start(3)
     before = membership(release)
-    raft = release.example.store != "galera"
+    raft = release.example.store in raft_stores()
     removed = REMOVED.get(release.example.store, "MemberRemoved")
     # Each sidecar answers from its own last poll: right after the pods turned Ready one
     # may not show another's promotion yet, so the table is asked until it settles.

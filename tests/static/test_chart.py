@@ -29,6 +29,9 @@ KUBERNETES = kubernetes_validate.latest_version()
 # rqlite's example holds placeholder passwords; the chart is given the same ones.
 ALERTS = Path(__file__).parent / "alerts"
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
+# The k8s/ example each store's defaults render (exec's: MariaDB Galera by hooks), and the
+# release named as the example is.
+EXAMPLE = {"exec": "exec-galera"}
 RQLITE_AUTH = {"rqlite.auth.adminPassword": "replace-me-admin",
                "rqlite.auth.agentPassword": "replace-me-agent",
                "rqlite.auth.clusterPassword": "replace-me-cluster"}
@@ -45,7 +48,8 @@ def helm() -> str:
 def rendered(store: str, **values: Any) -> list[dict[str, Any]]:
     given: dict[str, Any] = {"store": store, **(RQLITE_AUTH if store == "rqlite" else {}),
                              **values}
-    return helm_template(store, store, given, kube_version=f"v{KUBERNETES}")
+    release = EXAMPLE.get(store, store)
+    return helm_template(release, release, given, kube_version=f"v{KUBERNETES}")
 
 
 def one(documents: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -53,8 +57,8 @@ def one(documents: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found
 
 
-def test_every_store_but_exec_has_the_chart() -> None:
-    assert sorted(STORES) == sorted(set(REGISTRY) - {"exec"})
+def test_every_store_has_the_chart() -> None:
+    assert sorted(STORES) == sorted(REGISTRY)
 
 
 @pytest.mark.parametrize("store", STORES)
@@ -93,14 +97,27 @@ def strings(value: Any, rename: dict[str, str]) -> Any:
     return value
 
 
+def env_compared(env: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A container's env as it means: a JSON value parsed (AGENT_EXEC_HOOKS), and sorted
+    by name unless a value refers to another ($(VAR) reads only the ones before it)."""
+    values = [str(item.get("value", "")) for item in env]
+    parsed = [{**item, "value": json.loads(value)} if value.startswith("{") else item
+              for item, value in zip(env, values, strict=True)]
+    if any("$(" in value for value in values):
+        return parsed
+    return sorted(parsed, key=lambda item: str(item["name"]))
+
+
 def unordered(pod: dict[str, Any]) -> dict[str, Any]:
-    """``pod`` with the lists whose order means nothing sorted: volumes, and each
-    container's mounts (env keeps its order: a $(VAR) reference reads the ones before)."""
+    """``pod`` with the lists whose order means nothing sorted: volumes, each container's
+    mounts and its env (see env_compared)."""
     pod = json.loads(json.dumps(pod))
     pod["volumes"] = sorted(pod.get("volumes", []), key=lambda v: str(v["name"]))
     for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
         container["volumeMounts"] = sorted(container.get("volumeMounts", []),
                                            key=lambda m: (str(m["name"]), str(m["mountPath"])))
+        if "env" in container:
+            container["env"] = env_compared(container["env"])
     return pod
 
 
@@ -133,7 +150,8 @@ def test_chart_and_example_do_not_drift(store: str, helm: str) -> None:
     """The chart's release named for the store renders the k8s/ example's objects: names
     may differ where the chart prefixes the release's (its RBAC) or kustomize suffixes a
     content hash (its ConfigMaps and Secrets); the rest is compared whole."""
-    example = [d for d in build(ROOT / "k8s" / store) if d["kind"] != "Namespace"]
+    example = [d for d in build(ROOT / "k8s" / EXAMPLE.get(store, store))
+               if d["kind"] != "Namespace"]
     chart = rendered(store)
     ours, theirs = dict(by_kind(chart)), dict(by_kind(example))
     assert sorted(ours) == sorted(theirs)
@@ -157,6 +175,8 @@ def test_chart_and_example_do_not_drift(store: str, helm: str) -> None:
     ({"replicas": 3}, "replicas"),
     ({"podDisruptionBudget": {"maxUnavailable": 0}}, "/podDisruptionBudget/maxUnavailable"),
     ({"galera.auth.statusPassword": "it's"}, "/galera/auth/statusPassword"),
+    ({"exec.ports": [{"name": "x", "containerPort": 9090}]}, "/exec/ports/0/containerPort"),
+    ({"exec.hooks": {"primary": {"command": ["/p"]}}}, "status"),
 ])
 def test_a_bad_value_is_refused_with_its_path(values: dict[str, Any], named: str,
                                              helm: str) -> None:
@@ -284,3 +304,41 @@ def test_galera_passwords_reach_users_sql_and_the_agent(helm: str) -> None:
     assert pod["initContainers"][0]["image"] == "sts-agent-galera:0.1.0"
     own = rendered("galera", **{"galera.auth.existingSecret": "mine"})
     assert "Secret" not in {d["kind"] for d in own}
+
+
+def test_exec_runs_your_hooks_image_and_ports(helm: str) -> None:
+    """store: exec with a store of your own: your image, hooks (AGENT_EXEC_HOOKS and the
+    scripts), templates, ports and scratch directories."""
+    hooks = {"primary": {"command": ["/hooks/start.sh"], "timeout": "30s"},
+             "status": {"command": ["/hooks/status.sh"]}}
+    documents = rendered("exec", **{
+        "exec.image": {"repository": "mine/store", "tag": "7", "pullPolicy": "IfNotPresent"},
+        "exec.containerName": "store", "exec.dataDir": "/data", "exec.hooks": hooks,
+        "exec.hookFiles": {"start.sh": "#!/bin/sh\nexec store\n", "status.sh": "exit 8\n"},
+        "exec.templateFiles": {"store.conf.j2": "name = {{ pod_name }}\n"},
+        "exec.env": [], "exec.scratch": [{"name": "run", "mountPath": "/run/store"}],
+        "exec.ports": [{"name": "client", "containerPort": 7000, "client": True},
+                       {"name": "peer", "containerPort": 7001, "peer": True}]})
+    for document in documents:
+        kubernetes_validate.validate(document, KUBERNETES, strict=True)
+    pod = one(documents, "StatefulSet")["spec"]["template"]["spec"]
+    (init,), (store,) = pod["initContainers"], pod["containers"]
+    assert (store["name"], store["image"], store["imagePullPolicy"], store["args"]) == (
+        "store", "mine/store:7", "IfNotPresent", ["run"])
+    assert init["image"] == "mine/store:7" and init["env"] == store["env"]
+    env = {e["name"]: e.get("value") for e in store["env"]}
+    assert json.loads(env["AGENT_EXEC_HOOKS"]) == hooks and env["AGENT_BACKEND"] == "exec"
+    assert [p["containerPort"] for p in store["ports"]] == [9090, 7000, 7001]
+    assert {"name": "data", "mountPath": "/data"} in store["volumeMounts"]
+    assert {"name": "run", "mountPath": "/run/store"} in store["volumeMounts"]
+    maps = {d["metadata"]["name"]: d["data"] for d in documents if d["kind"] == "ConfigMap"}
+    assert maps["exec-galera-hooks"] == {"start.sh": "#!/bin/sh\nexec store\n",
+                                         "status.sh": "exit 8\n"}
+    assert maps["exec-galera-templates"] == {"store.conf.j2": "name = {{ pod_name }}\n"}
+    services = {d["metadata"]["name"]: d["spec"]["ports"] for d in documents
+                if d["kind"] == "Service"}
+    assert [p["port"] for p in services["exec-galera"]] == [7000, 7001]
+    assert [p["port"] for p in services["exec-galera-client"]] == [7000]
+    rules = one(documents, "NetworkPolicy")["spec"]["ingress"]
+    assert rules[0]["ports"] == [{"port": 7001, "protocol": "TCP"}]
+    assert rules[1]["ports"] == [{"port": 7000, "protocol": "TCP"}]

@@ -1,0 +1,1 @@
+../../../../../k8s/exec-galera/hooks/stop.sh
