@@ -27,15 +27,23 @@ from agent.survey import Leader, answering, leader_through, try_view
 
 log = structlog.get_logger("agent.rqlite")
 
-# After a server is removed, a hashicorp/raft leader may still send it one last
-# AppendEntries: the replication goroutine makes a final best-effort call once it sees the
-# stop, and a goroutine that was failing sleeps out its back-off first (10 ms doubling per
-# failure, at most 10.24 s) without watching for the stop. Should that call reach the new
-# rqlited, its boot sees "a leader" and counts itself done without ever joining: a node
-# with no configuration, unready for good (seen in CI, 0.1 s after a removal). So after
-# removing an entry at this pod's raft address, init starts rqlited only once that
-# window is over.
-LAST_REPLICATION_AFTER_REMOVAL_SECONDS = 10.5
+# After a server is removed, a hashicorp/raft leader (v1.7, in rqlite 8) may still send it
+# AppendEntries for a while. It stops the server's replication goroutine as it appends the
+# removal, but that goroutine does not watch for the stop inside a replicateTo: it ends the
+# one it is in (after failures a back-off first, 10 ms doubled per failure up to 10.24 s,
+# then the RPC, which rqlite's transport bounds at 10 s), may run one more for a trigger
+# already queued (appending the removal notifies every follower, this one too, before the
+# stop), and on the stop makes a last best-effort replicateTo, its back-off first. Should
+# one of these reach the new rqlited before its boot has joined, the boot sees "a leader"
+# and counts itself done without ever joining: a node with no configuration, unready for
+# good (seen in CI 0.1 s after a removal; and after a lost node, whose follower had failed
+# for a minute, so that every back-off was the longest). So after removing an entry at this
+# pod's raft address, init starts rqlited only once the last of them is sent: three
+# back-offs and two RPCs after the removal. A rare path: a volume lost or a claim deleted.
+RAFT_LONGEST_BACKOFF_SECONDS = 10.24
+RQLITE_RAFT_RPC_TIMEOUT_SECONDS = 10.0
+LAST_REPLICATION_AFTER_REMOVAL_SECONDS = (
+    3 * RAFT_LONGEST_BACKOFF_SECONDS + 2 * RQLITE_RAFT_RPC_TIMEOUT_SECONDS + 1.0)
 
 
 class RqlitePrestart(PrestartBase):
@@ -144,9 +152,9 @@ class RqlitePrestart(PrestartBase):
             left = removed_at + LAST_REPLICATION_AFTER_REMOVAL_SECONDS - time.monotonic()
             if left > 0:
                 log.info("rqlite_waiting_out_last_replication", seconds=round(left, 1),
-                         reason="the leader may still send the removed entry's address one "
-                                "last AppendEntries; rqlited would take it for a cluster it "
-                                "is in and never join")
+                         reason="the leader may still send the removed entry's address "
+                                "AppendEntries (its replication's last back-offs); rqlited "
+                                "would take one for a cluster it is in and never join")
                 await asyncio.sleep(left)
         join = []
         for ordinal in sorted({*self.settings.bootstrap_ordinals(),
