@@ -34,6 +34,7 @@ class SoakResult:
     lost: int = 0
     longest_gap: float = 0.0
     membership_mismatches: list[str] = field(default_factory=list)
+    removals: int = 0  # the MemberRemoved Events posted: each scale-down's, none a restart's
     history: Verdict | None = None  # the writer's reads and writes, checked by Porcupine
 
     @property
@@ -48,6 +49,7 @@ class SoakResult:
                 f"writes acknowledged, {self.lost} lost; longest wait between acknowledged "
                 f"writes {self.longest_gap:.1f} s (limit {QUORUM_GAP_SECONDS:.0f} s); "
                 f"membership = pods after every step: {not self.membership_mismatches}; "
+                f"{self.removals} members removed; "
                 f"history: {self.history.explain() if self.history else 'not checked'}")
 
 
@@ -106,6 +108,7 @@ def soak(store: str, workdir: Path, *, seconds: float, overrides: dict[str, str]
             leader_url = f"http://{player.pods[min(player.pods)].ip}:{STORES[store].client_port}"
             result.lost = len(writer.lost(leader_url))
             result.history = writer.check_history()
+            result.removals = player.event_reasons().count("MemberRemoved")
         finally:
             writer.stop()
         result.seconds = time.monotonic() - started

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from typing import NoReturn
+from collections.abc import Callable, Iterator
+from typing import NoReturn, TypeVar
 
 import pytest
+
+from player.peers import MissingBinary
+
+T = TypeVar("T")
 
 
 def missing(problem: str) -> NoReturn:
@@ -14,6 +18,15 @@ def missing(problem: str) -> NoReturn:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(problem)
     pytest.skip(problem)
+
+
+def required(find: Callable[[], T]) -> T:
+    """What ``find`` returns: a built program's path (player.peers, player.manifests); one
+    not built is missing()."""
+    try:
+        return find()
+    except MissingBinary as exc:
+        missing(str(exc))
 
 
 @pytest.fixture(autouse=True)

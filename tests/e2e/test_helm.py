@@ -21,10 +21,9 @@ from agent.registry import raft_stores
 from player.controlplane import ControlPlane, kubernetes_binary
 from player.helmrelease import HelmRelease
 from player.manifests import helm_binary
-from player.peers import MissingBinary
 from player.wait import wait_until
 from player.writer import writer_for
-from tests.conftest import missing
+from tests.conftest import required
 from tests.e2e.conftest import FAST, VIEW_SETTLE_SECONDS, require_player, require_real_node
 from tests.e2e.test_statefulset import (
     assert_linearizable,
@@ -104,10 +103,7 @@ def release(request: pytest.FixtureRequest, tmp_path: Path,
     require_player()
     require_real_node()
     require_store(store, "")
-    try:
-        helm_binary()
-    except MissingBinary as exc:
-        missing(str(exc))
+    required(helm_binary)
     values = {"agent.settings": SETTINGS, **AUTH.get(store, {})}
     with HelmRelease(store, tmp_path / "release", control_plane=e2e_control_plane,
                      namespace=f"helm-{store}-{next(_released)}", values=values,

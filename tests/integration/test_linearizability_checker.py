@@ -15,10 +15,10 @@ import pytest
 
 import player.writer
 from player.history import History
-from player.peers import MissingBinary, checker_binary
+from player.peers import checker_binary
 from player.wait import wait_until
 from player.writer import Writer
-from tests.conftest import missing
+from tests.conftest import required
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +28,7 @@ MS = 1_000_000  # the history's times are nanoseconds
 @pytest.fixture(scope="module")
 def checker() -> str:
     """The built checker; its absence fails under CI=true, else skips."""
-    try:
-        return checker_binary()
-    except MissingBinary as exc:
-        missing(str(exc))
+    return required(checker_binary)
 
 
 def op(client: int, kind: str, key: str, value: str | None, call: int,

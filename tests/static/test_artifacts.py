@@ -15,8 +15,7 @@ import yaml
 
 from agent.registry import STORES, raft_stores
 from player.manifests import kustomize_binary
-from player.peers import MissingBinary
-from tests.conftest import missing
+from tests.conftest import required
 from tests.static.tools import assert_scanned_clean, need
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,10 +27,7 @@ KUBERNETES = kubernetes_validate.latest_version()
 
 
 def render(example: str) -> str:
-    try:
-        binary = kustomize_binary()
-    except MissingBinary as exc:
-        missing(str(exc))
+    binary = required(kustomize_binary)
     return subprocess.run([binary, "build", str(ROOT / example)], check=True,
                           capture_output=True, text=True).stdout
 

@@ -19,8 +19,8 @@ import yaml
 from agent.config.loading import env_name, fields, values_name
 from agent.registry import STORES as REGISTRY
 from player.manifests import CHART, build, helm_binary, helm_template
-from player.peers import MissingBinary, cached_binary
-from tests.conftest import missing
+from player.peers import cached_binary
+from tests.conftest import required
 from tests.static.tools import ROOT, assert_scanned_clean
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
@@ -39,10 +39,7 @@ RQLITE_AUTH = {"rqlite.auth.adminPassword": "replace-me-admin",
 
 @pytest.fixture(scope="module")
 def helm() -> str:
-    try:
-        return helm_binary()
-    except MissingBinary as exc:
-        missing(str(exc))
+    return required(helm_binary)
 
 
 def rendered(store: str, **values: Any) -> list[dict[str, Any]]:
@@ -250,10 +247,7 @@ def test_the_alerts_fire_as_their_tests_say(helm: str, tmp_path: Path) -> None:
     """promtool checks the rendered rules and runs tests/static/alerts/rules_test.yaml on
     them: each alert fires on its condition, after its `for`, with its labels and
     annotations, and not before; every alert is tested firing."""
-    try:
-        promtool = cached_binary("promtool", "PROMTOOL_VERSION")
-    except MissingBinary as exc:
-        missing(str(exc))
+    promtool = required(lambda: cached_binary("promtool", "PROMTOOL_VERSION"))
     rule = one(monitored(), "PrometheusRule")
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"]))
     shutil.copy(ALERTS / "rules_test.yaml", tmp_path)
