@@ -15,13 +15,12 @@ import yaml
 
 from agent.registry import raft_stores
 from player.controlplane import ControlPlane
-from player.peers import MissingBinary
 from player.realnode import CNI_PLUGINS, coredns_binary, kubelet_binary
 from player.registry import STORAGE
 from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import Writer
-from tests.conftest import missing
+from tests.conftest import missing, required
 from tests.integration.conftest import require_control_plane, require_store, split_variant
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,13 +52,10 @@ def require_real_node() -> None:
     """The kubelet and CoreDNS built, containerd, the CNI plugins and the registry
     installed, the images published (make images)."""
     require_control_plane()
+    required(kubelet_binary)
+    required(coredns_binary)
     problem = None
-    try:
-        kubelet_binary()
-        coredns_binary()
-    except MissingBinary as exc:
-        problem = str(exc)
-    if problem is None and not shutil.which("containerd"):
+    if not shutil.which("containerd"):
         problem = "containerd is not installed (Debian package containerd)"
     if problem is None and not (CNI_PLUGINS / "bridge").exists():
         problem = "the bridge CNI plugin is not installed (containernetworking-plugins)"

@@ -14,12 +14,9 @@ from player.statefulset import StatefulSetPlayer
 from player.wait import wait_until
 from player.writer import Writer, writer_for
 from tests.e2e.conftest import VIEW_SETTLE_SECONDS
-from tests.integration.conftest import ETCD_MATRIX, variants
+from tests.integration.conftest import ETCD_VARIANTS, variants
 
 pytestmark = pytest.mark.e2e
-
-# The etcd versions users run besides the example's own.
-OLDER_ETCD = [f"etcd@{version}" for version in ETCD_MATRIX]
 
 
 def names(cluster: StatefulSetPlayer) -> list[str]:
@@ -75,7 +72,7 @@ def assert_linearizable(writer: Writer) -> None:
     assert verdict.ok, verdict.explain()
 
 
-@pytest.mark.parametrize("cluster", OLDER_ETCD, indirect=True)
+@pytest.mark.parametrize("cluster", ETCD_VARIANTS, indirect=True)
 def test_scale_up_and_down_with_a_writer(cluster: StatefulSetPlayer) -> None:
     cluster.start(3)
     writer = writer_for(cluster).start()
@@ -94,7 +91,7 @@ def test_scale_up_and_down_with_a_writer(cluster: StatefulSetPlayer) -> None:
     assert reasons.count("MemberRemoved") == 2, reasons
 
 
-@pytest.mark.parametrize("cluster", OLDER_ETCD, indirect=True)
+@pytest.mark.parametrize("cluster", ETCD_VARIANTS, indirect=True)
 def test_rolling_restart_changes_no_membership(cluster: StatefulSetPlayer) -> None:
     cluster.start(3)
     before = member_ids(cluster)

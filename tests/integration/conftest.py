@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
@@ -14,7 +15,7 @@ import pytest
 from player.agentnamespace import AgentNamespace
 from player.controlplane import ControlPlane
 from player.dns import Dnsmasq
-from tests.conftest import missing
+from tests.conftest import missing, required
 from tests.integration.kubeproxy import KubeFaultProxy
 
 if TYPE_CHECKING:
@@ -45,15 +46,11 @@ def dnsmasq(tmp_path: Path) -> Iterator[Dnsmasq]:
 def require_store(store: str, tag: str = "") -> None:
     """Fail (CI) or skip when a program of ``store``'s images (at image tag ``tag``, e.g.
     ``v3.5`` for etcd 3.5) is missing."""
-    from player.peers import MissingBinary
     from player.stores import store_module
 
-    try:
-        for image in store_module(store).IMAGES.values():
-            for program in image.binaries.values():
-                program(tag)
-    except MissingBinary as exc:
-        missing(str(exc))
+    for image in store_module(store).IMAGES.values():
+        for program in image.binaries.values():
+            required(functools.partial(program, tag))
 
 
 H = TypeVar("H", bound="Harness[Any]")
@@ -79,19 +76,11 @@ def require_control_plane() -> None:
     """The control plane needs root (it adds its API address to the host) and the pinned
     Kubernetes binaries and its etcd (scripts/build_peers.sh)."""
     from player.controlplane import etcd_binary, kubernetes_binary
-    from player.peers import MissingBinary
 
-    problem = None
     if os.geteuid() != 0:
-        problem = "the control plane needs root (its API address on the host)"
-    else:
-        try:
-            kubernetes_binary("kube-apiserver")
-            etcd_binary()
-        except MissingBinary as exc:
-            problem = str(exc)
-    if problem is not None:
-        missing(problem)
+        missing("the control plane needs root (its API address on the host)")
+    required(functools.partial(kubernetes_binary, "kube-apiserver"))
+    required(etcd_binary)
 
 
 @pytest.fixture(scope="session")
@@ -122,13 +111,14 @@ def kube_proxy(control_plane: ControlPlane) -> Iterator[KubeFaultProxy]:
 # The etcd versions played besides the default (k8s/etcd ships 3.6): the matrix tests
 # run each as a store variant of its own, "etcd@3.4", "etcd@3.5".
 ETCD_MATRIX = ("3.4", "3.5")
+ETCD_VARIANTS = [f"etcd@{version}" for version in ETCD_MATRIX]
 
 
 def variants(stores: Iterable[str]) -> list[str]:
     """Test parameters: each store, and etcd once more per version of the matrix."""
     found = sorted(stores)
     if "etcd" in found:
-        found += [f"etcd@{version}" for version in ETCD_MATRIX]
+        found += ETCD_VARIANTS
     return found
 
 
