@@ -1,7 +1,8 @@
-"""Canned DNS answers, a fake clock and cluster views for unit tests."""
+"""Canned DNS answers, a fake clock, cluster views and a free port for unit tests."""
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 
 from agent.discovery import DnsUnavailable, SrvRecord
@@ -59,3 +60,10 @@ def view(self_id: str, leader: str | None, members: tuple[str, ...],
         members=tuple(Member(id=m, name=m, address=f"{m}:2", api_url=f"http://{m}:1",
                              voter=m not in learners) for m in members),
         leader_id=leader, self_id=self_id, applied_index=applied, commit_index=commit)
+
+
+def free_port() -> int:
+    """A loopback TCP port free when asked (for a server the test starts at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

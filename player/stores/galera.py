@@ -235,14 +235,21 @@ class GaleraCluster(LoopbackCluster):
         self._start_node(ordinal, members, new_cluster=False)
 
     def status(self, ordinal: int) -> dict[str, str]:
-        """SHOW GLOBAL STATUS LIKE 'wsrep_%' through the node's socket, as root."""
+        """SHOW GLOBAL STATUS LIKE 'wsrep_%' through the node's socket, as root; {} when
+        the client cannot read it (the node down, its socket not there yet)."""
+        return self.read_status(ordinal)[0]
+
+    def read_status(self, ordinal: int) -> tuple[dict[str, str], str]:
+        """The node's wsrep status and, when the client could not read it, why: its exit
+        code and error, so a test can tell an unread status from a changed one."""
         answer = subprocess.run(
             ["mariadb", f"--socket={self.socket(ordinal)}", "-uroot", "-N", "-B", "-e",
              "SHOW GLOBAL STATUS LIKE 'wsrep\\_%'"],
             capture_output=True, text=True, timeout=10)
         if answer.returncode != 0:
-            return {}
-        return dict(line.split("\t", 1) for line in answer.stdout.splitlines() if "\t" in line)
+            return {}, f"mariadb exited {answer.returncode}: {answer.stderr.strip()}"
+        return (dict(line.split("\t", 1) for line in answer.stdout.splitlines() if "\t" in line),
+                "")
 
     def synced(self, ordinal: int, size: int | None = None) -> bool:
         status = self.status(ordinal)

@@ -260,7 +260,8 @@ def test_scale_down_leaves_one_at_a_time_and_back(pods: InitPods,
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         leaving = {o: pool.submit(leave, o) for o in (1, 2)}
         while not all(f.done() for f in leaving.values()):
-            primary_samples.append(pods.harness.cluster.status(0).get("wsrep_cluster_status", "?"))
+            status, error = pods.harness.cluster.read_status(0)
+            primary_samples.append(status.get("wsrep_cluster_status") or f"unread ({error})")
         reasons = {o: f.result() for o, f in leaving.items()}
     assert released == [2, 1], f"left in the order {released}"
     assert "turn" in reasons[1] and "turn" in reasons[2]

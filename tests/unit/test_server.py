@@ -20,6 +20,7 @@ from agent.model import ClusterView, Member
 from agent.readiness import Policy
 from agent.server import Routes, init_state_server, make_server
 from agent.sidecar import run_sidecar
+from tests.fakes import free_port
 from tests.unit.stores.etcd.test_api import MEMBERS_34, STATUS_34
 
 Client = TestClient[web.BaseRequest, None]
@@ -84,15 +85,9 @@ async def test_unknown_paths_and_methods(client: tuple[Client, Membership]) -> N
     assert (await http.delete("/status")).status == 405
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @respx.mock(assert_all_called=False)
 async def test_run_sidecar_serves_and_stops_cleanly(respx_mock: respx.MockRouter) -> None:
-    port = _free_port()
+    port = free_port()
     store = "http://127.0.20.2:2379"
     # The member list's leader etcd-0 is asked for its view too.
     for base in (store, "http://127.0.20.1:2379"):

@@ -37,8 +37,8 @@ def settings(directory: Path, *, pod: str = "exec-1", **kwargs: Any) -> Settings
         kwargs["exec_hooks"] = hooks(directory)
     kwargs.setdefault("output_dir", directory / "out")
     own = {key: kwargs.pop(key) for key in list(kwargs) if key in ExecOptions.model_fields}
-    return Settings(backend="exec", pod_name=pod, listen="127.0.0.1:9090",
-                    **kwargs).with_options(ExecOptions(**own))
+    kwargs.setdefault("listen", "127.0.0.1:9090")
+    return Settings(backend="exec", pod_name=pod, **kwargs).with_options(ExecOptions(**own))
 
 
 def gone(pid: int) -> bool:

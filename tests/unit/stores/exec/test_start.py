@@ -8,9 +8,11 @@ from pathlib import Path
 
 import httpx
 
+from agent.sidecar import build, run
 from agent.stores.exec.api import ExecBackend
 from agent.stores.exec.plan import PLAN, TAKEN, write_plan
 from agent.stores.exec.start import ExecStarter
+from tests.fakes import free_port
 from tests.unit.stores.exec.fakes import gone, hooks, settings, until
 
 RUNNING = "running"
@@ -256,3 +258,28 @@ async def test_a_stuck_node_without_a_stop_hook_is_left_alone_without_asking(
     assert await start.attempt(None)
     assert asked == [] and "not restarted: no stop hook" in start.reason
     assert calls(tmp_path) == ["primary p"] and start.restarts == 0
+
+
+async def test_a_start_hook_still_running_at_the_pod_s_end_leaves_no_store(
+        tmp_path: Path) -> None:
+    """The start-versus-SIGTERM race, forced: the vote's seed hook is slow (2 s before it
+    starts the store) and the pod's end comes while it runs. The sidecar lets the attempt
+    end, then stops what it started: no store outlives the sidecar (a sidecar that went
+    straight to its terminate found nothing to stop and left the store running)."""
+    began, pid = tmp_path / "began", tmp_path / "store.pid"
+    seed = (f"touch {began}; sleep 2; sleep 300 > /dev/null 2>&1 & echo $! > {pid}; "
+            f"touch {tmp_path / RUNNING}")
+    status = f"[ -e {tmp_path / RUNNING} ] && exit 8; exit 7"
+    given = settings(tmp_path, exec_hooks=hooks(tmp_path, timeout="30s", seed=seed,
+                                                status=status),
+                     listen=f"127.0.0.1:{free_port()}", termination_grace_period_seconds=30)
+    write_plan(tmp_path / "out", {"role": "seed", "primaries": [], "reason": "highest"})
+    stop = asyncio.Event()
+    async with httpx.AsyncClient() as client:
+        parts = build(given, client, domain="cluster.local")
+        sidecar = asyncio.create_task(run(parts, stop=stop, sigterm=lambda: True))
+        await until(began.exists, "the seed hook begun")
+        stop.set()  # SIGTERM while the hook runs
+        assert await asyncio.wait_for(sidecar, 30) == 0
+    assert pid.exists(), "the sidecar ended before the seed hook it was running"
+    assert gone(int(pid.read_text())), "the store the seed hook started outlived the sidecar"
