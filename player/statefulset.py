@@ -137,10 +137,14 @@ class StatefulSetPlayer:
         if self.overrides:
             env = [{"name": k, "value": v} for k, v in self.overrides.items()]
             pod = self.example.pod_spec
+            # Every container named, in its order: a strategic merge patch listing only
+            # some puts those first (the sidecar before a native sidecar's init, when
+            # the init runs another image: Galera's sts-agent-galera).
             patch = {"apiVersion": "apps/v1", "kind": "StatefulSet",
                      "metadata": {"name": self.name}, "spec": {"template": {"spec": {
-                         key: [{"name": c["name"], "env": env} for c in pod.get(key, [])
-                               if str(c["image"]).split(":")[0] == "sts-agent"]
+                         key: [{"name": c["name"],
+                                **({"env": env} if str(c["image"]).split(":")[0] == "sts-agent"
+                                   else {})} for c in pod.get(key, [])]
                          for key in ("initContainers", "containers") if pod.get(key)}}}}
             (overlay / "overrides.yaml").write_text(yaml.safe_dump(patch))
             patches.append({"path": "overrides.yaml"})

@@ -34,11 +34,11 @@ def render(example: str) -> str:
 
 def test_every_example_is_checked() -> None:
     assert {"k8s/base", "k8s/etcd", "k8s/rqlite", "k8s/consul", "k8s/native-sidecar/etcd",
-            "k8s/native-sidecar/rqlite", "k8s/native-sidecar/consul"} <= set(EXAMPLES)
+            "k8s/native-sidecar/rqlite", "k8s/native-sidecar/consul",
+            "k8s/native-sidecar/galera"} <= set(EXAMPLES)
 
 
-# Galera leaves by its own clean stop: no native-sidecar overlay (no preStop to move).
-@pytest.mark.parametrize("store", raft_stores())
+@pytest.mark.parametrize("store", [*raft_stores(), "galera"])
 def test_native_sidecar_overlay(store: str) -> None:
     """The agent moves to the init containers with restartPolicy Always, drops its own
     preStop (it would run after the store has gone) and is told so; the store's hook
