@@ -126,7 +126,10 @@ class Settings(LeaveSettings):
     )
     output_dir: Path | None = Field(
         default=None,
-        description="Where rendered files go, usually an emptyDir shared with the store.",
+        description="Where rendered files go, usually an emptyDir shared with the store. "
+        "Galera's sidecar, given it (mounted writable), takes wsrep-new-cluster out of "
+        "the *.cnf there once another member has joined the seed: a restart of mariadbd "
+        "alone then joins.",
     )
     template_suffix: str = Field(
         default=".j2",

@@ -297,6 +297,10 @@ class GaleraHarness(Harness[GaleraCluster]):
                                                 "--wsrep-provider=/usr/lib/galera/libgalera_smm.so",
                 "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"}
 
+    def pod_env(self, ordinal: int, *, config_dir: Path, dns_server: str) -> dict[str, str]:
+        """The example's sidecar mounts init's output (it drops the seed's flag there)."""
+        return {"AGENT_OUTPUT_DIR": str(config_dir)}
+
     def start_sidecar(self, ordinal: int, **kwargs: Any) -> Any:
         env = {**self.sidecar_credentials(), "POD_IP": self.ip(ordinal),
                **(kwargs.pop("env", None) or {})}

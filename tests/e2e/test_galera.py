@@ -1,8 +1,11 @@
-"""k8s/galera as shipped on the real control plane, with a writer throughout: three pods
-Ready; scaled to 5, rolled, scaled back to 3; then a full outage (galera-2's node shut down
-cleanly, more writes, the other two killed and every pod force-deleted): the inits vote,
-one of the killed two seeds, the pods come back Ready, and every acknowledged write is on
-every pod."""
+"""k8s/galera on the real control plane, with the agent as a native sidecar
+(k8s/native-sidecar/galera; test_helm plays the classic layout) and a writer throughout:
+three pods Ready; scaled to 5, rolled, scaled back to 3 (each leaving store's preStop held
+until its turn, each leave confirmed on a peer once mariadbd has exited); then a full
+outage (galera-2's node shut down cleanly, more writes, the other two killed and every pod
+force-deleted): the inits vote, one of the killed two seeds (its sidecar takes the
+bootstrap flag out of the rendered config once the others joined), the pods come back
+Ready, and every acknowledged write is on every pod."""
 
 from __future__ import annotations
 
@@ -16,13 +19,15 @@ from player.statefulset import StatefulSetPlayer
 from player.stores.galera import galera_plan
 from player.writer import writer_for
 from tests.e2e.conftest import ROOT, more_writes, played
+from tests.e2e.test_native_sidecar import hook_answers
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def galera(tmp_path: Path, e2e_control_plane: ControlPlane) -> Iterator[StatefulSetPlayer]:
-    with played(ROOT / "k8s" / "galera", "galera", tmp_path, e2e_control_plane) as player:
+    with played(ROOT / "k8s" / "native-sidecar" / "galera", "galera", tmp_path,
+                e2e_control_plane) as player:
         yield player
 
 
@@ -37,13 +42,21 @@ def plans(player: StatefulSetPlayer) -> dict[int, str]:
 
 
 def test_scale_roll_and_power_cut_lose_nothing(galera: StatefulSetPlayer) -> None:
+    sidecars = [c["name"] for c in galera.example.pod_spec["initContainers"]
+                if c.get("restartPolicy") == "Always"]
+    assert sidecars == ["agent"]  # the overlay is what is played
     galera.start(3)
     galera.wait_ready()
     writer = writer_for(galera).start()
     try:
         galera.scale(5)
         galera.rolling_restart()
+        assert "MemberRemoved" not in galera.event_reasons()
+        leaving = [galera.pods[3], galera.pods[4]]
         galera.scale(3)
+        for pod in leaving:  # the store's own preStop was the trigger, and held it
+            assert hook_answers(pod) == ["removed"], pod.log("agent")[-3000:]
+        assert galera.event_reasons().count("MemberRemoved") == 2
         more_writes(writer, 20, "after the scale-down")
         galera.shut_down(2)
         more_writes(writer, 20, "after galera-2 stopped")
@@ -56,6 +69,10 @@ def test_scale_roll_and_power_cut_lose_nothing(galera: StatefulSetPlayer) -> Non
     assert sorted(decided.values()) == ["join", "join", "seed"], decided
     seed = next(o for o, state in decided.items() if state == "seed")
     assert seed in (0, 1), f"galera-{seed} seeded, but it stopped before the last writes"
+    # The seed's sidecar (uid 999, the example's mounts) took wsrep-new-cluster out of
+    # init's galera.cnf once the others had joined: a restart of mariadbd alone joins.
+    assert '"galera_bootstrap_flag_dropped"' in galera.pods[seed].log("agent"), (
+        galera.pods[seed].log("agent")[-3000:])
     for ordinal, pod in sorted(galera.pods.items()):
         lost = writer.lost(f"mysql://{pod.ip}:3306")
         assert not lost, f"galera-{ordinal} lost {len(lost)} acknowledged writes: {lost[:5]}"

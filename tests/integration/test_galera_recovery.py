@@ -291,3 +291,29 @@ def test_a_rolling_restart_needs_no_vote(pods: InitPods) -> None:
         assert plan(pods, ordinal)["state"] == "join"
         assert plan(pods, ordinal)["reason"] == "a peer is in a Primary component"
     writes.assert_all_on_every_pod()
+
+
+
+def test_the_seed_s_mariadbd_restarted_alone_joins(pods: InitPods) -> None:
+    """A power cut, and the vote seeds a pod (init renders wsrep-new-cluster). Once
+    another member has joined, its sidecar takes the flag out of the rendered galera.cnf.
+    Then the seed's mariadbd alone crashes and starts again from that config, as a
+    container restart does (init does not run): it joins the Primary component, where
+    with the flag Galera refused to start it (safe_to_bootstrap 0) for good."""
+    writes = Writes(pods, PODS)
+    writes.write("before-power-cut", 5)
+    for ordinal in PODS:
+        kill(pods, ordinal)
+    restart(pods, *PODS)
+    seed = next(o for o in PODS if plan(pods, o)["state"] == "seed")
+    config = pods.config_dir(seed) / "galera.cnf"
+    wait_until(lambda: "\nwsrep-new-cluster" not in config.read_text(),
+               what=f"galera-{seed}'s sidecar to drop wsrep-new-cluster", timeout=30)
+    assert "dropped by the sts-agent sidecar" in config.read_text()
+    writes.write("before-crash", 5)
+    pods.harness.kill_store(seed)
+    writes.write("while-the-seed-is-down", 5)
+    pods.start_store(seed)  # the container's restart: the config as it is now
+    pods.harness.cluster.wait_synced(seed, size=len(PODS))
+    pods.harness.sidecars[seed].wait_ready(timeout=60)
+    writes.assert_all_on_every_pod()

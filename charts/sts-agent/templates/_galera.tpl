@@ -82,10 +82,14 @@ volumeMounts:
 - {name: AGENT_STORE_URL, value: "unix:///run/mysqld/mysqld.sock"}
 - {name: AGENT_STORE_USERNAME, value: sts-agent}
 - {name: AGENT_STORE_PASSWORD_FILE, value: /auth/status-password}
+# init's galera.cnf: the agent takes the seed's wsrep-new-cluster out once another member
+# has joined, so a restart of mariadbd alone joins.
+- {name: AGENT_OUTPUT_DIR, value: /config}
 {{- end -}}
 
 {{- define "sts-agent.galera.agentMounts" -}}
 - {name: run, mountPath: /run/mysqld, readOnly: true}
+- {name: config, mountPath: /config}
 - {name: auth, mountPath: /auth, readOnly: true}
 {{- end -}}
 
