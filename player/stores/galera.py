@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,19 +237,36 @@ class GaleraCluster(LoopbackCluster):
     def status(self, ordinal: int) -> dict[str, str]:
         """SHOW GLOBAL STATUS LIKE 'wsrep_%' through the node's socket, as root; {} when
         the client cannot read it (the node down, its socket not there yet)."""
-        return self.read_status(ordinal)[0]
-
-    def read_status(self, ordinal: int) -> tuple[dict[str, str], str]:
-        """The node's wsrep status and, when the client could not read it, why: its exit
-        code and error, so a test can tell an unread status from a changed one."""
         answer = subprocess.run(
             ["mariadb", f"--socket={self.socket(ordinal)}", "-uroot", "-N", "-B", "-e",
              "SHOW GLOBAL STATUS LIKE 'wsrep\\_%'"],
             capture_output=True, text=True, timeout=10)
         if answer.returncode != 0:
-            return {}, f"mariadb exited {answer.returncode}: {answer.stderr.strip()}"
-        return (dict(line.split("\t", 1) for line in answer.stdout.splitlines() if "\t" in line),
-                "")
+            return {}
+        return dict(line.split("\t", 1) for line in answer.stdout.splitlines() if "\t" in line)
+
+    @contextmanager
+    def status_session(self, ordinal: int) -> Iterator[Callable[[], dict[str, str]]]:
+        """A reader of the node's wsrep status over one connection held open (the kv user,
+        over TCP): samples that say what the node's component is, where a new connection
+        per sample also tests its handshake, which mariadbd aborts now and then while it
+        processes a configuration change (ERROR 2013 at 'reading initial communication
+        packet'). A held connection the server breaks raises."""
+        import pymysql
+
+        connection = pymysql.connect(host=self.ip(ordinal), port=3306, user=KV_USER,
+                                     password=KV_PASSWORD, connect_timeout=5,
+                                     read_timeout=10, write_timeout=10, autocommit=True)
+
+        def read() -> dict[str, str]:
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW GLOBAL STATUS LIKE 'wsrep\\_%'")
+                return {str(name): str(value) for name, value in cursor.fetchall()}
+
+        try:
+            yield read
+        finally:
+            connection.close()
 
     def synced(self, ordinal: int, size: int | None = None) -> bool:
         status = self.status(ordinal)
