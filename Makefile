@@ -55,6 +55,7 @@ bench: setup images
 	$(PY) bench/repair.py
 	$(PY) bench/consul_full_restart.py
 	$(PY) bench/galera_outage.py
+	$(PY) bench/galera_joins.py
 	$(PY) bench/disruption.py
 	$(PY) bench/image_memory.py
 
