@@ -26,6 +26,8 @@ ENTRYPOINT = Path(__file__).resolve().parents[2] / "images" / "mariadb" / "docke
 # the agent's status user (USAGE only) and the tests' client.
 STATUS_USER, STATUS_PASSWORD = "sts-agent", "status-password"
 KV_USER, KV_PASSWORD = "kv", "kv-password"
+# Every wsrep_ status variable (the underscore escaped: a LIKE pattern).
+WSREP_STATUS = "SHOW GLOBAL STATUS LIKE 'wsrep\\_%'"
 # The tests' client: what a k8s example's cluster is given (as root) before a writer starts.
 KV_SQL = f"""
 CREATE USER IF NOT EXISTS '{KV_USER}'@'%' IDENTIFIED BY '{KV_PASSWORD}';
@@ -239,7 +241,7 @@ class GaleraCluster(LoopbackCluster):
         the client cannot read it (the node down, its socket not there yet)."""
         answer = subprocess.run(
             ["mariadb", f"--socket={self.socket(ordinal)}", "-uroot", "-N", "-B", "-e",
-             "SHOW GLOBAL STATUS LIKE 'wsrep\\_%'"],
+             WSREP_STATUS],
             capture_output=True, text=True, timeout=10)
         if answer.returncode != 0:
             return {}
@@ -260,7 +262,7 @@ class GaleraCluster(LoopbackCluster):
 
         def read() -> dict[str, str]:
             with connection.cursor() as cursor:
-                cursor.execute("SHOW GLOBAL STATUS LIKE 'wsrep\\_%'")
+                cursor.execute(WSREP_STATUS)
                 return {str(name): str(value) for name, value in cursor.fetchall()}
 
         try:

@@ -295,7 +295,6 @@ def test_a_rolling_restart_needs_no_vote(pods: InitPods) -> None:
     writes.assert_all_on_every_pod()
 
 
-
 def test_the_seed_s_mariadbd_restarted_alone_joins(pods: InitPods) -> None:
     """A power cut, and the vote seeds a pod (init renders wsrep-new-cluster). Once
     another member has joined, its sidecar takes the flag out of the rendered galera.cnf.
