@@ -16,7 +16,7 @@ from aiohttp import web
 from agent.config.settings import Settings
 from agent.errors import ConfigError, KubeError
 from agent.kube import Kube
-from agent.leave import Leaver
+from agent.leave import Events, Leaver
 from agent.membership import Membership
 from agent.metrics import Metrics
 from agent.model import Snapshot
@@ -106,7 +106,7 @@ def departure_of(backend: Backend, context: SidecarContext) -> Departure:
                       "(a store folder implements Reconfigurable or Departing)")
 
 
-def after_poll(settings: Settings, backend: Backend
+def after_poll(settings: Settings, backend: Backend, events: Events | None
                ) -> Callable[[Snapshot], Awaitable[None]] | None:
     """What runs after each poll, by what the backend can do: promote a caught-up learner
     of its own, nudge its node (Consul's re-join)."""
@@ -117,7 +117,7 @@ def after_poll(settings: Settings, backend: Backend
         mendable = backend
 
         async def mend(snapshot: Snapshot) -> None:
-            await mendable.mend()
+            await mendable.mend(snapshot, events)
 
         steps.append(mend)
     if not steps:
@@ -157,6 +157,9 @@ def build(settings: Settings, client: httpx.AsyncClient, *, domain: str | None) 
     request_timeout = settings.store_timeout_seconds
     if isinstance(backend, SlowView):
         request_timeout = max(request_timeout, backend.view_seconds())
+    kube = Kube(settings, on_event=metrics.count_event)
+    in_kubernetes = bool(settings.namespace)
+    events = kube if in_kubernetes and settings.pod_name else None
     membership = Membership(
         backend,
         policy=Policy(stale_after_seconds=settings.stale_after_seconds,
@@ -169,12 +172,10 @@ def build(settings: Settings, client: httpx.AsyncClient, *, domain: str | None) 
         request_timeout_seconds=request_timeout,
         metrics=metrics,
         seed_urls=default_seeds(settings, domain),
-        on_poll=after_poll(settings, backend),
+        on_poll=after_poll(settings, backend, events),
     )
-    kube = Kube(settings, on_event=metrics.count_event)
     context = SidecarContext(settings=settings, client=client, kube=kube, metrics=metrics,
                              membership=membership, domain=domain)
-    in_kubernetes = bool(settings.namespace)
     statefulset = settings.statefulset_name()
     leaver = Leaver(
         membership, departure_of(backend, context),
@@ -182,7 +183,7 @@ def build(settings: Settings, client: httpx.AsyncClient, *, domain: str | None) 
         ordinal=settings.pod.ordinal if settings.pod else None,
         statefulset=statefulset,
         replicas=kube if in_kubernetes else None,
-        events=kube if in_kubernetes and settings.pod_name else None,
+        events=events,
         deadline_seconds=settings.leave_deadline_seconds(),
         deadline_problem=settings.leave_time_problem(),
     )
@@ -190,8 +191,7 @@ def build(settings: Settings, client: httpx.AsyncClient, *, domain: str | None) 
     repairer = None
     if settings.repair and isinstance(backend, Reconfigurable) and in_kubernetes \
             and statefulset:
-        repairer = Repairer(membership, backend, pods=kube,
-                            events=kube if settings.pod_name else None,
+        repairer = Repairer(membership, backend, pods=kube, events=events,
                             statefulset=statefulset,
                             after_seconds=settings.repair_after_seconds,
                             interval_seconds=settings.repair_interval_seconds,

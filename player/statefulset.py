@@ -265,9 +265,14 @@ class StatefulSetPlayer:
         pod = self.pods[ordinal]
         before = pod.restarts(container)
         assert pod.kill_container(container) > 0, f"{pod.name} runs no {container}"
+        self.wait_restarted(pod, container, before=before, timeout=timeout)
 
+    def wait_restarted(self, pod: RealPod, container: str, *, before: int,
+                       timeout: float = 60.0) -> None:
+        """Until the kubelet has restarted ``container`` of ``pod`` in place (its restart
+        count past ``before``; the pod the same, not replaced)."""
         def restarted() -> bool:
-            now = self.api_pods().get(ordinal)
+            now = self.api_pods().get(pod.ordinal)
             assert now is not None and now["metadata"]["uid"] == pod.uid, (
                 f"{pod.name} was replaced, not its {container} restarted")
             return RealPod(pod.node, now).restarts(container) > before

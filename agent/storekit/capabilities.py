@@ -34,9 +34,10 @@ if TYPE_CHECKING:
     from agent.discovery import Peer, ServiceNames
     from agent.identity import PodIdentity
     from agent.kube import Kube
+    from agent.leave import Events
     from agent.membership import Membership
     from agent.metrics import Metrics
-    from agent.model import ClusterView, Outcome
+    from agent.model import ClusterView, Outcome, Snapshot
 
 
 @runtime_checkable
@@ -102,13 +103,15 @@ class Promotable(Protocol):
 @runtime_checkable
 class Mendable(Protocol):
     """A store whose node the sidecar nudges after each poll (Consul: a server back on a
-    new address re-joins the LAN pool until the cluster takes the address).
+    new address re-joins the LAN pool until the cluster takes the address; Galera: the
+    seed's bootstrap flag dropped, a stuck node marked for its liveness probe).
 
-    ``mend()`` acts only on what the backend's last view of its own node showed; it is
-    rate-limited, idempotent and changes no membership; store trouble is logged, not
-    raised."""
+    ``mend(snapshot, events)`` acts only on what the poll that just ended showed (the
+    backend's view of its own node, the ``Snapshot``); it is rate-limited, idempotent
+    and changes no membership; store trouble is logged, not raised. ``events`` (None
+    outside Kubernetes) says on the pod what it did."""
 
-    async def mend(self) -> None: ...
+    async def mend(self, snapshot: Snapshot, events: Events | None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

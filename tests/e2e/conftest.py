@@ -100,12 +100,12 @@ def etcd_images(version: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def played(example: Path, variant: str, tmp_path: Path, control_plane: ControlPlane,
-           images: dict[str, str] | None = None, nodes: int = 1
-           ) -> Iterator[StatefulSetPlayer]:
+           images: dict[str, str] | None = None, nodes: int = 1,
+           env: dict[str, str] | None = None) -> Iterator[StatefulSetPlayer]:
     """A player for ``example`` (a k8s/ directory running a store, or an etcd version of
-    the matrix: ``etcd@3.5``) in a namespace of its own, on ``nodes`` nodes of its own;
-    its pods, events and logs are printed when the test fails; everything is stopped
-    after."""
+    the matrix: ``etcd@3.5``) in a namespace of its own, on ``nodes`` nodes of its own,
+    the agent's containers given FAST and ``env``; its pods, events and logs are printed
+    when the test fails; everything is stopped after."""
     store, version = split_variant(variant)
     images = dict(images or {})
     if version:
@@ -115,7 +115,7 @@ def played(example: Path, variant: str, tmp_path: Path, control_plane: ControlPl
     for tag in {"", *images.values()}:
         require_store(store, tag)
     namespace = f"{store}-{next(_played)}"
-    player = StatefulSetPlayer(example, tmp_path / "sts", overrides=FAST,
+    player = StatefulSetPlayer(example, tmp_path / "sts", overrides={**FAST, **(env or {})},
                                control_plane=control_plane, namespace=namespace,
                                images=images, nodes=nodes)
     try:

@@ -5,7 +5,9 @@ until its turn, each leave confirmed on a peer once mariadbd has exited); then a
 outage (galera-2's node shut down cleanly, more writes, the other two killed and every pod
 force-deleted): the inits vote, one of the killed two seeds (its sidecar takes the
 bootstrap flag out of the rendered config once the others joined), the pods come back
-Ready, and every acknowledged write is on every pod."""
+Ready; then galera-1 is cut off the group for good (gmcast.isolate, as a failed IST
+leaves a joiner): its sidecar marks it, the kubelet's liveness probe restarts mariadbd
+and it joins again. Every acknowledged write is on every pod."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import pytest
 
 from player.controlplane import ControlPlane
 from player.statefulset import StatefulSetPlayer
-from player.stores.galera import galera_plan
+from player.stores.galera import galera_plan, root_sql
 from player.writer import writer_for
 from tests.e2e.conftest import ROOT, more_writes, played
 from tests.e2e.test_native_sidecar import hook_answers
@@ -26,8 +28,10 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def galera(tmp_path: Path, e2e_control_plane: ControlPlane) -> Iterator[StatefulSetPlayer]:
+    # A stuck member is marked after 10 s outside the Primary component (the example: 60).
     with played(ROOT / "k8s" / "native-sidecar" / "galera", "galera", tmp_path,
-                e2e_control_plane) as player:
+                e2e_control_plane,
+                env={"AGENT_GALERA_RESTART_NON_PRIMARY_SECONDS": "10"}) as player:
         yield player
 
 
@@ -63,12 +67,24 @@ def test_scale_roll_and_power_cut_lose_nothing(galera: StatefulSetPlayer) -> Non
         galera.outage()
         galera.wait_ready(timeout=240)
         more_writes(writer, 20, "after the outage")
+        stuck = galera.pods[1]
+        before = stuck.restarts("galera")
+        root_sql(stuck.volume("run"), "SET GLOBAL wsrep_provider_options='gmcast.isolate=1'")
+        galera.wait_restarted(stuck, "galera", before=before, timeout=120)
+        galera.wait_ready(timeout=180)
+        more_writes(writer, 20, "after galera-1's mariadbd was restarted")
     finally:
         writer.stop()
     decided = plans(galera)
     assert sorted(decided.values()) == ["join", "join", "seed"], decided
     seed = next(o for o, state in decided.items() if state == "seed")
     assert seed in (0, 1), f"galera-{seed} seeded, but it stopped before the last writes"
+    # galera-1's sidecar marked its node (a Warning Event) and removed the marker once
+    # the kubelet had restarted mariadbd: the new one runs on, its probe passing.
+    assert "GaleraMemberRestarted" in galera.event_reasons()
+    restarted = galera.pods[1]
+    assert '"galera_member_restarted"' in restarted.log("agent"), restarted.log("agent")[-3000:]
+    assert restarted.restarts("galera") == before + 1
     # The seed's sidecar (uid 999, the example's mounts) took wsrep-new-cluster out of
     # init's galera.cnf once the others had joined: a restart of mariadbd alone joins.
     assert '"galera_bootstrap_flag_dropped"' in galera.pods[seed].log("agent"), (

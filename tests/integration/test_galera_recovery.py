@@ -18,7 +18,7 @@ import pytest
 
 from player.agentnamespace import AgentNamespace
 from player.pods import InitPods
-from player.stores.galera import GaleraHarness, galera_plan
+from player.stores.galera import GaleraHarness, galera_plan, root_sql
 from player.wait import wait_until
 from tests.integration.conftest import require_store, voting_pods
 from tests.integration.writes import Writes, kill, restart
@@ -318,3 +318,46 @@ def test_the_seed_s_mariadbd_restarted_alone_joins(pods: InitPods) -> None:
     pods.harness.cluster.wait_synced(seed, size=len(PODS))
     pods.harness.sidecars[seed].wait_ready(timeout=60)
     writes.assert_all_on_every_pod()
+
+
+def test_a_node_stuck_outside_the_primary_component_is_restarted(
+        pods: InitPods, namespace: AgentNamespace) -> None:
+    """galera-1's mariadbd cuts itself off the group (gmcast.isolate=1): non-Primary for
+    good, as a joiner whose IST failed is, while the other two stay Primary. Its sidecar,
+    with a 3 s window, writes the restart marker; the test plays the kubelet whose
+    liveness probe fails on it (mariadbd stopped, started again from its config). The new
+    mariadbd joins, Synced in the group of three with every write; the marker is gone, a
+    Warning Event says why. Nothing is marked while the node answers from a Primary
+    component."""
+    writes = Writes(pods, PODS)
+    writes.write("before-stuck", 10)
+    earlier = {e["metadata"]["uid"] for e in namespace.events()}
+    marker = pods.config_dir(1) / "restart-mariadbd"
+    pods.start_sidecar(1, env={"AGENT_GALERA_RESTART_MARKER": str(marker),
+                               "AGENT_GALERA_RESTART_NON_PRIMARY_SECONDS": "3"})
+    pods.harness.sidecars[1].wait_ready(timeout=60)
+    cluster = pods.harness.cluster
+    root_sql(cluster.node_dir(1) / "run",
+             "SET GLOBAL wsrep_provider_options='gmcast.isolate=1'")
+    wait_until(marker.exists, what="galera-1's sidecar to write the restart marker",
+               timeout=60)
+    assert "answered non-Primary" in marker.read_text(), marker.read_text()
+    writes.write("while-1-is-stuck", 5)
+    node = cluster.nodes[1]
+    assert node.proc is not None
+    node.proc.stop()  # the kubelet: preStop returns at once on a restart, then SIGTERM
+    pods.start_store(1)
+    cluster.wait_synced(1, size=len(PODS))
+    wait_until(lambda: not marker.exists(),
+               what="galera-1's sidecar to remove the marker of the restarted node",
+               timeout=30)
+    pods.harness.sidecars[1].wait_ready(timeout=60)
+    [restarted] = [e for e in namespace.events() if e["reason"] == "GaleraMemberRestarted"
+                   and e["metadata"]["uid"] not in earlier]
+    assert restarted["involvedObject"]["name"] == "galera-1"
+    assert restarted["type"] == "Warning"
+    writes.write("after-restart", 5)
+    writes.assert_all_on_every_pod()
+    assert not marker.exists()  # a node in the Primary component is never marked
+    pods.start_sidecar(1)
+    pods.harness.sidecars[1].wait_ready(timeout=60)

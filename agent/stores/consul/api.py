@@ -14,11 +14,12 @@ import structlog
 
 from agent.addresses import host_port, parse_host_port
 from agent.errors import BackendError, BackendUnavailable
-from agent.model import ClusterView, Member
+from agent.model import ClusterView, Member, Snapshot
 from agent.storekit.http import answered, as_int, decode_json, need, request
 
 if TYPE_CHECKING:
     from agent.config.settings import Settings
+    from agent.leave import Events
 
 log = structlog.get_logger("agent.consul")
 
@@ -254,7 +255,7 @@ class ConsulBackend:
         return build_view(agent_self, configuration, health, api_port=self.api_port,
                           scheme=self.scheme)
 
-    async def mend(self) -> None:
+    async def mend(self, snapshot: Snapshot, events: Events | None) -> None:
         """While this server is back on a new address the cluster does not list yet (its
         pod restarted), join the other servers' LAN pool again every ``REJOIN_SECONDS``.
         Consul takes a failed node's new address only after DeadNodeReclaimTime (30 s);

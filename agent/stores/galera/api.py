@@ -13,6 +13,7 @@ from agent.stores.galera.client import Credentials, Endpoint, wsrep_status
 from agent.stores.galera.leave import GaleraDeparture
 from agent.stores.galera.options import GaleraOptions
 from agent.stores.galera.status import GaleraStatus, build_view, parse_status
+from agent.stores.galera.stuck import StuckMember
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     import httpx
 
     from agent.config.settings import Settings
+    from agent.leave import Events
+    from agent.model import Snapshot
     from agent.storekit.capabilities import SidecarContext
 
 log = structlog.get_logger("agent.galera")
@@ -40,8 +43,12 @@ class GaleraBackend:
         self.credentials = Credentials.of(settings)
         self.timeout_seconds = (settings.store_timeout_seconds if settings
                                 else DEFAULT_TIMEOUT_SECONDS)
-        self.sst_method = (settings.options(GaleraOptions) if settings
-                           else GaleraOptions()).galera_sst_method
+        options = settings.options(GaleraOptions) if settings else GaleraOptions()
+        self.sst_method = options.galera_sst_method
+        # A node stuck outside the Primary component, marked for its liveness probe.
+        self.stuck = (StuckMember(options.galera_restart_marker,
+                                  after_seconds=options.galera_restart_non_primary_seconds)
+                      if options.galera_restart_marker is not None else None)
         # This node's client address as its peers list it (wsrep_incoming_addresses).
         self.self_address = (f"{settings.pod_ip}:{self.peer_port}"
                              if settings and settings.pod_ip else None)
@@ -65,7 +72,15 @@ class GaleraBackend:
         down): no member can remove another."""
         return GaleraDeparture()
 
-    async def mend(self) -> None:
+    async def mend(self, snapshot: Snapshot, events: Events | None) -> None:
+        """The flag's drop (below), then a node stuck outside the Primary component
+        marked for its liveness probe (``StuckMember``)."""
+        await self._drop_bootstrap_flag()
+        if self.stuck is not None:
+            await self.stuck.on_poll(snapshot, self.own if snapshot.local_error is None
+                                     else None, events)
+
+    async def _drop_bootstrap_flag(self) -> None:
         """Once this node shares a Primary component with another member, take
         ``wsrep-new-cluster`` (the vote's seed) out of the config init rendered, once.
         mariadbd's container restarted alone (a crash, an OOM kill: init does not run

@@ -1,6 +1,8 @@
-"""Galera's own settings: the recovery command, a forced seed, the state transfer method."""
+"""Galera's own settings: recovery command, forced seed, state transfer method, restarts."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic import Field
 
@@ -29,4 +31,22 @@ class GaleraOptions(AgentSettings):
         default="rsync",
         description="Galera: the wsrep_sst_method the pods use; a donor counts as ready "
         "only when it does not block writes while it copies (mariabackup).",
+    )
+    galera_restart_marker: Path | None = Field(
+        default=None,
+        description="Galera: a file the sidecar creates when mariadbd must be restarted "
+        "(stuck outside the Primary component while a peer is in it, see "
+        "AGENT_GALERA_RESTART_NON_PRIMARY_SECONDS) and removes once it was; the mariadbd "
+        "container's liveness probe fails while it exists (`test ! -e <file>`), so the "
+        "kubelet restarts mariadbd and it joins again. Removed at the sidecar's start: "
+        "the agent down never restarts mariadbd. Unset: never.",
+    )
+    galera_restart_non_primary_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Galera: how long mariadbd must have answered outside the Primary "
+        "component (non-Primary, Disconnected) at every poll, while a peer answers as a "
+        "member of a Primary component of the same history, before the sidecar creates "
+        "AGENT_GALERA_RESTART_MARKER (a Warning Event `GaleraMemberRestarted`). A node that "
+        "does not answer (receiving a full copy) never counts.",
     )

@@ -14,10 +14,6 @@ resources:
 
 {{- define "sts-agent.galera.checkov" -}}
 checkov.io/skip2: >-
-  CKV_K8S_8=mariadbd has no liveness probe on purpose: a joiner receiving a full copy
-  opens no SQL socket for as long as the copy takes, and a liveness probe would kill it
-  mid-copy; the agent's own probes cover the pod.
-checkov.io/skip3: >-
   CKV_K8S_40=uid 999 is the MariaDB image's mysql user, whose files the data volume holds;
   init runs as it too, so grastate.dat keeps the owner mariadbd expects.
 {{- end -}}
@@ -56,11 +52,19 @@ ports:
   - {name: group, containerPort: 4567}
   - {name: sst, containerPort: 4444}
   - {name: ist, containerPort: 4568}
-# No liveness probe: a joiner receiving a full copy opens no SQL socket for as long as
-# the copy takes. Readiness as a member is the agent's.
+# Readiness as a member is the agent's.
 readinessProbe:
   tcpSocket: {port: mysql}
   periodSeconds: 2
+# Fails only when the agent wrote the marker: mariadbd has answered outside the Primary
+# component for 60 s while a peer is in one. Not on SQL: a joiner receiving a full copy
+# opens no socket for as long as the copy takes. The agent down writes no marker.
+livenessProbe:
+  exec:
+    command: ["test", "!", "-e", "/config/restart-mariadbd"]
+  initialDelaySeconds: 10
+  periodSeconds: 5
+  failureThreshold: 1
 lifecycle:
   # Holds mariadbd's SIGTERM until the agent's leave (its turn, the clean stop) is over.
   preStop:
@@ -85,6 +89,9 @@ volumeMounts:
 # init's galera.cnf: the agent takes the seed's wsrep-new-cluster out once another member
 # has joined, so a restart of mariadbd alone joins.
 - {name: AGENT_OUTPUT_DIR, value: /config}
+# mariadbd's liveness probe fails while this file exists: a node stuck outside the
+# Primary component is restarted by the kubelet.
+- {name: AGENT_GALERA_RESTART_MARKER, value: /config/restart-mariadbd}
 {{- end -}}
 
 {{- define "sts-agent.galera.agentMounts" -}}

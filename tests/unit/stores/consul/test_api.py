@@ -12,7 +12,7 @@ import pytest
 import respx
 
 from agent.errors import AgentError, BackendError, BackendUnavailable
-from agent.model import Member
+from agent.model import Member, Snapshot
 from agent.stores.consul.api import (
     LEAVE_TIMEOUT_SECONDS,
     REJOIN_SECONDS,
@@ -671,22 +671,22 @@ async def test_a_server_back_on_a_new_address_joins_the_others_again() -> None:
     async with httpx.AsyncClient() as client:
         backend = ConsulBackend(client, URL)
         backend.clock = lambda: clock[0]
-        await backend.mend()
+        await backend.mend(Snapshot(), None)
         assert not any(j.called for j in joins)  # no view yet: nothing known to mend
         with pytest.raises(BackendUnavailable, match="^" + re.escape(
                 "the cluster has this server at 10.0.0.2:8300, it now listens at "
                 "10.0.0.9:8300: joining 10.0.0.3:8301, 10.0.0.1:8301 again")):
             await asyncio.wait_for(backend.view(), timeout=5)
-        await backend.mend()
-        await backend.mend()  # within REJOIN_SECONDS: once
+        await backend.mend(Snapshot(), None)
+        await backend.mend(Snapshot(), None)  # within REJOIN_SECONDS: once
         assert [j.call_count for j in joins] == [1, 1]
         clock[0] += REJOIN_SECONDS
-        await backend.mend()
+        await backend.mend(Snapshot(), None)
         assert [j.call_count for j in joins] == [2, 2]
         _mock_view(LEADER, health=httpx.Response(200, json=HEALTH_OK))
         await backend.view(LEADER)  # another server's view changes nothing
         clock[0] += REJOIN_SECONDS
-        await backend.mend()
+        await backend.mend(Snapshot(), None)
         assert [j.call_count for j in joins] == [3, 3]
         routes["self"].respond(json=AGENT_SELF)  # the cluster took the new address
         routes["configuration"].mock(return_value=httpx.Response(200, json=CONFIGURATION))
@@ -694,7 +694,7 @@ async def test_a_server_back_on_a_new_address_joins_the_others_again() -> None:
         view = await backend.view()
         assert view.applied_index == 1500
         clock[0] += REJOIN_SECONDS
-        await backend.mend()
+        await backend.mend(Snapshot(), None)
     assert [j.call_count for j in joins] == [3, 3]
 
 
@@ -711,7 +711,7 @@ async def test_a_rejoin_that_fails_is_logged_and_tried_again_later() -> None:
         backend.clock = lambda: clock[0]
         with pytest.raises(BackendUnavailable):
             await backend.view()
-        await backend.mend()  # never raises for the store's trouble
+        await backend.mend(Snapshot(), None)  # never raises for the store's trouble
         clock[0] += REJOIN_SECONDS
-        await backend.mend()
+        await backend.mend(Snapshot(), None)
     assert (refused.call_count, answered.call_count) == (2, 2)

@@ -10,6 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from agent.config.settings import Settings
+from agent.model import Snapshot
 from agent.stores.galera.api import GaleraBackend
 from agent.stores.galera.bootstrap import DROPPED, drop_new_cluster, is_new_cluster
 from agent.stores.galera.status import parse_status
@@ -66,7 +67,7 @@ async def test_the_seed_alone_or_outside_a_primary_keeps_the_flag(
     history again, as the vote decided, or waits; the flag stays."""
     (tmp_path / "galera.cnf").write_text(SEED)
     galera = backend(tmp_path, **answer)
-    await galera.mend()
+    await galera.mend(Snapshot(), None)
     assert (tmp_path / "galera.cnf").read_text() == SEED
 
 
@@ -74,9 +75,9 @@ async def test_once_another_member_joined_the_flag_goes_once(tmp_path: Path) -> 
     (tmp_path / "galera.cnf").write_text(SEED)
     galera = backend(tmp_path)  # Primary, a cluster of 3
     with capture_logs() as logs:
-        await galera.mend()
+        await galera.mend(Snapshot(), None)
         (tmp_path / "galera.cnf").write_text(SEED)  # not looked at again
-        await galera.mend()
+        await galera.mend(Snapshot(), None)
     assert [e["event"] for e in logs] == ["galera_bootstrap_flag_dropped"]
     assert logs[0]["files"] == ["galera.cnf"] and logs[0]["cluster_size"] == 3
 
@@ -86,8 +87,8 @@ async def test_a_config_it_cannot_write_is_named_once(tmp_path: Path) -> None:
     galera = backend(tmp_path)
     galera.config_dir = tmp_path / "missing"
     with capture_logs() as logs:
-        await galera.mend()
-        await galera.mend()
+        await galera.mend(Snapshot(), None)
+        await galera.mend(Snapshot(), None)
     assert [e["event"] for e in logs] == ["galera_bootstrap_flag_kept"]
     assert "writable" in logs[0]["why"]
 
@@ -97,5 +98,5 @@ async def test_without_init_s_output_nothing_is_touched(tmp_path: Path) -> None:
                            settings=Settings(backend="galera"))
     galera.own = parse_status(STATUS)
     with capture_logs() as logs:
-        await galera.mend()
+        await galera.mend(Snapshot(), None)
     assert logs == []
