@@ -1,8 +1,12 @@
 """The disruption benchmark's arithmetic: gaps between acknowledged writes, latency from
-when a write was due, and leader changes and leaderless spells from the raft watch."""
+when a write was due, leader changes and leaderless spells from the raft watch, and the
+table's median and worst of several runs."""
 
 from __future__ import annotations
 
+import pytest
+
+from bench.disruption import Row, print_rows
 from bench.openloop import Write, percentile, window
 from bench.raftwatch import RaftWatch, Seen
 
@@ -43,3 +47,29 @@ def test_elections_count_changes_terms_and_leaderless_spells() -> None:
     quiet = watch.elections(0.5, 1.05)
     assert quiet.leader_changes == 0 and quiet.term_increments == 0 and quiet.leaderless == 0
     assert watch.leader() == "etcd-2"
+
+
+def row(run: int, gap: float, *, store: str = "rqlite", variant: str = "agent",
+        ready: float = 10.0, failed: int = 0, error: str = "") -> Row:
+    return Row(store, variant, "scale 3→5", run, ready, 100, failed, gap, 5.0, 50.0,
+               0, 0, 0.0, error)
+
+
+def test_the_table_gives_median_and_worst_and_judges_the_worst(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    print_rows([row(1, 0.1, ready=9.0), row(2, 0.2, ready=11.0), row(3, 0.7, ready=30.0,
+                                                                      failed=2)])
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| rqlite")]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[3:6] == ["3", "0.20 / 0.70", "2 / 300"]
+    assert cells[-2:] == ["11.0 / 30.0", "not met (2 of 3 runs)"]
+
+
+def test_galera_has_no_leader_columns_and_a_run_that_never_ended_is_named(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    print_rows([row(1, 0.1, store="galera"), row(2, 0.1, store="galera", error="timeout")])
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| galera")]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[7:10] == ["—", "—", "—"]
+    assert cells[10] == "not all Ready (run 2: timeout)"
+    assert cells[11] == "not met (1 of 2 runs)"
