@@ -32,6 +32,7 @@ class GaleraStatus:
     state_uuid: str  # the cluster's history (wsrep_cluster_state_uuid)
     gcomm_uuid: str  # this node's id in the group
     provider_version: str
+    uptime: int = 0  # seconds since this mariadbd started (Uptime)
 
 
 def _text(status: Mapping[str, str], key: str) -> str:
@@ -76,6 +77,7 @@ def parse_status(status: Mapping[str, str]) -> GaleraStatus:
         state_uuid=_text(status, "wsrep_cluster_state_uuid"),
         gcomm_uuid=_text(status, "wsrep_gcomm_uuid"),
         provider_version=_text(status, "wsrep_provider_version"),
+        uptime=_int(status, "Uptime", 0),
     )
 
 

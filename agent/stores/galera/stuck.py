@@ -28,10 +28,16 @@ def detail(view: ClusterView, name: str) -> object:
 
 @dataclass(frozen=True, slots=True)
 class Marked:
-    """The incarnation the marker was written for: its group id and why."""
+    """The incarnation the marker was written for: its group id, its uptime then, why."""
 
     gcomm_uuid: str
+    uptime: int
     reason: str
+
+    def gone(self, own: GaleraStatus) -> bool:
+        """Whether ``own`` is another mariadbd than the marked one: another group id, or
+        an uptime below the marked one's (a Disconnected node may show no group id)."""
+        return own.gcomm_uuid != self.gcomm_uuid or own.uptime < self.uptime
 
 
 class StuckMember:
@@ -47,8 +53,8 @@ class StuckMember:
     mariadbd starting) or is in a Primary component restarts the count; with no Primary
     component elsewhere (a full outage, a partition with no majority) or one of another
     history, the node is left alone and the log says why. The marker is removed once the
-    node it was written for is gone (its group id changed, or it stopped answering), and
-    at the agent's start: the agent down never restarts mariadbd."""
+    node it was written for is gone (another group id or a lower uptime, or no answer),
+    and at the agent's start: the agent down never restarts mariadbd."""
 
     def __init__(self, marker: Path, *, after_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -69,7 +75,7 @@ class StuckMember:
             self._remove("a marker left by an earlier agent: the count starts again")
         answered = snapshot.local_error is None and own is not None
         if self.marked is not None:
-            if not answered or own is None or own.gcomm_uuid != self.marked.gcomm_uuid:
+            if not answered or own is None or self.marked.gone(own):
                 self.restarts += 1
                 self.marked = None
                 self.since = None
@@ -106,7 +112,7 @@ class StuckMember:
                             "in the agent's container")
             self._held = f"cannot write {self.marker}"
             return
-        self.marked = Marked(gcomm_uuid=own.gcomm_uuid, reason=reason)
+        self.marked = Marked(gcomm_uuid=own.gcomm_uuid, uptime=own.uptime, reason=reason)
         log.warning("galera_member_restart", outside_seconds=round(outside, 1),
                     cluster_status=own.cluster_status, primary=peer,
                     marker=str(self.marker))

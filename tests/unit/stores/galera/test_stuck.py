@@ -116,6 +116,26 @@ async def test_a_new_incarnation_answering_at_once_clears_the_marker(tmp_path: P
     assert not marker.exists()
 
 
+async def test_a_new_incarnation_without_a_group_id_is_known_by_its_uptime(
+        tmp_path: Path) -> None:
+    """A Disconnected node may show no group id, before and after its restart: the new
+    mariadbd's uptime, below the marked one's, says it is another."""
+    marker = tmp_path / "restart-mariadbd"
+    node = Node(marker)
+
+    def disconnected(uptime: int) -> GaleraStatus:
+        return status(**{**OUTSIDE, "wsrep_cluster_status": "Disconnected",
+                         "wsrep_gcomm_uuid": "", "Uptime": str(uptime)})
+
+    await node.poll(disconnected(600), peer={})
+    await node.poll(disconnected(630), peer={}, after=AFTER)
+    assert marker.exists()
+    await node.poll(disconnected(640), peer={}, after=10)
+    assert marker.exists()  # the same mariadbd, still stuck: the probe restarts it
+    await node.poll(disconnected(3), peer={}, after=5)
+    assert not marker.exists() and node.stuck.restarts == 1
+
+
 async def test_the_count_restarts_on_any_poll_in_a_primary_or_without_an_answer(
         tmp_path: Path) -> None:
     """A joiner receiving a full copy answers nothing; a view change passes through
