@@ -143,8 +143,3 @@ class StuckMember:
                         error=str(exc), why=why)
             return
         log.info("galera_restart_marker_removed", marker=str(self.marker), why=why)
-
-    def as_dict(self) -> dict[str, object]:
-        return {"marker": str(self.marker), "after_seconds": self.after_seconds,
-                "marked": self.marked.reason if self.marked else None,
-                "held": self._held, "restarts": self.restarts}
