@@ -31,6 +31,7 @@ from types import TracebackType
 import httpx
 import yaml
 
+from player import nodeimages
 from player.apiclient import ApiError
 from player.bridge import Bridge
 from player.controlplane import DOMAIN, ControlPlane
@@ -116,9 +117,13 @@ class RealNode:
     """A node of ``control_plane`` named ``sts<i>-node-<random>``, its state under
     ``workdir``."""
 
-    def __init__(self, control_plane: ControlPlane, workdir: Path) -> None:
+    def __init__(self, control_plane: ControlPlane, workdir: Path, *,
+                 seeded: bool = True) -> None:
         self.control_plane = control_plane
         self.workdir = workdir
+        # The runtime starts from the images already pulled (player.nodeimages); the
+        # kubelet's pulls then resolve each tag at the registry and fetch nothing.
+        self.seeded = seeded
         self.network = Bridge()
         self.name = ""  # sts<i>-node-<random> once the network is claimed
         self._claimed = False  # the bridge (and the names after it) are this node's
@@ -248,6 +253,8 @@ class RealNode:
             f'  endpoint = ["http://{self.registry.endpoint}"]\n'
         )
         self.runtime = Containerd(self.workdir / "containerd", cri=cri)
+        if self.seeded:
+            nodeimages.seed(self.runtime.root)
         self.runtime.__enter__()
 
     def _start_coredns(self) -> None:

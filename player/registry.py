@@ -9,6 +9,7 @@ storage (writable); each node serves it read-only on its own address.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +22,13 @@ from player.wait import wait_until
 
 STORAGE = CACHE / "registry"
 PORT = 5000
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (a registry of its own, started next)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def repository_path(name: str) -> str:

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import IO, Any, TextIO
 
@@ -102,7 +102,7 @@ class Containerd:
     """containerd with everything under ``workdir`` (its socket and state in a short
     directory of /tmp), serving the CRI plugin ``cri`` configures."""
 
-    def __init__(self, workdir: Path, *, cri: str) -> None:
+    def __init__(self, workdir: Path, *, cri: str, disabled: Sequence[str] = ()) -> None:
         # A unix socket path has 108 bytes at most: the socket lives in a short directory.
         self.workdir = workdir
         self.sockets = Path(tempfile.mkdtemp(prefix="ctrd-", dir="/tmp"))
@@ -110,16 +110,23 @@ class Containerd:
         # cri: the CRI plugin's TOML table (the kubelet's runtime, player.realnode), whose
         # containers and images live in its namespace.
         self.cri = cri
+        self.disabled = list(disabled)  # plugins not loaded, by their ids
         self.namespace = "k8s.io"
         self.process: subprocess.Popen[bytes] | None = None
         self._log: TextIO | None = None
+
+    @property
+    def root(self) -> Path:
+        """containerd's persistent root: content, metadata, snapshots."""
+        return self.workdir / "root"
 
     def __enter__(self) -> Containerd:
         config = self.workdir / "config.toml"
         self.workdir.mkdir(parents=True, exist_ok=True)
         config.write_text(
             "version = 2\n"
-            f'root = "{self.workdir / "root"}"\nstate = "{self.sockets / "state"}"\n'
+            f"disabled_plugins = {json.dumps(self.disabled)}\n"
+            f'root = "{self.root}"\nstate = "{self.sockets / "state"}"\n'
             + f'[grpc]\n  address = "{self.socket}"\n'
             f'[ttrpc]\n  address = "{self.socket}.ttrpc"\n'
             '[debug]\n  address = ""\n[metrics]\n  address = ""\n'

@@ -4,7 +4,8 @@ Bases are made with mmdebstrap and tagged with the names the FROM lines use; our
 is built as it is; the stores' images come from the binaries scripts/build_peers.sh makes
 (images/<store>/Containerfile). Each image's inputs give a cache key: an image whose key
 is unchanged is not built again. Results are OCI archives under <cache>/images/, and the
-same images in the storage of the registry the real node pulls from (player/registry.py).
+same images in the storage of the registry the real node pulls from (player/registry.py),
+and pulled once into the image store each real node starts from (player/nodeimages.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,9 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from player import nodeimages
 from player.peers import CACHE, cached_binary, pinned
 from player.registry import STORAGE as REGISTRY
-from player.registry import Registry, repository_path
+from player.registry import Registry, free_port, repository_path
 from player.stores.etcd import VERSIONS as ETCD_VERSIONS
 from player.stores.etcd import etcd_binary
 from player.stores.etcd import image_tag as etcd_tag
@@ -352,12 +353,6 @@ def build_all(only: list[str], force: bool) -> list[tuple[str, str, float, int]]
     return report
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def publish(images: list[Image], keys: dict[str, str]) -> list[tuple[str, str, float, int]]:
     """Push each image whose key the registry's storage does not hold yet, through a
     writable registry on loopback; (name, "pushed", seconds, bytes) per image pushed."""
@@ -390,6 +385,7 @@ def main() -> int:
     started = time.monotonic()
     try:
         report = build_all(options.only, options.force)
+        nodeimages.store()  # what a real node starts from: made once per content
     except BuildError as error:
         print(f"images: {error}", file=sys.stderr)
         return 1

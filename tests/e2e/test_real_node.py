@@ -158,11 +158,21 @@ def _ifindex(link: Path) -> str:
         return ""
 
 
+SLEEPER_IMAGE = "docker.io/library/sts-agent:0.1.0"
+
+
+def images(node: RealNode) -> list[str]:
+    """The images (by name) the node's runtime holds."""
+    assert node.runtime is not None
+    return [name for name in node.runtime.ctr("images", "ls", "-q").stdout.split()
+            if not name.startswith("sha256:")]
+
+
 def sleeper(plane: ControlPlane, namespace: str, name: str, node: str) -> None:
     plane.client().create("v1", "pods", {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
         "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1, "containers": [{
-            "name": "sleeper", "image": "sts-agent:0.1.0",
+            "name": "sleeper", "image": SLEEPER_IMAGE,
             "command": ["python3", "-c", "import time; time.sleep(3600)"]}]}},
         namespace=namespace)
 
@@ -170,10 +180,12 @@ def sleeper(plane: ControlPlane, namespace: str, name: str, node: str) -> None:
 def test_two_nodes_on_one_host_do_not_collide(e2e_control_plane: ControlPlane,
                                              tmp_path: Path) -> None:
     """Two test workers each start a node: both come up at once, each with its own
-    address, subnet and cgroup root, and one's end leaves the other's pods running."""
+    address, subnet and cgroup root, and one's end leaves the other's pods running. The
+    second starts with no image (as a new machine does) and pulls every layer of its
+    pod's image from its registry; the first starts from the images pulled before."""
     require_real_node()
     plane = e2e_control_plane
-    nodes = [RealNode(plane, tmp_path / name) for name in ("a", "b")]
+    nodes = [RealNode(plane, tmp_path / "a"), RealNode(plane, tmp_path / "b", seeded=False)]
     namespace = "real-node-pair"
     try:
         with ThreadPoolExecutor(2) as pool:
@@ -181,11 +193,14 @@ def test_two_nodes_on_one_host_do_not_collide(e2e_control_plane: ControlPlane,
         assert len({n.name for n in nodes}) == 2
         assert len({n.address for n in nodes}) == 2
         assert len({n.cgroup_root for n in nodes}) == 2
+        assert SLEEPER_IMAGE in images(nodes[0])
+        assert images(nodes[1]) == []
         plane.kubectl("create", "namespace", namespace)
         for index, node in enumerate(nodes):
             sleeper(plane, namespace, f"sleeper-{index}", node.name)
         wait_until(lambda: pods_ready(plane, namespace, 2),
                    what="a sleeper Ready on each node", timeout=60)
+        assert SLEEPER_IMAGE in images(nodes[1])  # pulled, every layer
         nodes[0].stop()
         pod = plane.client().get("v1", "pods", "sleeper-1", namespace=namespace)
         assert pod is not None
