@@ -71,7 +71,9 @@ def main() -> int:
     plane = ControlPlane(base / "control-plane").start()
     try:
         for run in range(args.runs):
-            node = RealNode(plane, base / f"node-{run}")
+            # A new machine's node: every image pulled from its registry (the tests'
+            # nodes start from the images pulled once, player.nodeimages).
+            node = RealNode(plane, base / f"node-{run}", seeded=False)
             started = time.perf_counter()
             node.start()
             samples.setdefault("node start → Node Ready", []).append(
