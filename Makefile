@@ -58,6 +58,7 @@ bench: setup images
 	$(PY) bench/galera_joins.py
 	$(PY) bench/disruption.py
 	$(PY) bench/image_memory.py
+	$(PY) bench/scale.py
 
 docs: setup
 	$(PY) scripts/config_reference.py --write docs/configuration.md --chart-schema charts/sts-agent/values.schema.json

@@ -8,6 +8,8 @@ in their network namespaces reach it through their gateway as an in-cluster clie
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shlex
 import subprocess
@@ -16,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 import yaml
@@ -77,9 +80,10 @@ class ControlPlane:
 
     def __init__(self, workdir: Path, *,
                  components: tuple[str, ...] = ("controller-manager", "scheduler"),
-                 echo: bool = False) -> None:
+                 echo: bool = False, audit: bool = False) -> None:
         self.workdir = workdir
         self.components = components
+        self.audit = audit  # every request's arrival in audit.log (who, what, when)
         self.echo = echo  # print the kubectl commands run (the demo)
         self.index = 0
         self.address = ""
@@ -200,7 +204,7 @@ class ControlPlane:
             f"--kubelet-client-key={kubelet_client.key}",
             f"--kubelet-certificate-authority={self.ca}",
             "--kubelet-preferred-address-types=InternalIP",
-            "--profiling=false", "--event-ttl=1h", FEATURE_GATES,
+            "--profiling=false", "--event-ttl=1h", FEATURE_GATES, *self._audit_flags(),
         ], env={"GOMEMLIMIT": "200MiB", "GOGC": "50"})
         admin = self.client(timeout=2.0)
 
@@ -212,6 +216,32 @@ class ControlPlane:
                 return False
 
         wait_until(ready, what="kube-apiserver /readyz", timeout=60, interval=0.1)
+
+    @property
+    def audit_log(self) -> Path:
+        return self.workdir / "audit.log"
+
+    def _audit_flags(self) -> list[str]:
+        """With ``audit``: one event per request as it arrives (its user, the user's pod,
+        verb, resource), at the Metadata level, in ``audit_log`` as JSON lines."""
+        if not self.audit:
+            return []
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(yaml.safe_dump({
+            "apiVersion": "audit.k8s.io/v1", "kind": "Policy",
+            "omitStages": ["ResponseStarted", "ResponseComplete", "Panic"],
+            "rules": [{"level": "Metadata"}]}))
+        return [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json", "--audit-log-maxsize=0"]
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """The requests audit.log holds so far (``audit`` on), oldest first."""
+        events = []
+        with contextlib.suppress(FileNotFoundError), self.audit_log.open() as log:
+            for line in log:
+                if line.endswith("\n"):  # the last line may be half written
+                    events.append(json.loads(line))
+        return events
 
     def _component_flags(self, user: str) -> list[str]:
         kubeconfig = self.kubeconfig(user, None)
