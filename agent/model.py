@@ -47,6 +47,10 @@ class ClusterView:
     def member(self, member_id: str) -> Member | None:
         return next((m for m in self.members if m.id == member_id), None)
 
+    def detail(self, name: str) -> str | int | None:
+        """One of the store's details by name (None when it did not say it)."""
+        return dict(self.details).get(name)
+
     @property
     def voters(self) -> tuple[Member, ...]:
         return tuple(m for m in self.members if m.voter)

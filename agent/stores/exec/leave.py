@@ -70,7 +70,7 @@ class ExecDeparture:
             if url is not None:
                 try:
                     view = await leave.membership.view_at(url)
-                    role = dict(view.details).get("role")
+                    role = view.detail("role")
                 except AgentError:
                     role = None
             if role != str(Role.STOPPED):

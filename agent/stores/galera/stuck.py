@@ -15,15 +15,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from agent.leave import Events
-    from agent.model import ClusterView, Snapshot
+    from agent.model import Snapshot
     from agent.stores.galera.status import GaleraStatus
 
 log = structlog.get_logger("agent.galera")
-
-
-def detail(view: ClusterView, name: str) -> object:
-    """One of a view's details by name (None when the view lacks it)."""
-    return dict(view.details).get(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +118,10 @@ class StuckMember:
         """Why a node outside the Primary component is not restarted now, or None."""
         authority = snapshot.authority
         if (authority is None or snapshot.authority_source in (None, "local")
-                or detail(authority, "cluster_status") != "Primary"):
+                or authority.detail("cluster_status") != "Primary"):
             return "no peer answers as a member of a Primary component (an outage or a " \
                    "partition: a restart would not help)"
-        history = detail(authority, "state_uuid")
+        history = authority.detail("state_uuid")
         if not own.state_uuid or history != own.state_uuid:
             return (f"the Primary component's history {history} is not this node's "
                     f"({own.state_uuid or 'none'}): joining it would replace this node's "
