@@ -135,6 +135,7 @@ def measure(store: str, variant: str, workdir: Path, plane: ControlPlane, *,
             steps = operations(player, leader if watch is not None else None)
             for run, name in ((r, n) for r in range(1, runs + 1) for n in steps):
                 operation = steps[name]
+                began = datetime.datetime.now(datetime.UTC).strftime("%H:%M:%S.%f")[:-3]
                 started = time.monotonic()
                 error = ""
                 try:
@@ -156,8 +157,8 @@ def measure(store: str, variant: str, workdir: Path, plane: ControlPlane, *,
                                 round(seen.p50 * 1000, 1), round(seen.p99 * 1000, 1),
                                 elections.leader_changes, elections.term_increments,
                                 round(elections.leaderless, 2), error))
-                print(f"  {store} ({VARIANTS[variant]}) run {run} {name}: {asdict(rows[-1])}",
-                      flush=True)
+                print(f"  {store} ({VARIANTS[variant]}) run {run} {name} (began {began} UTC): "
+                      f"{asdict(rows[-1])}", flush=True)
                 if error:
                     break
         finally:
@@ -210,6 +211,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5,
                         help="passes of the operations on each cluster (median and worst)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work directory (every container's log, kept-logs/ "
+                             "under each node) to read a slow operation's logs after")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="sts-agent-bench-disruption-"))
     rows: list[Row] = []
@@ -222,7 +226,10 @@ def main() -> int:
                                 runs=args.runs)
     finally:
         plane.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            print(f"work directory kept: {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nDate: {datetime.date.today().isoformat()}; machine: {machine()}; "
           f"{args.rate:g} writes/s (Galera {args.galera_rate:g}); the operations in turn on "
           f"one cluster, {args.runs} times over\n")
