@@ -1,5 +1,6 @@
 """Joining node: pod start to ready voter through `sts-agent init` + sidecar, next to the
-store's own join (rqlited -join; etcd member add + start) timed to its own health endpoint."""
+store's own join (rqlited -join; etcd member add + start) timed to its own health endpoint
+and to caught up; with more data in the cluster each round (--data-mb)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,16 @@ from player.stores.etcd import EtcdCluster
 from player.wait import wait_until
 
 NEW = 3  # the joining pod's ordinal
+CHUNK = 64 * 1024  # bytes a write when the cluster is filled to a size
+MARK = "w/last"  # written after the fill: a node that holds it holds everything before
+
+
+def caught_up(pods: InitPods, mark: str) -> bool:
+    """The new node answers, from its own copy, the last write made before it joined."""
+    try:
+        return pods.harness.read_local(NEW, MARK) == mark
+    except (httpx.HTTPError, ValueError, KeyError):
+        return False  # not serving yet
 
 
 def agent_join(pods: InitPods) -> tuple[float, float]:
@@ -32,15 +43,16 @@ def agent_join(pods: InitPods) -> tuple[float, float]:
     pods.start_store(NEW)
     sidecar = pods.start_sidecar(NEW)
     wait_until(lambda: sidecar.readyz()[0] == 200, what="the joining pod's readiness",
-               timeout=120, interval=0.01)
+               timeout=600, interval=0.01)
     ready = time.perf_counter()
     if pods.voters(0) != sorted(f"{pods.store}-{o}" for o in range(NEW + 1)):
         raise RuntimeError(f"ready but not a voter: {pods.authority(0)}")
     return init_done - started, ready - started
 
 
-def native_join(pods: InitPods, http: httpx.Client) -> float:
-    """The store's own join, timed from start to its own health endpoint saying healthy."""
+def native_join(pods: InitPods, http: httpx.Client, mark: str) -> tuple[float, float]:
+    """The store's own join, timed from start to its own health endpoint saying healthy,
+    and on to the new node holding the last write made before it (caught up)."""
     started = time.perf_counter()
     cluster = pods.cluster
     if isinstance(cluster, EtcdCluster):
@@ -53,7 +65,31 @@ def native_join(pods: InitPods, http: httpx.Client) -> float:
         url = cluster.api_url(NEW) + "/readyz"
         wait_until(lambda: http.get(url).status_code == 200,
                    what="rqlite's /readyz on the new node", timeout=120, interval=0.01)
-    return time.perf_counter() - started
+    healthy = time.perf_counter()
+    wait_until(lambda: caught_up(pods, mark), what="the new node holding the last write",
+               timeout=600, interval=0.01)
+    return healthy - started, time.perf_counter() - started
+
+
+def fill(pods: InitPods, megabytes: int, written: int) -> int:
+    """Write CHUNK-sized values through the leader until ``megabytes`` MiB are in the
+    cluster (``written`` already), then the mark; the count of values now written."""
+    target = megabytes * 1024 * 1024 // CHUNK
+    if target > written:
+        harness = pods.harness
+        url = harness.cluster.api_url(harness.leader())
+        value = "x" * CHUNK
+        with httpx.Client(timeout=30) as client:
+            for index in range(written, target):
+                harness.write_one_bulk(client, url, 1_000_000 + index, value)
+    if not pods.harness.put(MARK, f"{megabytes} MiB"):
+        raise RuntimeError(f"{pods.store}: the mark after {megabytes} MiB was not taken")
+    return max(target, written)
+
+
+def size_on_disk(path: Path) -> float:
+    """MiB under ``path``: what a joiner's copy of the data amounts to."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
 def reset(pods: InitPods) -> None:
@@ -66,33 +102,53 @@ def reset(pods: InitPods) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--data-mb", default="0,10,100",
+                        help="comma-separated MiB of data in the cluster, a round each "
+                             "(0: the 2000 small entries alone)")
+    parser.add_argument("--stores", default="rqlite,etcd")
     args = parser.parse_args()
+    sizes = [int(size) for size in args.data_mb.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="sts-agent-bench-join-"))
     samples: dict[str, list[float]] = {}
     try:
         with Dnsmasq(workdir / "dns") as dns, httpx.Client(timeout=2) as http:
-            for store in ("rqlite", "etcd"):
+            for store in args.stores.split(","):
                 pods = InitPods(store, workdir / store, dns)
                 try:
                     pods.start(0, 1, 2)
                     pods.wait_ready(0, 1, 2)
                     pods.harness.write_entries(2000)
-                    for _ in range(args.runs):  # interleaved: drift hits both alike
-                        init, total = agent_join(pods)
-                        samples.setdefault(f"{store}: sts-agent init run", []).append(init)
-                        samples.setdefault(f"{store}: pod start to ready voter (sts-agent "
-                                           "init + store + sidecar /readyz)", []).append(total)
-                        reset(pods)
-                        samples.setdefault(f"{store}: store's own join to its own health "
-                                           "endpoint", []).append(native_join(pods, http))
-                        reset(pods)
+                    written = 0
+                    for size in sizes:
+                        written = fill(pods, size, written)
+                        mark = f"{size} MiB"
+                        disk = size_on_disk(pods.data_dir(pods.harness.leader()))
+                        print(f"{store}: {mark} written, the leader's data {disk:.0f} MiB "
+                              "on disk", file=sys.stderr, flush=True)
+                        label = f"{store}, {mark}"
+                        for _ in range(args.runs):  # interleaved: drift hits both alike
+                            init, total = agent_join(pods)
+                            if not caught_up(pods, mark):
+                                raise RuntimeError(f"{label}: ready without the last write")
+                            samples.setdefault(f"{label}: sts-agent init run", []).append(init)
+                            samples.setdefault(f"{label}: pod start to ready voter (sts-agent "
+                                               "init + store + sidecar /readyz)",
+                                               []).append(total)
+                            reset(pods)
+                            healthy, level = native_join(pods, http, mark)
+                            samples.setdefault(f"{label}: store's own join to its own health "
+                                               "endpoint", []).append(healthy)
+                            samples.setdefault(f"{label}: store's own join to caught up (the "
+                                               "last write in its own copy)", []).append(level)
+                            reset(pods)
                 finally:
                     pods.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"Date: {datetime.date.today().isoformat()}; machine: {machine()}; "
           f"{args.runs} joins each into a running 3-node loopback cluster holding 2000 "
-          "entries; sidecar poll interval 0.2 s\n")
+          f"entries and then {args.data_mb} MiB of {CHUNK // 1024} KiB values; sidecar poll "
+          "interval 0.2 s\n")
     print_table(samples)
     return 0
 
