@@ -3,9 +3,12 @@ audit events, and the rate per pod per hour."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from bench.scale import POD_NAME, load
+import pytest
+
+from bench.scale import POD_NAME, Cost, cpu_seconds, load, print_costs
 
 USER = "system:serviceaccount:etcd-load:sts-agent"
 
@@ -32,3 +35,19 @@ def test_only_the_agents_requests_in_the_window_count_per_pod() -> None:
 def test_an_empty_window_asks_nothing() -> None:
     seen = load("etcd", "steady", [], USER, 0.0, 60.0)
     assert (seen.requests, seen.pods, seen.per_pod_hour) == (0, 0, 0.0)
+
+
+def test_a_sidecars_cost_is_its_cpu_over_its_polls(capsys: pytest.CaptureFixture[str]) -> None:
+    costs = [Cost("etcd", 3, "etcd-0", 60.0, 60, 0.6, 40.0),
+             Cost("etcd", 3, "etcd-1", 60.0, 59, 1.18, 42.0),
+             Cost("etcd", 3, "etcd-2", 60.0, 0, 0.0, 41.0)]  # never polled: no figure
+    assert costs[0].cpu_ms_per_poll == 10.0
+    assert costs[2].cpu_ms_per_poll == 0.0
+    print_costs(costs)
+    row = capsys.readouterr().out.splitlines()[-1]
+    assert row == "| etcd | 3 | 3 | 0 | 10.0 / 20.0 | 1.97 | 41.0 / 42.0 |"
+
+
+def test_cpu_seconds_reads_this_process_and_skips_the_gone() -> None:
+    assert cpu_seconds([os.getpid()]) > 0  # the test run has used CPU
+    assert cpu_seconds([2**22 + 7]) == 0.0  # above any pid_max: gone, nothing added
