@@ -95,13 +95,28 @@ def operations(player: StatefulSetPlayer, leader: Callable[[], int] | None) -> d
     }
 
 
+def agent_env_patches(store: str, env: list[str]) -> list[dict[str, Any]]:
+    """JSON patch operations adding ``NAME=VALUE`` settings to the example's sidecar."""
+    documents = yaml.safe_load_all((ROOT / "k8s" / store / "statefulset.yaml").read_text())
+    spec = next(d for d in documents if d and d.get("kind") == "StatefulSet")
+    pod = spec["spec"]["template"]["spec"]
+    where = next(f"/spec/template/spec/{kind}/{index}/env/-"
+                 for kind in ("containers", "initContainers")
+                 for index, container in enumerate(pod.get(kind) or [])
+                 if container["name"] == "agent")
+    return [{"op": "add", "path": where,
+             "value": {"name": name, "value": value}}
+            for name, value in (item.split("=", 1) for item in env)]
+
+
 def measure(store: str, variant: str, workdir: Path, plane: ControlPlane, *,
-            rate: float, runs: int = 1) -> list[Row]:
+            rate: float, runs: int = 1, agent_env: list[str] | None = None) -> list[Row]:
     """Start the example three pods strong, write at ``rate`` throughout, and run every
     operation in turn, ``runs`` times over (the last, 5→3, leaves three pods for the
-    next pass); a row each."""
+    next pass); a row each. ``agent_env``: more settings for the agent's sidecar."""
     patches = (yaml.safe_load((NATIVE / f"{store}.yaml").read_text())
-               if variant == "own" else None)
+               if variant == "own" else
+               agent_env_patches(store, agent_env) if agent_env else None)
     player = StatefulSetPlayer(ROOT / "k8s" / store, workdir, control_plane=plane,
                                namespace=f"{store}-{variant}", json_patches=patches)
     kv_class = harness_class(store).kv_class
@@ -211,6 +226,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5,
                         help="passes of the operations on each cluster (median and worst)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--agent-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the agent's sidecar (repeatable): a variant "
+                             "of the example measured as the agent's rows")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (every container's log, kept-logs/ "
                              "under each node) to read a slow operation's logs after")
@@ -223,7 +241,7 @@ def main() -> int:
             for variant in args.variants.split(","):
                 rows += measure(store, variant, workdir / f"{store}-{variant}", plane,
                                 rate=args.galera_rate if store == "galera" else args.rate,
-                                runs=args.runs)
+                                runs=args.runs, agent_env=args.agent_env)
     finally:
         plane.stop()
         if args.keep:
@@ -232,7 +250,9 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nDate: {datetime.date.today().isoformat()}; machine: {machine()}; "
           f"{args.rate:g} writes/s (Galera {args.galera_rate:g}); the operations in turn on "
-          f"one cluster, {args.runs} times over\n")
+          f"one cluster, {args.runs} times over"
+          + (f"; the sidecar with {', '.join(args.agent_env)}" if args.agent_env else "")
+          + "\n")
     print_rows(rows)
     if args.json:
         payload: list[dict[str, Any]] = [asdict(row) for row in rows]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.disruption import Row, print_rows
+from bench.disruption import Row, agent_env_patches, print_rows
 from bench.openloop import Write, percentile, window
 from bench.raftwatch import RaftWatch, Seen
 
@@ -73,3 +73,13 @@ def test_galera_has_no_leader_columns_and_a_run_that_never_ended_is_named(
     assert cells[7:10] == ["—", "—", "—"]
     assert cells[10] == "not all Ready (run 2: timeout)"
     assert cells[11] == "not met (1 of 2 runs)"
+
+
+def test_agent_env_is_added_to_the_examples_sidecar() -> None:
+    patches = agent_env_patches("rqlite", ["AGENT_RQLITE_STALL_HAND_OFF_SECONDS=3",
+                                           "AGENT_X=a=b"])
+    assert patches == [
+        {"op": "add", "path": "/spec/template/spec/containers/1/env/-",
+         "value": {"name": "AGENT_RQLITE_STALL_HAND_OFF_SECONDS", "value": "3"}},
+        {"op": "add", "path": "/spec/template/spec/containers/1/env/-",
+         "value": {"name": "AGENT_X", "value": "a=b"}}]
