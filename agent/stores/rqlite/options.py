@@ -22,6 +22,7 @@ class RqliteOptions(AgentSettings):
         "leader (the leader not sending to it: after a restart hashicorp/raft may wait "
         "out a 10 s dial to the pod's old address, or its back-off) asks the leader to "
         "hand leadership to another voter, whose replication starts afresh; once per "
-        "stall. A leader change instead of the wait: writes pause for the hand-off. "
-        "0: never.",
+        "stall. A leader change instead of the wait: writes pause for the hand-off. A "
+        "node receiving a snapshot also applies nothing until it is in: keep this above "
+        "the time the largest snapshot takes, or one transfer starts over. 0: never.",
     )

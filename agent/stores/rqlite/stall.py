@@ -30,7 +30,9 @@ class StalledFollower:
     lags the leader by more than ``max_lag`` entries, the leader is asked to hand
     leadership to another voter (hashicorp/raft's transfer: the target is brought up to
     date, then told to start its election at once; writes wait for it): the new leader
-    starts replication to every follower afresh, this one included. Once per stall: the
+    starts replication to every follower afresh, this one included. A node receiving a
+    snapshot applies nothing either until it is in (the window must be longer than that
+    takes, or the transfer starts over from the new leader). Once per stall: the
     streak ends only when the node has caught up; a node the hand-off did not help is
     logged, never moved again. No membership changes, nothing committed is at risk."""
 
