@@ -109,7 +109,7 @@ def departure_of(backend: Backend, context: SidecarContext) -> Departure:
 def after_poll(settings: Settings, backend: Backend, events: Events | None
                ) -> Callable[[Snapshot], Awaitable[None]] | None:
     """What runs after each poll, by what the backend can do: promote a caught-up learner
-    of its own, nudge its node (Consul's re-join, rqlite's stall hand-off)."""
+    of its own, nudge its node (Consul's re-join)."""
     steps: list[Callable[[Snapshot], Awaitable[None]]] = []
     if settings.promote_learner and isinstance(backend, Promotable):
         steps.append(Promoter(backend, max_lag_entries=settings.max_lag_entries).on_poll)

@@ -104,8 +104,7 @@ class Promotable(Protocol):
 class Mendable(Protocol):
     """A store whose node the sidecar nudges after each poll (Consul: a server back on a
     new address re-joins the LAN pool until the cluster takes the address; Galera: the
-    seed's bootstrap flag dropped, a stuck node marked for its liveness probe; rqlite: a
-    voter the leader does not send to hands leadership on, when configured).
+    seed's bootstrap flag dropped, a stuck node marked for its liveness probe).
 
     ``mend(snapshot, events)`` acts only on what the poll that just ended showed (the
     backend's view of its own node, the ``Snapshot``); it is rate-limited, idempotent

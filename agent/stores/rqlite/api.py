@@ -10,13 +10,9 @@ import httpx
 from agent.errors import BackendError
 from agent.model import ClusterView, Member
 from agent.storekit.http import answered, as_int, decode_json, need, optional, request
-from agent.stores.rqlite.options import RqliteOptions
-from agent.stores.rqlite.stall import StalledFollower
 
 if TYPE_CHECKING:
     from agent.config.settings import Settings
-    from agent.leave import Events
-    from agent.model import Snapshot
 
 
 def parse_nodes(payload: Any) -> tuple[Member, ...]:
@@ -108,17 +104,6 @@ class RqliteBackend:
         del peer_api_port  # every member reports its own client URL
         self.client = client
         self.base_url = base_url.rstrip("/")
-        options = settings.options(RqliteOptions) if settings else RqliteOptions()
-        self.stall = (StalledFollower(self.transfer_leadership,
-                                      after_seconds=options.rqlite_stall_hand_off_seconds,
-                                      max_lag=settings.max_lag_entries)
-                      if settings and options.rqlite_stall_hand_off_seconds > 0 else None)
-
-    async def mend(self, snapshot: Snapshot, events: Events | None) -> None:
-        """A voter the leader does not send to, with the stall hand-off on: see
-        StalledFollower."""
-        if self.stall is not None:
-            await self.stall.on_poll(snapshot, events)
 
     async def _get(self, base: str, path: str) -> Any:
         url = f"{base.rstrip('/')}{path}"
