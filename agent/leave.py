@@ -261,11 +261,14 @@ class Leaver:
         # Jitter, so two pods leaving at once do not retry in lockstep.
         await self.sleep(self.retry_seconds * random.uniform(0.5, 1.5))
 
-    async def reachable(self, view: ClusterView) -> dict[str, int | None]:
-        """The members that answer now, with the raft index each has applied. One the
-        store vouches for is asked too, where its API is known: a store's own word lags
-        (Consul's autopilot counts a server healthy for seconds after it stopped), and
-        the guard must not count a member that just died."""
+    async def reachable(self, view: ClusterView, *,
+                        started: dict[str, float | None] | None = None
+                        ) -> dict[str, int | None]:
+        """The members that answer now, with the raft index each has applied (and into
+        ``started`` when each one's store started, where it says). One the store vouches
+        for is asked too, where its API is known: a store's own word lags (Consul's
+        autopilot counts a server healthy for seconds after it stopped), and the guard
+        must not count a member that just died."""
         members = [replace(m, reachable=None) if m.reachable and m.api_url else m
                    for m in view.members]
-        return await progress(self.membership.view_at, members)
+        return await progress(self.membership.view_at, members, started=started)

@@ -29,6 +29,9 @@ class ClusterView:
     commit_index: int | None = None  # the leader's commit index (best known)
     version: str | None = None
     notes: tuple[str, ...] = field(default=())  # what the backend could not learn, and why
+    # When this node's store process started (epoch seconds), where the store says
+    # (rqlite's /status): a hand-off prefers the voter that started last.
+    started_at: float | None = None
     # A store's own readiness checks (Galera: Primary, Synced): (name, why it fails, or
     # None when it passes), judged with the shared ones.
     checks: tuple[tuple[str, str | None], ...] = field(default=())

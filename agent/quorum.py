@@ -13,6 +13,10 @@ from collections.abc import Collection, Mapping, Sequence
 
 from agent.model import ClusterView, Member
 
+# A hand-off target chosen by its start may lag the most caught-up voter by this many
+# entries: about ten seconds of a busy cluster's writes, far more than a Ready member.
+HAND_OFF_LAG = 1000
+
 
 def majority(voters: int) -> int:
     """The smallest majority of ``voters``."""
@@ -64,22 +68,39 @@ def quorum_for_removal(view: ClusterView, self_id: str, answering: Collection[st
 
 def successor(view: ClusterView, self_id: str,
               answering: Collection[str] | Mapping[str, int | None],
-              departing: Collection[str] = ()) -> Member | None:
+              departing: Collection[str] = (), *,
+              started: Mapping[str, float | None] | None = None) -> Member | None:
     """The voter a leaving or restarting leader hands leadership to: answering, not
     itself, and not departing too (a parallel scale-down would make it hand off again,
-    one more election). When ``answering`` maps ids to applied indexes, the voter that
-    has applied most (raft makes the target catch up before it takes over, so the most
-    caught-up one takes over soonest; one of unknown progress comes after those known;
-    ties go to the first in the configuration's order).
+    one more election).
+
+    Where the stores say when each started (``started``, rqlite), the voter whose store
+    started last: hashicorp/raft's transport reuses pooled connections without a retry,
+    so a target holding one to a peer that has restarted since (opened while it waited
+    for a leader after its own restart, say) loses that peer's vote at once and the
+    hand-off ends in a second election; every connection the last started voter holds
+    was opened after all its peers' last starts. Only among those within HAND_OFF_LAG
+    entries of the most caught-up one: a node the leader is not sending to (back on a
+    new address, say) would fail the hand-off by never catching up. Otherwise, when
+    ``answering`` maps ids to applied indexes, the voter that has applied most (raft
+    makes the target catch up before it takes over, so the most caught-up one takes over
+    soonest; one of unknown progress comes after those known; ties go to the first in
+    the configuration's order).
     None when no such voter: the leader then steps down as raft does when it removes
     itself."""
     candidates = [m for m in view.voters if m.id != self_id and m.id in answering
                   and m.id not in departing]
     if not candidates:
         return None
+    applied = answering if isinstance(answering, Mapping) else {}
+    best = max((a for m in candidates if (a := applied.get(m.id)) is not None), default=None)
+    dated = {m.id: when for m in candidates
+             if (when := (started or {}).get(m.id)) is not None
+             and best is not None and (applied.get(m.id) or 0) >= best - HAND_OFF_LAG}
+    if dated:
+        return max((m for m in candidates if m.id in dated), key=lambda m: dated[m.id])
     if not isinstance(answering, Mapping):
         return candidates[0]
-    applied = answering
     return max(candidates, key=lambda m: (applied[m.id] is not None, applied[m.id] or 0))
 
 

@@ -41,8 +41,9 @@ class RaftDeparture:
                 if view is None or self_id is None or view.leader_id != self_id:
                     return None
                 leader = view.leader
-                target = successor(view, self_id, await leave.reachable(view),
-                                   leave.departing(view, self_id))
+                started: dict[str, float | None] = {}
+                target = successor(view, self_id, await leave.reachable(view, started=started),
+                                   leave.departing(view, self_id), started=started)
                 if target is None or leader is None or not leader.api_url:
                     log.info("hand_off_skipped", reason="no reachable voter to lead")
                     return None
@@ -79,14 +80,16 @@ class RaftDeparture:
             if leader is None or not leader.api_url:
                 await leave.obstacle("leader has no API address")
                 continue
-            reachable = await leave.reachable(view)
+            started: dict[str, float | None] = {}
+            reachable = await leave.reachable(view, started=started)
             obstacle = quorum_for_removal(view, self_id, reachable,
                                           leave.departing(view, self_id))
             if obstacle is not None:
                 await leave.obstacle(obstacle)
                 continue
             if leader.id == self_id and self.backend.can_transfer and not self._no_hand_off:
-                target = successor(view, self_id, reachable, leave.departing(view, self_id))
+                target = successor(view, self_id, reachable, leave.departing(view, self_id),
+                                   started=started)
                 if target is not None:
                     try:
                         await self.backend.transfer_leadership(leader_url=leader.api_url,

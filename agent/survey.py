@@ -30,9 +30,11 @@ async def answering(ask: Ask, members: Iterable[Member]) -> set[str]:
     return set(await progress(ask, members))
 
 
-async def progress(ask: Ask, members: Iterable[Member]) -> dict[str, int | None]:
+async def progress(ask: Ask, members: Iterable[Member], *,
+                   started: dict[str, float | None] | None = None) -> dict[str, int | None]:
     """The members that answer (as ``answering``), each with the raft index it has
-    applied when it was asked (None when the store vouched for it without a read)."""
+    applied when it was asked (None when the store vouched for it without a read); into
+    ``started``, when given, when each one asked says its store process started."""
     listed = list(members)
     known: dict[str, int | None] = {m.id: None for m in listed if m.reachable}
     unknown = [m for m in listed if m.reachable is None and m.api_url]
@@ -40,6 +42,8 @@ async def progress(ask: Ask, members: Iterable[Member]) -> dict[str, int | None]
     for member, result in zip(unknown, results, strict=True):
         if isinstance(result, ClusterView):
             known[member.id] = result.applied_index
+            if started is not None:
+                started[member.id] = result.started_at
     return known
 
 

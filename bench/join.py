@@ -106,6 +106,8 @@ def main() -> int:
                         help="comma-separated MiB of data in the cluster, a round each "
                              "(0: the 2000 small entries alone)")
     parser.add_argument("--stores", default="rqlite,etcd")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work directory (the stores' and sidecars' logs)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.data_mb.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="sts-agent-bench-join-"))
@@ -144,7 +146,10 @@ def main() -> int:
                 finally:
                     pods.close()
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            print(f"work directory kept: {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     print(f"Date: {datetime.date.today().isoformat()}; machine: {machine()}; "
           f"{args.runs} joins each into a running 3-node loopback cluster holding 2000 "
           f"entries and then {args.data_mb} MiB of {CHUNK // 1024} KiB values; sidecar poll "

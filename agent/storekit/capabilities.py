@@ -157,8 +157,11 @@ class LeaveContext(Protocol):
         """Other members whose pods the StatefulSet no longer keeps."""
         ...
 
-    async def reachable(self, view: ClusterView) -> dict[str, int | None]:
-        """The members that answer now, with the index each has applied."""
+    async def reachable(self, view: ClusterView, *,
+                        started: dict[str, float | None] | None = None
+                        ) -> dict[str, int | None]:
+        """The members that answer now, with the index each has applied (and into
+        ``started`` when each one's store started, where the store says)."""
         ...
 
 

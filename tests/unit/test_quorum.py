@@ -6,6 +6,7 @@ import pytest
 
 from agent.model import ClusterView
 from agent.quorum import (
+    HAND_OFF_LAG,
     bootstrap_blocker,
     majority,
     quorum_for_add,
@@ -97,6 +98,28 @@ def test_successor_is_the_most_caught_up_voter() -> None:
     assert successor(cluster, "n0", applied, departing={"n2"}) == cluster.member("n4")
     assert successor(cluster, "n0", {"n0": 900, "n3": None}) == cluster.member("n3")
     assert successor(cluster, "n0", {"n0": 1, "n1": 5, "n2": 5}) == cluster.member("n1")
+
+
+def test_successor_is_the_voter_started_last_where_the_store_says() -> None:
+    """hashicorp/raft reuses a pooled connection without a retry: a target holding one
+    to a peer restarted since loses its vote and the hand-off ends in an election. The
+    voter started last holds none; one far behind (the leader not sending to it) is
+    passed over; without start times, the most caught-up voter as before."""
+    cluster = view(0, 0, (0, 1, 2, 3, 4))
+    applied: dict[str, int | None] = {"n0": 5000, "n1": 4990, "n2": 5000, "n3": 4900,
+                                      "n4": 2000}
+    started: dict[str, float | None] = {"n1": 100.0, "n2": 50.0, "n3": 300.0,
+                                        "n4": 400.0}
+    # n4 started last but is 3000 entries behind; n3 is the last within HAND_OFF_LAG.
+    assert successor(cluster, "n0", applied, started=started) == cluster.member("n3")
+    assert successor(cluster, "n0", applied, departing={"n3"},
+                     started=started) == cluster.member("n1")
+    # Start times known for some only: those are chosen among.
+    assert successor(cluster, "n0", applied, started={"n1": 1.0}) == cluster.member("n1")
+    # None known (etcd, Consul): the most caught up.
+    assert successor(cluster, "n0", applied, started={"n1": None}) == cluster.member("n2")
+    assert successor(cluster, "n0", applied) == cluster.member("n2")
+    assert 5000 - HAND_OFF_LAG <= 4900 and 5000 - HAND_OFF_LAG > 2000
 
 
 @pytest.mark.parametrize(("replicas", "max_unavailable", "unsafe"), [

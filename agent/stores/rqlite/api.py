@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
@@ -60,6 +61,7 @@ def parse_status(payload: Any) -> dict[str, Any]:
                        voter=raw.get("suffrage", "Voter") == "Voter")
             )
     build = payload.get("build") if isinstance(payload.get("build"), dict) else {}
+    node = payload.get("node") if isinstance(payload.get("node"), dict) else {}
     # hashicorp/raft's index of the latest configuration entry, committed or not: a
     # leader takes a configuration as its own when it appends it.
     latest = raft.get("latest_configuration_index")
@@ -72,7 +74,19 @@ def parse_status(payload: Any) -> dict[str, Any]:
         "configuration_index": None if latest is None
         else as_int(latest, f"{what} latest_configuration_index"),
         "version": str(build.get("version")) if build.get("version") else None,
+        "started_at": started_at(node.get("start_time")),
     }
+
+
+def started_at(raw: Any) -> float | None:
+    """rqlited's start (``node.start_time``, RFC 3339 with nanoseconds) in epoch
+    seconds; None when absent or not a time (it only orders a hand-off's targets)."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        return datetime.datetime.fromisoformat(raw).timestamp()
+    except ValueError:
+        return None
 
 
 def build_view(status_payload: Any, nodes_payload: Any | None) -> ClusterView:
@@ -90,6 +104,7 @@ def build_view(status_payload: Any, nodes_payload: Any | None) -> ClusterView:
         applied_index=status["applied_index"],
         commit_index=status["commit_index"],
         version=status["version"],
+        started_at=status["started_at"],
     )
 
 

@@ -200,3 +200,16 @@ async def test_an_uncommitted_configuration_is_named(latest: int | None, commit:
     assert (why is not None) == pending
     if pending:
         assert why == "the leader's configuration (index 6) is not committed yet (commit index 5)"
+
+
+@pytest.mark.parametrize(("node", "started"), [
+    ({"start_time": "2026-12-07T05:00:19.123456789Z", "uptime": "1m2s"}, 1796619619.123456),
+    ({"start_time": "2026-12-07T06:00:19+01:00"}, 1796619619.0),
+    ({"start_time": "yesterday"}, None),  # not a time: no order, no error
+    ({}, None),
+    ("garbage", None),
+])
+def test_the_start_of_rqlited_is_read_for_a_hand_off(node: Any, started: float | None) -> None:
+    view = build_view({**STATUS, "node": node}, None)
+    assert view.started_at == started
+    assert build_view(STATUS, None).started_at is None  # before rqlite said it
