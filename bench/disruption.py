@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.cold_start import machine
 from bench.openloop import OpenLoopWriter, window
 from bench.raftwatch import STATES, Elections, RaftWatch
+from player import manifests
 from player.controlplane import ControlPlane
 from player.statefulset import StatefulSetPlayer
 from player.stores import harness_class
@@ -95,11 +96,9 @@ def operations(player: StatefulSetPlayer, leader: Callable[[], int] | None) -> d
     }
 
 
-def agent_env_patches(store: str, env: list[str]) -> list[dict[str, Any]]:
-    """JSON patch operations adding ``NAME=VALUE`` settings to the example's sidecar."""
-    documents = yaml.safe_load_all((ROOT / "k8s" / store / "statefulset.yaml").read_text())
-    spec = next(d for d in documents if d and d.get("kind") == "StatefulSet")
-    pod = spec["spec"]["template"]["spec"]
+def agent_env_patches(pod: dict[str, Any], env: list[str]) -> list[dict[str, Any]]:
+    """JSON patch operations adding ``NAME=VALUE`` settings to the sidecar (the container
+    named ``agent``) of the StatefulSet whose pod template is ``pod``."""
     where = next(f"/spec/template/spec/{kind}/{index}/env/-"
                  for kind in ("containers", "initContainers")
                  for index, container in enumerate(pod.get(kind) or [])
@@ -116,7 +115,8 @@ def measure(store: str, variant: str, workdir: Path, plane: ControlPlane, *,
     next pass); a row each. ``agent_env``: more settings for the agent's sidecar."""
     patches = (yaml.safe_load((NATIVE / f"{store}.yaml").read_text())
                if variant == "own" else
-               agent_env_patches(store, agent_env) if agent_env else None)
+               agent_env_patches(manifests.load(ROOT / "k8s" / store).pod_spec, agent_env)
+               if agent_env else None)
     player = StatefulSetPlayer(ROOT / "k8s" / store, workdir, control_plane=plane,
                                namespace=f"{store}-{variant}", json_patches=patches)
     kv_class = harness_class(store).kv_class

@@ -75,13 +75,8 @@ def fill(pods: InitPods, megabytes: int, written: int) -> int:
     """Write CHUNK-sized values through the leader until ``megabytes`` MiB are in the
     cluster (``written`` already), then the mark; the count of values now written."""
     target = megabytes * 1024 * 1024 // CHUNK
-    if target > written:
-        harness = pods.harness
-        url = harness.cluster.api_url(harness.leader())
-        value = "x" * CHUNK
-        with httpx.Client(timeout=30) as client:
-            for index in range(written, target):
-                harness.write_one_bulk(client, url, 1_000_000 + index, value)
+    if target > written:  # past the small entries' indexes, each value once
+        pods.harness.write_entries(target - written, size=CHUNK, first=1_000_000 + written)
     if not pods.harness.put(MARK, f"{megabytes} MiB"):
         raise RuntimeError(f"{pods.store}: the mark after {megabytes} MiB was not taken")
     return max(target, written)

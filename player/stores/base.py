@@ -284,18 +284,20 @@ class Harness(Generic[C]):
         """``key`` as written with ``put``, from node ``ordinal``'s own copy (no leader)."""
         return self.kv.read_local(self.cluster.api_url(ordinal), key)
 
-    def write_entries(self, count: int, *, size: int = 100) -> None:
-        """``count`` writes of ``size`` bytes through the leader, eight clients at once."""
+    def write_entries(self, count: int, *, size: int = 100, first: int = 0) -> None:
+        """``count`` writes of ``size`` bytes through the leader, eight clients at once,
+        at indexes from ``first`` on."""
         url = self.cluster.api_url(self.leader())
         value = "x" * size
+        end = first + count
 
         def writer(start: int) -> None:
             with httpx.Client(timeout=10) as client:
-                for index in range(start, min(count, start + 250)):
+                for index in range(start, min(end, start + 250)):
                     self.write_one_bulk(client, url, index, value)
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            list(pool.map(writer, range(0, count, 250)))
+            list(pool.map(writer, range(first, end, 250)))
 
     def running(self) -> list[int]:
         return [o for o, n in sorted(self.cluster.nodes.items()) if n.running]

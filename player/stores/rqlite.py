@@ -170,9 +170,9 @@ class RqliteHarness(Harness[RqliteCluster]):
     def remove_through_store(self, ordinal: int) -> None:
         self.cluster.remove(self.cluster.node_id(ordinal))
 
-    def write_entries(self, count: int, *, size: int = 100) -> None:
+    def write_entries(self, count: int, *, size: int = 100, first: int = 0) -> None:
         self.cluster.execute(["CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT)"])
-        super().write_entries(count, size=size)
+        super().write_entries(count, size=size, first=first)
 
     def write_one_bulk(self, client: httpx.Client, url: str, index: int, value: str) -> None:
         client.post(url + "/db/execute", json=[["INSERT INTO t(v) VALUES(?)", value]]

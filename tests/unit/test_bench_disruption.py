@@ -76,10 +76,16 @@ def test_galera_has_no_leader_columns_and_a_run_that_never_ended_is_named(
 
 
 def test_agent_env_is_added_to_the_examples_sidecar() -> None:
-    patches = agent_env_patches("rqlite", ["AGENT_RQLITE_STALL_HAND_OFF_SECONDS=3",
-                                           "AGENT_X=a=b"])
+    pod = {"containers": [{"name": "rqlite"}, {"name": "agent", "env": []}],
+           "initContainers": [{"name": "init"}]}
+    patches = agent_env_patches(pod, ["AGENT_POLL_INTERVAL_SECONDS=3", "AGENT_X=a=b"])
     assert patches == [
         {"op": "add", "path": "/spec/template/spec/containers/1/env/-",
-         "value": {"name": "AGENT_RQLITE_STALL_HAND_OFF_SECONDS", "value": "3"}},
+         "value": {"name": "AGENT_POLL_INTERVAL_SECONDS", "value": "3"}},
         {"op": "add", "path": "/spec/template/spec/containers/1/env/-",
          "value": {"name": "AGENT_X", "value": "a=b"}}]
+    # A native sidecar: the agent is an init container.
+    native = {"containers": [{"name": "rqlite"}],
+              "initContainers": [{"name": "init"}, {"name": "agent"}]}
+    assert agent_env_patches(native, ["AGENT_X=1"])[0]["path"] == (
+        "/spec/template/spec/initContainers/1/env/-")
