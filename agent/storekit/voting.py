@@ -76,6 +76,17 @@ class VotingPrestart(PrestartBase, ABC, Generic[B]):
     def choose(self, ballots: dict[int, B], kept: range) -> Choice:
         """The store's vote over the kept pods' ballots (the override included)."""
 
+    def seeding(self, choice: Choice, ballots: dict[int, B], kept: range) -> Start:
+        """How the vote's seed starts: it seeds (a store may start it another way that
+        brings the others up as well, the others waiting for it as for any seed)."""
+        return Start("seed", choice.reason, choice)
+
+    def seed_started(self, chosen: Choice, ballots: dict[int, B], kept: range
+                     ) -> Start | None:
+        """A start for this pod before the seed serves, given the ballots answering now
+        (the seed's among them while its init runs); None: wait until the seed runs."""
+        return None
+
     def waiting_for_seed(self, choice: Choice) -> str:
         return f"waiting for ordinal {choice.seed} to seed ({choice.reason})"
 
@@ -110,7 +121,8 @@ class VotingPrestart(PrestartBase, ABC, Generic[B]):
             joining = await self.running(ordinals, current)
             if joining is not None:
                 return Done(joining)
-            choice = self.choose(await self.ballots(kept, current), kept)
+            ballots = await self.ballots(kept, current)
+            choice = self.choose(ballots, kept)
             if choice.refused:
                 # Fail closed, but keep answering: a peer still counting must see the same
                 # ballots to refuse too (an init that exited takes its ballot away).
@@ -124,12 +136,15 @@ class VotingPrestart(PrestartBase, ABC, Generic[B]):
                 current = await rediscover()
                 return Pending(f"{refusal} (seen earlier; now {choice.reason})")
             if choice.seed == self.pod.ordinal:
-                return Done(Start("seed", choice.reason, choice))
+                return Done(self.seeding(choice, ballots, kept))
             if choice.seed is not None:
                 chosen = choice
             current = await rediscover()
             if chosen is not None:
-                # The seed's init ended (its ballot with it): it is starting.
+                # Once the seed's init has ended (its ballot with it), it is starting.
+                started = self.seed_started(chosen, ballots, kept)
+                if started is not None:
+                    return Done(started)
                 return Pending(self.waiting_for_seed(chosen))
             return Pending(self.no_seed_yet(choice))
 

@@ -11,11 +11,13 @@ import re
 import shutil
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from agent.stores.galera.recovery import RECOVERY_SEED
 from player.agentnamespace import AgentNamespace
 from player.pods import InitPods
 from player.stores.galera import GaleraHarness, galera_plan, root_sql
@@ -296,14 +298,16 @@ def test_a_rolling_restart_needs_no_vote(pods: InitPods) -> None:
 
 
 def test_the_seed_s_mariadbd_restarted_alone_joins(pods: InitPods) -> None:
-    """A power cut, and the vote seeds a pod (init renders wsrep-new-cluster). Once
-    another member has joined, its sidecar takes the flag out of the rendered galera.cnf.
-    Then the seed's mariadbd alone crashes and starts again from that config, as a
-    container restart does (init does not run): it joins the Primary component, where
-    with the flag Galera refused to start it (safe_to_bootstrap 0) for good."""
+    """One pod stopped cleanly (Galera drops its saved view: no pc.recovery), then a
+    power cut, and the vote seeds a pod (init renders wsrep-new-cluster). Once another
+    member has joined, its sidecar takes the flag out of the rendered galera.cnf. Then
+    the seed's mariadbd alone crashes and starts again from that config, as a container
+    restart does (init does not run): it joins the Primary component, where with the
+    flag Galera refused to start it (safe_to_bootstrap 0) for good."""
     writes = Writes(pods, PODS)
     writes.write("before-power-cut", 5)
-    for ordinal in PODS:
+    pods.stop(2)
+    for ordinal in PODS[:2]:
         kill(pods, ordinal)
     restart(pods, *PODS)
     seed = next(o for o in PODS if plan(pods, o)["state"] == "seed")
@@ -361,3 +365,131 @@ def test_a_node_stuck_outside_the_primary_component_is_restarted(
     assert not marker.exists()  # a node in the Primary component is never marked
     pods.start_sidecar(1)
     pods.harness.sidecars[1].wait_ready(timeout=60)
+
+
+def power_cut(pods: InitPods) -> None:
+    """Every pod's mariadbd and sidecar killed at once, nothing flushed or said: the
+    group's last Primary view stays in each gvwstate.dat."""
+    for ordinal in PODS:
+        sidecar = pods.harness.sidecars.pop(ordinal)
+        sidecar.proc.kill()
+    for ordinal in PODS:
+        pods.harness.kill_store(ordinal)
+
+
+def mariadbd_log(pods: InitPods, ordinal: int) -> str:
+    cluster = pods.harness.cluster
+    path: Path = cluster.node_dir(ordinal) / cluster.log_name
+    return path.read_text(errors="replace")
+
+
+def one_primary_component(pods: InitPods) -> None:
+    """Every pod Synced in the same Primary component of all: one history, one view."""
+    seen = {o: pods.harness.cluster.status(o) for o in PODS}
+    shared = {(s.get("wsrep_cluster_status"), s.get("wsrep_cluster_size"),
+               s.get("wsrep_cluster_state_uuid"), s.get("wsrep_cluster_conf_id"))
+              for s in seen.values()}
+    assert len(shared) == 1, seen
+    status, size, _, _ = shared.pop()
+    assert (status, size) == ("Primary", str(len(PODS))), seen
+
+
+def test_a_power_cut_re_forms_the_last_view_with_no_state_transfer(pods: InitPods) -> None:
+    """Every pod's gvwstate.dat holds the same last Primary view: the vote's seed starts
+    without bootstrapping, the others join it as any seed, and Galera re-forms the view
+    itself (pc.recovery) once all are back, with no state transfer; the seed's sidecar
+    never bootstraps and drops init's decision. Nothing acknowledged is lost."""
+    writes = Writes(pods, PODS)
+    writes.write("before-the-cut", 20)
+    before = {o: len(mariadbd_log(pods, o)) for o in PODS}
+    power_cut(pods)
+    restart(pods, *PODS)
+    decided = {o: plan(pods, o) for o in PODS}
+    [seed] = [o for o, p in decided.items() if p["state"] == "recover"]
+    assert "pc.recovery" in decided[seed]["reason"], decided[seed]
+    assert all(p["state"] == "join" for o, p in decided.items() if o != seed), decided
+    logs = {o: mariadbd_log(pods, o)[before[o]:] for o in PODS}
+    assert any("promote to primary component" in text for text in logs.values()), (
+        "no node logged pc.recovery's promotion")
+    for ordinal, text in logs.items():
+        assert "start_prim is enabled" not in text, f"galera-{ordinal} bootstrapped"
+        assert "State transfer required" not in text, f"galera-{ordinal} needed a transfer"
+    armed = pods.config_dir(seed) / RECOVERY_SEED
+    wait_until(lambda: not armed.exists(),
+               what=f"galera-{seed}'s sidecar to drop init's pc.recovery decision", timeout=30)
+    sidecar_log = pods.harness.sidecars[seed].proc.log_path.read_text()
+    assert '"galera_recovery_disarmed"' in sidecar_log
+    assert '"galera_recovery_bootstrap"' not in sidecar_log
+    one_primary_component(pods)
+    writes.assert_all_on_every_pod()
+    writes.write("after-the-cut", 5)
+    writes.assert_all_on_every_pod()
+
+
+def test_a_member_missing_after_a_power_cut_is_left_to_join_later(
+        pods: InitPods, namespace: AgentNamespace) -> None:
+    """The same power cut, but one pod's mariadbd does not come back after its init (its
+    node lost): pc.recovery needs every member and never forms the view. After a 2 s
+    wait here, the seed's sidecar adds wsrep-new-cluster, its position and
+    pc.recovery=false to init's config and writes the restart marker, loudly (a Warning
+    Event); the test plays the kubelet whose liveness probe fails on it. The new
+    mariadbd seeds the same history, the restored member joins it, writes go on without
+    the missing pod, which joins when it is back. One Primary component at the end,
+    nothing acknowledged is lost, and the added options are gone again."""
+    writes = Writes(pods, PODS)
+    writes.write("before-the-second-cut", 10)
+    earlier = {e["metadata"]["uid"] for e in namespace.events()}
+    power_cut(pods)
+    joiners: list[int] = []
+    seeds: list[int] = []
+
+    def init(ordinal: int) -> None:
+        pods.init(ordinal)
+        if plan(pods, ordinal)["state"] == "recover":
+            seeds.append(ordinal)
+            pods.start_store(ordinal)
+        else:
+            joiners.append(ordinal)
+
+    with concurrent.futures.ThreadPoolExecutor(len(PODS)) as pool:
+        for future in [pool.submit(init, o) for o in PODS]:
+            future.result()
+    [seed] = seeds
+    *started, missing = sorted(joiners)
+    marker = pods.config_dir(seed) / "restart-mariadbd"
+    for ordinal in started:
+        pods.start_store(ordinal)
+        pods.start_sidecar(ordinal)
+    pods.start_sidecar(seed, env={"AGENT_GALERA_RESTART_MARKER": str(marker),
+                                  "AGENT_GALERA_RECOVERY_BOOTSTRAP_SECONDS": "2"})
+    wait_until(marker.exists, what=f"galera-{seed}'s sidecar to mark mariadbd for a "
+                                   "restart that seeds", timeout=60)
+    config = pods.config_dir(seed) / "galera.cnf"
+    added = config.read_text().split("# sts-agent sidecar: ", 1)[-1]
+    assert "\nwsrep-new-cluster\n" in added and "pc.recovery=false" in added, added
+    assert "wsrep_start_position = " in added, added
+    node = pods.cluster.nodes[seed]
+    assert node.proc is not None
+    node.proc.stop()  # the kubelet: the liveness probe failed, SIGTERM
+    wait_until(lambda: not marker.exists(),
+               what=f"galera-{seed}'s sidecar to remove the marker once mariadbd stopped",
+               timeout=30)
+    pods.start_store(seed)  # the container's restart: the config as it is now
+    pods.wait_ready(seed, *started)
+    assert not pods.cluster.nodes[missing].running
+    [bootstrapped] = [e for e in namespace.events()
+                      if e["reason"] == "GaleraRecoveryBootstrapped"
+                      and e["metadata"]["uid"] not in earlier]
+    assert bootstrapped["involvedObject"]["name"] == f"galera-{seed}", bootstrapped
+    assert "latest position" in bootstrapped["message"], bootstrapped
+    assert not (pods.config_dir(seed) / RECOVERY_SEED).exists()
+    wait_until(lambda: "# sts-agent sidecar: " not in config.read_text(),
+               what=f"galera-{seed}'s sidecar to take out the options it added", timeout=30)
+    writes.write(f"without-{missing}", 10)
+    pods.start_store(missing)  # its init ran already: the join it rendered then
+    pods.start_sidecar(missing)
+    pods.wait_ready(missing)
+    one_primary_component(pods)
+    writes.assert_all_on_every_pod()
+    pods.start_sidecar(seed)  # the module's cluster as the next test expects it
+    pods.wait_ready(*PODS)

@@ -12,6 +12,7 @@ from agent.stores.galera.bootstrap import drop_new_cluster
 from agent.stores.galera.client import Credentials, Endpoint, wsrep_status
 from agent.stores.galera.leave import GaleraDeparture
 from agent.stores.galera.options import GaleraOptions
+from agent.stores.galera.recovery import RECOVERY_SEED, RecoverySeed
 from agent.stores.galera.status import GaleraStatus, build_view, parse_status
 from agent.stores.galera.stuck import StuckMember
 
@@ -54,6 +55,14 @@ class GaleraBackend:
                              if settings and settings.pod_ip else None)
         # Where init rendered galera.cnf, when this container mounts it (the flag's drop).
         self.config_dir: Path | None = settings.output_dir if settings else None
+        # The vote's seed of a start by pc.recovery: its bootstrap if the view never forms.
+        group = ((settings.pod_ip, settings.peer_port or 4567)
+                 if settings is not None and settings.pod_ip else None)
+        self.recovery = (RecoverySeed(self.config_dir / RECOVERY_SEED,
+                                      config_dir=self.config_dir,
+                                      marker=options.galera_restart_marker, group=group,
+                                      after_seconds=options.galera_recovery_bootstrap_seconds)
+                         if self.config_dir is not None else None)
         self.own: GaleraStatus | None = None  # this node's status at the last poll
         self._bootstrap_checked = False
 
@@ -73,12 +82,15 @@ class GaleraBackend:
         return GaleraDeparture()
 
     async def mend(self, snapshot: Snapshot, events: Events | None) -> None:
-        """The flag's drop (below), then a node stuck outside the Primary component
+        """The flag's drop (below), a start by pc.recovery that never formed a Primary
+        component (``RecoverySeed``), then a node stuck outside the Primary component
         marked for its liveness probe (``StuckMember``)."""
         await self._drop_bootstrap_flag()
+        own = self.own if snapshot.local_error is None else None
+        if self.recovery is not None:
+            await self.recovery.on_poll(snapshot, own, events)
         if self.stuck is not None:
-            await self.stuck.on_poll(snapshot, self.own if snapshot.local_error is None
-                                     else None, events)
+            await self.stuck.on_poll(snapshot, own, events)
 
     async def _drop_bootstrap_flag(self) -> None:
         """Once this node shares a Primary component with another member, take

@@ -1,4 +1,4 @@
-"""The vote's bootstrap flag, dropped from the rendered config once another member has joined."""
+"""The bootstrap flag in the rendered config: dropped once another member joined, or added."""
 
 from __future__ import annotations
 
@@ -15,11 +15,7 @@ DROPPED = ("# wsrep-new-cluster dropped by the sts-agent sidecar once another me
 def is_new_cluster(line: str) -> bool:
     """Whether an option-file line sets ``wsrep-new-cluster`` (any spelling MariaDB
     reads: dashes or underscores, a ``loose-`` prefix, a value or none)."""
-    text = line.strip()
-    if not text or text[0] in "#;[!":
-        return False
-    name = text.split("=", 1)[0].strip().lower().replace("-", "_")
-    return name.removeprefix("loose_") == "wsrep_new_cluster"
+    return _name(line) == "wsrep_new_cluster"
 
 
 def drop_new_cluster(directory: Path) -> list[str]:
@@ -37,3 +33,74 @@ def drop_new_cluster(directory: Path) -> list[str]:
             write_atomically(directory, path.name, "".join(kept).encode("utf-8"))
             changed.append(path.name)
     return changed
+
+
+# The first line of what the sidecar adds to init's config: everything from it on is its.
+ADDED = "# sts-agent sidecar: "
+
+
+def add_restart_options(directory: Path, reason: str, *, seed_at: str | None = None
+                        ) -> list[str]:
+    """Add to every ``*.cnf`` init rendered in ``directory`` that names a Galera cluster
+    address, after a first line saying ``reason`` (in a ``[mysqld]`` group of its own,
+    the last word on each): ``pc.recovery=false`` appended to its provider options (the
+    next mariadbd neither restores the saved view nor its group id, and joins a Primary
+    component as a new member would), and with ``seed_at`` (a position)
+    ``wsrep-new-cluster`` and that position as ``wsrep_start_position`` (a restored
+    mariadbd left -1 in grastate.dat: a bootstrap from there would start a new
+    history). Files already changed are left; the names of those changed."""
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a directory here")
+    changed = []
+    for path in sorted(directory.glob("*.cnf")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        if (not any(_name(line) == "wsrep_cluster_address" for line in lines)
+                or any(line.startswith(ADDED) for line in lines)):
+            continue
+        provider = [_value(line) for line in lines if _name(line) == "wsrep_provider_options"]
+        options = ";".join(o for o in (provider[-1] if provider else "", "pc.recovery=false")
+                           if o)
+        block = [ADDED + " ".join(reason.split()), "[mysqld]",
+                 f'wsrep_provider_options = "{options}"']
+        if seed_at is not None:
+            block += ["wsrep-new-cluster", f"wsrep_start_position = {seed_at}"]
+        added = f"{text}{'' if text.endswith(chr(10)) else chr(10)}" + "\n".join(block) + "\n"
+        write_atomically(directory, path.name, added.encode("utf-8"))
+        changed.append(path.name)
+    return changed
+
+
+def drop_restart_options(directory: Path) -> list[str]:
+    """Take what ``add_restart_options`` added out of the ``*.cnf`` files again (a later
+    start restores the view pc.recovery saves, and seeds only by init's vote)."""
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a directory here")
+    changed = []
+    for path in sorted(directory.glob("*.cnf")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        first = next((i for i, line in enumerate(lines) if line.startswith(ADDED)), None)
+        if first is not None:
+            write_atomically(directory, path.name, "".join(lines[:first]).encode("utf-8"))
+            changed.append(path.name)
+    return changed
+
+
+def _name(line: str) -> str:
+    """The option an option-file line sets, in MariaDB's spelling ("" for none)."""
+    text = line.strip()
+    if not text or text[0] in "#;[!":
+        return ""
+    return text.split("=", 1)[0].strip().lower().replace("-", "_").removeprefix("loose_")
+
+
+def _value(line: str) -> str:
+    """The value an option-file line gives, without its quotes."""
+    value = line.split("=", 1)[1].strip() if "=" in line else ""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]
+    return value.strip().rstrip(";")

@@ -50,3 +50,14 @@ class GaleraOptions(AgentSettings):
         "AGENT_GALERA_RESTART_MARKER (a Warning Event `GaleraMemberRestarted`). A node that "
         "does not answer (receiving a full copy) never counts.",
     )
+    galera_recovery_bootstrap_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="Galera: after a full outage where every pod's gvwstate.dat holds the "
+        "same last Primary view, the vote's seed starts without bootstrapping and Galera "
+        "re-forms that view once all members are back (pc.recovery, no state transfer). "
+        "If the seed's mariadbd has waited this long (its group port open, no SQL yet) "
+        "and no peer is Primary, its sidecar adds wsrep-new-cluster to init's config and "
+        "creates AGENT_GALERA_RESTART_MARKER: mariadbd restarts and seeds (a Warning Event "
+        "`GaleraRecoveryBootstrapped`); a member still missing joins later.",
+    )

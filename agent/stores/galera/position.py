@@ -156,3 +156,46 @@ def empty_gvwstate(data_dir: Path) -> bool:
         return path.stat().st_size == 0 or not path.read_text(errors="replace").strip()
     except FileNotFoundError:
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class SavedView:
+    """gvwstate.dat: the last Primary component this node was in, as Galera saved it for
+    ``pc.recovery`` (written at each Primary view, removed on a clean leave): this node's
+    group id (``member``), the view's id and its members' group ids."""
+
+    member: str
+    view: str  # "<view uuid>:<view seqno>"
+    members: tuple[str, ...]  # sorted
+
+
+PRIMARY_VIEW = 3  # gcomm's V_PRIM, the view type gvwstate.dat records
+
+
+def parse_gvwstate(text: str) -> SavedView | None:
+    """The saved view of a gvwstate.dat; None when it holds none this node can restore
+    (no ``my_uuid`` or view id, not a Primary view, no members, or itself not a member)."""
+    member: str | None = None
+    view: str | None = None
+    members: list[str] = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "my_uuid:" and _UUID.fullmatch(words[1]):
+            member = words[1]
+        elif (len(words) == 4 and words[0] == "view_id:" and words[1] == str(PRIMARY_VIEW)
+              and _UUID.fullmatch(words[2]) and words[3].isdigit()):
+            view = f"{words[2]}:{int(words[3])}"
+        elif len(words) >= 2 and words[0] == "member:" and _UUID.fullmatch(words[1]):
+            members.append(words[1])
+    if member is None or view is None or member not in members:
+        return None
+    return SavedView(member, view, tuple(sorted(set(members))))
+
+
+def read_gvwstate(data_dir: Path) -> SavedView | None:
+    """The data dir's saved view; None when there is none or none to restore."""
+    try:
+        text = (data_dir / GVWSTATE).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    return parse_gvwstate(text)

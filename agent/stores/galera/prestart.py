@@ -6,6 +6,7 @@ import asyncio
 import shlex
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,13 @@ from agent.stores.galera.position import (
     empty_gvwstate,
     parse_recovered,
     read_grastate,
+    read_gvwstate,
     read_saved,
     save,
     write_atomically,
 )
-from agent.stores.galera.vote import Ballot, choose
+from agent.stores.galera.recovery import RECOVERY_SEED, Armed
+from agent.stores.galera.vote import Ballot, choose, restorable
 
 log = structlog.get_logger("agent.galera")
 
@@ -47,6 +50,10 @@ RECOVERY_LOG = "sts-agent-wsrep-recovery.log"
 RECOVERY_TIMEOUT_SECONDS = 120.0  # InnoDB crash recovery of a large redo log
 # A peer named as a donor has run this long: well past its own state transfer.
 DONOR_SETTLED_SECONDS = 30
+RECOVER = "recover"  # the seed's start when pc.recovery re-forms the last view
+# The pc.recovery seed's init answers with its decision until the others' inits have
+# ended, at most this long (a peer's init that hangs).
+HOLD_SECONDS = 10.0
 
 
 def donors(running: Mapping[int, Mapping[str, str]], statefulset: str) -> str:
@@ -108,6 +115,7 @@ class GaleraPrestart(VotingPrestart[Ballot]):
         self.force = self.options.galera_force_seed_ordinal
         self.position: Position | None = None  # recovered at the start of prepare
         self.donor = ""  # the donors named for a join (wsrep_sst_donor)
+        self.seen: dict[int, Ballot] = {}  # the last ballot seen of each pod, this init
 
     @property
     def data_dir(self) -> Path:
@@ -119,6 +127,12 @@ class GaleraPrestart(VotingPrestart[Ballot]):
     def has_state(self) -> bool:
         data_dir = self.settings.data_dir
         return data_dir is not None and (data_dir / "grastate.dat").exists()
+
+    @property
+    def armed_path(self) -> Path | None:
+        """Where init tells the sidecar it is the fallback seed of a pc.recovery start."""
+        out = self.settings.output_dir
+        return out / RECOVERY_SEED if out is not None else None
 
     def init_document(self) -> dict[str, Any]:
         return {"has_state": self.has_state(),
@@ -212,16 +226,22 @@ class GaleraPrestart(VotingPrestart[Ballot]):
                 if answer is not None}
 
     async def ballots(self, ordinals: Sequence[int], peers: Sequence[Peer]) -> dict[int, Ballot]:
-        """The ballots of the pods whose init answers now, this pod's included."""
+        """The ballots of the pods whose init answers now, this pod's included (each also
+        kept in ``seen``)."""
         assert self.ballot is not None
-        return await self.ballots_of(self.client, ordinals, peers, Ballot.from_dict,
-                                     self.ballot)
+        found = await self.ballots_of(self.client, ordinals, peers, Ballot.from_dict,
+                                      self.ballot)
+        self.seen.update(found)
+        return found
 
     # the vote-or-join start (VotingPrestart) ----------------------------------------
     async def own_ballot(self) -> Ballot:
         self.position, safe = await self.recover()
+        view = read_gvwstate(self.data_dir)
+        log.info("galera_saved_view", view=view.view if view else None,
+                 members=len(view.members) if view else 0)
         return Ballot.of(self.pod.ordinal, self.position, safe,
-                         data=(self.data_dir / "ibdata1").exists())
+                         data=(self.data_dir / "ibdata1").exists(), view=view)
 
     async def running(self, ordinals: Sequence[int], peers: Sequence[Peer]) -> Start | None:
         running = await self.running_peers(ordinals, peers)
@@ -239,7 +259,66 @@ class GaleraPrestart(VotingPrestart[Ballot]):
         return None
 
     def choose(self, ballots: dict[int, Ballot], kept: range) -> Choice:
-        return choose(ballots, kept, force=self.force)
+        """A peer that seeds by pc.recovery (its ballot says so) is followed. Else, when
+        the ballots seen in this init show that Galera can re-form the last Primary
+        component itself (``restorable``), the vote over those; else the vote over the
+        ballots answering now."""
+        leading = [b for o, b in sorted(ballots.items())
+                   if o != self.pod.ordinal and o in kept and b.decided == RECOVER]
+        if leading and self.force is None:
+            return Choice(leading[0].ordinal, f"ordinal {leading[0].ordinal} starts first "
+                                              "for pc.recovery")
+        why = self.restorable(kept)
+        if why is None:
+            return choose(ballots, kept, force=self.force)
+        choice = choose(self.seen, kept)
+        return Choice(choice.seed, f"{choice.reason}; {why}")
+
+    def restorable(self, kept: range) -> str | None:
+        """Why pc.recovery re-forms the last view, from every ballot seen (a ballot never
+        changes: a position moves only in a Primary component, and none runs); None
+        when it cannot, or the operator's override is set (that always bootstraps)."""
+        return restorable(self.seen, kept) if self.force is None else None
+
+    def seeding(self, choice: Choice, ballots: dict[int, Ballot], kept: range) -> Start:
+        """The seed starts without bootstrapping when Galera can re-form the last
+        Primary component itself: every node starts with its recovered position, and
+        ``pc.recovery`` promotes the view once all are back, with no state transfer. Its
+        sidecar bootstraps the component it is in only if that never happens
+        (``RecoverySeed``)."""
+        why = self.restorable(kept)
+        if why is None:
+            return super().seeding(choice, ballots, kept)
+        return Start(RECOVER, f"{choice.reason}, the fallback seed", choice)
+
+    def seed_started(self, chosen: Choice, ballots: dict[int, Ballot], kept: range
+                     ) -> Start | None:
+        """A joiner of a pc.recovery start goes as soon as the seed's ballot says it
+        decided: a restored node answers no SQL until the view re-forms, which needs
+        every member, so waiting for the seed to serve would wait for ever."""
+        seed = ballots.get(chosen.seed) if chosen.seed is not None else None
+        if seed is None or seed.decided != RECOVER or self.force is not None:
+            return None
+        return Start("join", f"ordinal {chosen.seed} starts first for pc.recovery and "
+                             "this node joins it")
+
+    async def hold_ballot(self, peers: Sequence[Peer], kept: range | None) -> None:
+        """The pc.recovery seed's init answers with its decision until every other kept
+        pod's init has ended (each follows it once it has read it: a joiner that missed
+        it would wait for SQL the restored seed does not answer), for at most
+        ``HOLD_SECONDS``."""
+        assert self.ballot is not None
+        self.ballot = replace(self.ballot, decided=RECOVER)
+        others = [o for o in (kept or ()) if o != self.pod.ordinal]
+        started = time.monotonic()
+        waiting: list[int] = others
+        while waiting and time.monotonic() - started < HOLD_SECONDS:
+            await asyncio.sleep(self.backoff.initial_seconds)
+            found = await self.ballots(others, peers)
+            waiting = [o for o in others if o in found]
+        log.info("galera_recovery_decided", followed_by=[o for o in others
+                                                         if o not in waiting],
+                 still_waiting=waiting, held_s=round(time.monotonic() - started, 3))
 
     def waiting_for_seed(self, choice: Choice) -> str:
         return (f"waiting for ordinal {choice.seed} to seed a Primary component "
@@ -251,8 +330,13 @@ class GaleraPrestart(VotingPrestart[Ballot]):
     async def prepare(self, peers: Sequence[Peer], *, deadline: float,
                       rediscover: Rediscover) -> dict[str, Any]:
         """Recover, then join a Primary component or seed one as the vote says."""
+        armed = self.armed_path
+        if armed is not None:
+            armed.unlink(missing_ok=True)  # an earlier init's: this one decides anew
         decided = await self.decide(peers, deadline=deadline, rediscover=rediscover)
         state, reason = decided.start.how, decided.start.reason
+        if state == RECOVER:
+            await self.hold_ballot(decided.peers, decided.kept)
         position, current, expected, donor = (self.position, decided.peers, decided.kept,
                                               self.donor)
         new_cluster = state == "seed"
@@ -260,9 +344,19 @@ class GaleraPrestart(VotingPrestart[Ballot]):
             # Galera starts from the position in grastate.dat (as from
             # --wsrep-start-position): a joiner then catches up by IST, not a full copy.
             # A crash rewrites it to -1 again, so a later start never trusts a stale one.
-            wanted = GraState(position.uuid, position.seqno, new_cluster)
+            # The pc.recovery seed may bootstrap too, should the view never re-form (its
+            # sidecar then asks for it): Galera writes 0 once it is in a Primary
+            # component, and then refuses, so it never seeds beside one.
+            wanted = GraState(position.uuid, position.seqno, new_cluster or state == RECOVER)
             if read_grastate(self.data_dir) != wanted:
                 write_atomically(self.data_dir / "grastate.dat", wanted.text())
+        if state == RECOVER and position is not None:
+            if armed is None:
+                log.warning("galera_recovery_fallback_unarmed", why="AGENT_OUTPUT_DIR is "
+                            "unset: the sidecar cannot restart mariadbd if pc.recovery "
+                            "never completes")
+            else:
+                Armed(position=str(position), reason=reason).write(armed)
         log.info("galera_plan", state=state, reason=reason, node=self.pod.name,
                  start_position=str(position) if position and position.known else None,
                  donors=donor or None)

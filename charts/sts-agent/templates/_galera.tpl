@@ -57,7 +57,8 @@ readinessProbe:
   tcpSocket: {port: mysql}
   periodSeconds: 2
 # Fails only when the agent wrote the marker: mariadbd has answered outside the Primary
-# component for 60 s while a peer is in one. Not on SQL: a joiner receiving a full copy
+# component for 60 s while a peer is in one, or the vote's seed after a power cut waited
+# for a view that cannot re-form (restarted, it seeds). Not on SQL: a joiner receiving a full copy
 # opens no socket for as long as the copy takes. The agent down writes no marker.
 livenessProbe:
   exec:

@@ -11,11 +11,14 @@ from agent.stores.galera.position import (
     GraState,
     Position,
     PositionUnreadable,
+    SavedView,
     best_known,
     empty_gvwstate,
     parse_grastate,
+    parse_gvwstate,
     parse_recovered,
     read_grastate,
+    read_gvwstate,
     read_saved,
     save,
     write_atomically,
@@ -100,3 +103,34 @@ def test_an_empty_gvwstate_is_found(tmp_path: Path) -> None:
     assert empty_gvwstate(tmp_path)
     (tmp_path / "gvwstate.dat").write_text("my_uuid: x\n#vwbeg\n")
     assert not empty_gvwstate(tmp_path)
+
+
+A, B, C = ("0b0d6c8e-d3f1-11f1-8e2e-0b5b0b0b0b0a", "1c1d6c8e-d3f1-11f1-9f3f-1c6c1c1c1c1b",
+           "2d2d6c8e-d3f1-11f1-a040-2d7d2d2d2d2c")
+# As galera 26.4 writes it at each Primary view (ViewState::write_stream).
+GVWSTATE = f"""my_uuid: {B}
+#vwbeg
+view_id: 3 {A} 5
+bootstrap: 0
+member: {A} 0
+member: {B} 0
+member: {C} 0
+#vwend
+"""
+
+
+def test_the_saved_view_as_galera_writes_it(tmp_path: Path) -> None:
+    assert read_gvwstate(tmp_path) is None
+    (tmp_path / "gvwstate.dat").write_text(GVWSTATE)
+    assert read_gvwstate(tmp_path) == SavedView(B, f"{A}:5", (A, B, C))
+
+
+@pytest.mark.parametrize("text", [
+    GVWSTATE.replace("view_id: 3", "view_id: 2"),  # not a Primary view
+    GVWSTATE.replace(f"my_uuid: {B}\n", ""),  # no id of its own
+    GVWSTATE.replace(f"member: {B} 0\n", ""),  # itself not a member
+    GVWSTATE.replace(f"view_id: 3 {A} 5\n", ""),  # no view
+    "garbage\n",
+])
+def test_a_view_that_cannot_be_restored_is_none(text: str) -> None:
+    assert parse_gvwstate(text) is None

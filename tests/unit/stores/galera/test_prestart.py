@@ -14,8 +14,9 @@ from agent.discovery import ServiceNames
 from agent.errors import BackendError
 from agent.identity import PodIdentity
 from agent.stores.galera.options import GaleraOptions
-from agent.stores.galera.position import GraState, Position
+from agent.stores.galera.position import GraState, Position, SavedView
 from agent.stores.galera.prestart import GaleraPrestart, donors
+from agent.stores.galera.vote import Ballot
 from player.stores.galera import render_config
 
 X = "e955b900-ee63-11f1-bd7e-467014377b0a"
@@ -149,3 +150,58 @@ def test_the_config_names_the_donors_only_when_there_are_some(given: str,
                          donors=given)
     found = [x for x in text.splitlines() if x.startswith("wsrep_sst_donor")]
     assert found == ([line] if line else [])
+
+
+A, B, C = (f"{n}0000000-d3f1-11f1-8e2e-0b5b0b0b0b0a" for n in "abc")
+
+
+async def test_the_ballot_carries_the_saved_view(tmp_path: Path) -> None:
+    work = prestart(tmp_path, "/nonexistent/mariadbd")
+    (tmp_path / "data" / "grastate.dat").write_text(GraState(X, 9, False).text())
+    (tmp_path / "data" / "gvwstate.dat").write_text(
+        f"my_uuid: {B}\n#vwbeg\nview_id: 3 {A} 4\nbootstrap: 0\nmember: {A} 0\n"
+        f"member: {B} 0\nmember: {C} 0\n#vwend\n")
+    ballot = await work.own_ballot()
+    assert ballot.view == SavedView(B, f"{A}:4", (A, B, C))
+
+
+def test_the_seed_starts_by_pc_recovery_when_every_ballot_shows_the_view(
+        tmp_path: Path) -> None:
+    """The ballots seen count, not only those answering now: a joiner's init ends once
+    it has seen the seed's end, and the seed must still decide."""
+    work = prestart(tmp_path, "/nonexistent/mariadbd")
+    views = [SavedView(m, f"{A}:4", (A, B, C)) for m in (A, B, C)]
+    every = {o: Ballot(o, X, 9, view=v) for o, v in enumerate(views)}
+    work.seen = dict(every)
+    now = {0: every[0]}  # 1 and 2 have ended (or did not answer this round)
+    choice = work.choose(now, range(3))
+    assert choice.seed == 0 and "pc.recovery" in choice.reason
+    start = work.seeding(choice, now, range(3))
+    assert start.how == "recover" and "the fallback seed" in start.reason
+    work.seen[2] = Ballot(2, X, 9)  # left cleanly: Galera removed its gvwstate.dat
+    assert work.choose(now, range(3)).seed is None  # the live vote: ballots missing
+    assert work.seeding(choice, every, range(3)).how == "seed"
+    work.seen[2] = every[2]
+    work.force = 0  # the operator's override always bootstraps
+    assert work.seeding(work.choose(every, range(3)), every, range(3)).how == "seed"
+
+
+def test_a_joiner_follows_the_seed_s_decision_as_soon_as_it_reads_it(
+        tmp_path: Path) -> None:
+    """Even without every ballot seen: the seed decided with all of them."""
+    from dataclasses import replace
+
+    work = prestart(tmp_path, "/nonexistent/mariadbd")  # galera-1
+    views = [SavedView(m, f"{A}:4", (A, B, C)) for m in (A, B, C)]
+    every = {o: Ballot(o, X, 9, view=v) for o, v in enumerate(views)}
+    work.seen = {0: every[0], 1: every[1]}  # galera-2's init ended before it was read
+    now = {0: every[0], 1: every[1]}
+    assert work.choose(now, range(3)).seed is None  # not decided yet: ballots missing
+    now[0] = replace(every[0], decided="recover")
+    chosen = work.choose(now, range(3))
+    assert chosen.seed == 0 and "starts first for pc.recovery" in chosen.reason
+    start = work.seed_started(chosen, now, range(3))
+    assert start is not None and start.how == "join"
+    assert work.seed_started(chosen, {1: every[1]}, range(3)) is None  # its ballot unread
+    work.force = 2  # the operator's override: no pc.recovery start is followed
+    assert work.seed_started(chosen, now, range(3)) is None
