@@ -7,7 +7,9 @@ force-deleted): the inits vote, one of the killed two seeds (its sidecar takes t
 bootstrap flag out of the rendered config once the others joined), the pods come back
 Ready; then galera-1 is cut off the group for good (gmcast.isolate, as a failed IST
 leaves a joiner): its sidecar marks it, the kubelet's liveness probe restarts mariadbd
-and it joins again. Every acknowledged write is on every pod."""
+and it joins again; then a power cut of all three (their saved views agree): the vote's
+seed starts without bootstrapping and Galera re-forms the last view (pc.recovery). Every
+acknowledged write is on every pod, and the writer's history is linearizable."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from player.stores.galera import galera_plan, root_sql
 from player.writer import writer_for
 from tests.e2e.conftest import ROOT, more_writes, played
 from tests.e2e.test_native_sidecar import hook_answers
+from tests.e2e.test_statefulset import assert_linearizable
 
 pytestmark = pytest.mark.e2e
 
@@ -73,22 +76,32 @@ def test_scale_roll_and_power_cut_lose_nothing(galera: StatefulSetPlayer) -> Non
         galera.wait_restarted(stuck, "galera", before=before, timeout=120)
         galera.wait_ready(timeout=180)
         more_writes(writer, 20, "after galera-1's mariadbd was restarted")
+        decided = plans(galera)
+        assert sorted(decided.values()) == ["join", "join", "seed"], decided
+        seed = next(o for o, state in decided.items() if state == "seed")
+        assert seed in (0, 1), f"galera-{seed} seeded, but it stopped before the last writes"
+        # galera-1's sidecar marked its node (a Warning Event) and removed the marker
+        # once the kubelet had restarted mariadbd: the new one runs on, its probe passing.
+        assert "GaleraMemberRestarted" in galera.event_reasons()
+        restarted = galera.pods[1]
+        assert '"galera_member_restarted"' in restarted.log("agent"), (
+            restarted.log("agent")[-3000:])
+        assert restarted.restarts("galera") == before + 1
+        # The seed's sidecar (uid 999, the example's mounts) took wsrep-new-cluster out
+        # of init's galera.cnf once the others had joined: a restart of mariadbd alone
+        # joins.
+        assert '"galera_bootstrap_flag_dropped"' in galera.pods[seed].log("agent"), (
+            galera.pods[seed].log("agent")[-3000:])
+        # A power cut of all three: every saved view the same, Galera re-forms it.
+        galera.outage()
+        galera.wait_ready(timeout=240)
+        more_writes(writer, 20, "after the power cut")
+        restored = plans(galera)
+        assert sorted(restored.values()) == ["join", "join", "recover"], restored
+        assert "GaleraRecoveryBootstrapped" not in galera.event_reasons()
     finally:
         writer.stop()
-    decided = plans(galera)
-    assert sorted(decided.values()) == ["join", "join", "seed"], decided
-    seed = next(o for o, state in decided.items() if state == "seed")
-    assert seed in (0, 1), f"galera-{seed} seeded, but it stopped before the last writes"
-    # galera-1's sidecar marked its node (a Warning Event) and removed the marker once
-    # the kubelet had restarted mariadbd: the new one runs on, its probe passing.
-    assert "GaleraMemberRestarted" in galera.event_reasons()
-    restarted = galera.pods[1]
-    assert '"galera_member_restarted"' in restarted.log("agent"), restarted.log("agent")[-3000:]
-    assert restarted.restarts("galera") == before + 1
-    # The seed's sidecar (uid 999, the example's mounts) took wsrep-new-cluster out of
-    # init's galera.cnf once the others had joined: a restart of mariadbd alone joins.
-    assert '"galera_bootstrap_flag_dropped"' in galera.pods[seed].log("agent"), (
-        galera.pods[seed].log("agent")[-3000:])
     for ordinal, pod in sorted(galera.pods.items()):
         lost = writer.lost(f"mysql://{pod.ip}:3306")
         assert not lost, f"galera-{ordinal} lost {len(lost)} acknowledged writes: {lost[:5]}"
+    assert_linearizable(writer)

@@ -99,7 +99,7 @@ class RecoverySeed:
         self.probe = probe
         self.clock = clock
         self.armed: Armed | None = None
-        self.read = False
+        self.loaded: tuple[float, int] | None = None  # the decision file last read
         self.since: float | None = None  # first poll of the current wait
         self.marked = False  # the marker written: watching the restart it asked for
         self.changed: str | None = None  # init's config changed: "seed", then "join"
@@ -108,12 +108,8 @@ class RecoverySeed:
     async def on_poll(self, snapshot: Snapshot, own: GaleraStatus | None,
                       events: Events | None) -> None:
         """One poll's look: drop the decision, wait, or have mariadbd restarted."""
-        if not self.read:
-            self.read = True
-            self.armed = Armed.read(self.path)
-            if self.armed is not None:
-                log.info("galera_recovery_armed", position=self.armed.position,
-                         after_seconds=self.after_seconds, reason=self.armed.reason)
+        if self.armed is None:
+            self._load()
         if self.marked:
             await self._watch_restart(own)
         primary = own is not None and own.cluster_status == "Primary"
@@ -200,6 +196,21 @@ class RecoverySeed:
                 "not (its bootstrap refused): the next start joins")
             log.warning("galera_recovery_bootstrap_withdrawn", files=files,
                         primary=snapshot.authority_source)
+
+    def _load(self) -> None:
+        """Init's decision, when it has written one not read yet: a native sidecar
+        starts before init, so the file may come after the first poll."""
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return
+        if (stat.st_mtime, stat.st_size) == self.loaded:
+            return
+        self.loaded = (stat.st_mtime, stat.st_size)
+        self.armed = Armed.read(self.path)
+        if self.armed is not None:
+            log.info("galera_recovery_armed", position=self.armed.position,
+                     after_seconds=self.after_seconds, reason=self.armed.reason)
 
     @staticmethod
     def _peer_primary(snapshot: Snapshot) -> bool:

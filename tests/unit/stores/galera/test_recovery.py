@@ -158,6 +158,17 @@ async def test_without_a_decision_nothing_happens(tmp_path: Path) -> None:
     assert node.text() == CONFIG
 
 
+async def test_a_decision_written_after_the_sidecar_started_is_read(tmp_path: Path) -> None:
+    """A native sidecar runs before init: the decision comes after its first poll."""
+    node = Seed(tmp_path, armed=False)
+    await node.poll(None)
+    Armed(position=f"{X}:41", reason="...").write(node.path)
+    node.port_open = True
+    await node.poll(None, after=1)
+    await node.poll(None, after=AFTER)
+    assert node.flagged()
+
+
 async def test_a_garbled_decision_is_said_and_never_acted_on(tmp_path: Path) -> None:
     node = Seed(tmp_path, armed=False)
     node.path.write_text("{not json")
