@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from agent.atomic import write_atomically
@@ -21,16 +22,26 @@ def is_new_cluster(line: str) -> bool:
 def drop_new_cluster(directory: Path) -> list[str]:
     """Take ``wsrep-new-cluster`` out of every ``*.cnf`` init rendered in ``directory``
     (each file rewritten whole or not at all, its mode kept); the names of those changed."""
+    def drop(text: str) -> str:
+        lines = text.splitlines(keepends=True)
+        return "".join(DROPPED if is_new_cluster(line) else line for line in lines)
+
+    return _rewrite(directory, drop)
+
+
+def _rewrite(directory: Path, change: Callable[[str], str]) -> list[str]:
+    """Each ``*.cnf`` init rendered in ``directory`` (no symlink) rewritten whole to
+    ``change(text)`` where that differs; the names of those changed."""
     if not directory.is_dir():  # not mounted in this container
         raise FileNotFoundError(f"{directory} is not a directory here")
     changed = []
     for path in sorted(directory.glob("*.cnf")):
         if path.is_symlink() or not path.is_file():
             continue
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        kept = [DROPPED if is_new_cluster(line) else line for line in lines]
-        if kept != lines:
-            write_atomically(directory, path.name, "".join(kept).encode("utf-8"))
+        text = path.read_text(encoding="utf-8")
+        new = change(text)
+        if new != text:
+            write_atomically(directory, path.name, new.encode("utf-8"))
             changed.append(path.name)
     return changed
 
@@ -49,17 +60,11 @@ def add_restart_options(directory: Path, reason: str, *, seed_at: str | None = N
     ``wsrep-new-cluster`` and that position as ``wsrep_start_position`` (a restored
     mariadbd left -1 in grastate.dat: a bootstrap from there would start a new
     history). Files already changed are left; the names of those changed."""
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{directory} is not a directory here")
-    changed = []
-    for path in sorted(directory.glob("*.cnf")):
-        if path.is_symlink() or not path.is_file():
-            continue
-        text = path.read_text(encoding="utf-8")
+    def add(text: str) -> str:
         lines = text.splitlines()
         if (not any(_name(line) == "wsrep_cluster_address" for line in lines)
                 or any(line.startswith(ADDED) for line in lines)):
-            continue
+            return text
         provider = [_value(line) for line in lines if _name(line) == "wsrep_provider_options"]
         options = ";".join(o for o in (provider[-1] if provider else "", "pc.recovery=false")
                            if o)
@@ -67,27 +72,20 @@ def add_restart_options(directory: Path, reason: str, *, seed_at: str | None = N
                  f'wsrep_provider_options = "{options}"']
         if seed_at is not None:
             block += ["wsrep-new-cluster", f"wsrep_start_position = {seed_at}"]
-        added = f"{text}{'' if text.endswith(chr(10)) else chr(10)}" + "\n".join(block) + "\n"
-        write_atomically(directory, path.name, added.encode("utf-8"))
-        changed.append(path.name)
-    return changed
+        return f"{text}{'' if text.endswith(chr(10)) else chr(10)}" + "\n".join(block) + "\n"
+
+    return _rewrite(directory, add)
 
 
 def drop_restart_options(directory: Path) -> list[str]:
     """Take what ``add_restart_options`` added out of the ``*.cnf`` files again (a later
     start restores the view pc.recovery saves, and seeds only by init's vote)."""
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{directory} is not a directory here")
-    changed = []
-    for path in sorted(directory.glob("*.cnf")):
-        if path.is_symlink() or not path.is_file():
-            continue
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    def drop(text: str) -> str:
+        lines = text.splitlines(keepends=True)
         first = next((i for i, line in enumerate(lines) if line.startswith(ADDED)), None)
-        if first is not None:
-            write_atomically(directory, path.name, "".join(lines[:first]).encode("utf-8"))
-            changed.append(path.name)
-    return changed
+        return text if first is None else "".join(lines[:first])
+
+    return _rewrite(directory, drop)
 
 
 def _name(line: str) -> str:
