@@ -56,8 +56,9 @@ class GaleraBackend:
         # Where init rendered galera.cnf, when this container mounts it (the flag's drop).
         self.config_dir: Path | None = settings.output_dir if settings else None
         # The vote's seed of a start by pc.recovery: its bootstrap if the view never forms.
-        group = ((settings.pod_ip, settings.peer_port or 4567)
-                 if settings is not None and settings.pod_ip else None)
+        port = settings.effective_peer_port() if settings is not None else None
+        group = ((settings.pod_ip, port)
+                 if settings is not None and settings.pod_ip and port else None)
         self.recovery = (RecoverySeed(self.config_dir / RECOVERY_SEED,
                                       config_dir=self.config_dir,
                                       marker=options.galera_restart_marker, group=group,

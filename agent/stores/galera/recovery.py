@@ -14,6 +14,7 @@ import structlog
 
 from agent.atomic import write_atomically
 from agent.stores.galera.bootstrap import add_restart_options, drop_restart_options
+from agent.stores.galera.status import peer_primary
 
 if TYPE_CHECKING:
     from agent.leave import Events
@@ -113,7 +114,7 @@ class RecoverySeed:
         if self.marked:
             await self._watch_restart(own)
         primary = own is not None and own.cluster_status == "Primary"
-        peer = self._peer_primary(snapshot)
+        peer = peer_primary(snapshot)
         if self.changed is not None:
             await self._watch_config(own, primary, peer, snapshot)
         if self.armed is None:
@@ -211,12 +212,6 @@ class RecoverySeed:
         if self.armed is not None:
             log.info("galera_recovery_armed", position=self.armed.position,
                      after_seconds=self.after_seconds, reason=self.armed.reason)
-
-    @staticmethod
-    def _peer_primary(snapshot: Snapshot) -> bool:
-        authority = snapshot.authority
-        return (authority is not None and snapshot.authority_source not in (None, "local")
-                and authority.detail("cluster_status") == "Primary")
 
     def _disarm(self, why: str, **keys: object) -> None:
         """Never act on this decision again: it is removed (a later sidecar neither)."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from agent.errors import BackendError
-from agent.model import ClusterView, Member
+from agent.model import ClusterView, Member, Snapshot
 
 SYNCED = 4
 DONOR = 2
@@ -129,3 +129,11 @@ def build_view(status: GaleraStatus, *, self_address: str | None, sst_method: st
                  ("recv_queue", status.recv_queue),
                  ("state_uuid", status.state_uuid)),
     )
+
+
+def peer_primary(snapshot: Snapshot) -> bool:
+    """Whether a peer (not this node) answered the latest poll as a member of a Primary
+    component."""
+    authority = snapshot.authority
+    return (authority is not None and snapshot.authority_source not in (None, "local")
+            and authority.detail("cluster_status") == "Primary")

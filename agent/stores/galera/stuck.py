@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from agent.atomic import write_atomically
+from agent.stores.galera.status import peer_primary
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -116,12 +117,11 @@ class StuckMember:
 
     def _held_because(self, snapshot: Snapshot, own: GaleraStatus) -> str | None:
         """Why a node outside the Primary component is not restarted now, or None."""
-        authority = snapshot.authority
-        if (authority is None or snapshot.authority_source in (None, "local")
-                or authority.detail("cluster_status") != "Primary"):
+        if not peer_primary(snapshot):
             return "no peer answers as a member of a Primary component (an outage or a " \
                    "partition: a restart would not help)"
-        history = authority.detail("state_uuid")
+        assert snapshot.authority is not None  # a peer answered
+        history = snapshot.authority.detail("state_uuid")
         if not own.state_uuid or history != own.state_uuid:
             return (f"the Primary component's history {history} is not this node's "
                     f"({own.state_uuid or 'none'}): joining it would replace this node's "
