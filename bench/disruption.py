@@ -62,6 +62,7 @@ class Row:
     term_increments: int
     leaderless: float  # the longest stretch no pod said it led, polled every 0.1 s
     error: str = ""  # why the operation did not finish (its pods never all Ready)
+    why_failed: str = ""  # failed writes by pod and answer: "3 rqlite-2: refused; …"
 
     @property
     def met(self) -> bool:
@@ -122,9 +123,13 @@ def measure(store: str, variant: str, workdir: Path, plane: ControlPlane, *,
     kv_class = harness_class(store).kv_class
     auth = kv_class.credentials(player.example.secrets)
 
+    names: dict[str, str] = {}  # every URL the writer was given, by its pod's name
+
     def ready_urls() -> list[str]:
-        return [kv_class.client_url(p.ip, store) for p in list(player.pods.values())
-                if p.ready and not p.terminating]
+        urls = {kv_class.client_url(p.ip, store): p.name for p in list(player.pods.values())
+                if p.ready and not p.terminating}
+        names.update(urls)
+        return list(urls)
 
     def pod_urls() -> dict[str, str]:
         return {p.name: kv_class.client_url(p.ip, store) for p in list(player.pods.values())}
@@ -171,7 +176,8 @@ def measure(store: str, variant: str, workdir: Path, plane: ControlPlane, *,
                                 seen.failed, round(seen.longest_gap, 3),
                                 round(seen.p50 * 1000, 1), round(seen.p99 * 1000, 1),
                                 elections.leader_changes, elections.term_increments,
-                                round(elections.leaderless, 2), error))
+                                round(elections.leaderless, 2), error,
+                                failures(seen.reasons, names)))
                 print(f"  {store} ({VARIANTS[variant]}) run {run} {name} (began {began} UTC): "
                       f"{asdict(rows[-1])}", flush=True)
                 if error:
@@ -181,6 +187,14 @@ def measure(store: str, variant: str, workdir: Path, plane: ControlPlane, *,
             if watch is not None:
                 watch.stop()
     return rows
+
+
+def failures(reasons: tuple[tuple[str, int], ...], names: dict[str, str]) -> str:
+    """The writer's reasons for failed writes with each URL named by its pod."""
+    def named(why: str) -> str:
+        url, sep, answer = why.partition(": ")
+        return f"{names.get(url, url)}: {answer}" if sep else why
+    return "; ".join(f"{count} {named(why)}" for why, count in reasons)
 
 
 def print_rows(rows: list[Row]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,11 +21,13 @@ IN_FLIGHT = 64
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """One write: when it was due and when its answer came (monotonic seconds)."""
+    """One write: when it was due and when its answer came (monotonic seconds); for a
+    failed one, why: the node it went to and what came back."""
 
     due: float
     done: float
     ok: bool
+    why: str = ""
 
     @property
     def latency(self) -> float:
@@ -40,6 +43,8 @@ class Window:
     longest_gap: float  # longest time without an acknowledged write, seconds
     p50: float  # latency of the acknowledged writes, seconds
     p99: float
+    # Why writes failed, most frequent first: "<node>: <what came back>" and a count.
+    reasons: tuple[tuple[str, int], ...] = ()
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -66,9 +71,10 @@ def window(writes: list[Write], start: float, end: float) -> Window:
     else:
         gap = max(gap, end - last)
     latencies = [w.latency for w in due if w.ok]
+    reasons = Counter(w.why for w in due if not w.ok)
     return Window(writes=len(due), failed=sum(1 for w in due if not w.ok),
                   longest_gap=gap, p50=percentile(latencies, 0.50),
-                  p99=percentile(latencies, 0.99))
+                  p99=percentile(latencies, 0.99), reasons=tuple(reasons.most_common()))
 
 
 class OpenLoopWriter:
@@ -132,14 +138,16 @@ class OpenLoopWriter:
 
     def _write(self, n: int, due: float) -> None:
         urls = self._urls
-        ok = False
+        ok, why = False, "no ready node in the list"
         if urls:
+            url = urls[n % len(urls)]
             try:
-                ok = self._kv().put(urls[n % len(urls)], f"d/{n:07d}", str(n))
-            except (httpx.HTTPError, ValueError):
-                ok = False
+                ok = self._kv().put(url, f"d/{n:07d}", str(n))
+                why = "" if ok else f"{url}: refused"
+            except (httpx.HTTPError, ValueError) as exc:
+                why = f"{url}: {type(exc).__name__}"
         with self._lock:
-            self.writes.append(Write(due, time.monotonic(), ok))
+            self.writes.append(Write(due, time.monotonic(), ok, why))
 
     def snapshot(self) -> list[Write]:
         with self._lock:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.disruption import Row, agent_env_patches, print_rows
+from bench.disruption import Row, agent_env_patches, failures, print_rows
 from bench.openloop import Write, percentile, window
 from bench.raftwatch import RaftWatch, Seen
 
@@ -29,6 +29,22 @@ def test_gap_runs_to_the_first_ack_after_the_window() -> None:
 
 def test_no_ack_at_all_is_the_whole_window() -> None:
     assert window([Write(1.0, 1.5, False)], 1.0, 3.0).longest_gap == 2.0
+
+
+def test_failed_writes_are_counted_by_node_and_answer() -> None:
+    writes = [Write(1.0, 1.1, False, "http://10.0.0.2:4001: refused"),
+              Write(1.1, 1.2, True),
+              Write(1.2, 3.2, False, "http://10.0.0.2:4001: ReadTimeout"),
+              Write(1.3, 1.4, False, "http://10.0.0.2:4001: refused"),
+              Write(1.4, 1.4, False, "no ready node in the list"),
+              Write(9.0, 9.1, False, "http://10.0.0.3:4001: refused")]  # after the window
+    seen = window(writes, 1.0, 3.0)
+    assert seen.reasons == (("http://10.0.0.2:4001: refused", 2),
+                            ("http://10.0.0.2:4001: ReadTimeout", 1),
+                            ("no ready node in the list", 1))
+    assert failures(seen.reasons, {"http://10.0.0.2:4001": "rqlite-1"}) == (
+        "2 rqlite-1: refused; 1 rqlite-1: ReadTimeout; 1 no ready node in the list")
+    assert window([Write(1.0, 1.1, True)], 1.0, 3.0).reasons == ()
 
 
 def test_percentile_nearest_rank() -> None:
