@@ -88,16 +88,22 @@ def recovered_position(pods: InitPods, ordinal: int) -> str:
 
 
 def mariadb_alone(pods: InitPods, cluster: GaleraCluster) -> float:
-    """MariaDB's own path, no agent: each node's position recovered as its start
-    scripts do, every node started with it and no bootstrap; pc.recovery re-forms the
-    last Primary component from gvwstate.dat. From the first recovery on."""
-    started = time.perf_counter()
-    for ordinal in PODS:
+    """MariaDB's own path, no agent: each node, at once as pods would, recovers its
+    position as its start scripts do and starts with it and no bootstrap; pc.recovery
+    re-forms the last Primary component from gvwstate.dat. The config is the one the
+    inits render here (the template's own defaults: the same gcache, whose ring buffer
+    every node scans after a crash). From the restart on."""
+    def start(ordinal: int) -> None:
         config = pods.config_dir(ordinal) / "galera.cnf"
         config.write_text(render_config(cluster.ip(ordinal), f"galera-{ordinal}",
-                                        cluster.cluster_address(list(PODS)), new_cluster=False))
-        start = f"--wsrep-start-position={recovered_position(pods, ordinal)}"
-        cluster.launch(ordinal, [*cluster.store_command(ordinal, config), start])
+                                        cluster.cluster_address(list(PODS)), new_cluster=False,
+                                        template_vars={}))
+        position = f"--wsrep-start-position={recovered_position(pods, ordinal)}"
+        cluster.launch(ordinal, [*cluster.store_command(ordinal, config), position])
+
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(len(PODS)) as pool:
+        list(pool.map(start, PODS))
     return wait(lambda: synced_everywhere(cluster), "pc.recovery: all Synced", started)
 
 

@@ -140,8 +140,9 @@ class PrestartBase:
         """The ordinals the StatefulSet keeps, from the API, for a vote every one of them
         must join; ConfigError unless its pods start in parallel (OrderedReady never
         creates pod 1 while pod 0 waits for its ballot)."""
-        from agent.kube import Kube
+        from agent.kube import Kube, import_client
 
+        await asyncio.to_thread(import_client)  # the event loop serves GET /init meanwhile
         statefulset = self.settings.statefulset_name() or self.pod.statefulset
         kube = Kube(self.settings)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -97,7 +98,15 @@ class VotingPrestart(PrestartBase, ABC, Generic[B]):
                      rediscover: Rediscover) -> Decided:
         """Join what runs, else seed when the vote says this pod; wait otherwise, until
         ``deadline`` (then a Warning Event and DeadlineExceeded)."""
-        self.ballot = await self.own_ballot()
+        # The StatefulSet is read while this pod's ballot is made (a position recovered
+        # by a subprocess, or asked of the store): the API client's import and the
+        # request overlap it instead of delaying the first round.
+        kept_soon = asyncio.create_task(self.kept_ordinals())
+        try:
+            self.ballot = await self.own_ballot()
+        except BaseException:
+            kept_soon.cancel()
+            raise
         if self.force is not None:
             log.warning(f"{self.store}_seed_forced", ordinal=self.force,
                         reason=f"{self.force_setting} is set: no vote; remove it once the "
@@ -108,14 +117,15 @@ class VotingPrestart(PrestartBase, ABC, Generic[B]):
         refusal: str | None = None  # a vote this init saw refused
 
         async def attempt() -> Done[Start] | Pending:
-            nonlocal current, kept, chosen, refusal
+            nonlocal current, kept, chosen, refusal, kept_soon
             await self.refresh_ballot()
             if kept is None:
                 try:
-                    kept = await self.kept_ordinals()
+                    kept = await kept_soon
                 except KubeError as exc:
                     if not exc.retryable:
                         raise
+                    kept_soon = asyncio.create_task(self.kept_ordinals())  # read again
                     return Pending(f"reading the StatefulSet: {exc.message}")
             ordinals = sorted({*kept, *(p.ordinal for p in current)})
             joining = await self.running(ordinals, current)
@@ -155,6 +165,11 @@ class VotingPrestart(PrestartBase, ABC, Generic[B]):
         except DeadlineExceeded as exc:
             await self.warn_event(f"{self.event_prefix}StartBlocked", exc.message)
             raise
+        finally:
+            if not kept_soon.done():
+                kept_soon.cancel()
+            elif not kept_soon.cancelled():
+                kept_soon.exception()  # a failed read was a round's Pending: retrieved
         if start.how == "seed" and self.force is not None:
             await self.warn_event(f"{self.event_prefix}SeedForced",
                                   f"{self.pod.name} seeds by the override "

@@ -141,16 +141,22 @@ class GaleraKv(Kv):
         return str(rows[0][0]) if rows else None
 
 
+# The template variables of the harness's nodes: small, many nodes share a machine.
+TEST_VARS = {"buffer_pool": "32M", "gcache_size": "16M"}
+
+
 def render_config(ip: str, name: str, cluster_address: str, *, new_cluster: bool,
-                  statefulset: str = "galera", donors: str = "") -> str:
-    """The k8s example's galera.cnf.j2 with the variables init gives it."""
+                  statefulset: str = "galera", donors: str = "",
+                  template_vars: dict[str, str] | None = None) -> str:
+    """The k8s example's galera.cnf.j2 with the variables init gives it; the template's
+    variables ``template_vars`` (``{}``: the template's own defaults), else TEST_VARS."""
     template = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(
         (TEMPLATES / "galera.cnf.j2").read_text())
     return template.render(
         pod_ip=ip, pod_name=name, statefulset=statefulset,
         galera_cluster_address=cluster_address, galera_new_cluster=new_cluster,
         galera_reason="started by the test harness", galera_donors=donors,
-        vars={"buffer_pool": "32M", "gcache_size": "16M"})
+        vars=TEST_VARS if template_vars is None else template_vars)
 
 
 def allow_mysql_through(path: Path) -> None:

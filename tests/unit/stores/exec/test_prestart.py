@@ -13,7 +13,7 @@ import respx
 
 from agent.config.settings import Settings
 from agent.discovery import Peer, ServiceNames
-from agent.errors import ConfigError, DeadlineExceeded
+from agent.errors import ConfigError, DeadlineExceeded, KubeError
 from agent.identity import PodIdentity
 from agent.kube import Kube
 from agent.stores.exec.plan import PLAN
@@ -99,6 +99,46 @@ async def test_past_the_primaries_wanted_a_pod_joins_as_secondary(tmp_path: Path
     extra = await work.prepare([], deadline=time.monotonic() + 10, rediscover=nothing_new)
     assert extra["exec_role"] == "secondary" and "AGENT_EXEC_PRIMARIES 2" in extra["exec_reason"]
     assert len(extra["exec_primaries"]) == 2
+
+
+@respx.mock
+async def test_the_statefulset_is_read_while_the_ballot_is_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API read (its client's import included) overlaps this pod's sequence hook
+    instead of delaying the first round: the hook here answers only once the read began,
+    and it runs once."""
+    began, runs = tmp_path / "read-began", tmp_path / "runs"
+
+    async def pod_management(self: Kube, name: str) -> tuple[int, int, str]:
+        began.touch()
+        return 3, 0, "Parallel"
+
+    monkeypatch.setattr(Kube, "pod_management", pod_management)
+    peer_answers({0: 4, 2: 9})
+    work = prestart(tmp_path, sequence=f"echo x >> {runs}; for i in $(seq 400); do "
+                                       f"[ -e {began} ] && break; sleep 0.01; done; "
+                                       f"[ -e {began} ] && echo 9")
+    extra = await work.prepare([], deadline=time.monotonic() + 10, rediscover=nothing_new)
+    assert extra["exec_role"] == "seed"
+    assert len(runs.read_text().splitlines()) == 1  # answered at once: no second round
+
+
+@respx.mock
+async def test_a_failed_statefulset_read_waits_a_round_and_is_read_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[str] = []
+
+    async def pod_management(self: Kube, name: str) -> tuple[int, int, str]:
+        reads.append(name)
+        if len(reads) == 1:
+            raise KubeError("the API server timed out", retryable=True)
+        return 3, 0, "Parallel"
+
+    monkeypatch.setattr(Kube, "pod_management", pod_management)
+    peer_answers({0: 4, 2: 9})
+    work = prestart(tmp_path, sequence="echo 9")
+    extra = await work.prepare([], deadline=time.monotonic() + 10, rediscover=nothing_new)
+    assert extra["exec_role"] == "seed" and reads == ["exec", "exec"]
 
 
 @respx.mock
