@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -312,7 +313,12 @@ class GaleraHarness(Harness[GaleraCluster]):
     def sidecar_credentials(self) -> dict[str, str]:
         password = self.workdir / "status-password"
         password.parent.mkdir(parents=True, exist_ok=True)
-        password.write_text(STATUS_PASSWORD)
+        if not password.exists():
+            # Written once, whole: pods start at once, and a rewrite (truncated, then
+            # written) let a concurrent init read an empty password and be denied.
+            staged = password.with_name(f".{password.name}.{os.getpid()}.{threading.get_ident()}")
+            staged.write_text(STATUS_PASSWORD)
+            os.replace(staged, password)
         return {"AGENT_STORE_USERNAME": STATUS_USER,
                 "AGENT_STORE_PASSWORD_FILE": str(password)}
 
