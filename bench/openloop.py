@@ -142,8 +142,9 @@ class OpenLoopWriter:
         if urls:
             url = urls[n % len(urls)]
             try:
-                ok = self._kv().put(url, f"d/{n:07d}", str(n))
-                why = "" if ok else f"{url}: refused"
+                kv = self._kv()
+                ok = kv.put(url, f"d/{n:07d}", str(n))
+                why = "" if ok else f"{url}: refused {kv.refusal}".rstrip()
             except (httpx.HTTPError, ValueError) as exc:
                 why = f"{url}: {type(exc).__name__}"
         with self._lock:

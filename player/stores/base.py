@@ -163,6 +163,9 @@ class Kv:
 
     def __init__(self, http: httpx.Client) -> None:
         self.http = http
+        # What the store answered to the last put it refused (its status and message),
+        # for a writer that says why: one client per thread, so no lock.
+        self.refusal = ""
 
     @staticmethod
     def credentials(secrets: dict[str, dict[str, bytes]]) -> tuple[str, str] | None:

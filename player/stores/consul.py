@@ -26,7 +26,10 @@ class ConsulKv(Kv):
 
     def put(self, url: str, key: str, value: str) -> bool:
         response = self.http.put(f"{url}/v1/kv/{key}", content=value.encode())
-        return response.status_code == 200 and response.text.strip() == "true"
+        done = response.status_code == 200 and response.text.strip() == "true"
+        if not done:
+            self.refusal = f"{response.status_code} {response.text.strip()[:120]}"
+        return done
 
     def read_prefix(self, url: str, prefix: str) -> dict[str, str]:
         response = self.http.get(f"{url}/v1/kv/{prefix}", params={"recurse": "",

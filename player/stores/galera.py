@@ -110,7 +110,8 @@ class GaleraKv(Kv):
         try:
             with self._connect(url) as connection, connection.cursor() as cursor:
                 cursor.execute("REPLACE INTO kv (k, v) VALUES (%s, %s)", (key, value))
-        except pymysql.MySQLError:
+        except pymysql.MySQLError as exc:
+            self.refusal = str(exc)[:120]
             return False
         return True
 

@@ -47,6 +47,10 @@ class RqliteKv(Kv):
         results = response.json().get("results", []) if response.status_code == 200 else []
         done = bool(results) and not any("error" in r for r in results)
         self._table = self._table or done
+        if not done:
+            errors = [str(r["error"]) for r in results if "error" in r]
+            self.refusal = (f"{response.status_code} "
+                            f"{'; '.join(errors) or response.text.strip()[:120]}")
         return done
 
     def read_prefix(self, url: str, prefix: str) -> dict[str, str]:
