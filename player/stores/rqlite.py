@@ -44,11 +44,15 @@ class RqliteKv(Kv):
         if not self._table:
             statements.insert(0, CREATE_KV)
         response = self.http.post(f"{url}/db/execute", json=statements)
-        results = response.json().get("results", []) if response.status_code == 200 else []
+        answer = response.json() if response.status_code == 200 else {}
+        results = answer.get("results", [])
         done = bool(results) and not any("error" in r for r in results)
         self._table = self._table or done
         if not done:
+            # A statement's error, or the request's (a forward to the leader refused).
             errors = [str(r["error"]) for r in results if "error" in r]
+            if "error" in answer:
+                errors.append(str(answer["error"]))
             self.refusal = (f"{response.status_code} "
                             f"{'; '.join(errors) or response.text.strip()[:120]}")
         return done

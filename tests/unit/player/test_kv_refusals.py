@@ -22,6 +22,16 @@ def test_rqlite_s_error_result_is_the_refusal() -> None:
 
 
 @respx.mock
+def test_rqlite_s_refused_forward_is_the_refusal() -> None:
+    respx.post(f"{URL}/db/execute").respond(json={
+        "results": [], "error": "node failed to process Execute on remote node at "
+                               "rqlite-2.rqlite:4002: leadership transfer in progress"})
+    kv = RqliteKv(httpx.Client())
+    assert not kv.put(URL, "d/1", "1")
+    assert kv.refusal.endswith("rqlite-2.rqlite:4002: leadership transfer in progress")
+
+
+@respx.mock
 def test_an_etcd_or_consul_status_is_the_refusal() -> None:
     respx.post(f"{URL}/v3/kv/put").respond(503, text='{"error":"etcdserver: no leader"}\n')
     respx.put(f"{URL}/v1/kv/d/1").respond(500, text="No cluster leader")
