@@ -191,6 +191,11 @@ class Kv:
         """Write through the node at ``url``; True once the store acknowledged it."""
         raise NotImplementedError
 
+    def refused(self, response: httpx.Response, why: str = "") -> None:
+        """Keep what the store answered to a refused put: its status and ``why``, else
+        the start of its body."""
+        self.refusal = f"{response.status_code} {why or response.text.strip()[:120]}"
+
     def read_prefix(self, url: str, prefix: str) -> dict[str, str]:
         """Every key under ``prefix``, read linearizably through the node at ``url``."""
         raise NotImplementedError

@@ -28,7 +28,7 @@ class ConsulKv(Kv):
         response = self.http.put(f"{url}/v1/kv/{key}", content=value.encode())
         done = response.status_code == 200 and response.text.strip() == "true"
         if not done:
-            self.refusal = f"{response.status_code} {response.text.strip()[:120]}"
+            self.refused(response)
         return done
 
     def read_prefix(self, url: str, prefix: str) -> dict[str, str]:

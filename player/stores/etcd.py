@@ -67,9 +67,10 @@ class EtcdKv(Kv):
     def put(self, url: str, key: str, value: str) -> bool:
         body = {"key": _b64(key), "value": _b64(value)}
         response = self.http.post(f"{url}/v3/kv/put", json=body)
-        if response.status_code != 200:
-            self.refusal = f"{response.status_code} {response.text.strip()[:120]}"
-        return response.status_code == 200
+        done = response.status_code == 200
+        if not done:
+            self.refused(response)
+        return done
 
     def read_prefix(self, url: str, prefix: str) -> dict[str, str]:
         end = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # the whole prefix: "w/" .. "w0"

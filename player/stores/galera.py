@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import jinja2
 
+from agent.atomic import write_atomically
 from player.peers import ROOT, agent_binary, mariadbd_binary
 from player.stores.base import Harness, Image, Kv, LoopbackCluster, last_event
 from player.wait import wait_until
@@ -317,9 +317,8 @@ class GaleraHarness(Harness[GaleraCluster]):
         if not password.exists():
             # Written once, whole: pods start at once, and a rewrite (truncated, then
             # written) let a concurrent init read an empty password and be denied.
-            staged = password.with_name(f".{password.name}.{os.getpid()}.{threading.get_ident()}")
-            staged.write_text(STATUS_PASSWORD)
-            os.replace(staged, password)
+            write_atomically(password.parent, password.name, STATUS_PASSWORD.encode(),
+                             mode=0o644)
         return {"AGENT_STORE_USERNAME": STATUS_USER,
                 "AGENT_STORE_PASSWORD_FILE": str(password)}
 

@@ -53,8 +53,7 @@ class RqliteKv(Kv):
             errors = [str(r["error"]) for r in results if "error" in r]
             if "error" in answer:
                 errors.append(str(answer["error"]))
-            self.refusal = (f"{response.status_code} "
-                            f"{'; '.join(errors) or response.text.strip()[:120]}")
+            self.refused(response, "; ".join(errors))
         return done
 
     def read_prefix(self, url: str, prefix: str) -> dict[str, str]:
