@@ -19,6 +19,8 @@ from agent.storekit.capabilities import Rediscover
 from agent.storekit.prestart import B, PrestartBase
 
 log = structlog.get_logger("agent.init")
+# The task that reads the StatefulSet while this pod's ballot is made.
+READ = "statefulset_read"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +103,11 @@ class VotingPrestart(PrestartBase, ABC, Generic[B]):
         # The StatefulSet is read while this pod's ballot is made (a position recovered
         # by a subprocess, or asked of the store): the API client's import and the
         # request overlap it instead of delaying the first round.
-        kept_soon = asyncio.create_task(self.kept_ordinals())
+        kept_soon = asyncio.create_task(self.kept_ordinals(), name=READ)
         try:
             self.ballot = await self.own_ballot()
         except BaseException:
-            kept_soon.cancel()
+            kept_soon.cancel()  # as below, after the poll
             raise
         if self.force is not None:
             log.warning(f"{self.store}_seed_forced", ordinal=self.force,
@@ -125,7 +127,8 @@ class VotingPrestart(PrestartBase, ABC, Generic[B]):
                 except KubeError as exc:
                     if not exc.retryable:
                         raise
-                    kept_soon = asyncio.create_task(self.kept_ordinals())  # read again
+                    kept_soon = asyncio.create_task(self.kept_ordinals(),
+                                                    name=READ)  # read again
                     return Pending(f"reading the StatefulSet: {exc.message}")
             ordinals = sorted({*kept, *(p.ordinal for p in current)})
             joining = await self.running(ordinals, current)
@@ -166,10 +169,7 @@ class VotingPrestart(PrestartBase, ABC, Generic[B]):
             await self.warn_event(f"{self.event_prefix}StartBlocked", exc.message)
             raise
         finally:
-            if not kept_soon.done():
-                kept_soon.cancel()
-            elif not kept_soon.cancelled():
-                kept_soon.exception()  # a failed read was a round's Pending: retrieved
+            kept_soon.cancel()  # a running read stops; a failed one is not logged as unseen
         if start.how == "seed" and self.force is not None:
             await self.warn_event(f"{self.event_prefix}SeedForced",
                                   f"{self.pod.name} seeds by the override "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ from agent.discovery import Peer, ServiceNames
 from agent.errors import ConfigError, DeadlineExceeded, KubeError
 from agent.identity import PodIdentity
 from agent.kube import Kube
+from agent.storekit.voting import READ
 from agent.stores.exec.plan import PLAN
 from agent.stores.exec.prestart import ExecPrestart
 from tests.unit.stores.exec.fakes import hooks, settings
@@ -139,6 +142,39 @@ async def test_a_failed_statefulset_read_waits_a_round_and_is_read_again(
     work = prestart(tmp_path, sequence="echo 9")
     extra = await work.prepare([], deadline=time.monotonic() + 10, rediscover=nothing_new)
     assert extra["exec_role"] == "seed" and reads == ["exec", "exec"]
+
+
+async def test_a_failed_ballot_retrieves_the_failed_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This pod's ballot fails after the StatefulSet read has failed: the init ends with
+    the ballot's error, and the read's failure is retrieved, not left for asyncio to log
+    ("Task exception was never retrieved") when the task is collected."""
+    unattended: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: unattended.append(context))
+
+    async def pod_management(self: Kube, name: str) -> tuple[int, int, str]:
+        raise KubeError("statefulsets.apps is forbidden", retryable=False)
+
+    async def own_ballot(self: ExecPrestart) -> None:
+        read = next(task for task in asyncio.all_tasks() if task.get_name() == READ)
+        await asyncio.wait([read])  # done, its failure not retrieved by waiting
+        raise ConfigError("the sequence hook is not executable")
+
+    monkeypatch.setattr(Kube, "pod_management", pod_management)
+    monkeypatch.setattr(ExecPrestart, "own_ballot", own_ballot)
+    work = prestart(tmp_path, sequence="echo 9")
+
+    async def fail() -> None:
+        with pytest.raises(ConfigError, match="not executable"):
+            await work.prepare([], deadline=time.monotonic() + 5, rediscover=nothing_new)
+
+    try:
+        await fail()  # its frames (and the task they hold) are gone once it returns
+        gc.collect()
+    finally:
+        loop.set_exception_handler(None)
+    assert unattended == []
 
 
 @respx.mock
