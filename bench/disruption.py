@@ -1,7 +1,7 @@
 """Disruption: what planned operations (scale 3→5, a rolling restart, a follower's or the
 leader's pod deleted, scale 5→3; Galera, which has no leader: a pod deleted) do to a
 client's writes, with sts-agent and, in the same run, with each store's own way on
-Kubernetes without it (bench/native/)."""
+Kubernetes without it (bench/native/); ``--members 7``: the same from 7 (7→9, 9→7)."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ from player.stores import harness_class
 ROOT = Path(__file__).resolve().parents[1]
 NATIVE = Path(__file__).resolve().parent / "native"
 VARIANTS = {"agent": "sts-agent", "own": "the store's own way"}
-OPERATIONS = ("scale 3→5", "rolling restart", "delete a follower's pod",
-              "delete the leader's pod", "delete a pod", "scale 5→3")
+OPERATIONS = ("scale up by 2", "rolling restart", "delete a follower's pod",
+              "delete the leader's pod", "delete a pod", "scale down by 2")
 # Galera's client opens a connection per write: at 100 a second the writer queued on two
 # cores (each write's latency then counted the queue), so it writes at its own rate.
 GALERA_RATE = 20.0
@@ -73,10 +73,16 @@ class Row:
                 and self.leaderless < GAP_TARGET_SECONDS)
 
 
-def operations(player: StatefulSetPlayer, leader: Callable[[], int] | None) -> dict[
-        str, Callable[[], None]]:
-    """The operations in turn; without a leader (Galera) one pod deleted instead of a
-    follower's and the leader's."""
+def operation_name(kind: str, members: int) -> str:
+    """``kind`` (one of OPERATIONS) as the table names it for a cluster of ``members``."""
+    return {"scale up by 2": f"scale {members}→{members + 2}",
+            "scale down by 2": f"scale {members + 2}→{members}"}.get(kind, kind)
+
+
+def operations(player: StatefulSetPlayer, leader: Callable[[], int] | None,
+               members: int = 3) -> dict[str, Callable[[], None]]:
+    """The operations in turn on a cluster of ``members``; without a leader (Galera) one
+    pod deleted instead of a follower's and the leader's."""
     def delete_and_wait(ordinal: int) -> None:
         player.delete_pod(ordinal)
         player.wait_ready(ordinal)
@@ -89,12 +95,13 @@ def operations(player: StatefulSetPlayer, leader: Callable[[], int] | None) -> d
         found = leader
         deletions = {"delete a follower's pod": lambda: delete_and_wait(follower(found)),
                      "delete the leader's pod": lambda: delete_and_wait(found())}
-    return {
-        "scale 3→5": lambda: player.scale(5, timeout=300),
+    steps = {
+        "scale up by 2": lambda: player.scale(members + 2, timeout=300),
         "rolling restart": lambda: player.rolling_restart(timeout=600),
         **deletions,
-        "scale 5→3": lambda: player.scale(3, timeout=300),
+        "scale down by 2": lambda: player.scale(members, timeout=300),
     }
+    return {operation_name(kind, members): step for kind, step in steps.items()}
 
 
 def agent_env_patches(pod: dict[str, Any], env: list[str]) -> list[dict[str, Any]]:
@@ -109,15 +116,41 @@ def agent_env_patches(pod: dict[str, Any], env: list[str]) -> list[dict[str, Any
             for name, value in (item.split("=", 1) for item in env)]
 
 
+def static_members(patches: list[dict[str, Any]], size: int) -> bool:
+    """Whether the store's own way's ``patches`` name a static cluster (etcd's
+    ``--initial-cluster``), then made to name ``size`` members when it names fewer: each
+    pod a scale-up starts must be named."""
+    static = False
+    for patch in patches:
+        for container in patch.get("value") or []:
+            args: list[str] = (container.get("args") or []) if isinstance(container, dict) else []
+            for index, arg in enumerate(args):
+                if not arg.startswith("--initial-cluster="):
+                    continue
+                first = arg.split("=", 1)[1].split(",")[0]  # etcd-0=http://etcd-0.etcd:2380
+                name = first.split("=", 1)[0].rsplit("-", 1)[0]
+                named = arg.count(",") + 1
+                static = True
+                args[index] = "--initial-cluster=" + ",".join(
+                    first.replace(f"{name}-0", f"{name}-{ordinal}")
+                    for ordinal in range(max(size, named)))
+    return static
+
+
 def measure(store: str, variant: str, workdir: Path, plane: ControlPlane, *,
-            rate: float, runs: int = 1, agent_env: list[str] | None = None) -> list[Row]:
-    """Start the example three pods strong, write at ``rate`` throughout, and run every
-    operation in turn, ``runs`` times over (the last, 5→3, leaves three pods for the
-    next pass); a row each. ``agent_env``: more settings for the agent's sidecar."""
+            rate: float, runs: int = 1, agent_env: list[str] | None = None,
+            members: int = 3) -> list[Row]:
+    """Start the example three pods strong (scaled to ``members`` before the writer
+    starts), write at ``rate`` throughout, and run every operation in turn, ``runs``
+    times over (the last, the scale-down, leaves ``members`` pods for the next pass); a
+    row each. ``agent_env``: more settings for the agent's sidecar."""
     patches = (yaml.safe_load((NATIVE / f"{store}.yaml").read_text())
                if variant == "own" else
                agent_env_patches(manifests.load(ROOT / "k8s" / store).pod_spec, agent_env)
                if agent_env else None)
+    # A static cluster starts whole (its quorum counts every member named); the example
+    # bootstraps three and the rest join.
+    whole = variant == "own" and static_members(patches or [], members + 2)
     player = StatefulSetPlayer(ROOT / "k8s" / store, workdir, control_plane=plane,
                                namespace=f"{store}-{variant}", json_patches=patches)
     kv_class = harness_class(store).kv_class
@@ -146,13 +179,15 @@ def measure(store: str, variant: str, workdir: Path, plane: ControlPlane, *,
     rows: list[Row] = []
     with player:
         try:
-            player.start(3)
+            player.start(members if whole else 3)
+            if player.replicas < members:
+                player.scale(members, timeout=600)  # every pod Ready before the writer
             kv_class.setup(player)
             if watch is not None:
                 watch.start()
             writer.start()
             time.sleep(3)  # a steady state before the first operation: the baseline writes
-            steps = operations(player, leader if watch is not None else None)
+            steps = operations(player, leader if watch is not None else None, members)
             for run, name in ((r, n) for r in range(1, runs + 1) for n in steps):
                 operation = steps[name]
                 began = datetime.datetime.now(datetime.UTC).strftime("%H:%M:%S.%f")[:-3]
@@ -206,10 +241,12 @@ def print_rows(rows: list[Row]) -> None:
           "| Ready again s, median / worst | targets |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     groups: dict[tuple[str, str, str], list[Row]] = {}
+    order: dict[str, int] = {}  # the operations in the order they ran
     for row in rows:
         groups.setdefault((row.store, row.operation, row.variant), []).append(row)
+        order.setdefault(row.operation, len(order))
     for (store, operation, variant), runs in sorted(
-            groups.items(), key=lambda g: (g[0][0], OPERATIONS.index(g[0][1]), g[0][2])):
+            groups.items(), key=lambda g: (g[0][0], order[g[0][1]], g[0][2])):
         gaps = [r.longest_gap for r in runs]
         readies = [r.ready_seconds for r in runs]
         errors = [f"run {r.run}: {r.error}" for r in runs if r.error]
@@ -239,6 +276,9 @@ def main() -> int:
                         help="Galera's writes a second (a connection per write)")
     parser.add_argument("--runs", type=int, default=5,
                         help="passes of the operations on each cluster (median and worst)")
+    parser.add_argument("--members", type=int, default=3,
+                        help="the cluster's size between operations (the example starts "
+                             "three, then scales to it; the operations scale by 2)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--agent-env", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for the agent's sidecar (repeatable): a variant "
@@ -255,7 +295,8 @@ def main() -> int:
             for variant in args.variants.split(","):
                 rows += measure(store, variant, workdir / f"{store}-{variant}", plane,
                                 rate=args.galera_rate if store == "galera" else args.rate,
-                                runs=args.runs, agent_env=args.agent_env)
+                                runs=args.runs, agent_env=args.agent_env,
+                                members=args.members)
     finally:
         plane.stop()
         if args.keep:
@@ -264,7 +305,7 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nDate: {datetime.date.today().isoformat()}; machine: {machine()}; "
           f"{args.rate:g} writes/s (Galera {args.galera_rate:g}); the operations in turn on "
-          f"one cluster, {args.runs} times over"
+          f"one cluster of {args.members}, {args.runs} times over"
           + (f"; the sidecar with {', '.join(args.agent_env)}" if args.agent_env else "")
           + "\n")
     print_rows(rows)

@@ -4,9 +4,19 @@ table's median and worst of several runs."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from bench.disruption import Row, agent_env_patches, failures, print_rows
+from bench.disruption import (
+    OPERATIONS,
+    Row,
+    agent_env_patches,
+    failures,
+    operation_name,
+    print_rows,
+    static_members,
+)
 from bench.openloop import Write, percentile, window
 from bench.raftwatch import RaftWatch, Seen
 
@@ -105,3 +115,24 @@ def test_agent_env_is_added_to_the_examples_sidecar() -> None:
               "initContainers": [{"name": "init"}, {"name": "agent"}]}
     assert agent_env_patches(native, ["AGENT_X=1"])[0]["path"] == (
         "/spec/template/spec/initContainers/1/env/-")
+
+
+def test_a_static_cluster_names_every_member_a_scale_up_starts() -> None:
+    container = {"name": "etcd", "args": [
+        "--name=$(POD_NAME)",
+        "--initial-cluster=etcd-0=http://etcd-0.etcd:2380,etcd-1=http://etcd-1.etcd:2380,"
+        "etcd-2=http://etcd-2.etcd:2380,etcd-3=http://etcd-3.etcd:2380,"
+        "etcd-4=http://etcd-4.etcd:2380"]}
+    patches: list[dict[str, Any]] = [{"op": "replace", "path": "/x", "value": [container]}]
+    assert static_members(patches, 5)  # five named already: as it was
+    assert container["args"][1].count("=http://") == 5
+    assert static_members(patches, 9)
+    named = container["args"][1].removeprefix("--initial-cluster=").split(",")
+    assert named == [f"etcd-{o}=http://etcd-{o}.etcd:2380" for o in range(9)]
+    assert not static_members([{"op": "remove", "path": "/y"}], 9)  # rqlite's: not static
+
+
+def test_the_scale_operations_are_named_for_the_cluster_s_size() -> None:
+    assert [operation_name(kind, 7) for kind in OPERATIONS] == [
+        "scale 7→9", "rolling restart", "delete a follower's pod", "delete the leader's pod",
+        "delete a pod", "scale 9→7"]
