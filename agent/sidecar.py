@@ -15,7 +15,7 @@ from aiohttp import web
 
 from agent.config.settings import Settings
 from agent.errors import ConfigError, KubeError
-from agent.kube import Kube
+from agent.kube import Kube, import_client
 from agent.leave import Events, Leaver
 from agent.membership import Membership
 from agent.metrics import Metrics
@@ -60,6 +60,9 @@ async def check_update_strategy(kube: Kube, statefulset: str) -> str | None:
     """Warn (log and a Warning Event on the pod) when the StatefulSet's rolling update may
     restart more members at once than quorum spares; said once, at start. An API that
     cannot be read is only logged: nothing depends on this check."""
+    # The API client's import (a quarter second of CPU, seconds on a busy node) runs in
+    # a thread: the first poll, and so the pod's readiness, does not wait for it.
+    await asyncio.to_thread(import_client)
     try:
         replicas, max_unavailable = await kube.rolling_update(statefulset)
     except KubeError as exc:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import threading
+from typing import Any, cast
 
 import httpx
 import pytest
 
+import agent.sidecar
 from agent.config.settings import Settings
+from agent.kube import Kube
 from agent.reconfigure import RaftDeparture
 from agent.registry import STORES, StoreSpec
-from agent.sidecar import build, default_seeds, redact
+from agent.sidecar import build, check_update_strategy, default_seeds, redact
 from agent.storekit.capabilities import Departing, Reconfigurable, Started
 from tests.unit.fakestore.api import FakeBackend
 
@@ -77,3 +81,28 @@ async def test_each_registered_store_gets_the_departure_its_backend_offers() -> 
         assert raft == isinstance(parts.membership.backend, Reconfigurable), name
         assert (parts.repairer is not None) == raft, name
         assert (parts.starter is not None) == isinstance(parts.membership.backend, Started)
+
+
+async def test_the_update_strategy_check_imports_the_api_client_off_the_event_loop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check starts with the sidecar; the client's import (seconds on a busy node)
+    must not hold the first poll: here the import ends only once the event loop has run
+    something else meanwhile (it would wait out its 5 s bound, then end, on the loop)."""
+    order: list[str] = []
+    released = threading.Event()
+
+    def slow_import() -> None:
+        released.wait(timeout=5)
+        order.append("imported")
+
+    class Api:
+        async def rolling_update(self, statefulset: str) -> tuple[int, int]:
+            return 3, 1
+
+    monkeypatch.setattr(agent.sidecar, "import_client", slow_import)
+    check = asyncio.create_task(check_update_strategy(cast(Kube, Api()), "etcd"))
+    await asyncio.sleep(0)  # the check's first step: its import begins
+    order.append("the loop ran")
+    released.set()
+    assert await check is None  # one unavailable of three: safe
+    assert order == ["the loop ran", "imported"]
