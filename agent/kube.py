@@ -36,7 +36,7 @@ def import_client() -> None:
 
 
 class Kube:
-    """A lazily built lightkube client (its import costs ~0.2 s and memory: only on leave)."""
+    """A lazily built lightkube client (its import costs ~0.25 s of CPU and memory)."""
 
     def __init__(self, settings: Settings,
                  on_event: Callable[[str, bool], None] | None = None) -> None:

@@ -60,13 +60,17 @@ async def check_update_strategy(kube: Kube, statefulset: str) -> str | None:
     """Warn (log and a Warning Event on the pod) when the StatefulSet's rolling update may
     restart more members at once than quorum spares; said once, at start. An API that
     cannot be read is only logged: nothing depends on this check."""
-    # The API client's import (a quarter second of CPU, seconds on a busy node) runs in
-    # a thread: the first poll, and so the pod's readiness, does not wait for it.
-    await asyncio.to_thread(import_client)
     try:
+        # The API client's import (a quarter second of CPU, up to a second on a busy
+        # node) runs in a thread: the first poll, and so readiness, does not wait for it.
+        await asyncio.to_thread(import_client)
         replicas, max_unavailable = await kube.rolling_update(statefulset)
     except KubeError as exc:
         log.info("update_strategy_unread", statefulset=statefulset, error=exc.message)
+        return None
+    except ImportError as exc:
+        log.info("update_strategy_unread", statefulset=statefulset,
+                 error=f"{type(exc).__name__}: {exc}")
         return None
     problem = update_strategy_problem(replicas, max_unavailable)
     if problem is not None:

@@ -116,10 +116,11 @@ def agent_env_patches(pod: dict[str, Any], env: list[str]) -> list[dict[str, Any
             for name, value in (item.split("=", 1) for item in env)]
 
 
-def static_members(patches: list[dict[str, Any]], size: int) -> bool:
+def name_every_member(patches: list[dict[str, Any]], size: int) -> bool:
     """Whether the store's own way's ``patches`` name a static cluster (etcd's
-    ``--initial-cluster``), then made to name ``size`` members when it names fewer: each
-    pod a scale-up starts must be named."""
+    ``--initial-cluster``); one that names fewer than ``size`` members is rewritten in
+    place to name ``size`` (each pod a scale-up starts must be named), from its first
+    entry, which must be ordinal 0's."""
     static = False
     for patch in patches:
         for container in patch.get("value") or []:
@@ -127,13 +128,17 @@ def static_members(patches: list[dict[str, Any]], size: int) -> bool:
             for index, arg in enumerate(args):
                 if not arg.startswith("--initial-cluster="):
                     continue
-                first = arg.split("=", 1)[1].split(",")[0]  # etcd-0=http://etcd-0.etcd:2380
-                name = first.split("=", 1)[0].rsplit("-", 1)[0]
-                named = arg.count(",") + 1
                 static = True
+                entries = arg.split("=", 1)[1].split(",")
+                if len(entries) >= size:
+                    continue
+                first = entries[0]  # etcd-0=http://etcd-0.etcd:2380
+                name = first.split("=", 1)[0]
+                if not name.endswith("-0"):
+                    raise ValueError(f"{arg}: the first member is not ordinal 0's")
+                base = name.removesuffix("-0")
                 args[index] = "--initial-cluster=" + ",".join(
-                    first.replace(f"{name}-0", f"{name}-{ordinal}")
-                    for ordinal in range(max(size, named)))
+                    first.replace(f"{base}-0", f"{base}-{ordinal}") for ordinal in range(size))
     return static
 
 
@@ -148,9 +153,10 @@ def measure(store: str, variant: str, workdir: Path, plane: ControlPlane, *,
                if variant == "own" else
                agent_env_patches(manifests.load(ROOT / "k8s" / store).pod_spec, agent_env)
                if agent_env else None)
-    # A static cluster starts whole (its quorum counts every member named); the example
-    # bootstraps three and the rest join.
-    whole = variant == "own" and static_members(patches or [], members + 2)
+    # A static cluster starts its ``members`` at once: its quorum counts every member
+    # named (nine for a scale to nine), and three of them would never reach it. The
+    # example bootstraps three and the rest join.
+    whole = variant == "own" and name_every_member(patches or [], members + 2)
     player = StatefulSetPlayer(ROOT / "k8s" / store, workdir, control_plane=plane,
                                namespace=f"{store}-{variant}", json_patches=patches)
     kv_class = harness_class(store).kv_class
@@ -241,12 +247,12 @@ def print_rows(rows: list[Row]) -> None:
           "| Ready again s, median / worst | targets |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     groups: dict[tuple[str, str, str], list[Row]] = {}
-    order: dict[str, int] = {}  # the operations in the order they ran
+    order: dict[tuple[str, str], int] = {}  # each store's operations in the order they ran
     for row in rows:
         groups.setdefault((row.store, row.operation, row.variant), []).append(row)
-        order.setdefault(row.operation, len(order))
+        order.setdefault((row.store, row.operation), len(order))
     for (store, operation, variant), runs in sorted(
-            groups.items(), key=lambda g: (g[0][0], order[g[0][1]], g[0][2])):
+            groups.items(), key=lambda g: (g[0][0], order[g[0][:2]], g[0][2])):
         gaps = [r.longest_gap for r in runs]
         readies = [r.ready_seconds for r in runs]
         errors = [f"run {r.run}: {r.error}" for r in runs if r.error]
@@ -287,6 +293,8 @@ def main() -> int:
                         help="keep the work directory (every container's log, kept-logs/ "
                              "under each node) to read a slow operation's logs after")
     args = parser.parse_args()
+    if args.members < 3:
+        parser.error("--members: at least 3 (the examples bootstrap three)")
     workdir = Path(tempfile.mkdtemp(prefix="sts-agent-bench-disruption-"))
     rows: list[Row] = []
     plane = ControlPlane(workdir / "control-plane").start()

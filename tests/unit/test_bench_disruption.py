@@ -13,9 +13,9 @@ from bench.disruption import (
     Row,
     agent_env_patches,
     failures,
+    name_every_member,
     operation_name,
     print_rows,
-    static_members,
 )
 from bench.openloop import Write, percentile, window
 from bench.raftwatch import RaftWatch, Seen
@@ -76,9 +76,23 @@ def test_elections_count_changes_terms_and_leaderless_spells() -> None:
 
 
 def row(run: int, gap: float, *, store: str = "rqlite", variant: str = "agent",
-        ready: float = 10.0, failed: int = 0, error: str = "") -> Row:
-    return Row(store, variant, "scale 3→5", run, ready, 100, failed, gap, 5.0, 50.0,
+        ready: float = 10.0, failed: int = 0, error: str = "",
+        operation: str = "scale 3→5") -> Row:
+    return Row(store, variant, operation, run, ready, 100, failed, gap, 5.0, 50.0,
                0, 0, 0.0, error)
+
+
+def test_each_store_s_operations_are_listed_in_the_order_they_ran(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Galera measured first (its "delete a pod", then the scale-down) does not put the
+    scale-down before the deletions in the next store's rows."""
+    ran = [("galera", "scale 3→5"), ("galera", "delete a pod"), ("galera", "scale 5→3"),
+           ("etcd", "scale 3→5"), ("etcd", "delete a follower's pod"),
+           ("etcd", "scale 5→3")]
+    print_rows([row(1, 0.1, store=store, operation=operation) for store, operation in ran])
+    listed = [tuple(c.strip() for c in ln.strip("|").split("|")[:2])
+              for ln in capsys.readouterr().out.splitlines()[2:]]
+    assert listed == sorted(ran, key=lambda r: r[0] != "etcd")  # etcd's rows first
 
 
 def test_the_table_gives_median_and_worst_and_judges_the_worst(
@@ -124,12 +138,16 @@ def test_a_static_cluster_names_every_member_a_scale_up_starts() -> None:
         "etcd-2=http://etcd-2.etcd:2380,etcd-3=http://etcd-3.etcd:2380,"
         "etcd-4=http://etcd-4.etcd:2380"]}
     patches: list[dict[str, Any]] = [{"op": "replace", "path": "/x", "value": [container]}]
-    assert static_members(patches, 5)  # five named already: as it was
-    assert container["args"][1].count("=http://") == 5
-    assert static_members(patches, 9)
+    before = list(container["args"])
+    assert name_every_member(patches, 5)  # five named already: as it was
+    assert container["args"] == before
+    assert name_every_member(patches, 9)
     named = container["args"][1].removeprefix("--initial-cluster=").split(",")
     assert named == [f"etcd-{o}=http://etcd-{o}.etcd:2380" for o in range(9)]
-    assert not static_members([{"op": "remove", "path": "/y"}], 9)  # rqlite's: not static
+    assert not name_every_member([{"op": "remove", "path": "/y"}], 9)  # rqlite's: not static
+    odd = {"args": ["--initial-cluster=etcd-1=http://etcd-1.etcd:2380"]}
+    with pytest.raises(ValueError, match="not ordinal 0's"):
+        name_every_member([{"op": "replace", "path": "/x", "value": [odd]}], 9)
 
 
 def test_the_scale_operations_are_named_for_the_cluster_s_size() -> None:

@@ -106,3 +106,18 @@ async def test_the_update_strategy_check_imports_the_api_client_off_the_event_lo
     released.set()
     assert await check is None  # one unavailable of three: safe
     assert order == ["the loop ran", "imported"]
+
+
+async def test_an_api_client_that_cannot_be_imported_leaves_the_check_unread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing depends on the check: a failed import is said (update_strategy_unread),
+    not raised into a task nobody reads until the pod's end."""
+    def broken() -> None:
+        raise ImportError("No module named 'lightkube'")
+
+    class Api:
+        async def rolling_update(self, statefulset: str) -> tuple[int, int]:
+            raise AssertionError("read without a client")
+
+    monkeypatch.setattr(agent.sidecar, "import_client", broken)
+    assert await check_update_strategy(cast(Kube, Api()), "etcd") is None

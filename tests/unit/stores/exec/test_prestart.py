@@ -6,6 +6,7 @@ import asyncio
 import gc
 import json
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -144,37 +145,74 @@ async def test_a_failed_statefulset_read_waits_a_round_and_is_read_again(
     assert extra["exec_role"] == "seed" and reads == ["exec", "exec"]
 
 
+async def unseen_failures(work: ExecPrestart) -> list[dict[str, Any]]:
+    """What asyncio reported (a task's failure never retrieved) while ``work``'s vote
+    failed with "not executable", and once everything it held was collected."""
+    unattended: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: unattended.append(context))
+
+    async def fail() -> None:
+        with pytest.raises(ConfigError, match="not executable"):
+            await work.prepare([], deadline=time.monotonic() + 10, rediscover=nothing_new)
+
+    try:
+        await fail()  # its frames (and the tasks they hold) are gone once it returns
+        gc.collect()
+    finally:
+        loop.set_exception_handler(None)
+    return unattended
+
+
 async def test_a_failed_ballot_retrieves_the_failed_read(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """This pod's ballot fails after the StatefulSet read has failed: the init ends with
     the ballot's error, and the read's failure is retrieved, not left for asyncio to log
     ("Task exception was never retrieved") when the task is collected."""
-    unattended: list[dict[str, Any]] = []
-    loop = asyncio.get_running_loop()
-    loop.set_exception_handler(lambda _, context: unattended.append(context))
+    reads: list[weakref.ref[asyncio.Task[Any]]] = []
 
     async def pod_management(self: Kube, name: str) -> tuple[int, int, str]:
         raise KubeError("statefulsets.apps is forbidden", retryable=False)
 
     async def own_ballot(self: ExecPrestart) -> None:
         read = next(task for task in asyncio.all_tasks() if task.get_name() == READ)
+        reads.append(weakref.ref(read))
         await asyncio.wait([read])  # done, its failure not retrieved by waiting
         raise ConfigError("the sequence hook is not executable")
 
     monkeypatch.setattr(Kube, "pod_management", pod_management)
     monkeypatch.setattr(ExecPrestart, "own_ballot", own_ballot)
-    work = prestart(tmp_path, sequence="echo 9")
+    assert await unseen_failures(prestart(tmp_path, sequence="echo 9")) == []
+    assert [read() for read in reads] == [None]  # collected: asyncio had its say
 
-    async def fail() -> None:
-        with pytest.raises(ConfigError, match="not executable"):
-            await work.prepare([], deadline=time.monotonic() + 5, rediscover=nothing_new)
 
-    try:
-        await fail()  # its frames (and the task they hold) are gone once it returns
-        gc.collect()
-    finally:
-        loop.set_exception_handler(None)
-    assert unattended == []
+async def test_a_vote_that_fails_after_a_failed_read_retrieves_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The StatefulSet's first read fails (retryable: read again next round), and the
+    second fails too; then the vote itself fails: the second read's failure is retrieved
+    when the vote ends, not logged by asyncio."""
+    reads: list[weakref.ref[asyncio.Task[Any]]] = []
+    rounds: list[int] = []
+
+    async def pod_management(self: Kube, name: str) -> tuple[int, int, str]:
+        task = asyncio.current_task()
+        assert task is not None
+        reads.append(weakref.ref(task))
+        raise KubeError("the API server timed out", retryable=True)
+
+    async def refresh_ballot(self: ExecPrestart) -> None:
+        rounds.append(len(rounds))
+        if len(rounds) == 2:
+            running = [task for task in asyncio.all_tasks() if task.get_name() == READ]
+            if running:  # else already done
+                await asyncio.wait(running)  # the second read done, its failure unseen
+            del running  # the test's own references would keep it from collection
+            raise ConfigError("the sequence hook is not executable")
+
+    monkeypatch.setattr(Kube, "pod_management", pod_management)
+    monkeypatch.setattr(ExecPrestart, "refresh_ballot", refresh_ballot)
+    assert await unseen_failures(prestart(tmp_path, sequence="echo 9")) == []
+    assert len(reads) == 2 and all(read() is None for read in reads)  # both collected
 
 
 @respx.mock
