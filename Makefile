@@ -57,6 +57,7 @@ bench: setup images
 	$(PY) bench/galera_outage.py
 	$(PY) bench/galera_joins.py
 	$(PY) bench/disruption.py
+	$(PY) bench/disruption.py --stores rqlite,etcd --members 7 --runs 1
 	$(PY) bench/image_memory.py
 	$(PY) bench/scale.py
 
