@@ -33,8 +33,6 @@ from player.stores import harness_class
 ROOT = Path(__file__).resolve().parents[1]
 NATIVE = Path(__file__).resolve().parent / "native"
 VARIANTS = {"agent": "sts-agent", "own": "the store's own way"}
-OPERATIONS = ("scale up by 2", "rolling restart", "delete a follower's pod",
-              "delete the leader's pod", "delete a pod", "scale down by 2")
 # Galera's client opens a connection per write: at 100 a second the writer queued on two
 # cores (each write's latency then counted the queue), so it writes at its own rate.
 GALERA_RATE = 20.0
@@ -73,12 +71,6 @@ class Row:
                 and self.leaderless < GAP_TARGET_SECONDS)
 
 
-def operation_name(kind: str, members: int) -> str:
-    """``kind`` (one of OPERATIONS) as the table names it for a cluster of ``members``."""
-    return {"scale up by 2": f"scale {members}→{members + 2}",
-            "scale down by 2": f"scale {members + 2}→{members}"}.get(kind, kind)
-
-
 def operations(player: StatefulSetPlayer, leader: Callable[[], int] | None,
                members: int = 3) -> dict[str, Callable[[], None]]:
     """The operations in turn on a cluster of ``members``; without a leader (Galera) one
@@ -95,13 +87,12 @@ def operations(player: StatefulSetPlayer, leader: Callable[[], int] | None,
         found = leader
         deletions = {"delete a follower's pod": lambda: delete_and_wait(follower(found)),
                      "delete the leader's pod": lambda: delete_and_wait(found())}
-    steps = {
-        "scale up by 2": lambda: player.scale(members + 2, timeout=300),
+    return {
+        f"scale {members}→{members + 2}": lambda: player.scale(members + 2, timeout=300),
         "rolling restart": lambda: player.rolling_restart(timeout=600),
         **deletions,
-        "scale down by 2": lambda: player.scale(members, timeout=300),
+        f"scale {members + 2}→{members}": lambda: player.scale(members, timeout=300),
     }
-    return {operation_name(kind, members): step for kind, step in steps.items()}
 
 
 def agent_env_patches(pod: dict[str, Any], env: list[str]) -> list[dict[str, Any]]:

@@ -4,21 +4,21 @@ table's median and worst of several runs."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from bench.disruption import (
-    OPERATIONS,
     Row,
     agent_env_patches,
     failures,
     name_every_member,
-    operation_name,
+    operations,
     print_rows,
 )
 from bench.openloop import Write, percentile, window
 from bench.raftwatch import RaftWatch, Seen
+from player.statefulset import StatefulSetPlayer
 
 
 def test_gap_spans_failures_and_the_window_edges() -> None:
@@ -151,6 +151,10 @@ def test_a_static_cluster_names_every_member_a_scale_up_starts() -> None:
 
 
 def test_the_scale_operations_are_named_for_the_cluster_s_size() -> None:
-    assert [operation_name(kind, 7) for kind in OPERATIONS] == [
+    player = cast(StatefulSetPlayer, object())  # the steps only name it until they run
+    assert list(operations(player, lambda: 0, 7)) == [
         "scale 7→9", "rolling restart", "delete a follower's pod", "delete the leader's pod",
-        "delete a pod", "scale 9→7"]
+        "scale 9→7"]
+    assert list(operations(player, None, 7)) == [  # Galera: no leader
+        "scale 7→9", "rolling restart", "delete a pod", "scale 9→7"]
+    assert list(operations(player, None))[::3] == ["scale 3→5", "scale 5→3"]
