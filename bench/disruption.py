@@ -61,6 +61,7 @@ class Row:
     leaderless: float  # the longest stretch no pod said it led, polled every 0.1 s
     error: str = ""  # why the operation did not finish (its pods never all Ready)
     why_failed: str = ""  # failed writes by pod and answer: "3 rqlite-2: refused; …"
+    gap_began: str = ""  # when the longest gap began, UTC: where to read the logs
 
     @property
     def met(self) -> bool:
@@ -187,8 +188,8 @@ def measure(store: str, variant: str, workdir: Path, plane: ControlPlane, *,
             steps = operations(player, leader if watch is not None else None, members)
             for run, name in ((r, n) for r in range(1, runs + 1) for n in steps):
                 operation = steps[name]
-                began = datetime.datetime.now(datetime.UTC).strftime("%H:%M:%S.%f")[:-3]
                 started = time.monotonic()
+                began = utc(started)
                 error = ""
                 try:
                     operation()
@@ -209,7 +210,8 @@ def measure(store: str, variant: str, workdir: Path, plane: ControlPlane, *,
                                 round(seen.p50 * 1000, 1), round(seen.p99 * 1000, 1),
                                 elections.leader_changes, elections.term_increments,
                                 round(elections.leaderless, 2), error,
-                                failures(seen.reasons, names)))
+                                failures(seen.reasons, names),
+                                utc(seen.gap_from)))
                 print(f"  {store} ({VARIANTS[variant]}) run {run} {name} (began {began} UTC): "
                       f"{asdict(rows[-1])}", flush=True)
                 if error:
@@ -219,6 +221,12 @@ def measure(store: str, variant: str, workdir: Path, plane: ControlPlane, *,
             if watch is not None:
                 watch.stop()
     return rows
+
+
+def utc(moment: float) -> str:
+    """A monotonic moment as the wall clock's time of day, UTC, to the millisecond."""
+    wall = time.time() - (time.monotonic() - moment)
+    return datetime.datetime.fromtimestamp(wall, datetime.UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
 def failures(reasons: tuple[tuple[str, int], ...], names: dict[str, str]) -> str:

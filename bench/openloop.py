@@ -41,6 +41,7 @@ class Window:
     writes: int
     failed: int
     longest_gap: float  # longest time without an acknowledged write, seconds
+    gap_from: float  # when that stretch began (monotonic seconds): the logs' moment to read
     p50: float  # latency of the acknowledged writes, seconds
     p99: float
     # Why writes failed, most frequent first: "<node>: <what came back>" and a count.
@@ -60,20 +61,22 @@ def window(writes: list[Write], start: float, end: float) -> Window:
     longest stretch of [start, end) in which no write was acknowledged."""
     due = [w for w in writes if start <= w.due < end]
     acked = sorted(w.done for w in writes if w.ok)
-    gap, last = 0.0, start
+    gap, gap_from, last = 0.0, start, start
     for done in acked:
         if done < start:
             continue
+        if done - last > gap:
+            gap, gap_from = done - last, last
         if done >= end:
-            gap = max(gap, done - last)  # the stretch ends at the first ack after the end
-            break
-        gap, last = max(gap, done - last), done
+            break  # the stretch ends at the first ack after the end
+        last = done
     else:
-        gap = max(gap, end - last)
+        if end - last > gap:
+            gap, gap_from = end - last, last
     latencies = [w.latency for w in due if w.ok]
     reasons = Counter(w.why for w in due if not w.ok)
     return Window(writes=len(due), failed=sum(1 for w in due if not w.ok),
-                  longest_gap=gap, p50=percentile(latencies, 0.50),
+                  longest_gap=gap, gap_from=gap_from, p50=percentile(latencies, 0.50),
                   p99=percentile(latencies, 0.99), reasons=tuple(reasons.most_common()))
 
 

@@ -27,18 +27,20 @@ def test_gap_spans_failures_and_the_window_edges() -> None:
     seen = window(writes, 1.0, 3.05)
     assert seen.writes == 3 and seen.failed == 1
     # 1.01 .. 3.0 without an acknowledged write; the 1.6 failure does not break it.
-    assert abs(seen.longest_gap - 1.99) < 1e-9
+    assert abs(seen.longest_gap - 1.99) < 1e-9 and seen.gap_from == 1.01
     # Latency counts from when a write was due, not when it was sent.
     assert abs(seen.p50 - 0.01) < 1e-9 and abs(seen.p99 - 1.8) < 1e-9
 
 
 def test_gap_runs_to_the_first_ack_after_the_window() -> None:
     writes = [Write(0.0, 0.5, True), Write(0.6, 2.5, True)]
-    assert window(writes, 1.0, 2.0).longest_gap == 1.5  # 1.0 .. 2.5: still waiting at 2.0
+    seen = window(writes, 1.0, 2.0)
+    assert (seen.longest_gap, seen.gap_from) == (1.5, 1.0)  # 1.0 .. 2.5: waiting at 2.0
 
 
 def test_no_ack_at_all_is_the_whole_window() -> None:
-    assert window([Write(1.0, 1.5, False)], 1.0, 3.0).longest_gap == 2.0
+    seen = window([Write(1.0, 1.5, False)], 1.0, 3.0)
+    assert (seen.longest_gap, seen.gap_from) == (2.0, 1.0)
 
 
 def test_failed_writes_are_counted_by_node_and_answer() -> None:
