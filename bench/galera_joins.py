@@ -1,6 +1,6 @@
 """Galera's write gaps on planned operations: scale 3→5, a rolling restart, scale 5→3 on
 the real node, k8s/galera as shipped next to the same example with Galera's default EVS
-join retransmission period (1 s), in one run, under a steady writer."""
+join retransmission and keepalive periods (1 s each), in one run, under a steady writer."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from player.stores.galera import GaleraKv
 
 ROOT = Path(__file__).resolve().parents[1]
 # What k8s/galera ships in wsrep_provider_options, and what the other variant drops.
-OPTION = ";evs.join_retrans_period=PT0.2S"
-VARIANTS = {"shipped": "as shipped (join messages every 0.2 s)",
-            "default": "Galera's default (every 1 s)"}
+OPTION = ";evs.join_retrans_period=PT0.2S;evs.keepalive_period=PT0.2S"
+VARIANTS = {"shipped": "as shipped (join messages and keepalives every 0.2 s)",
+            "default": "Galera's defaults (every 1 s)"}
 TAIL_SECONDS = 2.0  # writes due this long after the pods are Ready still count
 SLOW_SECONDS = 0.5  # the gap target of a planned operation
 OPERATIONS = ("scale 3→5", "rolling restart", "scale 5→3")
