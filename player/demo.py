@@ -50,12 +50,14 @@ def row(player: StatefulSetPlayer, ordinal: int, http: httpx.Client) -> list[str
     return [pod.name, pod.ip, pod.phase, "yes" if pod.ready else "no", role, member, voter]
 
 
-def table(player: StatefulSetPlayer, title: str, took: float) -> None:
+def table(player: StatefulSetPlayer, title: str, took: float,
+          wait: float | None = None) -> None:
     header = ["pod", "ip", "phase", "ready", "role", "member", "voter"]
     with httpx.Client(timeout=1.0, trust_env=False) as http:
         rows = [row(player, o, http) for o in sorted(player.pods)]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    print(f"\n== {title} ({took:.1f} s)")
+    waited = "" if wait is None else f"; longest wait between acknowledged writes {wait:.1f} s"
+    print(f"\n== {title} ({took:.1f} s{waited})")
     for line in [header, *rows]:
         print("  " + "  ".join(cell.ljust(width) for cell, width in zip(line, widths,
                                                                           strict=True)))
@@ -119,7 +121,9 @@ def main() -> int:
         for number, (title, action) in enumerate(steps):
             started = time.monotonic()
             action()
-            table(player, title, time.monotonic() - started)
+            table(player, title, time.monotonic() - started,
+                  max((wait for came, wait in writer.waits if came >= started), default=None)
+                  if number else None)
             if number == 0:
                 writer.start()  # a steady client from here on
         time.sleep(1.0)  # let the writer land a few more writes after the last step

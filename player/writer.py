@@ -46,6 +46,8 @@ class Writer:
         self.acknowledged: dict[str, str] = {}
         self.failures = 0
         self.longest_gap = 0.0  # longest time between two acknowledged writes
+        # Each acknowledged write's wait since the one before: (when it came, seconds).
+        self.waits: list[tuple[float, float]] = []
         self.history = History()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
@@ -90,6 +92,7 @@ class Writer:
             if written:
                 self.acknowledged[key] = value
                 self.longest_gap = max(self.longest_gap, now - last)
+                self.waits.append((now, now - last))
                 last = now
             else:
                 self.failures += 1
