@@ -1,6 +1,4 @@
-"""How long each Galera view change held the group's commits, phase by phase, read from the
-mariadbd logs a kept run leaves (``bench/disruption.py --keep``; the EVS state changes are
-logged only with ``evs.info_log_mask=0x3`` in the provider options)."""
+"""How long each Galera view change held the group's commits, phase by phase."""
 
 from __future__ import annotations
 
@@ -12,18 +10,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-# The phases of one view change as an existing member logs them, each ended by its line:
-# the members agree on who is in the view (EVS join messages, then the install message),
-# the new regular view is delivered, the PC layer finds it Primary (its state messages,
-# delivered in safe order), and GCS exchanges states: commits go on after "Quorum results".
+# Read from the mariadbd logs a kept run leaves (``bench/disruption.py --keep``; the EVS
+# state changes are logged only with ``evs.info_log_mask=0x3`` in the provider options).
+# The phases of one view change as an existing member logs them, each timed from the line
+# before to its own: the members agree on who is in the view (EVS join messages, then the
+# install message), the new regular view is delivered, the PC layer finds it Primary (its
+# state messages, delivered in safe order), and GCS exchanges states: commits go on after
+# "Quorum results". A second round (another member seen while the first was installed)
+# adds to the same phases, its agreement timed from the regular view before it.
 PHASES = (("agree", "state change: GATHER -> INSTALL"),
           ("install", "state change: INSTALL -> OPERATIONAL"),
           ("primary", "view(view_id(PRIM,"),
           ("states", "Quorum results"))
 START = "state change: OPERATIONAL -> GATHER"
+# A view with no Primary component: the change under way ends without one (a partition).
+NON_PRIMARY = "view(view_id(NON_PRIM,"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ViewChange:
     """One view change seen by one member: when it began and how long each phase took."""
 
@@ -36,9 +40,14 @@ class ViewChange:
         return sum(self.phases.values())
 
 
-def moment(line: str) -> datetime.datetime:
-    """The time a container log line (CRI format) was written, to the microsecond."""
-    return datetime.datetime.fromisoformat(line.split(" ", 1)[0])
+def moment(line: str) -> datetime.datetime | None:
+    """The time a container log line (CRI format) was written, to the microsecond; None
+    for a line without that time (mariadbd's own stamp has no zone and only seconds)."""
+    try:
+        written = datetime.datetime.fromisoformat(line.split(" ", 1)[0])
+    except ValueError:
+        return None
+    return written if written.tzinfo is not None else None
 
 
 def changes(lines: Iterable[str]) -> list[ViewChange]:
@@ -51,20 +60,26 @@ def changes(lines: Iterable[str]) -> list[ViewChange]:
     for line in lines:
         if " stderr F \t" in line or " stdout F \t" in line:
             continue  # the body of a multi-line message
+        now = moment(line)
+        if now is None:
+            continue
         if began is None or last is None:
             if START in line:
-                began = last = moment(line)
+                began = last = now
                 phases, view = {name: 0.0 for name, _ in PHASES}, ""
+            continue
+        if NON_PRIMARY in line:
+            began = last = None  # no Primary view came of it: not a change that ended
             continue
         for name, marker in PHASES:
             if marker in line:
-                now = moment(line)
                 phases[name] += (now - last).total_seconds()
                 last = now
                 if name == "primary":
                     view = line.split("view_id(PRIM,", 1)[1].split(")", 1)[0]
                 if name == "states":
-                    found.append(ViewChange(began, view, phases))
+                    if view:
+                        found.append(ViewChange(began, view, phases))
                     began = last = None
                 break
     return found
@@ -81,10 +96,14 @@ def slowest(per_member: Iterable[ViewChange]) -> list[ViewChange]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, epilog="Reads the mariadbd logs of a kept run (bench/disruption.py "
+        "--keep); Galera logs its EVS state changes only with evs.info_log_mask=0x3 in the "
+        "provider options.")
     parser.add_argument("workdir", type=Path, nargs="+",
                         help="a kept work directory (or any folder holding the pods' logs)")
     args = parser.parse_args()
+    missing = False
     for workdir in args.workdir:
         logs = sorted(workdir.glob("**/*_galera-*_*/galera/*.log"))
         seen = slowest(c for log in logs
@@ -93,7 +112,8 @@ def main() -> int:
         if not seen:
             print(f"{workdir}: no view change with its EVS states in {len(logs)} logs "
                   f"(evs.info_log_mask=0x3 not set?)", file=sys.stderr)
-            return 1
+            missing = True
+            continue
         totals = [c.total for c in seen]
         print(f"\n{workdir}: {len(seen)} view changes in {len(logs)} logs; held commits "
               f"median {statistics.median(totals):.2f} s, worst {max(totals):.2f} s\n")
@@ -107,7 +127,7 @@ def main() -> int:
         print("| median | | " + " | ".join(
             f"{statistics.median(c.phases[n] for c in seen):.2f}" for n, _ in PHASES)
               + f" | {statistics.median(totals):.2f} |")
-    return 0
+    return 1 if missing else 0
 
 
 if __name__ == "__main__":

@@ -51,6 +51,22 @@ def test_an_unfinished_change_and_lines_outside_one_are_not_counted() -> None:
     assert changes(LOG.splitlines()[-2:]) == []  # a quorum line with no change begun
 
 
+def test_a_change_that_ends_in_no_primary_view_is_dropped_not_merged_with_the_next() -> None:
+    partition = [line("19:07:40.000000000", evs("OPERATIONAL", 2, "OPERATIONAL -> GATHER")),
+                 line("19:07:40.200000000", evs("GATHER", 2, "GATHER -> INSTALL")),
+                 line("19:07:45.000000000", "view(view_id(NON_PRIM,6bcf,3) memb {")]
+    [change] = changes(partition + LOG.splitlines())
+    assert change.began.isoformat() == "2026-12-07T19:07:47.080808+00:00"
+
+
+def test_lines_without_the_kubelets_time_are_skipped_and_a_change_needs_its_view() -> None:
+    plain = "2026-12-07 19:07:47 0 [Note] WSREP: Quorum results:"  # mariadbd's own stamp
+    assert changes([*LOG.splitlines()[:9], plain, "", LOG.splitlines()[9]])[0].total == (
+        pytest.approx(49.632804 - 47.080808, abs=1e-5))
+    without_view = [text for text in LOG.splitlines() if "PRIM," not in text]
+    assert changes(without_view) == []
+
+
 def test_each_view_is_kept_once_as_its_slowest_member_saw_it() -> None:
     [fast] = changes(LOG.splitlines()[4:])  # a member that began at the second round
     [slow] = changes(LOG.splitlines())
