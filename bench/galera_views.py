@@ -60,19 +60,18 @@ def changes(lines: Iterable[str]) -> list[ViewChange]:
     for line in lines:
         if " stderr F \t" in line or " stdout F \t" in line:
             continue  # the body of a multi-line message
-        now = moment(line)
-        if now is None:
-            continue
         if began is None or last is None:
-            if START in line:
+            if START in line and (now := moment(line)) is not None:
                 began = last = now
                 phases, view = {name: 0.0 for name, _ in PHASES}, ""
             continue
-        if NON_PRIMARY in line:
+        if NON_PRIMARY in line and moment(line) is not None:
             began = last = None  # no Primary view came of it: not a change that ended
             continue
         for name, marker in PHASES:
             if marker in line:
+                if (now := moment(line)) is None:
+                    break
                 phases[name] += (now - last).total_seconds()
                 last = now
                 if name == "primary":

@@ -122,8 +122,7 @@ def main() -> int:
             started = time.monotonic()
             action()
             table(player, title, time.monotonic() - started,
-                  max((wait for came, wait in writer.waits if came >= started), default=None)
-                  if number else None)
+                  writer.longest_wait(started) if number else None)
             if number == 0:
                 writer.start()  # a steady client from here on
         time.sleep(1.0)  # let the writer land a few more writes after the last step

@@ -45,7 +45,6 @@ class Writer:
                                  follow_redirects=True)
         self.acknowledged: dict[str, str] = {}
         self.failures = 0
-        self.longest_gap = 0.0  # longest time between two acknowledged writes
         # Each acknowledged write's wait since the one before: (when it came, seconds).
         self.waits: list[tuple[float, float]] = []
         self.history = History()
@@ -59,6 +58,16 @@ class Writer:
         self._reader = (threading.Thread(target=self._read_registers, name="writer-reads",
                                          daemon=True) if reads else None)
         self._newest: str | None = None  # the w/ key being written, for the reader
+
+    @property
+    def longest_gap(self) -> float:
+        """The longest time between two acknowledged writes so far, seconds."""
+        return self.longest_wait() or 0.0
+
+    def longest_wait(self, since: float = float("-inf")) -> float | None:
+        """The longest wait of the writes acknowledged at or after ``since`` (monotonic
+        seconds); None when none was."""
+        return max((wait for came, wait in self.waits if came >= since), default=None)
 
     def start(self) -> Writer:
         if self.setup is not None:
@@ -91,7 +100,6 @@ class Writer:
             now = time.monotonic()
             if written:
                 self.acknowledged[key] = value
-                self.longest_gap = max(self.longest_gap, now - last)
                 self.waits.append((now, now - last))
                 last = now
             else:
