@@ -93,6 +93,8 @@ volumeMounts:
 # mariadbd's liveness probe fails while this file exists: a node stuck outside the
 # Primary component is restarted by the kubelet.
 - {name: AGENT_GALERA_RESTART_MARKER, value: /config/restart-mariadbd}
+# galera.cnf's: a donor copying with mariabackup keeps serving, so stays ready.
+- {name: AGENT_GALERA_SST_METHOD, value: mariabackup}
 {{- end -}}
 
 {{- define "sts-agent.galera.agentMounts" -}}
@@ -139,6 +141,10 @@ users.sql: |
   -- other pods receive it with their first full copy. The agent's status user needs no
   -- privilege at all (USAGE reads SHOW GLOBAL STATUS).
   CREATE USER IF NOT EXISTS 'sts-agent'@'%' IDENTIFIED BY {{ $status | squote }};
+  -- The full copy's donor (wsrep_sst_method = mariabackup): mariabackup, run as the OS
+  -- user mysql, logs in over the socket; what it needs to take a backup, nothing more.
+  CREATE USER IF NOT EXISTS 'mysql'@'localhost' IDENTIFIED VIA unix_socket;
+  GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO 'mysql'@'localhost';
 {{- end -}}
 
 {{- define "sts-agent.galera.peerPorts" -}}

@@ -3,3 +3,7 @@
 -- privilege at all (USAGE reads SHOW GLOBAL STATUS); its password must match
 -- status-password.
 CREATE USER IF NOT EXISTS 'sts-agent'@'%' IDENTIFIED BY 'replace-me-status';
+-- The full copy's donor (wsrep_sst_method = mariabackup): mariabackup, run as the OS user
+-- mysql, logs in over the socket; what it needs to take a backup, nothing more.
+CREATE USER IF NOT EXISTS 'mysql'@'localhost' IDENTIFIED VIA unix_socket;
+GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO 'mysql'@'localhost';
