@@ -143,8 +143,10 @@ class GaleraKv(Kv):
         return str(rows[0][0]) if rows else None
 
 
-# The template variables of the harness's nodes: small, many nodes share a machine.
-TEST_VARS = {"buffer_pool": "32M", "gcache_size": "16M"}
+# The template variables of the harness's nodes: small, many nodes share a machine; full
+# copies by rsync (the pods' images copy by mariabackup, which the host does not have,
+# and which refuses the command-line options that give each host node its paths).
+TEST_VARS = {"buffer_pool": "32M", "gcache_size": "16M", "sst_method": "rsync"}
 
 
 def render_config(ip: str, name: str, cluster_address: str, *, new_cluster: bool,
@@ -323,7 +325,7 @@ class GaleraHarness(Harness[GaleraCluster]):
                 "AGENT_STORE_PASSWORD_FILE": str(password)}
 
     def init_env(self, ordinal: int) -> dict[str, str]:
-        return {**self.sidecar_credentials(),
+        return {**self.sidecar_credentials(), "AGENT_VAR_SST_METHOD": TEST_VARS["sst_method"],
                 "AGENT_GALERA_RECOVER_COMMAND": "mariadbd --no-defaults --user=mysql "
                                                 "--wsrep-provider=/usr/lib/galera/libgalera_smm.so",
                 "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"}

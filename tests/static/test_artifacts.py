@@ -9,6 +9,7 @@ import sys
 import venv
 from pathlib import Path
 
+import jinja2
 import kubernetes_validate
 import pytest
 import yaml
@@ -91,7 +92,11 @@ def test_the_galera_sidecar_knows_the_full_copy_method_and_its_account_exists(
     maps = {d["metadata"]["name"]: d for d in documents if d["kind"] in ("ConfigMap", "Secret")}
     template = next(m["data"]["galera.cnf.j2"] for m in maps.values()
                     if "galera.cnf.j2" in m.get("data", {}))
-    settings = dict(line.split(" = ", 1) for line in template.splitlines()
+    rendered = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(
+        template).render(pod_ip="10.0.0.1", pod_name="galera-0", statefulset="galera",
+                         galera_cluster_address="gcomm://", galera_new_cluster=False,
+                         galera_reason="", galera_donors="", vars={})
+    settings = dict(line.split(" = ", 1) for line in rendered.splitlines()
                     if line.startswith("wsrep_sst_"))
     statefulset = next(d for d in documents if d["kind"] == "StatefulSet")
     pod = statefulset["spec"]["template"]["spec"]
