@@ -31,7 +31,7 @@ from agent.model import ClusterView, Member
 from agent.readiness import Policy
 from agent.reconfigure import RaftDeparture
 from player.agentnamespace import AgentNamespace
-from tests.integration.kubeproxy import Fault, KubeFaultProxy
+from tests.integration.kubeproxy import Fault, KubeFaultProxy, resource_of
 
 pytestmark = pytest.mark.integration
 
@@ -343,7 +343,13 @@ async def test_event_failure_leaves_the_outcome_alone(api: Api,
     drained = time.monotonic() - started - run.took
     run.figure(f"e events fail ({naming})", f", Event drained in {drained:.3f} s")
     assert_left(run)
-    assert run.gets == 1
+    # The StatefulSet was read before the Event was tried, never after: an Event's failure
+    # starts no second decision. The read may take more than one GET: on a loaded machine
+    # the first can miss its 0.25 s budget and is retried (the fresh-clone run of 3f1e070:
+    # 2 GETs, removed in 1.18 s), which only a first GET that ran out of time allows.
+    arrived = [resource_of(path) for _, path in api.proxy.received]
+    assert "statefulsets" not in arrived[arrived.index("events"):], arrived
+    assert run.gets == 1 or run.took > TIMEOUT, run
     if fault.status is not None:  # a slow answer may have created it: the agent gave up
         assert api.namespace.events() == []
     assert api.received_for("events") == 1, "one attempt: an Event is not retried"
