@@ -20,7 +20,7 @@ import pytest
 from agent.stores.galera.recovery import RECOVERY_SEED
 from player.agentnamespace import AgentNamespace
 from player.pods import InitPods
-from player.stores.galera import GaleraHarness, galera_plan, root_sql
+from player.stores.galera import TEST_VARS, GaleraHarness, galera_plan, root_sql
 from player.wait import wait_until
 from tests.integration.conftest import require_store, voting_pods
 from tests.integration.writes import Writes, kill, restart
@@ -177,7 +177,8 @@ def test_a_killed_pod_rejoins_by_ist_from_its_kept_position(pods: InitPods) -> N
 
 def test_the_sidecar_judges_galera_and_never_fails_liveness(pods: InitPods) -> None:
     """Ready: /status and /metrics carry the cluster's size, state and last committed,
-    and the members by address. Two of three killed: the survivor is non-Primary, its
+    the full-copy method mariadbd reports (the harness's rsync), and the members by
+    address. Two of three killed: the survivor is non-Primary, its
     /readyz says so by name, and /livez stays 200 (liveness never follows the cluster).
     The two restart while it runs: their inits see it running (it cannot vote) and join
     it, never bootstrapping; Galera re-forms the last Primary component."""
@@ -187,9 +188,9 @@ def test_the_sidecar_judges_galera_and_never_fails_liveness(pods: InitPods) -> N
     def settled() -> bool:
         view = sidecar.status()["view"]["local"]
         found = (view["details"]["cluster_size"], view["details"]["local_state_comment"],
-                 sorted(m["address"] for m in view["members"]))
-        if found != (3, "Synced", addresses):
-            raise AssertionError(f"size, state, members: {found}")
+                 view["details"]["sst_method"], sorted(m["address"] for m in view["members"]))
+        if found != (3, "Synced", TEST_VARS["sst_method"], addresses):
+            raise AssertionError(f"size, state, copy method, members: {found}")
         return True
 
     wait_until(settled, what="galera-0's view: Synced in the group of three",

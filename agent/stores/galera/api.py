@@ -45,7 +45,6 @@ class GaleraBackend:
         self.timeout_seconds = (settings.store_timeout_seconds if settings
                                 else DEFAULT_TIMEOUT_SECONDS)
         options = settings.options(GaleraOptions) if settings else GaleraOptions()
-        self.sst_method = options.galera_sst_method
         # A node stuck outside the Primary component, marked for its liveness probe.
         self.stuck = (StuckMember(options.galera_restart_marker,
                                   after_seconds=options.galera_restart_non_primary_seconds)
@@ -75,7 +74,7 @@ class GaleraBackend:
             self.own = status
         address = (self.self_address if api_url is None
                    else f"{endpoint.host}:{endpoint.port}")
-        return build_view(status, self_address=address, sst_method=self.sst_method)
+        return build_view(status, self_address=address)
 
     def departure(self, context: SidecarContext) -> GaleraDeparture:
         """A member leaves by stopping cleanly (mariadbd sends its leave as it shuts

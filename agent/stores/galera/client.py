@@ -71,10 +71,10 @@ class Credentials:
 
 async def wsrep_status(endpoint: Endpoint, credentials: Credentials, *,
                        timeout_seconds: float) -> dict[str, str]:
-    """The ``wsrep_%`` variables and ``Uptime`` of ``SHOW GLOBAL STATUS`` at ``endpoint``,
-    within ``timeout_seconds``. BackendUnavailable: no answer (not running, refused, timed
-    out, a joiner during a full copy has no SQL socket); BackendError: denied or not a
-    MySQL server."""
+    """The ``wsrep_%`` variables and ``Uptime`` of ``SHOW GLOBAL STATUS`` and the global
+    ``wsrep_sst_method`` at ``endpoint``, within ``timeout_seconds``. BackendUnavailable:
+    no answer (not running, refused, timed out, a joiner during a full copy has no SQL
+    socket); BackendError: denied or not a MySQL server."""
     import aiomysql
     import pymysql
 
@@ -90,7 +90,11 @@ async def wsrep_status(endpoint: Endpoint, credentials: Credentials, *,
                 async with connection.cursor() as cursor:
                     await cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name "
                                          "LIKE 'wsrep\\_%' OR Variable_name = 'Uptime'")
-                    rows = await cursor.fetchall()
+                    rows = list(await cursor.fetchall())
+                    # How this node copies as a donor: asked, not configured twice.
+                    await cursor.execute("SHOW GLOBAL VARIABLES WHERE "
+                                         "Variable_name = 'wsrep_sst_method'")
+                    rows += await cursor.fetchall()
             finally:
                 await connection.ensure_closed()  # says goodbye (COM_QUIT), then closes
     except TimeoutError:

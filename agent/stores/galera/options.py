@@ -1,4 +1,4 @@
-"""Galera's own settings: recovery command, forced seed, state transfer method, restarts."""
+"""Galera's own settings: recovery command, forced seed, restarts."""
 
 from __future__ import annotations
 
@@ -26,11 +26,6 @@ class GaleraOptions(AgentSettings):
         "vote (every pod's ballot, a missing pod waited for): for a person who knows "
         "which volume holds the latest writes. Remove it once the cluster is up: a "
         "later outage would seed this ordinal again, whatever it holds.",
-    )
-    galera_sst_method: str = Field(
-        default="rsync",
-        description="Galera: the wsrep_sst_method the pods use; a donor counts as ready "
-        "only when it does not block writes while it copies (mariabackup).",
     )
     galera_restart_marker: Path | None = Field(
         default=None,

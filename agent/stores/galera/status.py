@@ -33,6 +33,7 @@ class GaleraStatus:
     gcomm_uuid: str  # this node's id in the group
     provider_version: str
     uptime: int = 0  # seconds since this mariadbd started (Uptime)
+    sst_method: str = ""  # how it gives and takes full copies (wsrep_sst_method)
 
 
 def _text(status: Mapping[str, str], key: str) -> str:
@@ -78,18 +79,21 @@ def parse_status(status: Mapping[str, str]) -> GaleraStatus:
         gcomm_uuid=_text(status, "wsrep_gcomm_uuid"),
         provider_version=_text(status, "wsrep_provider_version"),
         uptime=_int(status, "Uptime", 0),
+        sst_method=_text(status, "wsrep_sst_method"),
     )
 
 
-def problems(status: GaleraStatus, *, sst_method: str) -> tuple[tuple[str, str | None], ...]:
-    """Galera's own readiness checks: (name, why it fails, None when it passes)."""
+def problems(status: GaleraStatus) -> tuple[tuple[str, str | None], ...]:
+    """Galera's own readiness checks: (name, why it fails, None when it passes). A donor
+    counts as synced only when the method it copies with is known not to block writes."""
     state = STATE_NAMES.get(status.local_state, f"state {status.local_state}")
     if status.local_state == SYNCED:
         synced = None
-    elif status.local_state == DONOR and sst_method in NON_BLOCKING_SST:
+    elif status.local_state == DONOR and status.sst_method in NON_BLOCKING_SST:
         synced = None
     elif status.local_state == DONOR:
-        synced = (f"donor: serving a full copy with {sst_method}, which blocks writes "
+        method = status.sst_method or "a method the server did not name"
+        synced = (f"donor: serving a full copy with {method}, which blocks writes "
                   "on this node while it runs")
     else:
         synced = f"not synced: {status.local_state_comment or state}"
@@ -105,7 +109,7 @@ def problems(status: GaleraStatus, *, sst_method: str) -> tuple[tuple[str, str |
     )
 
 
-def build_view(status: GaleraStatus, *, self_address: str | None, sst_method: str) -> ClusterView:
+def build_view(status: GaleraStatus, *, self_address: str | None) -> ClusterView:
     """The node's view: the members of its component by client address; a node in the
     Primary component is its own authority (Galera has no leader: every member of the
     Primary component holds the same membership). Lag is the receive queue: write sets
@@ -120,14 +124,15 @@ def build_view(status: GaleraStatus, *, self_address: str | None, sst_method: st
         applied_index=status.last_committed,
         commit_index=status.last_committed + status.recv_queue,
         version=status.provider_version or None,
-        checks=problems(status, sst_method=sst_method),
+        checks=problems(status),
         details=(("cluster_size", status.cluster_size),
                  ("cluster_status", status.cluster_status),
                  ("local_state", status.local_state),
                  ("local_state_comment", status.local_state_comment),
                  ("last_committed", status.last_committed),
                  ("recv_queue", status.recv_queue),
-                 ("state_uuid", status.state_uuid)),
+                 ("state_uuid", status.state_uuid),
+                 ("sst_method", status.sst_method)),
     )
 
 

@@ -93,8 +93,6 @@ volumeMounts:
 # mariadbd's liveness probe fails while this file exists: a node stuck outside the
 # Primary component is restarted by the kubelet.
 - {name: AGENT_GALERA_RESTART_MARKER, value: /config/restart-mariadbd}
-# galera.cnf's: a donor copying with mariabackup keeps serving, so stays ready.
-- {name: AGENT_GALERA_SST_METHOD, value: mariabackup}
 {{- end -}}
 
 {{- define "sts-agent.galera.agentMounts" -}}

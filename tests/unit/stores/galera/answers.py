@@ -1,6 +1,6 @@
 """A real answer of MariaDB 10.11 + galera-4 26.4 (SHOW GLOBAL STATUS LIKE 'wsrep_%', one
-Synced node of a 3-node cluster, addresses as the tests use them), for the parser
-property tests."""
+Synced node of a 3-node cluster, and its wsrep_sst_method; addresses as the tests use
+them), for the parser property tests."""
 
 from __future__ import annotations
 
@@ -27,9 +27,10 @@ STATUS: dict[str, Any] = {
     "wsrep_provider_name": "Galera",
     "wsrep_provider_version": "4.23(rXXXX)",
     "wsrep_ready": "ON",
+    "wsrep_sst_method": "rsync",  # SHOW GLOBAL VARIABLES: how it copies as a donor
 }
 ANSWERS: tuple[Any, ...] = (STATUS,)
 
 
 def parse(status: Any) -> ClusterView:
-    return build_view(parse_status(status), self_address="10.0.0.2:3306", sst_method="rsync")
+    return build_view(parse_status(status), self_address="10.0.0.2:3306")

@@ -35,9 +35,9 @@ def status(**answer: str) -> GaleraStatus:
 def snapshot(own: GaleraStatus | None, *, peer: dict[str, str] | None = None,
              source: str | None = PEER, error: str | None = None) -> Snapshot:
     """A poll's outcome: this node's view (none when ``error``) and a peer's as authority."""
-    local = (build_view(own, self_address="10.0.0.2:3306", sst_method="rsync")
+    local = (build_view(own, self_address="10.0.0.2:3306")
              if own is not None else None)
-    authority = (build_view(status(**peer), self_address="10.0.0.1:3306", sst_method="rsync")
+    authority = (build_view(status(**peer), self_address="10.0.0.1:3306")
                  if peer is not None else None)
     return Snapshot(local=local, local_error=error, authority=authority,
                     authority_source=source if authority is not None else None)

@@ -17,9 +17,8 @@ def status(**changes: str) -> dict[str, Any]:
     return {**STATUS, **changes}
 
 
-def failing(answer: dict[str, Any], sst: str = "rsync") -> dict[str, str]:
-    return {name: why for name, why in problems(parse_status(answer), sst_method=sst)
-            if why is not None}
+def failing(answer: dict[str, Any]) -> dict[str, str]:
+    return {name: why for name, why in problems(parse_status(answer)) if why is not None}
 
 
 def test_a_synced_primary_node_is_its_own_authority() -> None:
@@ -28,7 +27,8 @@ def test_a_synced_primary_node_is_its_own_authority() -> None:
     assert [m.id for m in view.members] == ["10.0.0.1:3306", "10.0.0.2:3306", "10.0.0.3:3306"]
     assert view.lag == 0 and failing(STATUS) == {}
     details = view.as_dict()["details"]
-    assert (details["cluster_size"], details["local_state_comment"]) == (3, "Synced")
+    assert (details["cluster_size"], details["local_state_comment"],
+            details["sst_method"]) == (3, "Synced", "rsync")
     assert details["last_committed"] == view.applied_index
 
 
@@ -42,10 +42,23 @@ def test_non_primary_names_each_failing_check() -> None:
     assert view.leader_id is None and not view.leads
 
 
-@pytest.mark.parametrize(("sst", "ready"), [("rsync", False), ("mariabackup", True)])
-def test_a_donor_counts_only_with_a_non_blocking_copy(sst: str, ready: bool) -> None:
+@pytest.mark.parametrize(("sst", "ready"), [("rsync", False), ("mariabackup", True),
+                                             ("mysqldump", False), (None, False)])
+def test_a_donor_counts_only_with_a_copy_the_server_says_does_not_block(
+        sst: str | None, ready: bool) -> None:
+    """The method is the server's own wsrep_sst_method; one it does not name (an older
+    server, a variable not read) blocks, as the safe reading."""
     answer = status(wsrep_local_state="2", wsrep_local_state_comment="Donor/Desynced")
-    assert ("galera_synced" not in failing(answer, sst)) is ready
+    if sst is None:
+        del answer["wsrep_sst_method"]
+    else:
+        answer["wsrep_sst_method"] = sst
+    why = failing(answer).get("galera_synced")
+    assert (why is None) is ready
+    if not ready:
+        method = sst or "a method the server did not name"
+        assert why == (f"donor: serving a full copy with {method}, which blocks writes "
+                       "on this node while it runs")
 
 
 def test_the_receive_queue_is_the_lag_the_verdict_measures() -> None:
