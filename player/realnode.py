@@ -492,10 +492,17 @@ class RealNode:
             _remove_cgroup_tree(controller / self.cgroup_root.lstrip("/"))
 
     def _remove_log_links(self) -> None:
+        """This node's links in the host's /var/log/containers. Every kubelet on the host
+        (other nodes, the other worker's) adds and removes its own links there meanwhile:
+        one listed may be gone by the time it is read."""
         logs = self.pod_logs
         if CONTAINER_LOG_LINKS.is_dir():
             for link in CONTAINER_LOG_LINKS.iterdir():
-                if link.is_symlink() and os.readlink(link).startswith(f"{logs}/"):
+                try:
+                    target = os.readlink(link)
+                except OSError:  # gone since it was listed, or not a link
+                    continue
+                if target.startswith(f"{logs}/"):
                     link.unlink(missing_ok=True)
 
     def __enter__(self) -> RealNode:
