@@ -27,6 +27,31 @@ WRITER, READER = 0, 1
 REGISTERS = 5
 # Errors raised before a request was sent: the store never saw it.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# How old the ready pods' addresses may be when a write or a read picks one: a client
+# behind a Service sees endpoints about this late too. Asked of the API server before
+# every write and read (about 30 times a second), the list cost the host more CPU than
+# the store's own work.
+READY_URLS_SECONDS = 0.5
+
+
+class Endpoints:
+    """``urls()`` asked at most once every ``max_age`` seconds, shared by the writer's
+    two threads; an error asking is raised to the caller, as without it."""
+
+    def __init__(self, urls: Callable[[], list[str]], *,
+                 max_age: float = READY_URLS_SECONDS) -> None:
+        self._urls = urls
+        self._max_age = max_age
+        self._lock = threading.Lock()
+        self._known: list[str] = []
+        self._at = float("-inf")
+
+    def __call__(self) -> list[str]:
+        with self._lock:
+            if time.monotonic() - self._at >= self._max_age:
+                self._known = self._urls()
+                self._at = time.monotonic()
+            return list(self._known)
 
 
 class Writer:
@@ -187,12 +212,13 @@ class Writer:
 
 
 def writer_for(player: StatefulSetPlayer) -> Writer:
-    """A client writing through whichever of the player's pods are ready, on the store's
-    client port, with the credentials the example's Secrets give a client (if any), once
-    the store has what the client needs (Kv.setup)."""
+    """A client writing through whichever of the player's pods are ready (as listed at
+    most READY_URLS_SECONDS before), on the store's client port, with the credentials the
+    example's Secrets give a client (if any), once the store has what the client needs
+    (Kv.setup)."""
     store = player.example.store
     kv_class = harness_class(store).kv_class
     auth = kv_class.credentials(player.example.secrets)
-    return Writer(store, lambda: [kv_class.client_url(p.ip, store)
-                                  for p in list(player.pods.values()) if p.ready],
+    return Writer(store, Endpoints(lambda: [kv_class.client_url(p.ip, store)
+                                            for p in list(player.pods.values()) if p.ready]),
                   auth=auth, setup=lambda: kv_class.setup(player))
