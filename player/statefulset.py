@@ -36,6 +36,11 @@ from player.wait import GiveUp, wait_until
 
 # The finalizer that keeps a real-node pod's object while its node is "shut down".
 SHUT_DOWN = "player.sts-agent/node-shut-down"
+# How often a wait on the API polls it: each check lists this StatefulSet's pods (TLS and
+# JSON in the player, a list served by the API server), and on two cores a poll every
+# 50 ms cost the test process and the API server a sizeable share of the CPU the pods
+# need; the states waited for last seconds.
+API_POLL_SECONDS = 0.25
 
 
 class StatefulSetPlayer:
@@ -498,7 +503,7 @@ class StatefulSetPlayer:
             self._fail_fast()
             return bool(check())
         try:
-            wait_until(guarded, what=what, timeout=timeout, interval=0.1)
+            wait_until(guarded, what=what, timeout=timeout, interval=API_POLL_SECONDS)
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{self.describe()}") from None
 
@@ -529,7 +534,10 @@ class StatefulSetPlayer:
 
     def status(self, ordinal: int) -> dict[str, Any]:
         """The sidecar's /status of one pod (port 9090 on the pod's address)."""
-        answer = self._http.get(f"http://{self.pods[ordinal].ip}:9090/status").json()
+        return self._status_at(self.pods[ordinal].ip)
+
+    def _status_at(self, ip: str) -> dict[str, Any]:
+        answer = self._http.get(f"http://{ip}:9090/status").json()
         assert isinstance(answer, dict)
         return answer
 
@@ -537,7 +545,7 @@ class StatefulSetPlayer:
         """The membership as a ready pod's sidecar reports it (the leader's own view)."""
         for pod in self.pods.values():
             if pod.ready and not pod.terminating:
-                view = self.status(pod.ordinal)["view"]["authority"]
+                view = self._status_at(pod.ip)["view"]["authority"]
                 return list(view["members"])
         raise AssertionError("no ready pod to ask for members")
 

@@ -17,8 +17,8 @@ from agent.registry import raft_stores
 from player.controlplane import ControlPlane
 from player.realnode import CNI_PLUGINS, coredns_binary, kubelet_binary
 from player.registry import STORAGE
-from player.statefulset import StatefulSetPlayer
-from player.wait import wait_until
+from player.statefulset import API_POLL_SECONDS, StatefulSetPlayer
+from player.wait import polling_every, wait_until
 from player.writer import Writer
 from tests.conftest import missing, required
 from tests.integration.conftest import require_control_plane, require_store, split_variant
@@ -65,6 +65,14 @@ def require_real_node() -> None:
         problem = "the images are not built and published (make images)"
     if problem is not None:
         missing(problem)
+
+
+@pytest.fixture(autouse=True)
+def api_polls() -> Iterator[None]:
+    """The e2e tier's waits poll at the API's pace (their checks list pods from the API
+    server and ask sidecars), unless a wait says otherwise."""
+    with polling_every(API_POLL_SECONDS):
+        yield
 
 
 @pytest.fixture(scope="session")
