@@ -29,7 +29,7 @@ integration: setup
 # time is waiting on real stores, so two share the two cores well).
 WORKERS ?= 2
 test: setup lint images
-	$(PY) -m pytest -n $(WORKERS) --dist worksteal --durations=25 tests
+	$(PY) -m pytest -n $(WORKERS) --dist worksteal --durations=60 tests
 
 # Find flaky tests: TESTS (pytest arguments; default the timing-sensitive modules) run RUNS
 # times in a row, beside a CPU burner on one core with BURN=1; each failure is reported
