@@ -45,6 +45,7 @@ class GaleraBackend:
         self.timeout_seconds = (settings.store_timeout_seconds if settings
                                 else DEFAULT_TIMEOUT_SECONDS)
         options = settings.options(GaleraOptions) if settings else GaleraOptions()
+        self.drain_seconds = options.galera_drain_seconds
         # A node stuck outside the Primary component, marked for its liveness probe.
         self.stuck = (StuckMember(options.galera_restart_marker,
                                   after_seconds=options.galera_restart_non_primary_seconds)
@@ -79,7 +80,7 @@ class GaleraBackend:
     def departure(self, context: SidecarContext) -> GaleraDeparture:
         """A member leaves by stopping cleanly (mariadbd sends its leave as it shuts
         down): no member can remove another."""
-        return GaleraDeparture()
+        return GaleraDeparture(drain_seconds=self.drain_seconds)
 
     async def mend(self, snapshot: Snapshot, events: Events | None) -> None:
         """The flag's drop (below), a start by pc.recovery that never formed a Primary

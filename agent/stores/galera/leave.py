@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -24,17 +25,33 @@ class GaleraDeparture:
     - the clean stop is the removal; once the sidecar's own SIGTERM comes (the store is
       stopping), ``settle`` confirms on a peer that the view no longer has this node.
 
-    A restart does nothing here: Galera has no leader to hand off.
+    Before either stop, a drain: the pod is unready from the leave's start, and mariadbd
+    keeps serving ``drain_seconds`` more while clients' endpoints drop it and the writes
+    in flight on it commit (Galera has no leader to hand off).
     """
 
     removed_event = "MemberLeaving"
 
-    def __init__(self) -> None:
+    def __init__(self, *, drain_seconds: float = 0.0,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self.drain_seconds = drain_seconds
+        self.sleep = sleep
         self._last_view: ClusterView | None = None
         self._self_id: str | None = None
 
     async def before_restart(self, leave: LeaveContext) -> str | None:
+        await self.drain(leave, "restart")
         return None
+
+    async def drain(self, leave: LeaveContext, stop: str) -> None:
+        """Hold mariadbd's SIGTERM ``drain_seconds`` (at most half the leave's deadline:
+        the stop itself needs the rest) while the unready pod's clients move away."""
+        seconds = min(self.drain_seconds, leave.deadline_seconds / 2)
+        if seconds <= 0:
+            return
+        log.info("galera_draining", seconds=round(seconds, 2), before=stop,
+                 why="clients move to the other members and writes in flight commit")
+        await self.sleep(seconds)
 
     async def remove(self, leave: LeaveContext) -> str:
         assert leave.ordinal is not None
@@ -49,6 +66,7 @@ class GaleraDeparture:
             self._last_view, self._self_id = view, snapshot.self_id
             above = len(view.members) - position
             if above <= 0:
+                await self.drain(leave, "departure")
                 return (f"ordinal {leave.ordinal}'s turn ({len(view.members)} in the view, "
                         "none above it): mariadbd's clean stop is the leave")
             await leave.obstacle(f"{above} member(s) above ordinal {leave.ordinal} leave "

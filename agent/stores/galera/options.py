@@ -27,6 +27,16 @@ class GaleraOptions(AgentSettings):
         "which volume holds the latest writes. Remove it once the cluster is up: a "
         "later outage would seed this ordinal again, whatever it holds.",
     )
+    galera_drain_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="Galera: how long mariadbd keeps serving after its pod turned unready "
+        "and before its SIGTERM, on a restart and on a departure (the store container's "
+        "preStop holds it): the Service's endpoints drop the terminating pod (kube-proxy "
+        "syncs about once a second), clients move to the other members and the writes in "
+        "flight on this one commit, instead of failing on a lost connection. Bounded by "
+        "the leave's deadline; 0: no drain.",
+    )
     galera_restart_marker: Path | None = Field(
         default=None,
         description="Galera: a file the sidecar creates when mariadbd must be restarted "

@@ -56,10 +56,11 @@ class FakeGroup:
 
 
 def galera_leaver(group: FakeGroup, *, replicas: int, events: Recorder | None = None,
-                  deadline: float = 10) -> Leaver:
+                  deadline: float = 10, departure: GaleraDeparture | None = None) -> Leaver:
     membership = Membership(group, policy=Policy(), poll_interval_seconds=1,
                             poll_timeout_seconds=1)
-    return Leaver(membership, GaleraDeparture(), policy="scale-down", ordinal=group.me,
+    return Leaver(membership, departure or GaleraDeparture(), policy="scale-down",
+                  ordinal=group.me,
                         statefulset="galera", replicas=FakeReplicas(replicas), events=events,
                         deadline_seconds=deadline, sleep=tick)
 
@@ -82,6 +83,36 @@ async def test_a_restart_stays_without_waiting() -> None:
     group = FakeGroup(me=1)
     outcome = await galera_leaver(group, replicas=5).leave()
     assert outcome.result == "stayed" and "not a scale-down" in outcome.reason
+
+
+@dataclass
+class Drains:
+    """The drains a departure waited, and what the group was at each."""
+
+    group: FakeGroup
+    waited: list[tuple[float, list[int]]] = field(default_factory=list)
+
+    async def sleep(self, seconds: float) -> None:
+        self.waited.append((seconds, list(self.group.present)))
+
+
+async def test_a_restart_drains_before_mariadbd_stops_and_stays() -> None:
+    """The pod is unready from the leave's start; its SIGTERM waits the drain."""
+    group = FakeGroup(me=1)
+    drains = Drains(group)
+    leaver = galera_leaver(group, replicas=5,
+                           departure=GaleraDeparture(drain_seconds=2, sleep=drains.sleep))
+    outcome = await leaver.leave()
+    assert outcome.result == "stayed" and drains.waited == [(2, [0, 1, 2, 3, 4])]
+
+
+async def test_a_departure_drains_at_its_turn_and_never_past_half_the_deadline() -> None:
+    group = FakeGroup(me=3)  # 5 -> 3: pod 4 leaves first, then pod 3 drains and stops
+    drains = Drains(group)
+    leaver = galera_leaver(group, replicas=3, deadline=3,
+                           departure=GaleraDeparture(drain_seconds=5, sleep=drains.sleep))
+    outcome = await leaver.leave()
+    assert outcome.result == "removed" and drains.waited == [(1.5, [0, 1, 2, 3])]
 
 
 async def test_the_final_leave_is_confirmed_on_a_peer() -> None:
