@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 RESYNC_SECONDS = 0.2
+# The node a volume was made on, so that each node's provisioner lists only its own: the
+# control plane is shared by a worker's tests, and the volumes of the nodes already gone
+# stay Released (nobody reclaims them), hundreds over a run, listed five times a second
+# by every node.
+NODE_LABEL = "player.sts-agent.io/node"
 
 
 class LocalProvisioner:
@@ -63,8 +68,8 @@ class LocalProvisioner:
             path.mkdir(parents=True, exist_ok=True)
             volume = {
                 "apiVersion": "v1", "kind": "PersistentVolume",
-                "metadata": {"name": name, "annotations": {
-                    "pv.kubernetes.io/provisioned-by": PROVISIONER}},
+                "metadata": {"name": name, "labels": {NODE_LABEL: self.node},
+                             "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER}},
                 "spec": {
                     "capacity": {"storage": spec["resources"]["requests"]["storage"]},
                     "accessModes": spec.get("accessModes", ["ReadWriteOnce"]),
@@ -87,7 +92,8 @@ class LocalProvisioner:
                     raise
 
     def _reclaim(self) -> None:
-        volumes = self.api.list("v1", "persistentvolumes")["items"]
+        volumes = self.api.list("v1", "persistentvolumes",
+                                labels=f"{NODE_LABEL}={self.node}")["items"]
         for volume in volumes:
             spec = volume["spec"]
             local = Path(str(spec.get("local", {}).get("path", "")))
