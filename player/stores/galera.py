@@ -82,6 +82,17 @@ def _host_port(url: str) -> tuple[str, int]:
     return str(parsed.host), int(parsed.port or 3306)
 
 
+def kv_connection(host: str, port: int = 3306, *, database: str | None = None) -> Any:
+    """A PyMySQL connection as the kv user, in plain text (``ssl_disabled``: PyMySQL 2.2
+    otherwise builds a TLS context, loading every system CA, for each connection; the
+    writer's thirty a second took most of a test's CPU on Galera)."""
+    import pymysql
+
+    return pymysql.connect(host=host, port=port, user=KV_USER, password=KV_PASSWORD,
+                           database=database, connect_timeout=5, read_timeout=10,
+                           write_timeout=10, autocommit=True, ssl_disabled=True)
+
+
 class GaleraKv(Kv):
     """Keys and values as rows of ``kv.kv``, over MySQL's protocol as the ``kv`` user."""
 
@@ -93,15 +104,9 @@ class GaleraKv(Kv):
 
     @contextmanager
     def _connect(self, url: str) -> Iterator[Any]:
-        """A connection per call, in plain text (``ssl_disabled``: PyMySQL 2.2 otherwise
-        builds a TLS context, loading every system CA, for each connection; the writer's
-        thirty a second took most of a test's CPU on Galera)."""
-        import pymysql
-
+        """A connection per call (kv_connection)."""
         host, port = _host_port(url)
-        connection = pymysql.connect(host=host, port=port, user=KV_USER, password=KV_PASSWORD,
-                                     database="kv", connect_timeout=5, read_timeout=10,
-                                     write_timeout=10, autocommit=True, ssl_disabled=True)
+        connection = kv_connection(host, port, database="kv")
         try:
             yield connection
         finally:
@@ -267,12 +272,7 @@ class GaleraCluster(LoopbackCluster):
         per sample also tests its handshake, which mariadbd aborts now and then while it
         processes a configuration change (ERROR 2013 at 'reading initial communication
         packet'). A held connection the server breaks raises."""
-        import pymysql
-
-        connection = pymysql.connect(host=self.ip(ordinal), port=3306, user=KV_USER,
-                                     password=KV_PASSWORD, connect_timeout=5,
-                                     read_timeout=10, write_timeout=10, autocommit=True,
-                                     ssl_disabled=True)
+        connection = kv_connection(self.ip(ordinal))
 
         def read() -> dict[str, str]:
             with connection.cursor() as cursor:
